@@ -1,0 +1,42 @@
+# Two commands a fresh machine needs: `make run` and `make test` (see README.md).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test install agents postgres proto bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# The pinned agent CLIs the tests run (into ./node_modules, never globally).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+agents: node_modules/.installed
+
+# PostgreSQL server binaries for the test suite's throwaway cluster.
+postgres:
+	scripts/ensure-postgres.sh
+
+proto: install
+	$(BIN)/python proto/generate.py
+
+run: install
+	$(BIN)/python -m controlplane.devrun
+
+test: install agents postgres
+	$(BIN)/python -m pytest
+
+bench: install agents
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .berth .pytest_cache

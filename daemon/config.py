@@ -1,0 +1,167 @@
+"""Daemon configuration, read from a TOML file.
+
+Example (every key optional)::
+
+    [daemon]
+    state_dir = "~/.local/state/berth"      # SQLite event log, default socket
+    repos_root = "~/.local/share/berth/repos"  # clones of repository URLs
+    worktrees_root = "~/.local/share/berth/worktrees"
+    max_sessions = 16                       # agents running at once
+    stop_grace_seconds = 10
+    log_format = "text"                     # or "json"
+
+    [listen]
+    unix_socket = "/run/berth/daemon.sock"  # default: <state_dir>/daemon.sock
+    unix_socket_mode = 0o660
+    tcp = "0.0.0.0:7443"                    # optional; needs tls_cert/tls_key
+    tls_cert = "/etc/berth/daemon.crt"
+    tls_key = "/etc/berth/daemon.key"
+    token = "…"                             # bearer token for TCP callers
+    token_file = "/etc/berth/token"         # or read it from a file
+    metrics = "127.0.0.1:9464"              # optional Prometheus endpoint
+
+    [providers.claude_code]
+    binary = "claude"                       # a name on PATH or a path
+    args = []                               # extra arguments
+    env = {}                                # extra environment
+    default_model = ""
+
+    [providers.codex]
+    binary = "codex"
+    args = []
+    env = {}
+
+    [pool]
+    size = 0                                # ready worktrees kept per repository
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ProviderConfig", "ListenConfig", "PoolConfig", "DaemonConfig", "load_config", "PROVIDERS"]
+
+PROVIDERS = ("claude_code", "codex")
+_DEFAULT_BINARIES = {"claude_code": "claude", "codex": "codex"}
+
+
+@dataclass
+class ProviderConfig:
+    """How to run one agent CLI."""
+
+    name: str
+    binary: str
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    default_model: str = ""
+
+
+@dataclass
+class ListenConfig:
+    unix_socket: Path | None = None
+    unix_socket_mode: int = 0o660
+    tcp: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    token: str | None = None
+    metrics: str | None = None
+
+
+@dataclass
+class PoolConfig:
+    size: int = 0
+
+
+@dataclass
+class DaemonConfig:
+    state_dir: Path
+    repos_root: Path
+    worktrees_root: Path
+    listen: ListenConfig = field(default_factory=ListenConfig)
+    providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    max_sessions: int = 16
+    stop_grace_seconds: float = 10.0
+    log_format: str = "text"
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "daemon.sqlite3"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.listen.unix_socket or (self.state_dir / "daemon.sock")
+
+    def provider(self, name: str) -> ProviderConfig:
+        return self.providers[name]
+
+
+def _path(value: Any, default: Path) -> Path:
+    return Path(os.path.expanduser(str(value))) if value else default
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or os.path.expanduser(fallback))
+
+
+def from_dict(data: dict[str, Any]) -> DaemonConfig:
+    """Build a config from parsed TOML (also used by tests)."""
+    d = data.get("daemon", {})
+    state_dir = _path(d.get("state_dir") or os.environ.get("STATE_DIRECTORY"), _xdg("XDG_STATE_HOME", "~/.local/state") / "berth")
+    share = _xdg("XDG_DATA_HOME", "~/.local/share") / "berth"
+    lt = data.get("listen", {})
+    token = lt.get("token")
+    if not token and lt.get("token_file"):
+        token = Path(os.path.expanduser(lt["token_file"])).read_text().strip()
+    listen = ListenConfig(
+        unix_socket=_path(lt["unix_socket"], Path()) if lt.get("unix_socket") else None,
+        unix_socket_mode=int(lt.get("unix_socket_mode", 0o660)),
+        tcp=lt.get("tcp"),
+        tls_cert=_path(lt.get("tls_cert"), Path()) if lt.get("tls_cert") else None,
+        tls_key=_path(lt.get("tls_key"), Path()) if lt.get("tls_key") else None,
+        token=token or None,
+        metrics=lt.get("metrics"),
+    )
+    if listen.tcp and not (listen.tls_cert and listen.tls_key):
+        raise ValueError("listen.tcp needs listen.tls_cert and listen.tls_key")
+    if listen.tcp and not listen.token:
+        raise ValueError("listen.tcp needs listen.token (or listen.token_file)")
+    providers = {}
+    for name in PROVIDERS:
+        p = data.get("providers", {}).get(name, {})
+        providers[name] = ProviderConfig(
+            name=name,
+            binary=str(p.get("binary", _DEFAULT_BINARIES[name])),
+            args=[str(a) for a in p.get("args", [])],
+            env={str(k): str(v) for k, v in p.get("env", {}).items()},
+            default_model=str(p.get("default_model", "")),
+        )
+    unknown = set(data.get("providers", {})) - set(PROVIDERS)
+    if unknown:
+        raise ValueError(f"providers: unknown provider(s) {sorted(unknown)}; known: {list(PROVIDERS)}")
+    max_sessions = int(d.get("max_sessions", 16))
+    if max_sessions < 1:
+        raise ValueError("daemon.max_sessions must be at least 1")
+    return DaemonConfig(
+        state_dir=state_dir,
+        repos_root=_path(d.get("repos_root"), share / "repos"),
+        worktrees_root=_path(d.get("worktrees_root"), share / "worktrees"),
+        listen=listen,
+        providers=providers,
+        pool=PoolConfig(size=int(data.get("pool", {}).get("size", 0))),
+        max_sessions=max_sessions,
+        stop_grace_seconds=float(d.get("stop_grace_seconds", 10.0)),
+        log_format=str(d.get("log_format", "text")),
+    )
+
+
+def load_config(path: Path | str | None) -> DaemonConfig:
+    """Read the TOML file at `path` (or use the defaults when None)."""
+    if path is None:
+        return from_dict({})
+    with open(path, "rb") as f:
+        return from_dict(tomllib.load(f))

@@ -1,0 +1,1 @@
+"""Namespace for the Berth contracts (generated code lives below)."""

@@ -1,0 +1,329 @@
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SessionSettings(_message.Message):
+    __slots__ = ("code", "voice")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    VOICE_FIELD_NUMBER: _ClassVar[int]
+    code: CodeSettings
+    voice: VoiceSettings
+    def __init__(self, code: _Optional[_Union[CodeSettings, _Mapping]] = ..., voice: _Optional[_Union[VoiceSettings, _Mapping]] = ...) -> None: ...
+
+class CodeSettings(_message.Message):
+    __slots__ = ("mode", "default_provider", "providers")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    default_provider: str
+    providers: ProviderSettings
+    def __init__(self, mode: _Optional[str] = ..., default_provider: _Optional[str] = ..., providers: _Optional[_Union[ProviderSettings, _Mapping]] = ...) -> None: ...
+
+class ProviderSettings(_message.Message):
+    __slots__ = ("claude_code", "codex")
+    CLAUDE_CODE_FIELD_NUMBER: _ClassVar[int]
+    CODEX_FIELD_NUMBER: _ClassVar[int]
+    claude_code: ClaudeCodeSettings
+    codex: CodexSettings
+    def __init__(self, claude_code: _Optional[_Union[ClaudeCodeSettings, _Mapping]] = ..., codex: _Optional[_Union[CodexSettings, _Mapping]] = ...) -> None: ...
+
+class ClaudeCodeSettings(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...
+
+class CodexSettings(_message.Message):
+    __slots__ = ("model", "thinking")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    THINKING_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    thinking: str
+    def __init__(self, model: _Optional[str] = ..., thinking: _Optional[str] = ...) -> None: ...
+
+class VoiceSettings(_message.Message):
+    __slots__ = ("language",)
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    language: str
+    def __init__(self, language: _Optional[str] = ...) -> None: ...
+
+class LaunchSessionRequest(_message.Message):
+    __slots__ = ("workspace_id", "repository", "worktree_name", "base_ref", "initial_prompt", "session_settings", "resume_session_id", "agent_session_id", "metadata")
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_NAME_FIELD_NUMBER: _ClassVar[int]
+    BASE_REF_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_PROMPT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    workspace_id: str
+    repository: str
+    worktree_name: str
+    base_ref: str
+    initial_prompt: str
+    session_settings: SessionSettings
+    resume_session_id: str
+    agent_session_id: str
+    metadata: _struct_pb2.Struct
+    def __init__(self, workspace_id: _Optional[str] = ..., repository: _Optional[str] = ..., worktree_name: _Optional[str] = ..., base_ref: _Optional[str] = ..., initial_prompt: _Optional[str] = ..., session_settings: _Optional[_Union[SessionSettings, _Mapping]] = ..., resume_session_id: _Optional[str] = ..., agent_session_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class LaunchSessionResponse(_message.Message):
+    __slots__ = ("status", "payload", "session")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    payload: _struct_pb2.Struct
+    session: Session
+    def __init__(self, status: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., session: _Optional[_Union[Session, _Mapping]] = ...) -> None: ...
+
+class SendMessageRequest(_message.Message):
+    __slots__ = ("agent_session_id", "content", "message_id")
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    agent_session_id: str
+    content: str
+    message_id: str
+    def __init__(self, agent_session_id: _Optional[str] = ..., content: _Optional[str] = ..., message_id: _Optional[str] = ...) -> None: ...
+
+class SendMessageResponse(_message.Message):
+    __slots__ = ("message_id", "status", "timestamp")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    status: str
+    timestamp: str
+    def __init__(self, message_id: _Optional[str] = ..., status: _Optional[str] = ..., timestamp: _Optional[str] = ...) -> None: ...
+
+class SessionRequest(_message.Message):
+    __slots__ = ("agent_session_id",)
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    agent_session_id: str
+    def __init__(self, agent_session_id: _Optional[str] = ...) -> None: ...
+
+class ResumeSessionRequest(_message.Message):
+    __slots__ = ("agent_session_id", "prompt")
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    agent_session_id: str
+    prompt: str
+    def __init__(self, agent_session_id: _Optional[str] = ..., prompt: _Optional[str] = ...) -> None: ...
+
+class StopSessionRequest(_message.Message):
+    __slots__ = ("agent_session_id", "grace_seconds")
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    agent_session_id: str
+    grace_seconds: float
+    def __init__(self, agent_session_id: _Optional[str] = ..., grace_seconds: _Optional[float] = ...) -> None: ...
+
+class ListSessionsRequest(_message.Message):
+    __slots__ = ("status", "workspace_id")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    workspace_id: str
+    def __init__(self, status: _Optional[str] = ..., workspace_id: _Optional[str] = ...) -> None: ...
+
+class ListSessionsResponse(_message.Message):
+    __slots__ = ("sessions",)
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    sessions: _containers.RepeatedCompositeFieldContainer[Session]
+    def __init__(self, sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ...) -> None: ...
+
+class Session(_message.Message):
+    __slots__ = ("agent_session_id", "workspace_id", "provider", "model", "status", "provider_session_id", "repository", "worktree_path", "branch", "pid", "created_at", "updated_at", "last_error", "last_seq", "turn_running", "queued_messages", "metadata")
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_PATH_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    TURN_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    agent_session_id: str
+    workspace_id: str
+    provider: str
+    model: str
+    status: str
+    provider_session_id: str
+    repository: str
+    worktree_path: str
+    branch: str
+    pid: int
+    created_at: str
+    updated_at: str
+    last_error: str
+    last_seq: int
+    turn_running: bool
+    queued_messages: int
+    metadata: _struct_pb2.Struct
+    def __init__(self, agent_session_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[str] = ..., provider_session_id: _Optional[str] = ..., repository: _Optional[str] = ..., worktree_path: _Optional[str] = ..., branch: _Optional[str] = ..., pid: _Optional[int] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., last_error: _Optional[str] = ..., last_seq: _Optional[int] = ..., turn_running: _Optional[bool] = ..., queued_messages: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class StreamEventsRequest(_message.Message):
+    __slots__ = ("agent_session_id", "after_seq", "history_only")
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_ONLY_FIELD_NUMBER: _ClassVar[int]
+    agent_session_id: str
+    after_seq: int
+    history_only: bool
+    def __init__(self, agent_session_id: _Optional[str] = ..., after_seq: _Optional[int] = ..., history_only: _Optional[bool] = ...) -> None: ...
+
+class Content(_message.Message):
+    __slots__ = ("type", "text", "name", "tool_use_id", "arguments", "output", "is_error", "success", "message")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TOOL_USE_ID_FIELD_NUMBER: _ClassVar[int]
+    ARGUMENTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    IS_ERROR_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    text: str
+    name: str
+    tool_use_id: str
+    arguments: _struct_pb2.Struct
+    output: _struct_pb2.Value
+    is_error: bool
+    success: bool
+    message: str
+    def __init__(self, type: _Optional[str] = ..., text: _Optional[str] = ..., name: _Optional[str] = ..., tool_use_id: _Optional[str] = ..., arguments: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., output: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., is_error: _Optional[bool] = ..., success: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("agent_session_id", "seq", "role", "content", "created_at", "metadata", "status")
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    agent_session_id: str
+    seq: int
+    role: str
+    content: Content
+    created_at: str
+    metadata: _struct_pb2.Struct
+    status: str
+    def __init__(self, agent_session_id: _Optional[str] = ..., seq: _Optional[int] = ..., role: _Optional[str] = ..., content: _Optional[_Union[Content, _Mapping]] = ..., created_at: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., status: _Optional[str] = ...) -> None: ...
+
+class TranscriptMessage(_message.Message):
+    __slots__ = ("message_id", "role", "content", "created_at", "metadata")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    role: str
+    content: Content
+    created_at: str
+    metadata: _struct_pb2.Struct
+    def __init__(self, message_id: _Optional[str] = ..., role: _Optional[str] = ..., content: _Optional[_Union[Content, _Mapping]] = ..., created_at: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class ImportTranscriptRequest(_message.Message):
+    __slots__ = ("provider_session_id", "messages", "worktree_path", "repository", "worktree_name", "base_ref")
+    PROVIDER_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_PATH_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_NAME_FIELD_NUMBER: _ClassVar[int]
+    BASE_REF_FIELD_NUMBER: _ClassVar[int]
+    provider_session_id: str
+    messages: _containers.RepeatedCompositeFieldContainer[TranscriptMessage]
+    worktree_path: str
+    repository: str
+    worktree_name: str
+    base_ref: str
+    def __init__(self, provider_session_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[TranscriptMessage, _Mapping]]] = ..., worktree_path: _Optional[str] = ..., repository: _Optional[str] = ..., worktree_name: _Optional[str] = ..., base_ref: _Optional[str] = ...) -> None: ...
+
+class ImportTranscriptResponse(_message.Message):
+    __slots__ = ("path", "worktree_path", "branch", "message_count", "worktree_created")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_PATH_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    WORKTREE_CREATED_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    worktree_path: str
+    branch: str
+    message_count: int
+    worktree_created: bool
+    def __init__(self, path: _Optional[str] = ..., worktree_path: _Optional[str] = ..., branch: _Optional[str] = ..., message_count: _Optional[int] = ..., worktree_created: _Optional[bool] = ...) -> None: ...
+
+class RemoveWorktreeRequest(_message.Message):
+    __slots__ = ("worktree_path", "force", "delete_branch")
+    WORKTREE_PATH_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    DELETE_BRANCH_FIELD_NUMBER: _ClassVar[int]
+    worktree_path: str
+    force: bool
+    delete_branch: bool
+    def __init__(self, worktree_path: _Optional[str] = ..., force: _Optional[bool] = ..., delete_branch: _Optional[bool] = ...) -> None: ...
+
+class RemoveWorktreeResponse(_message.Message):
+    __slots__ = ("removed", "branch", "branch_deleted")
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_DELETED_FIELD_NUMBER: _ClassVar[int]
+    removed: bool
+    branch: str
+    branch_deleted: bool
+    def __init__(self, removed: _Optional[bool] = ..., branch: _Optional[str] = ..., branch_deleted: _Optional[bool] = ...) -> None: ...
+
+class GetMachineInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MachineInfo(_message.Message):
+    __slots__ = ("hostname", "daemon_version", "git_version", "claude_version", "codex_version", "sessions_by_status", "max_sessions", "running_sessions", "repos_root", "worktrees_root")
+    class SessionsByStatusEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    DAEMON_VERSION_FIELD_NUMBER: _ClassVar[int]
+    GIT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLAUDE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CODEX_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    REPOS_ROOT_FIELD_NUMBER: _ClassVar[int]
+    WORKTREES_ROOT_FIELD_NUMBER: _ClassVar[int]
+    hostname: str
+    daemon_version: str
+    git_version: str
+    claude_version: str
+    codex_version: str
+    sessions_by_status: _containers.ScalarMap[str, int]
+    max_sessions: int
+    running_sessions: int
+    repos_root: str
+    worktrees_root: str
+    def __init__(self, hostname: _Optional[str] = ..., daemon_version: _Optional[str] = ..., git_version: _Optional[str] = ..., claude_version: _Optional[str] = ..., codex_version: _Optional[str] = ..., sessions_by_status: _Optional[_Mapping[str, int]] = ..., max_sessions: _Optional[int] = ..., running_sessions: _Optional[int] = ..., repos_root: _Optional[str] = ..., worktrees_root: _Optional[str] = ...) -> None: ...
