@@ -9,6 +9,7 @@ Example (every key optional)::
     max_sessions = 16                       # agents running at once
     stop_grace_seconds = 10
     log_format = "text"                     # or "json"
+    stop_agents_on_shutdown = false         # true: pause every agent when the daemon exits
 
     [listen]
     unix_socket = "/run/berth/daemon.sock"  # default: <state_dir>/daemon.sock
@@ -87,6 +88,9 @@ class DaemonConfig:
     max_sessions: int = 16
     stop_grace_seconds: float = 10.0
     log_format: str = "text"
+    # False under systemd (KillMode=process keeps agents across a restart and the
+    # next start resumes them); True for `make run` and tests: pause them on exit.
+    stop_agents_on_shutdown: bool = False
 
     @property
     def db_path(self) -> Path:
@@ -156,6 +160,7 @@ def from_dict(data: dict[str, Any]) -> DaemonConfig:
         max_sessions=max_sessions,
         stop_grace_seconds=float(d.get("stop_grace_seconds", 10.0)),
         log_format=str(d.get("log_format", "text")),
+        stop_agents_on_shutdown=bool(d.get("stop_agents_on_shutdown", False)),
     )
 
 
