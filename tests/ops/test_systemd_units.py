@@ -1,0 +1,130 @@
+"""The systemd units: they pass `systemd-analyze verify` as installed, and say what the issue asks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.ops.support import REPO, child_env, parse_unit, run_install, scripts_dir
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+needs_analyze = pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
+
+DAEMON_SYSTEM = REPO / "systemd" / "berth-daemon@.service"
+DAEMON_USER = REPO / "systemd" / "user" / "berth-daemon.service"
+CONTROLPLANE = REPO / "systemd" / "berth-controlplane.service"
+
+
+def _service(path: Path) -> dict[str, str]:
+    return dict(parse_unit(path.read_text())["Service"])
+
+
+def _verify(unit: Path, *, user: bool, runtime_dir: Path) -> subprocess.CompletedProcess[str]:
+    args = [SYSTEMD_ANALYZE, *(["--user"] if user else []), "verify", str(unit)]
+    env = child_env(XDG_RUNTIME_DIR=str(runtime_dir), SYSTEMD_LOG_LEVEL="notice")
+    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.fixture
+def installed(tmp_path: Path) -> Path:
+    """Install every unit with install-daemon.sh --root into tmp_path/root; return that root."""
+    root = tmp_path / "root"
+    bin_dir = scripts_dir(tmp_path)
+    env = child_env(XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"), XDG_RUNTIME_DIR="/run/user/1000")
+    for args in (["--system", "root"], ["--user"], ["--controlplane"]):
+        done = run_install(*args, "--root", str(root), "--bin", str(bin_dir), env=env)
+        assert done.returncode == 0, done.stderr
+    return root
+
+
+@needs_analyze
+def test_installed_system_daemon_unit_passes_systemd_analyze_verify(installed: Path, tmp_path: Path):
+    unit_dir = installed / "etc" / "systemd" / "system"
+    assert (unit_dir / "berth-daemon@.service").is_file()
+    runtime = tmp_path / "xdg-runtime"
+    runtime.mkdir(mode=0o700)
+    # A template is verified through an instance name; the template file itself is what is read.
+    done = _verify(unit_dir / "berth-daemon@root.service", user=False, runtime_dir=runtime)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "berth-daemon" not in done.stderr, done.stderr
+
+
+@needs_analyze
+def test_installed_user_daemon_unit_passes_systemd_analyze_verify(installed: Path, tmp_path: Path):
+    unit = installed / str(tmp_path / "home" / ".config").lstrip("/") / "systemd" / "user" / "berth-daemon.service"
+    assert unit.is_file()
+    runtime = tmp_path / "xdg-runtime"
+    runtime.mkdir(mode=0o700)
+    done = _verify(unit, user=True, runtime_dir=runtime)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "berth-daemon" not in done.stderr, done.stderr
+
+
+@needs_analyze
+def test_installed_controlplane_unit_passes_systemd_analyze_verify(installed: Path, tmp_path: Path):
+    unit = installed / "etc" / "systemd" / "system" / "berth-controlplane.service"
+    runtime = tmp_path / "xdg-runtime"
+    runtime.mkdir(mode=0o700)
+    done = _verify(unit, user=False, runtime_dir=runtime)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "berth-controlplane" not in done.stderr, done.stderr
+
+
+@needs_analyze
+def test_verify_catches_a_missing_executable(tmp_path: Path):
+    """The verify test has teeth: a unit whose ExecStart binary is missing fails it."""
+    broken = tmp_path / "berth-controlplane.service"
+    broken.write_text(CONTROLPLANE.read_text())  # ExecStart=/usr/local/bin/berth-controlplane, not installed here
+    if Path("/usr/local/bin/berth-controlplane").exists():
+        pytest.skip("/usr/local/bin/berth-controlplane exists on this machine")
+    runtime = tmp_path / "xdg-runtime"
+    runtime.mkdir(mode=0o700)
+    done = _verify(broken, user=False, runtime_dir=runtime)
+    assert done.returncode != 0
+    assert "not executable" in done.stderr or "No such file" in done.stderr
+
+
+@pytest.mark.parametrize("unit", [DAEMON_SYSTEM, DAEMON_USER], ids=["system", "user"])
+def test_daemon_units_notify_keep_agents_on_restart_and_leave_home_alone(unit: Path):
+    service = _service(unit)
+    assert service["Type"] == "notify"
+    assert service["NotifyAccess"] == "main"
+    assert int(service["WatchdogSec"]) > 0
+    # Restarting the daemon must not kill the agents it started (it re-adopts them on start).
+    assert service["KillMode"] == "process"
+    assert service["Restart"] == "on-failure"
+    assert service["RuntimeDirectory"].startswith("berth")
+    assert service["StateDirectory"].startswith("berth")
+    assert service["RuntimeDirectoryPreserve"] == "restart"
+    # Agents work in the user's repositories.
+    assert "ProtectHome" not in service and "PrivateTmp" not in service
+    assert "--config" in service["ExecStart"]
+
+
+def test_system_daemon_unit_runs_as_the_instance_user():
+    service = _service(DAEMON_SYSTEM)
+    assert service["User"] == "%i"
+    assert service["RuntimeDirectory"] == "berth/%i"
+    assert service["StateDirectory"] == "berth/%i"
+    assert "/etc/berth/daemon-%i.toml" in service["ExecStart"]
+    assert dict(parse_unit(DAEMON_SYSTEM.read_text())["Install"])["WantedBy"] == "multi-user.target"
+
+
+def test_user_daemon_unit_has_no_user_and_reads_the_xdg_config():
+    sections = parse_unit(DAEMON_USER.read_text())
+    service = dict(sections["Service"])
+    assert "User" not in service
+    assert "%E/berth/daemon.toml" in service["ExecStart"]
+    assert dict(sections["Install"])["WantedBy"] == "default.target"
+    assert "loginctl enable-linger" in DAEMON_USER.read_text()
+
+
+def test_controlplane_unit_runs_unprivileged_with_its_own_state():
+    service = _service(CONTROLPLANE)
+    assert service["User"] == "berth"
+    assert service["StateDirectory"] == "berth-controlplane"
+    assert service["Restart"] == "on-failure"
+    assert "/etc/berth/controlplane.toml" in service["ExecStart"]
