@@ -1,0 +1,85 @@
+"""Validation of names that become git branches, directories or file names.
+
+Pure Python (no `git` subprocess): these checks run on every launch request.
+"""
+
+from __future__ import annotations
+
+import re
+
+from daemon.errors import InvalidArgument
+
+__all__ = ["validate_worktree_name", "validate_session_id", "MAX_WORKTREE_NAME_BYTES"]
+
+MAX_WORKTREE_NAME_BYTES = 200
+
+# Characters git forbids anywhere in a ref name (see git-check-ref-format(1)).
+_FORBIDDEN_CHARS = frozenset(" ~^:?*[\\")
+_SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def _problem(name: str) -> str | None:
+    """Why `name` is not an acceptable branch name, or None when it is."""
+    if not name:
+        return "must not be empty"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_WORKTREE_NAME_BYTES:
+        return f"must be at most {MAX_WORKTREE_NAME_BYTES} bytes"
+    for ch in name:
+        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+            return "must not contain control characters"
+        if ch in _FORBIDDEN_CHARS:
+            return f"must not contain {ch!r}"
+    if name.startswith("/"):
+        return "must not be an absolute path or start with '/'"
+    if name.startswith("-"):
+        return "must not start with '-'"
+    if name.endswith("/"):
+        return "must not end with '/'"
+    if name.endswith("."):
+        return "must not end with '.'"
+    if name == "@":
+        return "must not be '@'"
+    if name == "HEAD":
+        return "must not be 'HEAD'"
+    if ".." in name:
+        return "must not contain '..'"
+    if "@{" in name:
+        return "must not contain '@{'"
+    if "//" in name:
+        return "must not contain '//'"
+    for component in name.split("/"):
+        if component.startswith("."):
+            return "path components must not start with '.'"
+        if component.endswith(".lock"):
+            return "path components must not end with '.lock'"
+    return None
+
+
+def validate_worktree_name(name: str, field: str = "worktree_name") -> None:
+    """Raise InvalidArgument(field, ...) unless `name` is a valid git branch name.
+
+    Follows `git check-ref-format --branch` and is stricter in a few places:
+    '@' and 'HEAD' are refused and the name is limited to 200 UTF-8 bytes.
+    """
+    if not isinstance(name, str):
+        raise InvalidArgument(field, "must be a string")
+    problem = _problem(name)
+    if problem is not None:
+        raise InvalidArgument(field, f"{problem} (got {name!r})")
+
+
+def validate_session_id(value: str, field: str = "agent_session_id") -> None:
+    """Raise InvalidArgument(field, ...) unless `value` is safe as a file name.
+
+    Allowed: 1-128 characters from [A-Za-z0-9._-], not starting with '.'.
+    """
+    if not isinstance(value, str):
+        raise InvalidArgument(field, "must be a string")
+    if not value:
+        raise InvalidArgument(field, "must not be empty")
+    if not _SESSION_ID.fullmatch(value):
+        raise InvalidArgument(
+            field, f"must be 1-128 characters from A-Z a-z 0-9 . _ - (got {value[:140]!r})"
+        )
+    if value.startswith("."):
+        raise InvalidArgument(field, f"must not start with '.' (got {value!r})")

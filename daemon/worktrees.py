@@ -1,0 +1,414 @@
+"""Git worktrees for agent sessions: resolve/clone repositories, create, reuse and remove worktrees.
+
+GitPython leaks resources when objects live long, so every operation opens a
+fresh `git.Repo`, closes it, and runs in a worker thread. Operations on one
+repository are serialized with an asyncio.Lock (concurrent `git worktree add`
+calls trip over git's lock files otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from daemon.errors import FailedPrecondition, InvalidArgument, NotFound
+from daemon.validation import validate_worktree_name
+
+__all__ = ["WorktreeInfo", "Worktrees", "is_clone_url"]
+
+log = logging.getLogger(__name__)
+
+# Never let git wait for a password or a host-key prompt: the daemon has no terminal.
+_GIT_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
+}
+_URL_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://")
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:(?!//)\S+$")
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+# Written in each per-repository directory under worktrees_root, so a worktree
+# whose directory has vanished can still be traced back to its repository.
+_REPO_MARKER = ".berth-repository"
+
+
+def is_clone_url(repository: str) -> bool:
+    """True when `repository` is a clone URL rather than a local path."""
+    return repository.startswith(_URL_SCHEMES) or bool(_SCP_LIKE.match(repository))
+
+
+def _redact(url: str) -> str:
+    """The URL without any user:password part (for error messages)."""
+    return re.sub(r"://[^/@]+@", "://***@", url)
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+
+
+def _safe_name(text: str) -> str:
+    name = _UNSAFE_NAME_CHARS.sub("-", text).lstrip(".-") or "repo"
+    return name[:60]
+
+
+def _git_error(exc: git.GitCommandError) -> str:
+    """The useful last line of a failed git command's stderr."""
+    stderr = exc.stderr if isinstance(exc.stderr, str) else str(exc.stderr or "")
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    text = lines[-1] if lines else str(exc)
+    return text.removeprefix("stderr: ").strip("'").strip()
+
+
+@dataclass
+class WorktreeInfo:
+    """A worktree of a repository checked out on `branch`."""
+
+    path: Path
+    branch: str
+    repository: Path
+    base_commit: str
+    created: bool  # False when an existing worktree was reused
+    branch_created: bool = False  # ensure() created the branch (rollback deletes it)
+
+
+@dataclass
+class _Entry:
+    """One record of `git worktree list --porcelain`."""
+
+    path: Path
+    head: str = ""
+    branch: str = ""  # short name; "" when detached or bare
+    bare: bool = False
+    prunable: bool = False
+
+
+def _run(repo: git.Repo, *args: str) -> str:
+    return repo.git.execute(["git", *args], env=_GIT_ENV)
+
+
+def _list_worktrees(repo: git.Repo) -> list[_Entry]:
+    entries: list[_Entry] = []
+    for line in _run(repo, "worktree", "list", "--porcelain").splitlines():
+        if line.startswith("worktree "):
+            entries.append(_Entry(path=Path(line[len("worktree "):])))
+        elif not entries:
+            continue
+        elif line.startswith("HEAD "):
+            entries[-1].head = line[len("HEAD "):]
+        elif line.startswith("branch "):
+            entries[-1].branch = line[len("branch "):].removeprefix("refs/heads/")
+        elif line == "bare":
+            entries[-1].bare = True
+        elif line.startswith("prunable"):
+            entries[-1].prunable = True
+    return entries
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _find_entry(repo: git.Repo, path: Path) -> _Entry | None:
+    for entry in _list_worktrees(repo):
+        if _same_path(entry.path, path):
+            return entry
+    return None
+
+
+def _branch_exists(repo: git.Repo, branch: str) -> bool:
+    try:
+        _run(repo, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}")
+    except git.GitCommandError:
+        return False
+    return True
+
+
+def _rev_parse(repo: git.Repo, rev: str) -> str | None:
+    try:
+        return _run(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}") or None
+    except git.GitCommandError:
+        return None
+
+
+def _main_repository(repo: git.Repo) -> Path:
+    """The main working tree (or bare git dir) of the repository `repo` belongs to."""
+    common = Path(repo.common_dir).resolve()
+    if repo.bare:
+        return common
+    if common.name == ".git":
+        return common.parent
+    return Path(repo.working_tree_dir).resolve()
+
+
+class Worktrees:
+    """Creates and removes worktrees under `worktrees_root`; clones URLs into `repos_root`."""
+
+    def __init__(self, repos_root: Path, worktrees_root: Path) -> None:
+        self.repos_root = Path(repos_root).expanduser()
+        self.worktrees_root = Path(worktrees_root).expanduser()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._closed = False
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise FailedPrecondition("worktree manager is closed")
+
+    # ---- repositories -------------------------------------------------
+
+    async def resolve_repository(self, repository: str) -> Path:
+        """The local repository for a path or clone URL (cloned once into repos_root)."""
+        self._check_open()
+        if not isinstance(repository, str) or not repository.strip():
+            raise InvalidArgument("repository", "must be a local path or a clone URL")
+        if "\x00" in repository or "\n" in repository:
+            raise InvalidArgument("repository", "must not contain NUL or newline characters")
+        if is_clone_url(repository):
+            return await self._clone_once(repository)
+        path = Path(repository).expanduser()
+        if not path.is_absolute():
+            raise InvalidArgument("repository", f"must be an absolute path or a clone URL (got {repository!r})")
+        return await asyncio.to_thread(self._open_local, path, repository)
+
+    @staticmethod
+    def _open_local(path: Path, original: str) -> Path:
+        if not path.exists():
+            raise NotFound(f"repository not found: {original}")
+        if not path.is_dir():
+            raise FailedPrecondition(f"repository is not a directory: {original}")
+        try:
+            with git.Repo(path) as repo:
+                return _main_repository(repo)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise FailedPrecondition(f"repository is not a git repository: {original}") from None
+
+    async def _clone_once(self, url: str) -> Path:
+        stem = url.rstrip("/").removesuffix(".git")
+        stem = re.split(r"[/:]", stem)[-1]
+        target = self.repos_root / f"{_safe_name(stem)}-{_short_hash(url)}"
+        async with self._lock(f"clone:{target}"):
+            return await asyncio.to_thread(self._clone_sync, url, target)
+
+    def _clone_sync(self, url: str, target: Path) -> Path:
+        if target.exists():
+            try:
+                with git.Repo(target) as repo:
+                    return _main_repository(repo)
+            except git.InvalidGitRepositoryError:
+                raise FailedPrecondition(f"clone directory {target} exists but is not a git repository") from None
+        self.repos_root.mkdir(parents=True, exist_ok=True)
+        # Clone beside the target and rename, so a failed clone leaves nothing behind.
+        tmp = self.repos_root / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            with git.Repo.clone_from(url, tmp, env=_GIT_ENV):
+                pass
+            os.rename(tmp, target)
+        except git.GitCommandError as exc:
+            raise NotFound(f"repository cannot be cloned: {_redact(url)}: {_redact(_git_error(exc))}") from None
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        log.info("cloned %s into %s", _redact(url), target)
+        return target.resolve()
+
+    # ---- worktrees ----------------------------------------------------
+
+    def worktree_path(self, repository: Path, name: str) -> Path:
+        """Where ensure() puts the worktree `name` of `repository`."""
+        real = os.path.realpath(repository)
+        key = f"{_safe_name(os.path.basename(real))}-{_short_hash(real)}"
+        return self.worktrees_root.resolve() / key / name.replace("/", "--")
+
+    async def ensure(self, repository: Path, name: str, base_ref: str = "") -> WorktreeInfo:
+        """Reuse or create the worktree `name` (also the branch name) of `repository`.
+
+        An existing branch is checked out as is (base_ref is then ignored); a new
+        branch starts at base_ref, or HEAD when empty.
+        """
+        self._check_open()
+        validate_worktree_name(name)
+        if not isinstance(base_ref, str):
+            raise InvalidArgument("base_ref", "must be a string")
+        if base_ref.startswith("-") or any(c.isspace() or ord(c) < 0x20 for c in base_ref):
+            raise InvalidArgument("base_ref", f"is not a valid commit-ish (got {base_ref!r})")
+        repository = Path(os.path.realpath(repository))
+        path = self.worktree_path(repository, name)
+        async with self._lock(str(repository)):
+            return await asyncio.to_thread(self._ensure_sync, repository, name, base_ref, path)
+
+    def _ensure_sync(self, repository: Path, name: str, base_ref: str, path: Path) -> WorktreeInfo:
+        try:
+            repo = git.Repo(repository)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise FailedPrecondition(f"repository is not a git repository: {repository}") from None
+        with repo:
+            entry = _find_entry(repo, path)
+            if entry is not None and entry.prunable:
+                _run(repo, "worktree", "prune")
+                entry = None
+            if entry is not None:
+                if entry.branch != name:
+                    raise FailedPrecondition(
+                        f"worktree {path} is checked out on {entry.branch or 'a detached HEAD'!s}, not {name}"
+                    )
+                return WorktreeInfo(path, name, repository, entry.head, created=False)
+            if path.exists():
+                raise FailedPrecondition(f"worktree path {path} exists but is not the worktree of branch {name}")
+            for other in _list_worktrees(repo):
+                if other.branch == name:
+                    raise FailedPrecondition(f"branch {name} is already checked out at {other.path}")
+            if _branch_exists(repo, name):
+                base = _rev_parse(repo, f"refs/heads/{name}") or ""
+                return self._create(repo, repository, path, name, base, new_branch=False)
+            if base_ref:
+                base = _rev_parse(repo, base_ref)
+                if base is None:
+                    raise InvalidArgument("base_ref", f"no commit {base_ref!r} in {repository}")
+            else:
+                base = _rev_parse(repo, "HEAD")
+                if base is None:
+                    raise FailedPrecondition(f"repository {repository} has no commits")
+            return self._create(repo, repository, path, name, base, new_branch=True)
+
+    def _create(
+        self, repo: git.Repo, repository: Path, path: Path, name: str, base: str, *, new_branch: bool
+    ) -> WorktreeInfo:
+        """Add the worktree at `path`; on failure leave no directory or branch behind.
+
+        This is the one step a pool of ready worktrees would replace.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        marker = path.parent / _REPO_MARKER
+        if not marker.exists():
+            marker.write_text(str(repository) + "\n")
+        args = ["worktree", "add", "--quiet"]
+        args += ["-b", name, "--", str(path), base] if new_branch else ["--", str(path), name]
+        try:
+            _run(repo, *args)
+        except git.GitCommandError as exc:
+            self._undo(repo, path, name if new_branch else None)
+            raise FailedPrecondition(f"git worktree add failed for {name}: {_git_error(exc)}") from None
+        log.info("created worktree %s (branch %s at %s)", path, name, base[:12])
+        return WorktreeInfo(path, name, repository, base, created=True, branch_created=new_branch)
+
+    @staticmethod
+    def _undo(repo: git.Repo, path: Path, branch: str | None) -> None:
+        """Best effort: remove the worktree at `path` and, if given, the branch."""
+        try:
+            if _find_entry(repo, path) is not None:
+                _run(repo, "worktree", "remove", "--force", "--force", str(path))
+        except git.GitCommandError as exc:
+            log.warning("could not remove worktree %s: %s", path, _git_error(exc))
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        try:
+            _run(repo, "worktree", "prune")
+            if branch and _branch_exists(repo, branch):
+                _run(repo, "branch", "-D", "--", branch)
+        except git.GitCommandError as exc:
+            log.warning("could not delete branch %s: %s", branch, _git_error(exc))
+
+    async def rollback(self, info: WorktreeInfo) -> None:
+        """Undo an ensure() that created things (a reused worktree is left alone)."""
+        if not info.created:
+            return
+        async with self._lock(str(info.repository)):
+            await asyncio.to_thread(self._rollback_sync, info)
+
+    def _rollback_sync(self, info: WorktreeInfo) -> None:
+        with git.Repo(info.repository) as repo:
+            self._undo(repo, info.path, info.branch if info.branch_created else None)
+
+    def _repository_of(self, path: Path) -> Path:
+        """The repository owning the managed worktree at `path` (NotFound otherwise)."""
+        root = self.worktrees_root.resolve()
+        if not path.is_relative_to(root) or len(path.relative_to(root).parts) != 2:
+            raise NotFound(f"not a worktree managed by this daemon: {path}")
+        marker = path.parent / _REPO_MARKER
+        try:
+            return Path(marker.read_text().strip())
+        except OSError:
+            raise NotFound(f"not a worktree managed by this daemon: {path}") from None
+
+    async def remove(self, path: Path, *, force: bool = False, delete_branch: bool = False) -> tuple[str, bool]:
+        """Remove a worktree made by ensure(); return (branch, branch_deleted).
+
+        A dirty worktree (modified or untracked files) is refused unless `force`.
+        """
+        self._check_open()
+        path = Path(os.path.realpath(Path(path).expanduser()))
+        repository = self._repository_of(path)
+        async with self._lock(str(repository)):
+            return await asyncio.to_thread(self._remove_sync, repository, path, force, delete_branch)
+
+    def _remove_sync(self, repository: Path, path: Path, force: bool, delete_branch: bool) -> tuple[str, bool]:
+        try:
+            repo = git.Repo(repository)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise NotFound(f"repository of worktree {path} is gone: {repository}") from None
+        with repo:
+            entry = _find_entry(repo, path)
+            if entry is None or _same_path(entry.path, repository):
+                raise NotFound(f"not a worktree of {repository}: {path}")
+            if entry.prunable:
+                _run(repo, "worktree", "prune")
+            else:
+                if not force and self._dirty_sync(path):
+                    raise FailedPrecondition(
+                        f"worktree {path} has uncommitted or untracked changes; use force to remove it"
+                    )
+                args = ["worktree", "remove"] + (["--force", "--force"] if force else []) + ["--", str(path)]
+                try:
+                    _run(repo, *args)
+                except git.GitCommandError as exc:
+                    raise FailedPrecondition(f"cannot remove worktree {path}: {_git_error(exc)}") from None
+            deleted = False
+            if delete_branch and entry.branch and _branch_exists(repo, entry.branch):
+                try:
+                    _run(repo, "branch", "-D", "--", entry.branch)
+                    deleted = True
+                except git.GitCommandError as exc:
+                    raise FailedPrecondition(
+                        f"worktree removed but branch {entry.branch} was not deleted: {_git_error(exc)}"
+                    ) from None
+        log.info("removed worktree %s (branch %s, deleted=%s)", path, entry.branch, deleted)
+        return entry.branch, deleted
+
+    async def is_dirty(self, path: Path) -> bool:
+        """True when the worktree has modified, staged or untracked files."""
+        return await asyncio.to_thread(self._dirty_sync, Path(path))
+
+    @staticmethod
+    def _dirty_sync(path: Path) -> bool:
+        try:
+            repo = git.Repo(path)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise NotFound(f"not a git worktree: {path}") from None
+        with repo:
+            return bool(_run(repo, "status", "--porcelain", "--untracked-files=normal"))
+
+    async def git_version(self) -> str:
+        """The installed git's version, e.g. "2.39.5"."""
+
+        def version() -> str:
+            out = git.Git().execute(["git", "--version"])
+            return out.removeprefix("git version ").strip()
+
+        return await asyncio.to_thread(version)
+
+    async def close(self) -> None:
+        """Refuse further operations. Idempotent."""
+        self._closed = True
