@@ -9,6 +9,7 @@ Example (every key optional)::
     max_sessions = 16                       # agents running at once
     stop_grace_seconds = 10
     log_format = "text"                     # or "json"
+    log_level = "INFO"                      # DEBUG, INFO, WARNING, ERROR
     stop_agents_on_shutdown = false         # true: pause every agent when the daemon exits
 
     [listen]
@@ -88,6 +89,7 @@ class DaemonConfig:
     max_sessions: int = 16
     stop_grace_seconds: float = 10.0
     log_format: str = "text"
+    log_level: str = "INFO"
     # False under systemd (KillMode=process keeps agents across a restart and the
     # next start resumes them); True for `make run` and tests: pause them on exit.
     stop_agents_on_shutdown: bool = False
@@ -112,6 +114,12 @@ def _xdg(var: str, fallback: str) -> Path:
     return Path(os.environ.get(var) or os.path.expanduser(fallback))
 
 
+def _check_hostport(name: str, value: Any) -> None:
+    host, sep, port = str(value).rpartition(":")
+    if not isinstance(value, str) or not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{name}: expected host:port, got {value!r}")
+
+
 def from_dict(data: dict[str, Any]) -> DaemonConfig:
     """Build a config from parsed TOML (also used by tests)."""
     d = data.get("daemon", {})
@@ -134,6 +142,16 @@ def from_dict(data: dict[str, Any]) -> DaemonConfig:
         raise ValueError("listen.tcp needs listen.tls_cert and listen.tls_key")
     if listen.tcp and not listen.token:
         raise ValueError("listen.tcp needs listen.token (or listen.token_file)")
+    for key in ("tcp", "metrics"):
+        value = getattr(listen, key)
+        if value is not None:
+            _check_hostport(f"listen.{key}", value)
+    log_format = str(d.get("log_format", "text"))
+    if log_format not in ("text", "json"):
+        raise ValueError(f"daemon.log_format: must be 'text' or 'json', got {log_format!r}")
+    log_level = str(d.get("log_level", "INFO")).upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError(f"daemon.log_level: must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
     providers = {}
     for name in PROVIDERS:
         p = data.get("providers", {}).get(name, {})
@@ -159,7 +177,8 @@ def from_dict(data: dict[str, Any]) -> DaemonConfig:
         pool=PoolConfig(size=int(data.get("pool", {}).get("size", 0))),
         max_sessions=max_sessions,
         stop_grace_seconds=float(d.get("stop_grace_seconds", 10.0)),
-        log_format=str(d.get("log_format", "text")),
+        log_format=log_format,
+        log_level=log_level,
         stop_agents_on_shutdown=bool(d.get("stop_agents_on_shutdown", False)),
     )
 
