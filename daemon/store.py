@@ -1,0 +1,386 @@
+"""The daemon's durable state: sessions and each session's numbered event log (SQLite, WAL).
+
+Events are stored before anyone is told about them, and `seq` is assigned in
+the same transaction that stores the event, so numbering has no gaps, is never
+re-assigned, and a reader that reconnects with its last seq misses nothing —
+also across daemon restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from daemon.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+
+__all__ = ["SessionRecord", "StoredEvent", "StateStore", "SESSION_STATUSES", "utc_now"]
+
+SESSION_STATUSES = ("created", "active", "paused", "completed", "failed")
+_SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    agent_session_id    TEXT PRIMARY KEY,
+    workspace_id        TEXT NOT NULL DEFAULT '',
+    provider            TEXT NOT NULL DEFAULT '',
+    model               TEXT NOT NULL DEFAULT '',
+    status              TEXT NOT NULL,
+    provider_session_id TEXT NOT NULL DEFAULT '',
+    repository          TEXT NOT NULL DEFAULT '',
+    worktree_path       TEXT NOT NULL DEFAULT '',
+    branch              TEXT NOT NULL DEFAULT '',
+    pid                 INTEGER NOT NULL DEFAULT 0,
+    created_at          TEXT NOT NULL,
+    updated_at          TEXT NOT NULL,
+    last_error          TEXT NOT NULL DEFAULT '',
+    last_seq            INTEGER NOT NULL DEFAULT 0,
+    settings            TEXT NOT NULL DEFAULT '{}',
+    metadata            TEXT NOT NULL DEFAULT '{}',
+    worktree_created    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS sessions_status ON sessions (status);
+CREATE INDEX IF NOT EXISTS sessions_workspace ON sessions (workspace_id);
+CREATE TABLE IF NOT EXISTS events (
+    agent_session_id TEXT NOT NULL,
+    seq              INTEGER NOT NULL,
+    role             TEXT NOT NULL,
+    content          TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    metadata         TEXT NOT NULL DEFAULT '{}',
+    status           TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (agent_session_id, seq)
+) WITHOUT ROWID;
+"""
+_JSON_FIELDS = ("settings", "metadata")
+_BOOL_FIELDS = ("worktree_created",)
+# Fields update_session() may change; the id, creation time and seq are the store's own.
+_UPDATABLE = frozenset(
+    {
+        "workspace_id", "provider", "model", "status", "provider_session_id", "repository",
+        "worktree_path", "branch", "pid", "last_error", "settings", "metadata", "worktree_created",
+    }
+)
+
+
+def utc_now() -> str:
+    """The current time as RFC 3339 UTC with microseconds, e.g. 2025-01-02T03:04:05.123456Z."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class SessionRecord:
+    """One agent session as the daemon remembers it."""
+
+    agent_session_id: str
+    workspace_id: str = ""
+    provider: str = ""
+    model: str = ""
+    status: str = "created"
+    provider_session_id: str = ""
+    repository: str = ""
+    worktree_path: str = ""
+    branch: str = ""
+    pid: int = 0
+    created_at: str = ""
+    updated_at: str = ""
+    last_error: str = ""
+    last_seq: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    worktree_created: bool = False
+
+
+@dataclass
+class StoredEvent:
+    """One numbered event of a session's log."""
+
+    agent_session_id: str
+    seq: int
+    role: str
+    content: dict[str, Any]
+    created_at: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    status: str = ""  # the new session status, on status-change events only
+
+
+_SESSION_COLUMNS = [f.name for f in fields(SessionRecord)]
+
+
+def _check_status(status: str) -> None:
+    if status not in SESSION_STATUSES:
+        raise InvalidArgument("status", f"must be one of {', '.join(SESSION_STATUSES)} (got {status!r})")
+
+
+def _session_from_row(row: sqlite3.Row) -> SessionRecord:
+    values = {name: row[name] for name in _SESSION_COLUMNS}
+    for name in _JSON_FIELDS:
+        values[name] = json.loads(values[name])
+    for name in _BOOL_FIELDS:
+        values[name] = bool(values[name])
+    return SessionRecord(**values)
+
+
+def _event_from_row(row: sqlite3.Row) -> StoredEvent:
+    return StoredEvent(
+        agent_session_id=row["agent_session_id"],
+        seq=row["seq"],
+        role=row["role"],
+        content=json.loads(row["content"]),
+        created_at=row["created_at"],
+        metadata=json.loads(row["metadata"]),
+        status=row["status"],
+    )
+
+
+class _Waiter:
+    """Wakes the followers of one session; set from any thread, awaited on its loop."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.event = asyncio.Event()
+
+    def wake(self) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self.event.set()
+        elif not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.event.set)
+
+
+class StateStore:
+    """Sessions and their event logs in one SQLite database (one connection, WAL mode)."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = Path(db_path)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection, guarded by a lock so a worker thread may also append safely.
+        self._db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._waiters: dict[str, _Waiter] = {}
+        self._closed = False
+        try:
+            self._init_schema()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _init_schema(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > _SCHEMA_VERSION:
+            raise FailedPrecondition(
+                f"state database {self.db_path} has schema version {version}, newer than this daemon's"
+            )
+        with self._transaction() as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+    class _Tx:
+        def __init__(self, store: StateStore) -> None:
+            self.store = store
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.store._lock.acquire()
+            try:
+                if self.store._closed:
+                    raise FailedPrecondition("state store is closed")
+                self.store._db.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.store._lock.release()
+                raise
+            return self.store._db
+
+        def __exit__(self, exc_type, exc, tb) -> None:
+            try:
+                self.store._db.execute("ROLLBACK" if exc_type else "COMMIT")
+            finally:
+                self.store._lock.release()
+
+    def _transaction(self) -> StateStore._Tx:
+        return StateStore._Tx(self)
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            if self._closed:
+                raise FailedPrecondition("state store is closed")
+            return self._db.execute(sql, params).fetchall()
+
+    # ---- sessions -----------------------------------------------------
+
+    def insert_session(self, rec: SessionRecord) -> None:
+        """Store a new session; AlreadyExists when its id is taken. Fills empty timestamps."""
+        _check_status(rec.status)
+        now = utc_now()
+        rec.created_at = rec.created_at or now
+        rec.updated_at = rec.updated_at or rec.created_at
+        values = []
+        for name in _SESSION_COLUMNS:
+            value = getattr(rec, name)
+            if name in _JSON_FIELDS:
+                value = json.dumps(value or {})
+            elif name in _BOOL_FIELDS:
+                value = int(bool(value))
+            values.append(value)
+        placeholders = ", ".join("?" for _ in _SESSION_COLUMNS)
+        try:
+            with self._transaction() as db:
+                db.execute(f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)}) VALUES ({placeholders})", values)
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"session {rec.agent_session_id} already exists") from None
+
+    def update_session(self, agent_session_id: str, **changes: Any) -> SessionRecord:
+        """Change the given fields of a session (and its updated_at); return the new record."""
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise TypeError(f"update_session cannot change {', '.join(sorted(unknown))}")
+        if "status" in changes:
+            _check_status(changes["status"])
+        assignments, params = ["updated_at = ?"], [utc_now()]
+        for name, value in changes.items():
+            if name in _JSON_FIELDS:
+                value = json.dumps(value or {})
+            elif name in _BOOL_FIELDS:
+                value = int(bool(value))
+            assignments.append(f"{name} = ?")
+            params.append(value)
+        with self._transaction() as db:
+            row = db.execute(
+                f"UPDATE sessions SET {', '.join(assignments)} WHERE agent_session_id = ? RETURNING *",
+                (*params, agent_session_id),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"session {agent_session_id} not found")
+        return _session_from_row(row)
+
+    def get_session(self, agent_session_id: str) -> SessionRecord | None:
+        """The session, or None."""
+        rows = self._query("SELECT * FROM sessions WHERE agent_session_id = ?", (agent_session_id,))
+        return _session_from_row(rows[0]) if rows else None
+
+    def list_sessions(self, *, status: str = "", workspace_id: str = "") -> list[SessionRecord]:
+        """Sessions, oldest first, optionally filtered by status and/or workspace."""
+        where, params = [], []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if workspace_id:
+            where.append("workspace_id = ?")
+            params.append(workspace_id)
+        sql = "SELECT * FROM sessions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, agent_session_id"
+        return [_session_from_row(row) for row in self._query(sql, tuple(params))]
+
+    def delete_session(self, agent_session_id: str) -> None:
+        """Delete a session and its events (no error when absent); ends its followers."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM events WHERE agent_session_id = ?", (agent_session_id,))
+            db.execute("DELETE FROM sessions WHERE agent_session_id = ?", (agent_session_id,))
+        self._wake(agent_session_id)
+
+    # ---- events -------------------------------------------------------
+
+    def append_event(
+        self,
+        agent_session_id: str,
+        *,
+        role: str,
+        content: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        status: str = "",
+    ) -> StoredEvent:
+        """Store the session's next event (seq = last_seq + 1) and wake its followers."""
+        if status:
+            _check_status(status)
+        event = StoredEvent(
+            agent_session_id=agent_session_id,
+            seq=0,
+            role=role,
+            content=content,
+            created_at=utc_now(),
+            metadata=metadata or {},
+            status=status,
+        )
+        content_json, metadata_json = json.dumps(content), json.dumps(event.metadata)
+        with self._transaction() as db:
+            row = db.execute(
+                "UPDATE sessions SET last_seq = last_seq + 1 WHERE agent_session_id = ? RETURNING last_seq",
+                (agent_session_id,),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"session {agent_session_id} not found")
+            event.seq = row[0]
+            db.execute(
+                "INSERT INTO events (agent_session_id, seq, role, content, created_at, metadata, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (agent_session_id, event.seq, role, content_json, event.created_at, metadata_json, status),
+            )
+        self._wake(agent_session_id)
+        return event
+
+    def events_after(self, agent_session_id: str, after_seq: int, limit: int = 1000) -> list[StoredEvent]:
+        """Up to `limit` stored events with seq > after_seq, in order."""
+        rows = self._query(
+            "SELECT * FROM events WHERE agent_session_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (agent_session_id, after_seq, limit),
+        )
+        return [_event_from_row(row) for row in rows]
+
+    def _wake(self, agent_session_id: str) -> None:
+        waiter = self._waiters.pop(agent_session_id, None)
+        if waiter is not None:
+            waiter.wake()
+
+    async def follow(
+        self, agent_session_id: str, after_seq: int, *, history_only: bool = False
+    ) -> AsyncIterator[StoredEvent]:
+        """Every event after `after_seq`, then live ones as they are appended, in order.
+
+        Ends after the history when `history_only`, otherwise when the session is
+        deleted or the store closes. NotFound when the session does not exist.
+        """
+        if self.get_session(agent_session_id) is None:
+            raise NotFound(f"session {agent_session_id} not found")
+        last = max(int(after_seq), 0)
+        while True:
+            # Take the waiter before reading, so an append after the read still wakes us.
+            waiter = self._waiters.get(agent_session_id)
+            if (waiter is None or waiter.loop is not asyncio.get_running_loop()) and not history_only:
+                waiter = self._waiters[agent_session_id] = _Waiter()
+            if self._closed:
+                return
+            batch = self.events_after(agent_session_id, last)
+            for event in batch:
+                last = event.seq
+                yield event
+            if batch:
+                continue
+            if history_only or self._closed or self.get_session(agent_session_id) is None:
+                return
+            await waiter.event.wait()
+
+    def close(self) -> None:
+        """Close the database and end every follower. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._db.close()
+        waiters, self._waiters = self._waiters, {}
+        for waiter in waiters.values():
+            waiter.wake()
