@@ -1,0 +1,707 @@
+"""`berth`: the operator CLI over the control plane's REST API.
+
+Tables and colour for people, `--json` for scripts. The URL and token come from `--url`/`--token`,
+else `BERTH_URL`/`BERTH_TOKEN`, else `$BERTH_HOME/run.json` (written by `make run`; BERTH_HOME
+defaults to ./.berth), else http://127.0.0.1:8080.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["main", "build_parser", "Client", "CliError", "resolve_target", "iter_sse"]
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+STATUS_STYLES = {"created": "cyan", "active": "green", "paused": "yellow", "completed": "blue", "failed": "red"}
+ROLE_STYLES = {"user": "bold cyan", "assistant": "bold green", "tool": "magenta", "system": "dim"}
+
+
+class CliError(Exception):
+    """A failure to report to the user (exit status 1), with the API's answer when there is one."""
+
+    def __init__(self, message: str, body: Any = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.body = body
+        self.status = status
+
+
+def berth_home() -> Path:
+    return Path(os.environ.get("BERTH_HOME") or ".berth")
+
+
+def resolve_target(url: str | None, token: str | None) -> tuple[str, str | None]:
+    """The control plane URL and token: flags, then env, then $BERTH_HOME/run.json."""
+    url = url or os.environ.get("BERTH_URL")
+    token = token or os.environ.get("BERTH_TOKEN")
+    if not (url and token):
+        run_json = berth_home() / "run.json"
+        try:
+            facts = json.loads(run_json.read_text())
+        except (OSError, ValueError):
+            facts = {}
+        url = url or facts.get("url")
+        token = token or facts.get("admin_token")
+    return (url or DEFAULT_URL).rstrip("/"), token
+
+
+@dataclass
+class Client:
+    """A thin synchronous REST client; non-2xx answers raise CliError carrying the body."""
+
+    url: str
+    token: str | None
+    timeout: float = 120.0
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def request(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            with httpx.Client(base_url=self.url, timeout=self.timeout) as http:
+                resp = http.request(method, path, json=body, params=params, headers=self._headers())
+        except httpx.HTTPError as exc:
+            raise CliError(f"cannot reach the control plane at {self.url}: {exc}") from exc
+        try:
+            data = resp.json() if resp.content else None
+        except ValueError:
+            data = resp.text
+        if resp.status_code >= 400:
+            raise CliError(f"{method} {path} → HTTP {resp.status_code}: {_describe_error(data)}", data, resp.status_code)
+        return data
+
+    def stream_events(self, session_id: str, after_seq: int | None) -> Iterator[dict[str, Any]]:
+        """Follow GET /api/sessions/{id}/events (SSE), yielding {id, event, data} records."""
+        headers = self._headers() | {"Accept": "text/event-stream"}
+        if after_seq is not None:
+            headers["Last-Event-ID"] = str(after_seq)
+        timeout = httpx.Timeout(self.timeout, read=None)
+        try:
+            with httpx.Client(base_url=self.url, timeout=timeout) as http:
+                with http.stream("GET", f"/api/sessions/{session_id}/events", headers=headers) as resp:
+                    if resp.status_code >= 400:
+                        resp.read()
+                        try:
+                            data = resp.json()
+                        except ValueError:
+                            data = resp.text
+                        raise CliError(
+                            f"GET /api/sessions/{session_id}/events → HTTP {resp.status_code}: {_describe_error(data)}",
+                            data,
+                            resp.status_code,
+                        )
+                    yield from iter_sse(resp.iter_lines())
+        except httpx.HTTPError as exc:
+            raise CliError(f"event stream from {self.url} ended: {exc}") from exc
+
+
+def iter_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """Parse Server-Sent Events lines into {id, event, data} (data JSON-decoded when it is JSON)."""
+    record: dict[str, Any] = {}
+    data: list[str] = []
+    for line in lines:
+        if line == "":
+            if data:
+                text = "\n".join(data)
+                try:
+                    record["data"] = json.loads(text)
+                except ValueError:
+                    record["data"] = text
+                record.setdefault("event", "message")
+                yield record
+            record, data = {}, []
+            continue
+        if line.startswith(":"):
+            continue  # keep-alive comment
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "data":
+            data.append(value)
+        elif field in ("id", "event"):
+            record[field] = value
+
+
+def _describe_error(data: Any) -> str:
+    """FastAPI's error bodies as one readable line, naming the field for validation errors."""
+    if isinstance(data, dict):
+        detail = data.get("detail", data.get("error", data.get("payload", data)))
+        if isinstance(detail, list):
+            parts = []
+            for item in detail:
+                if isinstance(item, dict):
+                    loc = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                    parts.append(f"{loc}: {item.get('msg', item)}" if loc else str(item.get("msg", item)))
+                else:
+                    parts.append(str(item))
+            return "; ".join(parts)
+        if isinstance(detail, dict):
+            return str(detail.get("error") or detail.get("message") or json.dumps(detail))
+        return str(detail)
+    return str(data)
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+class Output:
+    """Prints results as JSON (scripts) or rich tables and colour (people)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False)
+
+    def json(self, data: Any) -> None:
+        sys.stdout.write(json.dumps(data, default=str) + "\n")
+        sys.stdout.flush()
+
+    def result(self, data: Any, title: str | None = None) -> None:
+        if self.as_json:
+            self.json(data)
+            return
+        if isinstance(data, dict):
+            table = Table(show_header=False, title=title, title_justify="left", box=None)
+            table.add_column(style="bold")
+            table.add_column()
+            for key, value in data.items():
+                if isinstance(value, (dict, list)):
+                    value = json.dumps(value, default=str)
+                cell = Text(str(value), style=STATUS_STYLES.get(str(value), "")) if key in ("status", "session_status") else str(value)
+                table.add_row(key, cell)
+            self.out.print(table)
+        else:
+            self.out.print(data)
+
+    def rows(self, items: list[dict[str, Any]], columns: Sequence[str], title: str, raw: Any) -> None:
+        if self.as_json:
+            self.json(raw)
+            return
+        table = Table(title=title, title_justify="left")
+        for col in columns:
+            table.add_column(col)
+        for item in items:
+            cells = []
+            for col in columns:
+                value = item.get(col)
+                text = "" if value is None else str(value)
+                cells.append(Text(text, style=STATUS_STYLES.get(text, "")) if col == "status" else text)
+            table.add_row(*cells)
+        self.out.print(table)
+        if not items:
+            self.err.print(f"[dim]no {title.lower()}[/dim]")
+
+    def event(self, record: dict[str, Any]) -> None:
+        if self.as_json:
+            self.json(record)
+            return
+        data = record.get("data")
+        if not isinstance(data, dict):
+            self.out.print(Text(f"[{record.get('event')}] {data}", style="dim"))
+            return
+        seq = data.get("seq", record.get("id", ""))
+        role = str(data.get("role", record.get("event", "")))
+        line = Text(f"{seq:>5} ", style="dim")
+        line.append(f"{role:<9}", style=ROLE_STYLES.get(role, ""))
+        line.append(describe_content(data.get("content") or {}, data.get("status")))
+        self.out.print(line)
+
+    def status(self, message: str):
+        """A spinner on stderr while a request runs (people only)."""
+        if self.as_json or not self.err.is_terminal:
+            return _NullContext()
+        return self.err.status(message)
+
+    def error(self, exc: CliError) -> None:
+        if self.as_json and exc.body is not None:
+            self.json({"error": str(exc), "status": exc.status, "body": exc.body})
+        self.err.print(Text(f"error: {exc}", style="bold red"))
+
+
+class _NullContext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def describe_content(content: dict[str, Any], status: str | None = None) -> Text:
+    """One line for a message content of the seed shape."""
+    kind = content.get("type", "text")
+    if status:
+        return Text(f"status → {status}", style=STATUS_STYLES.get(status, "bold"))
+    if kind == "tool_use":
+        args = json.dumps(content.get("arguments") or {}, default=str)
+        return Text(f"→ {content.get('name')}({_clip(args)})", style="magenta")
+    if kind == "tool_result":
+        output = content.get("output")
+        text = output if isinstance(output, str) else json.dumps(output, default=str)
+        return Text(f"← {_clip(text)}", style="red" if content.get("is_error") else "magenta")
+    if kind == "error":
+        return Text(content.get("message") or content.get("text") or "error", style="bold red")
+    if kind == "system":
+        return Text(content.get("text") or content.get("message") or "", style="dim")
+    return Text(content.get("text") or "")
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def _json_arg(value: str, name: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise CliError(f"{name}: not valid JSON ({exc})") from exc
+
+
+def _read_file_arg(path: str | None, name: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise CliError(f"{name}: cannot read {path}: {exc.strerror}") from exc
+
+
+def _items(data: Any, key: str) -> list[dict[str, Any]]:
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        for k in (key, "items", "data"):
+            if isinstance(data.get(k), list):
+                return data[k]
+    return []
+
+
+def cmd_token_create(client: Client, out: Output, a: argparse.Namespace) -> None:
+    data = client.request("POST", "/api/v1/tokens", body={"owner": a.owner, "is_admin": a.admin, "name": a.name})
+    if out.as_json:
+        out.json(data)
+        return
+    out.result({k: v for k, v in data.items() if k != "token"}, title="Token created")
+    out.out.print(Text("token (shown once): ", style="bold") + Text(data.get("token", ""), style="bold yellow"))
+
+
+def cmd_token_list(client: Client, out: Output, a: argparse.Namespace) -> None:
+    data = client.request("GET", "/api/v1/tokens")
+    out.rows(_items(data, "tokens"), ["id", "owner", "is_admin", "name", "created_at"], "Tokens", data)
+
+
+def cmd_token_revoke(client: Client, out: Output, a: argparse.Namespace) -> None:
+    data = client.request("DELETE", f"/api/v1/tokens/{a.token_id}")
+    out.result(data if data is not None else {"id": a.token_id, "revoked": True}, title="Token revoked")
+
+
+def cmd_token_bootstrap(client: Client, out: Output, a: argparse.Namespace) -> None:
+    """Create an admin token directly in the database (no API call; run where the control plane runs)."""
+    argv = [sys.executable, "-m", "controlplane"]
+    if a.config:
+        argv += ["--config", a.config]
+    argv += ["create-token", "--owner", a.owner, "--admin"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise CliError(f"create-token failed: {done.stderr.strip() or done.stdout.strip()}")
+    token = done.stdout.strip().splitlines()[-1].strip() if done.stdout.strip() else ""
+    if out.as_json:
+        out.json({"owner": a.owner, "is_admin": True, "token": token})
+    else:
+        out.out.print(Text("admin token (shown once): ", style="bold") + Text(token, style="bold yellow"))
+
+
+def cmd_machine_add(client: Client, out: Output, a: argparse.Namespace) -> None:
+    body = {
+        "name": a.name,
+        "address": a.address,
+        "tls_ca": _read_file_arg(a.tls_ca, "--tls-ca"),
+        "token": (_read_file_arg(a.token_file, "--token-file") or "").strip() or None,
+        "owner": a.owner,
+    }
+    out.result(client.request("POST", "/api/v1/machines", body={k: v for k, v in body.items() if v is not None}), "Machine added")
+
+
+def cmd_machine_list(client: Client, out: Output, a: argparse.Namespace) -> None:
+    data = client.request("GET", "/api/v1/machines")
+    out.rows(_items(data, "machines"), ["id", "name", "address", "owner", "has_tls_ca", "has_token"], "Machines", data)
+
+
+def cmd_machine_show(client: Client, out: Output, a: argparse.Namespace) -> None:
+    out.result(client.request("GET", f"/api/v1/machines/{a.machine_id}"), "Machine")
+
+
+def cmd_machine_update(client: Client, out: Output, a: argparse.Namespace) -> None:
+    body = {
+        "name": a.name,
+        "address": a.address,
+        "tls_ca": _read_file_arg(a.tls_ca, "--tls-ca"),
+        "token": (_read_file_arg(a.token_file, "--token-file") or "").strip() or None,
+    }
+    body = {k: v for k, v in body.items() if v is not None}
+    out.result(client.request("PATCH", f"/api/v1/machines/{a.machine_id}", body=body), "Machine updated")
+
+
+def cmd_machine_remove(client: Client, out: Output, a: argparse.Namespace) -> None:
+    data = client.request("DELETE", f"/api/v1/machines/{a.machine_id}")
+    out.result(data if data is not None else {"id": a.machine_id, "removed": True}, "Machine removed")
+
+
+def cmd_workspace_add(client: Client, out: Output, a: argparse.Namespace) -> None:
+    body = {"name": a.name, "repository": a.repository, "default_machine_id": a.machine, "base_ref": a.base_ref, "owner": a.owner}
+    data = client.request("POST", "/api/v1/workspaces", body={k: v for k, v in body.items() if v is not None})
+    out.result(data, "Workspace added")
+
+
+def cmd_workspace_list(client: Client, out: Output, a: argparse.Namespace) -> None:
+    data = client.request("GET", "/api/v1/workspaces")
+    out.rows(_items(data, "workspaces"), ["id", "name", "repository", "default_machine_id", "owner"], "Workspaces", data)
+
+
+def cmd_workspace_show(client: Client, out: Output, a: argparse.Namespace) -> None:
+    out.result(client.request("GET", f"/api/v1/workspaces/{a.workspace_id}"), "Workspace")
+
+
+def cmd_workspace_update(client: Client, out: Output, a: argparse.Namespace) -> None:
+    body = {"name": a.name, "repository": a.repository, "default_machine_id": a.machine, "base_ref": a.base_ref}
+    body = {k: v for k, v in body.items() if v is not None}
+    out.result(client.request("PATCH", f"/api/v1/workspaces/{a.workspace_id}", body=body), "Workspace updated")
+
+
+def cmd_workspace_remove(client: Client, out: Output, a: argparse.Namespace) -> None:
+    data = client.request("DELETE", f"/api/v1/workspaces/{a.workspace_id}")
+    out.result(data if data is not None else {"id": a.workspace_id, "removed": True}, "Workspace removed")
+
+
+def _session_settings(a: argparse.Namespace) -> dict[str, Any] | None:
+    if not (a.provider or a.model or a.thinking):
+        return None
+    provider = a.provider or "claude_code"
+    settings: dict[str, Any] = {}
+    if a.model:
+        settings["model"] = a.model
+    if a.thinking:
+        if provider != "codex":
+            raise CliError("--thinking applies to --provider codex only")
+        settings["thinking"] = a.thinking
+    code: dict[str, Any] = {"mode": "agent", "default_provider": provider}
+    if settings:
+        code["providers"] = {provider: settings}
+    return {"code": code}
+
+
+def cmd_launch(client: Client, out: Output, a: argparse.Namespace) -> None:
+    body = {
+        "machine_id": a.machine,
+        "user_session_id": a.user_session,
+        "initial_prompt": a.prompt,
+        "worktree_name": a.worktree,
+        "session_settings": _session_settings(a),
+        "resume_session_id": a.resume,
+        "agent_session_id": a.agent_session,
+        "base_ref": a.base_ref,
+        "metadata": _json_arg(a.metadata, "--metadata") if a.metadata else None,
+    }
+    body = {k: v for k, v in body.items() if v is not None}
+    with out.status(f"Launching a session in workspace {a.workspace_id}…"):
+        data = client.request("POST", f"/api/v1/workspaces/{a.workspace_id}/sessions", body=body)
+    if out.as_json:
+        out.json(data)
+    else:
+        payload = dict(data.get("payload") or {})
+        out.result({"status": data.get("status"), **payload}, "Launched" if data.get("status") == "ok" else "Launch failed")
+    if data.get("status") != "ok":
+        raise CliError(f"launch answered status {data.get('status')!r}", None)
+    if a.follow:
+        session_id = (data.get("payload") or {}).get("agent_session_id")
+        _tail(client, out, session_id, None, a.max_events)
+
+
+def cmd_import(client: Client, out: Output, a: argparse.Namespace) -> None:
+    text = _read_file_arg(a.file, "FILE") or ""
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        messages = _json_arg(text, "FILE")
+    else:  # JSON lines, one message each
+        messages = [_json_arg(line, f"FILE line {n}") for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    body = {"workspace_id": a.workspace_id, "claude_session_id": a.claude_session_id, "messages": messages}
+    if a.worktree:
+        body["worktree_name"] = a.worktree
+    if a.name:
+        body["session_name"] = a.name
+    with out.status(f"Importing {len(messages)} messages…"):
+        data = client.request("POST", "/api/v1/user-sessions/import-claude-session", body=body)
+    out.result(data, "Imported")
+    if not data.get("success"):
+        raise CliError(f"import failed: {data.get('error')}")
+
+
+def cmd_sessions_list(client: Client, out: Output, a: argparse.Namespace) -> None:
+    params = {"status": a.status, "task_id": a.task, "agent_id": a.agent, "limit": a.limit, "offset": a.offset}
+    data = client.request("GET", "/api/sessions", params=params)
+    out.rows(
+        _items(data, "sessions"),
+        ["id", "agent_id", "status", "task_id", "message_count", "last_active", "workspace_id"],
+        "Sessions",
+        data,
+    )
+
+
+def cmd_sessions_create(client: Client, out: Output, a: argparse.Namespace) -> None:
+    body = {
+        "agent_id": a.agent_id,
+        "task_id": a.task,
+        "prompt": a.prompt,
+        "workspace_id": a.workspace,
+        "machine_id": a.machine,
+        "worktree_name": a.worktree,
+        "model": a.model,
+    }
+    with out.status("Creating the session…"):
+        data = client.request("POST", "/api/sessions", body={k: v for k, v in body.items() if v is not None})
+    out.result(data, "Session created")
+
+
+def cmd_show(client: Client, out: Output, a: argparse.Namespace) -> None:
+    out.result(client.request("GET", f"/api/sessions/{a.session_id}"), "Session")
+
+
+def cmd_update(client: Client, out: Output, a: argparse.Namespace) -> None:
+    body: dict[str, Any] = {}
+    if a.status:
+        body["status"] = a.status
+    if a.data:
+        body["data"] = _json_arg(a.data, "--data")
+    if a.prompt is not None:
+        body["prompt"] = a.prompt
+    if not body:
+        raise CliError("update: give at least one of --status, --data, --prompt")
+    out.result(client.request("PATCH", f"/api/sessions/{a.session_id}", body=body), "Session updated")
+
+
+def _set_status(status: str, verb: str):
+    def run(client: Client, out: Output, a: argparse.Namespace) -> None:
+        with out.status(f"{verb} {a.session_id}…"):
+            data = client.request("PATCH", f"/api/sessions/{a.session_id}", body={"status": status})
+        out.result(data, f"Session {status}")
+
+    return run
+
+
+def cmd_delete(client: Client, out: Output, a: argparse.Namespace) -> None:
+    params = {"remove_worktree": "true"} if a.remove_worktree else None
+    data = client.request("DELETE", f"/api/sessions/{a.session_id}", params=params)
+    out.result(data if data is not None else {"id": a.session_id, "deleted": True}, "Session deleted")
+
+
+def cmd_send(client: Client, out: Output, a: argparse.Namespace) -> None:
+    text = a.text if a.text != "-" else sys.stdin.read()
+    out.result(client.request("POST", f"/api/sessions/{a.session_id}/message", body={"content": text}), "Message sent")
+
+
+def cmd_messages(client: Client, out: Output, a: argparse.Namespace) -> None:
+    data = client.request("GET", f"/api/sessions/{a.session_id}/messages", params={"limit": a.limit, "offset": a.offset})
+    if out.as_json:
+        out.json(data)
+        return
+    for message in _items(data, "messages"):
+        out.event({"id": message.get("seq"), "event": message.get("role"), "data": message})
+
+
+def _tail(client: Client, out: Output, session_id: str, after: int | None, max_events: int | None) -> None:
+    seen = 0
+    for record in client.stream_events(session_id, after):
+        out.event(record)
+        seen += 1
+        if max_events is not None and seen >= max_events:
+            return
+
+
+def cmd_tail(client: Client, out: Output, a: argparse.Namespace) -> None:
+    _tail(client, out, a.session_id, a.after, a.max_events)
+
+
+def cmd_health(client: Client, out: Output, a: argparse.Namespace) -> None:
+    out.result(client.request("GET", "/health"), "Control plane")
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `berth` argument parser (every subcommand sets `func`)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=argparse.SUPPRESS, help="control plane URL (env BERTH_URL)")
+    common.add_argument("--token", default=argparse.SUPPRESS, help="bearer token (env BERTH_TOKEN)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output for scripts")
+
+    p = argparse.ArgumentParser(
+        prog="berth",
+        parents=[common],
+        description="Operate Berth: tokens, machines, workspaces and agent sessions over the REST API.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(parent, name: str, func, help: str, **kw) -> argparse.ArgumentParser:
+        sp = parent.add_parser(name, help=help, description=help, parents=[common], **kw)
+        sp.set_defaults(func=func)
+        return sp
+
+    # tokens
+    tok = sub.add_parser("token", help="create, list and revoke API tokens").add_subparsers(dest="sub", required=True)
+    sp = add(tok, "create", cmd_token_create, "create a token for an owner (needs an admin token)")
+    sp.add_argument("--owner", required=True)
+    sp.add_argument("--admin", action="store_true", help="the new token may manage machines and workspaces")
+    sp.add_argument("--name", help="a label for the token")
+    add(tok, "list", cmd_token_list, "list tokens (admin)")
+    sp = add(tok, "revoke", cmd_token_revoke, "revoke a token by id (admin)")
+    sp.add_argument("token_id")
+    sp = add(tok, "bootstrap", cmd_token_bootstrap, "create the first admin token directly in the database")
+    sp.add_argument("--owner", default="admin")
+    sp.add_argument("--config", help="the control plane's TOML config")
+
+    # machines
+    mach = sub.add_parser("machine", help="register and list daemons (machines)").add_subparsers(dest="sub", required=True)
+    sp = add(mach, "add", cmd_machine_add, "register a daemon")
+    sp.add_argument("name")
+    sp.add_argument("address", help="unix:/path/to/daemon.sock or host:port (TLS)")
+    sp.add_argument("--tls-ca", help="PEM file of the CA that signed the daemon's certificate")
+    sp.add_argument("--token-file", help="file holding the daemon's bearer token")
+    sp.add_argument("--owner", help="owner of the machine (default: the caller)")
+    add(mach, "list", cmd_machine_list, "list machines")
+    sp = add(mach, "show", cmd_machine_show, "show one machine")
+    sp.add_argument("machine_id")
+    sp = add(mach, "update", cmd_machine_update, "change a machine")
+    sp.add_argument("machine_id")
+    sp.add_argument("--name")
+    sp.add_argument("--address")
+    sp.add_argument("--tls-ca")
+    sp.add_argument("--token-file")
+    sp = add(mach, "remove", cmd_machine_remove, "remove a machine")
+    sp.add_argument("machine_id")
+
+    # workspaces
+    ws = sub.add_parser("workspace", help="add and list workspaces (repositories)").add_subparsers(dest="sub", required=True)
+    sp = add(ws, "add", cmd_workspace_add, "add a workspace: a repository path or clone URL on a machine")
+    sp.add_argument("name")
+    sp.add_argument("repository")
+    sp.add_argument("--machine", help="default machine id")
+    sp.add_argument("--base-ref", help="commit-ish new branches start from")
+    sp.add_argument("--owner", help="owner of the workspace (default: the caller)")
+    add(ws, "list", cmd_workspace_list, "list workspaces")
+    sp = add(ws, "show", cmd_workspace_show, "show one workspace")
+    sp.add_argument("workspace_id")
+    sp = add(ws, "update", cmd_workspace_update, "change a workspace")
+    sp.add_argument("workspace_id")
+    sp.add_argument("--name")
+    sp.add_argument("--repository")
+    sp.add_argument("--machine")
+    sp.add_argument("--base-ref")
+    sp = add(ws, "remove", cmd_workspace_remove, "remove a workspace")
+    sp.add_argument("workspace_id")
+
+    # sessions
+    sp = add(sub, "launch", cmd_launch, "launch an agent session in a workspace")
+    sp.add_argument("workspace_id")
+    sp.add_argument("--prompt", "-p", help="the first message for the agent")
+    sp.add_argument("--provider", choices=["claude_code", "codex"])
+    sp.add_argument("--model")
+    sp.add_argument("--thinking", choices=["minimal", "low", "medium", "high"], help="codex reasoning effort")
+    sp.add_argument("--worktree", help="worktree and branch name")
+    sp.add_argument("--base-ref")
+    sp.add_argument("--machine", help="machine id (default: the workspace's)")
+    sp.add_argument("--resume", help="provider session id to resume")
+    sp.add_argument("--agent-session", help="existing agent session id (e.g. from an import)")
+    sp.add_argument("--user-session", help="existing user session id to reuse")
+    sp.add_argument("--metadata", help="JSON object stored with the session")
+    sp.add_argument("--follow", "-f", action="store_true", help="then tail the session's events")
+    sp.add_argument("--max-events", type=int, help="with --follow: stop after this many events")
+
+    sp = add(sub, "import", cmd_import, "import a Claude Code conversation (JSON array or JSON lines of messages)")
+    sp.add_argument("workspace_id")
+    sp.add_argument("claude_session_id")
+    sp.add_argument("file")
+    sp.add_argument("--worktree")
+    sp.add_argument("--name", help="session name")
+
+    sess = sub.add_parser("sessions", help="list or create sessions").add_subparsers(dest="sub", required=True)
+    sp = add(sess, "list", cmd_sessions_list, "list sessions")
+    sp.add_argument("--status", choices=list(STATUS_STYLES))
+    sp.add_argument("--task")
+    sp.add_argument("--agent", choices=["CLAUDE_CODE", "CODEX"])
+    sp.add_argument("--limit", type=int)
+    sp.add_argument("--offset", type=int)
+    sp = add(sess, "create", cmd_sessions_create, "create a session (POST /api/sessions)")
+    sp.add_argument("agent_id", choices=["CLAUDE_CODE", "CODEX"])
+    sp.add_argument("--task")
+    sp.add_argument("--prompt", "-p")
+    sp.add_argument("--workspace")
+    sp.add_argument("--machine")
+    sp.add_argument("--worktree")
+    sp.add_argument("--model")
+
+    sp = add(sub, "show", cmd_show, "show a session")
+    sp.add_argument("session_id")
+    sp = add(sub, "update", cmd_update, "change a session's status, data or prompt")
+    sp.add_argument("session_id")
+    sp.add_argument("--status", choices=list(STATUS_STYLES))
+    sp.add_argument("--data", help="JSON object merged into the session's data")
+    sp.add_argument("--prompt")
+    for name, status, verb, help in (
+        ("pause", "paused", "Pausing", "pause a session (ends the agent process, keeps the worktree)"),
+        ("resume", "active", "Resuming", "resume a paused session"),
+        ("stop", "completed", "Stopping", "stop a session's agent"),
+    ):
+        sp = add(sub, name, _set_status(status, verb), help)
+        sp.add_argument("session_id")
+    sp = add(sub, "delete", cmd_delete, "stop and delete a session")
+    sp.add_argument("session_id")
+    sp.add_argument("--remove-worktree", action="store_true", help="remove its worktree too")
+    sp = add(sub, "send", cmd_send, "send a message to a running session ('-' reads stdin)")
+    sp.add_argument("session_id")
+    sp.add_argument("text")
+    sp = add(sub, "messages", cmd_messages, "list a session's stored messages")
+    sp.add_argument("session_id")
+    sp.add_argument("--limit", type=int)
+    sp.add_argument("--offset", type=int)
+    sp = add(sub, "tail", cmd_tail, "follow a session's events live (Ctrl-C to stop)")
+    sp.add_argument("session_id")
+    sp.add_argument("--after", type=int, help="start after this seq (default: from the beginning)")
+    sp.add_argument("--max-events", type=int, help="stop after this many events")
+    add(sub, "health", cmd_health, "check the control plane answers")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `berth` console script."""
+    args = build_parser().parse_args(argv)
+    out = Output(as_json=getattr(args, "json", False))
+    url, token = resolve_target(getattr(args, "url", None), getattr(args, "token", None))
+    client = Client(url, token)
+    try:
+        args.func(client, out, args)
+    except CliError as exc:
+        out.error(exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
