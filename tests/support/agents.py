@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from daemon.config import ProviderConfig
 
@@ -17,6 +20,8 @@ __all__ = [
     "codex_env",
     "claude_provider_config",
     "codex_provider_config",
+    "EventSink",
+    "poll_until",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -79,3 +84,59 @@ def codex_provider_config(base_url: str, home: Path) -> ProviderConfig:
     """A daemon provider config running the pinned codex against `base_url`."""
     return ProviderConfig(name="codex", binary=str(CODEX_BIN), args=codex_args(base_url), env=codex_env(home))
 
+
+
+class EventSink:
+    """Collects a runner's events and exit; tests wait on it with a deadline."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.exits: list[tuple[int | None, str | None]] = []
+        self._changed = asyncio.Condition()
+
+    async def on_event(self, event: Any) -> None:
+        async with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    async def on_exit(self, code: int | None, error: str | None) -> None:
+        async with self._changed:
+            self.exits.append((code, error))
+            self._changed.notify_all()
+
+    async def wait_for(self, predicate: Callable[[EventSink], bool], timeout: float = 60.0,
+                       what: str = "condition") -> None:
+        """Wait until predicate(self) holds; fail with the events seen so far after `timeout`."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: predicate(self)), timeout)
+            except asyncio.TimeoutError:
+                raise AssertionError(f"timed out waiting for {what}; events: {self.summary()}; "
+                                     f"exits: {self.exits}") from None
+
+    def turns_completed(self) -> int:
+        return sum(1 for e in self.events if e.turn_complete)
+
+    async def wait_turns(self, n: int, timeout: float = 60.0) -> None:
+        await self.wait_for(lambda s: s.turns_completed() >= n, timeout, f"{n} completed turn(s)")
+
+    def of_type(self, ctype: str) -> list[Any]:
+        return [e for e in self.events if e.content.get("type") == ctype]
+
+    def summary(self) -> list[tuple[str, str, str]]:
+        out = []
+        for e in self.events:
+            c = e.content
+            detail = c.get("text") or c.get("name") or c.get("message") or str(c.get("output", ""))[:60]
+            out.append((e.role, c.get("type"), detail))
+        return out
+
+
+async def poll_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll `predicate` until it holds; AssertionError after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)

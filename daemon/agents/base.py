@@ -1,0 +1,116 @@
+"""What every agent adapter offers: argv and env in, normalized events out.
+
+Adapters are pure translation: they start nothing, store nothing and know no gRPC.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon.config import ProviderConfig
+from daemon.errors import FailedPrecondition
+
+__all__ = ["AgentEvent", "TurnSpec", "AgentAdapter", "junk_event", "system_text"]
+
+
+@dataclass
+class AgentEvent:
+    """One normalized agent event (the seed documents' message shape)."""
+
+    role: str  # "user" | "assistant" | "system" | "tool"
+    # {"type": "text"|"tool_use"|"tool_result"|"error"|"system", plus the keys that apply:
+    #  text, name, tool_use_id, arguments (dict), output (any JSON), is_error, success, message}
+    content: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    provider_session_id: str | None = None
+    turn_complete: bool = False
+    turn_error: str | None = None
+
+
+@dataclass
+class TurnSpec:
+    """How to start (or resume) an agent in a directory."""
+
+    cwd: Path
+    model: str = ""  # "" = the CLI's default
+    thinking: str = ""  # codex reasoning effort
+    resume_id: str | None = None  # provider session id to resume
+    prompt: str | None = None  # first message
+
+
+def junk_event(line: bytes, problem: str) -> AgentEvent:
+    """An event for an output line the adapter could not read."""
+    text = line.decode("utf-8", "replace").strip()
+    return AgentEvent(role="system", content={"type": "error", "message": f"{problem}: {text[:500]}"},
+                      metadata={"raw_type": "unparsed"})
+
+
+def system_text(message: str, **metadata: Any) -> AgentEvent:
+    """A system notice (status, init …)."""
+    return AgentEvent(role="system", content={"type": "system", "message": message}, metadata=dict(metadata))
+
+
+class AgentAdapter(ABC):
+    """Translation between Berth and one agent CLI."""
+
+    provider: str
+    persistent: bool  # True: one long-lived process fed on stdin; False: one process per turn
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+
+    def resolve_binary(self) -> str:
+        """The CLI's absolute path; FailedPrecondition naming what was tried when unusable."""
+        binary = self.config.binary
+        if os.sep in binary:
+            path = Path(os.path.expanduser(binary)).absolute()
+            if path.is_file() and os.access(path, os.X_OK):
+                return str(path)
+            raise FailedPrecondition(f"{self.provider} binary not found or not executable: {path}")
+        found = shutil.which(binary, path=self.config.env.get("PATH") or os.environ.get("PATH"))
+        if found is None:
+            raise FailedPrecondition(f"{self.provider} binary not found on PATH: {binary}")
+        return str(Path(found).absolute())
+
+    @abstractmethod
+    def argv(self, spec: TurnSpec) -> list[str]:
+        """The full command line (binary first) for `spec`."""
+
+    def env(self, base: Mapping[str, str]) -> dict[str, str]:
+        """`base` (the daemon's environment) plus the provider's extra variables."""
+        return {**base, **self.config.env}
+
+    def encode_message(self, text: str) -> bytes:
+        """One stdin line carrying a user message (persistent adapters only)."""
+        raise NotImplementedError(f"{self.provider} takes messages on the command line")
+
+    def interrupt_bytes(self) -> bytes | None:
+        """A stdin control message that interrupts the turn, or None (then the runner signals)."""
+        return None
+
+    def parse_line(self, line: bytes) -> list[AgentEvent]:
+        """One stdout line → zero or more events; never raises on junk."""
+        line = line.strip()
+        if not line:
+            return []
+        try:
+            data = json.loads(line)
+        except ValueError:
+            return [junk_event(line, "unreadable agent output")]
+        if not isinstance(data, dict):
+            return [junk_event(line, "unexpected agent output")]
+        try:
+            return self.parse_obj(data)
+        except Exception as exc:  # a shape we did not expect must not kill the session
+            return [junk_event(line, f"could not interpret agent output ({type(exc).__name__}: {exc})")]
+
+    @abstractmethod
+    def parse_obj(self, data: dict[str, Any]) -> list[AgentEvent]:
+        """One decoded JSON object → events."""

@@ -1,0 +1,154 @@
+"""Claude Code: one long-lived `claude -p` process speaking stream-json on stdin/stdout."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from daemon.agents.base import AgentAdapter, AgentEvent, TurnSpec, system_text
+
+__all__ = ["ClaudeCodeAdapter"]
+
+
+def _tool_output(content: Any) -> Any:
+    """A tool_result's content: a string stays; a list of text blocks becomes their text."""
+    if isinstance(content, list) and all(isinstance(b, dict) and b.get("type") == "text" for b in content):
+        return "".join(b.get("text", "") for b in content)
+    return content
+
+
+class ClaudeCodeAdapter(AgentAdapter):
+    """`claude -p --input-format stream-json --output-format stream-json --verbose …`."""
+
+    provider = "claude_code"
+    persistent = True
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self._announced_session: str | None = None
+
+    def argv(self, spec: TurnSpec) -> list[str]:
+        argv = [self.resolve_binary(), "-p", "--input-format", "stream-json", "--output-format", "stream-json",
+                "--verbose"]
+        model = spec.model or self.config.default_model
+        if model:
+            argv += ["--model", model]
+        if spec.resume_id:
+            argv += ["--resume", spec.resume_id]
+        if "--permission-mode" not in self.config.args:
+            # Root may not use --dangerously-skip-permissions; acceptEdits lets Write/Edit run.
+            argv += ["--permission-mode", "acceptEdits"]
+        return argv + list(self.config.args)
+
+    def encode_message(self, text: str) -> bytes:
+        line = {"type": "user", "message": {"role": "user", "content": text}}
+        return json.dumps(line).encode() + b"\n"
+
+    def interrupt_bytes(self) -> bytes | None:
+        # The SDK control protocol: the CLI answers with a control_response, then ends
+        # the turn with a `result` of subtype error_during_execution.
+        req = {"type": "control_request", "request_id": f"req_{uuid.uuid4().hex[:12]}",
+               "request": {"subtype": "interrupt"}}
+        return json.dumps(req).encode() + b"\n"
+
+    def parse_obj(self, data: dict[str, Any]) -> list[AgentEvent]:
+        kind = data.get("type")
+        sid = data.get("session_id") or None
+        if kind == "system":
+            return self._system(data, sid)
+        if kind == "assistant":
+            return self._assistant(data, sid)
+        if kind == "user":
+            return self._user(data, sid)
+        if kind == "result":
+            return [self._result(data, sid)]
+        # control_response, stream_event, rate-limit notices …: nothing to record.
+        return []
+
+    def _system(self, data: dict[str, Any], sid: str | None) -> list[AgentEvent]:
+        subtype = data.get("subtype")
+        if subtype == "init":
+            if sid == self._announced_session:
+                return []  # claude repeats init at every turn
+            self._announced_session = sid
+            ev = system_text("session started", raw_type="system/init", model=data.get("model"),
+                             cwd=data.get("cwd"), claude_code_version=data.get("claude_code_version"))
+            ev.provider_session_id = sid
+            return [ev]
+        if subtype == "api_retry":
+            ev = AgentEvent(role="system", content={
+                "type": "error",
+                "message": f"model API retry {data.get('attempt')}/{data.get('max_retries')}: {data.get('error')}"},
+                metadata={"raw_type": "system/api_retry", "error_status": data.get("error_status")})
+            ev.provider_session_id = sid
+            return [ev]
+        if subtype == "compact_boundary":
+            return [system_text("conversation compacted", raw_type="system/compact_boundary")]
+        return []
+
+    def _assistant(self, data: dict[str, Any], sid: str | None) -> list[AgentEvent]:
+        message = data.get("message") or {}
+        meta = {"raw_type": "assistant", "model": message.get("model"), "message_id": message.get("id")}
+        if message.get("usage"):
+            meta["usage"] = message["usage"]
+        if data.get("parent_tool_use_id"):
+            meta["parent_tool_use_id"] = data["parent_tool_use_id"]
+        events = []
+        for block in message.get("content") or []:
+            btype = block.get("type")
+            if btype == "text":
+                content = {"type": "text", "text": block.get("text", "")}
+            elif btype == "tool_use":
+                args = block.get("input")
+                content = {"type": "tool_use", "name": block.get("name", ""), "tool_use_id": block.get("id", ""),
+                           "arguments": args if isinstance(args, dict) else {"input": args}}
+            else:
+                continue  # thinking and other blocks stay private
+            events.append(AgentEvent(role="assistant", content=content, metadata=dict(meta),
+                                     provider_session_id=sid))
+        return events
+
+    def _user(self, data: dict[str, Any], sid: str | None) -> list[AgentEvent]:
+        message = data.get("message") or {}
+        content = message.get("content")
+        meta: dict[str, Any] = {"raw_type": "user"}
+        if data.get("parent_tool_use_id"):
+            meta["parent_tool_use_id"] = data["parent_tool_use_id"]
+        if isinstance(content, str):
+            blocks = [{"type": "text", "text": content}]
+        else:
+            blocks = [b for b in content or [] if isinstance(b, dict)]
+        events = []
+        for block in blocks:
+            if block.get("type") == "tool_result":
+                is_error = bool(block.get("is_error"))
+                events.append(AgentEvent(role="tool", content={
+                    "type": "tool_result", "tool_use_id": block.get("tool_use_id", ""),
+                    "output": _tool_output(block.get("content")), "is_error": is_error, "success": not is_error},
+                    metadata=dict(meta), provider_session_id=sid))
+            elif block.get("type") == "text":
+                # The user's own messages are not echoed; what comes back is claude's
+                # notices such as "[Request interrupted by user]".
+                events.append(AgentEvent(role="system", content={"type": "system", "message": block.get("text", "")},
+                                         metadata=dict(meta), provider_session_id=sid))
+        return events
+
+    def _result(self, data: dict[str, Any], sid: str | None) -> AgentEvent:
+        meta = {"raw_type": f"result/{data.get('subtype')}", "usage": data.get("usage"),
+                "total_cost_usd": data.get("total_cost_usd"), "duration_ms": data.get("duration_ms"),
+                "num_turns": data.get("num_turns"), "stop_reason": data.get("stop_reason")}
+        meta = {k: v for k, v in meta.items() if v is not None}
+        failed = bool(data.get("is_error")) or data.get("subtype") not in (None, "success")
+        if not failed:
+            return AgentEvent(role="system", content={"type": "system", "message": "turn completed"}, metadata=meta,
+                              provider_session_id=sid, turn_complete=True)
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors:
+            error = "; ".join(str(e) for e in errors)
+        elif isinstance(data.get("result"), str) and data["result"]:
+            error = data["result"]
+        else:
+            error = str(data.get("subtype") or "error")
+        return AgentEvent(role="system", content={"type": "error", "message": error}, metadata=meta,
+                          provider_session_id=sid, turn_complete=True, turn_error=error)

@@ -1,0 +1,287 @@
+"""One live agent for one session: starts the CLI, feeds it messages in order, turns its
+output into events and ends its whole process group.
+
+Persistent adapters (claude) get one process fed on stdin; per-turn adapters (codex) get
+one process per message, each resuming the provider session the first one started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
+
+from daemon.agents.base import AgentAdapter, AgentEvent, TurnSpec
+from daemon.errors import FailedPrecondition
+
+__all__ = ["AgentRunner", "STDERR_TAIL_BYTES", "INTERRUPT_ESCALATE_SECONDS"]
+
+STDERR_TAIL_BYTES = 8192
+# A per-turn agent that ignores SIGINT this long gets SIGKILL.
+INTERRUPT_ESCALATE_SECONDS = 5.0
+_LINE_LIMIT = 64 * 1024 * 1024  # claude prints whole tool results (file contents) on one line
+
+OnEvent = Callable[[AgentEvent], Awaitable[None]]
+OnExit = Callable[[int | None, str | None], Awaitable[None]]
+
+
+class _Proc:
+    """One child process with its stdout/stderr readers."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.stderr_tail = bytearray()
+        self.saw_turn_end = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    def signal_group(self, sig: int) -> None:
+        # The child leads its own process group (start_new_session), so pgid == pid.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+
+    def stderr_text(self) -> str:
+        return bytes(self.stderr_tail).decode("utf-8", "replace").strip()
+
+
+class AgentRunner:
+    """Runs one session's agent; see the module docstring."""
+
+    def __init__(self, adapter: AgentAdapter, spec: TurnSpec, *, on_event: OnEvent, on_exit: OnExit,
+                 base_env: Mapping[str, str] | None = None) -> None:
+        self.adapter = adapter
+        self.spec = spec
+        self._on_event = on_event
+        self._on_exit = on_exit
+        self._base_env = dict(os.environ if base_env is None else base_env)
+        self._queue: deque[str] = deque()
+        self._proc: _Proc | None = None
+        self._task: asyncio.Task[None] | None = None  # reads the current process
+        self._escalation: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._started = False
+        self._stopping = False
+        self._exited = False
+        self._interrupted = False
+        self._last_code: int | None = None
+        self.provider_session_id: str | None = spec.resume_id
+        self.turn_running = False
+
+    # -- public state ----------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.alive() else None
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def running(self) -> bool:
+        """True from start() until the agent is gone for good."""
+        return self._started and not self._exited
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> int | None:
+        """Start the agent (and its first turn when spec.prompt is set); returns the pid or None."""
+        if self._started:
+            raise FailedPrecondition("agent already started")
+        self.adapter.resolve_binary()  # fail here, before anything runs
+        if self.adapter.persistent:
+            await self._spawn(self.spec, stdin=True)
+            self._started = True
+            if self.spec.prompt:
+                await self.send(self.spec.prompt)
+        else:
+            self._started = True
+            if self.spec.prompt:
+                await self.send(self.spec.prompt)
+        return self.pid
+
+    async def send(self, text: str) -> None:
+        """Queue a user message; it goes out once no turn runs (messages keep their order)."""
+        if not self.running or self._stopping:
+            raise FailedPrecondition("the agent is not running")
+        self._queue.append(text)
+        await self._pump()
+
+    async def interrupt(self) -> None:
+        """End the current turn; the session (and a persistent process) stays."""
+        proc = self._proc
+        if not self.turn_running or proc is None or not proc.alive():
+            return
+        self._interrupted = True
+        data = self.adapter.interrupt_bytes()
+        if data is not None and proc.process.stdin is not None:
+            try:
+                proc.process.stdin.write(data)
+                await proc.process.stdin.drain()
+                return
+            except (ConnectionError, RuntimeError):
+                pass  # stdin gone: fall back to a signal
+        proc.signal_group(signal.SIGINT)
+        if self._escalation is None or self._escalation.done():
+            self._escalation = asyncio.create_task(self._escalate(proc))
+
+    async def stop(self, grace: float) -> int | None:
+        """SIGTERM to the whole process group, SIGKILL after `grace`; idempotent.
+
+        Returns the last exit code; on_exit has been awaited when this returns.
+        """
+        self._stopping = True
+        self._queue.clear()
+        if not self._started:
+            self._exited = True
+            return None
+        proc = self._proc
+        if proc is not None and proc.alive():
+            if proc.process.stdin is not None:
+                proc.process.stdin.close()
+            proc.signal_group(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.process.wait()), timeout=max(grace, 0.0))
+            except asyncio.TimeoutError:
+                pass
+            # Whatever is left of the group (tool subprocesses included) goes now.
+            proc.signal_group(signal.SIGKILL)
+            await proc.process.wait()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._escalation is not None:
+            self._escalation.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._escalation
+        await self._finish(None)
+        return self._last_code
+
+    # -- internals -------------------------------------------------------------------------------
+
+    async def _spawn(self, spec: TurnSpec, *, stdin: bool) -> _Proc:
+        argv = self.adapter.argv(spec)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv, cwd=str(spec.cwd), env=self.adapter.env(self._base_env),
+                stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                start_new_session=True, limit=_LINE_LIMIT)
+        except OSError as exc:
+            raise FailedPrecondition(f"could not start {self.adapter.provider} ({argv[0]}): {exc}") from exc
+        proc = _Proc(process)
+        self._proc = proc
+        self._task = asyncio.create_task(self._follow(proc), name=f"agent-{process.pid}")
+        return proc
+
+    async def _pump(self) -> None:
+        failed: str | None = None
+        async with self._lock:
+            if self.turn_running or not self._queue or self._stopping or self._exited:
+                return
+            text = self._queue.popleft()
+            self._interrupted = False
+            self.turn_running = True
+            try:
+                if self.adapter.persistent:
+                    proc = self._proc
+                    if proc is None or not proc.alive() or proc.process.stdin is None:
+                        raise FailedPrecondition("the agent process has exited")
+                    proc.process.stdin.write(self.adapter.encode_message(text))
+                    await proc.process.stdin.drain()
+                else:
+                    spec = replace(self.spec, prompt=text, resume_id=self.provider_session_id)
+                    await self._spawn(spec, stdin=False)
+            except (FailedPrecondition, ConnectionError, RuntimeError) as exc:
+                self.turn_running = False
+                if self.adapter.persistent:
+                    self._queue.appendleft(text)  # the exit handler reports the dead process
+                    return
+                failed = str(exc)
+        if failed is not None:
+            # This turn could not start; say so (outside the lock) and go on with the next message.
+            await self._on_event(AgentEvent(role="system", content={"type": "error", "message": failed},
+                                            metadata={"raw_type": "runner"}, turn_complete=True,
+                                            turn_error=failed))
+            await self._pump()
+
+    async def _follow(self, proc: _Proc) -> None:
+        """Read one process to its end: events in order, then exit handling."""
+        process = proc.process
+        assert process.stdout is not None and process.stderr is not None
+        stderr_task = asyncio.create_task(self._drain_stderr(proc))
+        try:
+            while True:
+                line = await process.stdout.readline()
+                if not line:
+                    break
+                for event in self.adapter.parse_line(line):
+                    await self._deliver(proc, event)
+            await stderr_task
+            code = await process.wait()
+        finally:
+            stderr_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stderr_task
+        self._last_code = code
+        if self.adapter.persistent:
+            error = None
+            if not self._stopping and code != 0:
+                error = f"{self.adapter.provider} exited with code {code}" + _tail(proc)
+            self.turn_running = False
+            await self._finish(error)
+            return
+        # Per-turn: a process that ended without saying the turn ended (interrupt, crash).
+        if not proc.saw_turn_end and not self._stopping:
+            if self._interrupted:
+                message = "interrupted"
+            else:
+                message = f"{self.adapter.provider} exited with code {code} before the turn ended" + _tail(proc)
+            await self._deliver(proc, AgentEvent(
+                role="system", content={"type": "error", "message": message},
+                metadata={"raw_type": "runner", "exit_code": code}, turn_complete=True, turn_error=message))
+        self.turn_running = False
+        if not self._stopping:
+            await self._pump()
+
+    async def _deliver(self, proc: _Proc, event: AgentEvent) -> None:
+        if event.provider_session_id:
+            self.provider_session_id = event.provider_session_id
+        await self._on_event(event)
+        if event.turn_complete:
+            proc.saw_turn_end = True
+            if self.adapter.persistent:
+                self.turn_running = False
+                await self._pump()
+
+    async def _drain_stderr(self, proc: _Proc) -> None:
+        assert proc.process.stderr is not None
+        while chunk := await proc.process.stderr.read(4096):
+            proc.stderr_tail += chunk
+            del proc.stderr_tail[:-STDERR_TAIL_BYTES]
+
+    async def _escalate(self, proc: _Proc) -> None:
+        await asyncio.sleep(INTERRUPT_ESCALATE_SECONDS)
+        if proc.alive():
+            proc.signal_group(signal.SIGKILL)
+
+    async def _finish(self, error: str | None) -> None:
+        if self._exited:
+            return
+        self._exited = True
+        self._queue.clear()
+        await self._on_exit(self._last_code, error)
+
+
+def _tail(proc: _Proc) -> str:
+    text = proc.stderr_text()
+    return f": {text[-2000:]}" if text else ""
