@@ -21,7 +21,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 from daemon import metrics, sdnotify
@@ -44,6 +44,25 @@ _SHUTDOWN_CANCEL = "berth-daemon-shutdown"
 
 class StartupError(RuntimeError):
     """The server could not start (socket busy, port in use, bad TLS files, …)."""
+
+
+class _ReflectionServicer(reflection.aio.ReflectionServicer):
+    """Reflection that also resolves method symbols ("pkg.Service.Method"), as `grpcurl describe` asks.
+
+    The upb descriptor pool only knows top-level symbols; a method resolves to its service's file.
+    """
+
+    def _file_containing_symbol(self, request: Any, fully_qualified_name: str) -> Any:
+        reply = super()._file_containing_symbol(request, fully_qualified_name)
+        if reply.HasField("error_response"):
+            service_name, _, method = fully_qualified_name.rpartition(".")
+            try:
+                service = self._pool.FindServiceByName(service_name)
+            except KeyError:
+                return reply
+            if method in service.methods_by_name:
+                return super()._file_containing_symbol(request, service_name)
+        return reply
 
 
 class _CallObserver(grpc.aio.ServerInterceptor):
@@ -274,7 +293,9 @@ class DaemonServer:
         servicer = self._servicer or DaemonService(self.supervisor)  # type: ignore[arg-type]
         daemon_pb2_grpc.add_DaemonServiceServicer_to_server(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            _ReflectionServicer((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)), server
+        )
 
         path = config.socket_path.absolute()
         if len(os.fsencode(path)) > 107:
