@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ __all__ = [
     "codex_provider_config",
     "EventSink",
     "poll_until",
+    "live_group_members",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -140,3 +142,20 @@ async def poll_until(predicate: Callable[[], bool], timeout: float = 30.0, what:
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """Pids of processes in group `pgid` that are not zombies (zombies wait for init to reap them)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == pgid and state not in ("Z", "X"):
+            members.append(int(entry))
+    return members

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import select
 import shlex
+import socket
 import threading
 import time
 import uuid
@@ -117,8 +119,15 @@ class ModelServer:
                     return rule
         return None
 
-    def _stall(self, seconds: float) -> None:
-        self._closing.wait(seconds)
+    def _stall(self, conn: socket.socket, seconds: float) -> None:
+        """Wait `seconds`, but give up when the server closes or the client hangs up."""
+        deadline = time.monotonic() + seconds
+        while not self._closing.is_set() and time.monotonic() < deadline:
+            readable, _, _ = select.select([conn], [], [], 0.05)
+            if readable:
+                if not conn.recv(1, socket.MSG_PEEK):
+                    raise ConnectionAbortedError("the client went away")
+                self._closing.wait(0.05)  # the client sent more; nothing to do with it
 
 
 def _real_text(text: str) -> bool:
@@ -294,7 +303,7 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                 "stop_reason": None, "stop_sequence": None,
                 "usage": {**usage, "output_tokens": 1}}})
             if rule is not None and rule.delay and not tool:
-                server._stall(rule.delay)
+                server._stall(self.connection, rule.delay)
             if tool:
                 self._event("content_block_start", {"type": "content_block_start", "index": 0,
                                                     "content_block": {**tool, "input": {}}})
@@ -347,7 +356,7 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                     "type": "response.output_item.added", "sequence_number": next(seq), "output_index": 0,
                     "item": {**item, "status": "in_progress", "content": []}})
                 if rule is not None and rule.delay:
-                    server._stall(rule.delay)
+                    server._stall(self.connection, rule.delay)
                 self._event("response.output_text.delta", {
                     "type": "response.output_text.delta", "sequence_number": next(seq), "item_id": item["id"],
                     "output_index": 0, "content_index": 0, "delta": text})
