@@ -1,0 +1,218 @@
+"""/api/v1/machines, /api/v1/workspaces, /api/v1/tokens — administration.
+
+Admin tokens create, change and delete machines, workspaces and tokens, and see every owner's machines
+and workspaces. Other tokens may list and read only their own machines and workspaces (another
+owner's → 404); mutations need an admin token (403). A machine's daemon token is never returned.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from controlplane.api.common import (
+    client_for, conflict, field_error, get_db, not_found, owned_machine, owned_workspace,
+)
+from controlplane.auth import Principal, create_token, current_principal, require_admin
+from controlplane.daemons import DaemonCallError, message_to_dict
+from controlplane.db.models import AgentSession, Machine, Token, Workspace, new_id
+from controlplane.schemas import (
+    MachineCreate, MachineOut, MachineUpdate, TokenCreate, TokenCreated, TokenOut, WorkspaceCreate, WorkspaceOut,
+    WorkspaceUpdate,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["admin"])
+Db = Annotated[AsyncSession, Depends(get_db)]
+Caller = Annotated[Principal, Depends(current_principal)]
+Admin = Annotated[Principal, Depends(require_admin)]
+
+
+def _machine_out(m: Machine) -> dict:
+    return {
+        "id": m.id, "owner": m.owner, "name": m.name, "address": m.address,
+        "has_tls_ca": bool(m.tls_ca), "has_token": bool(m.token), "created_at": m.created_at,
+    }
+
+
+def _workspace_out(w: Workspace) -> dict:
+    return {
+        "id": w.id, "owner": w.owner, "name": w.name, "repository": w.repository,
+        "default_machine_id": w.default_machine_id, "base_ref": w.base_ref, "created_at": w.created_at,
+    }
+
+
+# --- machines ------------------------------------------------------------------------------------
+
+
+@router.post("/machines", response_model=MachineOut, status_code=201)
+async def create_machine(body: MachineCreate, db: Db, p: Admin) -> dict:
+    """Register a machine's daemon (address `unix:/path` or `host:port`, optional TLS CA and token)."""
+    m = Machine(
+        id=new_id("machine"), owner=body.owner or p.owner, name=body.name, address=body.address,
+        tls_ca=body.tls_ca, token=body.token,
+    )
+    db.add(m)
+    await db.commit()
+    return _machine_out(m)
+
+
+@router.get("/machines", response_model=list[MachineOut])
+async def list_machines(db: Db, p: Caller) -> list[dict]:
+    q = select(Machine).order_by(Machine.created_at, Machine.id)
+    if not p.is_admin:
+        q = q.where(Machine.owner == p.owner)
+    return [_machine_out(m) for m in (await db.execute(q)).scalars().all()]
+
+
+@router.get("/machines/{machine_id}", response_model=MachineOut)
+async def get_machine(machine_id: str, db: Db, p: Caller) -> dict:
+    return _machine_out(await owned_machine(db, p, machine_id, admin_sees_all=True))
+
+
+@router.get("/machines/{machine_id}/info")
+async def machine_info(machine_id: str, request: Request, db: Db, p: Caller) -> dict:
+    """The daemon's GetMachineInfo (versions, sessions by status) — also a connectivity check."""
+    m = await owned_machine(db, p, machine_id, admin_sees_all=True)
+    try:
+        return message_to_dict(await client_for(request, m).machine_info())
+    except DaemonCallError as err:
+        raise HTTPException(status_code=err.http_status, detail=err.message) from None
+
+
+@router.patch("/machines/{machine_id}", response_model=MachineOut)
+async def update_machine(machine_id: str, body: MachineUpdate, request: Request, db: Db, p: Admin) -> dict:
+    m = await owned_machine(db, p, machine_id, admin_sees_all=True)
+    for k, v in body.model_dump(exclude_unset=True).items():
+        if k in ("name", "address") and v is None:
+            raise field_error(k, "must not be null")
+        setattr(m, k, v or None if k in ("tls_ca", "token") else v)
+    await db.commit()
+    await request.app.state.pool.forget(m.id)
+    return _machine_out(m)
+
+
+@router.delete("/machines/{machine_id}", status_code=204)
+async def delete_machine(machine_id: str, request: Request, db: Db, p: Admin) -> Response:
+    m = await owned_machine(db, p, machine_id, admin_sees_all=True)
+    running = (
+        await db.execute(
+            select(func.count()).where(
+                AgentSession.machine_id == m.id, AgentSession.status.in_(("created", "active", "paused")),
+                AgentSession.launched.is_(True),
+            )
+        )
+    ).scalar_one()
+    if running:
+        raise conflict(f"machine {m.id!r} has {running} running session(s); stop or delete them first")
+    await db.delete(m)
+    await db.commit()
+    await request.app.state.pool.forget(machine_id)
+    return Response(status_code=204)
+
+
+# --- workspaces ----------------------------------------------------------------------------------
+
+
+async def _check_machine_for(db: AsyncSession, machine_id: str | None, owner: str) -> None:
+    if machine_id is None:
+        return
+    m = await db.get(Machine, machine_id)
+    if m is None or m.owner != owner:
+        raise field_error("default_machine_id", f"no machine {machine_id!r} belongs to owner {owner!r}")
+
+
+@router.post("/workspaces", response_model=WorkspaceOut, status_code=201)
+async def create_workspace(body: WorkspaceCreate, db: Db, p: Admin) -> dict:
+    """Create a workspace: a repository path or clone URL on the machine, and its default machine."""
+    owner = body.owner or p.owner
+    await _check_machine_for(db, body.default_machine_id, owner)
+    w = Workspace(
+        id=new_id("ws"), owner=owner, name=body.name, repository=body.repository,
+        default_machine_id=body.default_machine_id, base_ref=body.base_ref,
+    )
+    db.add(w)
+    await db.commit()
+    return _workspace_out(w)
+
+
+@router.get("/workspaces", response_model=list[WorkspaceOut])
+async def list_workspaces(db: Db, p: Caller) -> list[dict]:
+    q = select(Workspace).order_by(Workspace.created_at, Workspace.id)
+    if not p.is_admin:
+        q = q.where(Workspace.owner == p.owner)
+    return [_workspace_out(w) for w in (await db.execute(q)).scalars().all()]
+
+
+@router.get("/workspaces/{workspace_id}", response_model=WorkspaceOut)
+async def get_workspace(workspace_id: str, db: Db, p: Caller) -> dict:
+    return _workspace_out(await owned_workspace(db, p, workspace_id, admin_sees_all=True))
+
+
+@router.patch("/workspaces/{workspace_id}", response_model=WorkspaceOut)
+async def update_workspace(workspace_id: str, body: WorkspaceUpdate, db: Db, p: Admin) -> dict:
+    w = await owned_workspace(db, p, workspace_id, admin_sees_all=True)
+    changes = body.model_dump(exclude_unset=True)
+    for k in ("name", "repository"):
+        if k in changes and changes[k] is None:
+            raise field_error(k, "must not be null")
+    if "default_machine_id" in changes:
+        await _check_machine_for(db, changes["default_machine_id"], w.owner)
+    for k, v in changes.items():
+        setattr(w, k, v)
+    await db.commit()
+    return _workspace_out(w)
+
+
+@router.delete("/workspaces/{workspace_id}", status_code=204)
+async def delete_workspace(workspace_id: str, db: Db, p: Admin) -> Response:
+    """Delete a workspace and its (stopped) sessions; refused while a session still runs."""
+    w = await owned_workspace(db, p, workspace_id, admin_sees_all=True)
+    running = (
+        await db.execute(
+            select(func.count()).where(
+                AgentSession.workspace_id == w.id, AgentSession.status.in_(("created", "active", "paused")),
+                AgentSession.launched.is_(True),
+            )
+        )
+    ).scalar_one()
+    if running:
+        raise conflict(f"workspace {w.id!r} has {running} running session(s); stop or delete them first")
+    await db.delete(w)
+    await db.commit()
+    return Response(status_code=204)
+
+
+# --- tokens --------------------------------------------------------------------------------------
+
+
+def _token_out(t: Token) -> dict:
+    return {"id": t.id, "owner": t.owner, "is_admin": t.is_admin, "name": t.name, "created_at": t.created_at}
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=201)
+async def create_owner_token(body: TokenCreate, db: Db, p: Admin) -> dict:
+    """Create a token for an owner; the token is shown only in this response (its hash is stored)."""
+    row, plain = await create_token(db, body.owner, is_admin=body.is_admin, name=body.name)
+    await db.commit()
+    return {**_token_out(row), "token": plain}
+
+
+@router.get("/tokens", response_model=list[TokenOut])
+async def list_tokens(db: Db, p: Admin) -> list[dict]:
+    rows = (await db.execute(select(Token).order_by(Token.created_at, Token.id))).scalars().all()
+    return [_token_out(t) for t in rows]
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+async def delete_token(token_id: str, db: Db, p: Admin) -> Response:
+    t = await db.get(Token, token_id)
+    if t is None:
+        raise not_found("token", token_id)
+    await db.delete(t)
+    await db.commit()
+    return Response(status_code=204)

@@ -1,0 +1,110 @@
+"""Helpers shared by the routers: database sessions, owner-scoped look-ups, serialization."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import HTTPException, Request
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from controlplane.auth import Principal
+from controlplane.daemons import DaemonClient, MachineTarget
+from controlplane.db.models import AgentSession, Machine, Message, UserSession, Workspace
+
+__all__ = [
+    "get_db", "not_found", "conflict", "owned_workspace", "owned_machine", "owned_agent_session",
+    "owned_user_session", "client_for", "message_counts", "session_summary", "session_detail", "field_error",
+]
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """A database session for one request."""
+    async with request.app.state.sessionmaker() as db:
+        yield db
+
+
+def not_found(what: str, ident: str) -> HTTPException:
+    return HTTPException(status_code=404, detail=f"{what} {ident!r} not found")
+
+
+def conflict(detail: str) -> HTTPException:
+    return HTTPException(status_code=409, detail=detail)
+
+
+def field_error(field: str, msg: str, *, where: str = "body") -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors, naming the field."""
+    return HTTPException(
+        status_code=422, detail=[{"loc": [where, *field.split(".")], "msg": msg, "type": "value_error"}]
+    )
+
+
+async def owned_workspace(db: AsyncSession, p: Principal, workspace_id: str, *, admin_sees_all: bool = False) -> Workspace:
+    ws = await db.get(Workspace, workspace_id)
+    if ws is None or (ws.owner != p.owner and not (admin_sees_all and p.is_admin)):
+        raise not_found("workspace", workspace_id)
+    return ws
+
+
+async def owned_machine(db: AsyncSession, p: Principal, machine_id: str, *, admin_sees_all: bool = False) -> Machine:
+    m = await db.get(Machine, machine_id)
+    if m is None or (m.owner != p.owner and not (admin_sees_all and p.is_admin)):
+        raise not_found("machine", machine_id)
+    return m
+
+
+async def owned_agent_session(db: AsyncSession, p: Principal, session_id: str) -> AgentSession:
+    s = await db.get(AgentSession, session_id)
+    if s is None or s.owner != p.owner:
+        raise not_found("session", session_id)
+    return s
+
+
+async def owned_user_session(db: AsyncSession, p: Principal, user_session_id: str) -> UserSession:
+    u = await db.get(UserSession, user_session_id)
+    if u is None or u.owner != p.owner:
+        raise not_found("user session", user_session_id)
+    return u
+
+
+def client_for(request: Request, machine: Machine) -> DaemonClient:
+    return request.app.state.pool.client(MachineTarget(machine.id, machine.address, machine.tls_ca, machine.token))
+
+
+async def message_counts(db: AsyncSession, session_ids: list[str]) -> dict[str, int]:
+    if not session_ids:
+        return {}
+    rows = await db.execute(
+        select(Message.agent_session_id, func.count())
+        .where(Message.agent_session_id.in_(session_ids))
+        .group_by(Message.agent_session_id)
+    )
+    return {sid: n for sid, n in rows.all()}
+
+
+def session_summary(s: AgentSession, count: int) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "agent_id": s.agent_id,
+        "task_id": s.task_id,
+        "status": s.status,
+        "created_at": s.created_at,
+        "last_active": s.last_active,
+        "message_count": count,
+        "workspace_id": s.workspace_id,
+        "machine_id": s.machine_id,
+        "user_session_id": s.user_session_id,
+    }
+
+
+def session_detail(s: AgentSession, count: int) -> dict[str, Any]:
+    out = session_summary(s, count)
+    out.update(
+        data=dict(s.data or {}),
+        prompt=s.prompt,
+        provider_session_id=s.provider_session_id,
+        worktree_name=s.worktree_name,
+        last_error=s.last_error,
+    )
+    return out

@@ -1,0 +1,108 @@
+"""GET /api/sessions/{id}/events — the session's messages as Server-Sent Events, live and resumable.
+
+Each event is `id: <seq>`, `event: message`, `data: <MessageOut JSON>`. A client resumes with the
+`Last-Event-ID` header (or `?after_seq=`): it gets every stored event after that seq, then live ones,
+with no gap and no duplicate. Comments (`: keep-alive`) are sent while nothing happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+
+from controlplane.api.common import field_error, owned_agent_session
+from controlplane.auth import Principal, current_principal
+from controlplane.db.models import Message
+from controlplane.ingest import message_json
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["events"])
+_PAGE = 500
+
+
+def _frame(item: dict) -> str:
+    return f"id: {item['seq']}\nevent: message\ndata: {json.dumps(item, separators=(',', ':'))}\n\n"
+
+
+@router.get(
+    "/api/sessions/{session_id}/events",
+    summary="Stream a session's events (SSE)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"}},
+)
+async def stream_events(
+    session_id: str,
+    request: Request,
+    p: Annotated[Principal, Depends(current_principal)],
+    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    state = request.app.state
+    async with state.sessionmaker() as db:
+        await owned_agent_session(db, p, session_id)
+    start = after_seq or 0
+    if last_event_id:
+        try:
+            start = max(start, int(last_event_id))
+        except ValueError:
+            raise field_error("last-event-id", "must be an integer seq", where="header") from None
+    # Subscribe before reading the backlog, so nothing stored in between is missed.
+    queue = state.broker.subscribe(session_id)
+
+    async def backlog(after: int) -> AsyncIterator[dict]:
+        while True:
+            async with state.sessionmaker() as db:
+                rows = (
+                    await db.execute(
+                        select(Message)
+                        .where(Message.agent_session_id == session_id, Message.seq > after)
+                        .order_by(Message.seq)
+                        .limit(_PAGE)
+                    )
+                ).scalars().all()
+            for m in rows:
+                yield message_json(m)
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1].seq or after
+
+    async def gen() -> AsyncIterator[str]:
+        last = start
+        state.metrics.sse_clients.inc()
+        try:
+            yield ": connected\n\n"
+            async for item in backlog(last):
+                last = item["seq"]
+                yield _frame(item)
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), state.config.sse_keepalive_seconds)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if item.get("resync") or item["seq"] > last + 1:
+                    # Fell behind or raced the backlog: read what is missing from the database.
+                    async for row in backlog(last):
+                        last = row["seq"]
+                        yield _frame(row)
+                    continue
+                if item["seq"] <= last:
+                    continue
+                last = item["seq"]
+                yield _frame(item)
+        finally:
+            state.broker.unsubscribe(session_id, queue)
+            state.metrics.sse_clients.dec()
+
+    return StreamingResponse(
+        gen(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,39 @@
+"""POST /api/v1/workspaces/{workspace_id}/sessions — launch a workspace session (seed document)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from controlplane.auth import Principal, current_principal
+from controlplane.launching import launch_session
+from controlplane.schemas import LaunchWorkspaceSessionRequest, LaunchWorkspaceSessionResponse
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["launch"])
+
+_ERRORS = {
+    404: {"description": "Unknown (or another owner's) workspace, machine or session"},
+    422: {"description": "Invalid request; the detail names the field"},
+    502: {"description": "Daemon unreachable: {status: 'error', payload: {error}}; the session is marked failed"},
+    504: {"description": "Daemon too slow: {status: 'error', payload: {error}}; the session is marked failed"},
+}
+
+
+@router.post(
+    "/api/v1/workspaces/{workspace_id}/sessions",
+    response_model=LaunchWorkspaceSessionResponse,
+    responses=_ERRORS,
+    summary="Launch Workspace Session",
+)
+async def launch_workspace_session(
+    workspace_id: str,
+    body: LaunchWorkspaceSessionRequest,
+    request: Request,
+    p: Principal = Depends(current_principal),
+) -> JSONResponse:
+    """Start (or re-attach to) an agent session on the workspace's machine; answers the daemon's
+    acknowledgement with the ids the web app needs in `payload`."""
+    result = await launch_session(request, p, workspace_id, body)
+    return JSONResponse(result.body(), status_code=result.http_status)

@@ -1,0 +1,290 @@
+"""/api/sessions — the Session API seed document (list, create, get, update, delete, message) plus messages.
+
+Choices the seed leaves open:
+- POST /api/sessions accepts optional `workspace_id`, `machine_id`, `worktree_name` and `model`. Without
+  `workspace_id` the caller's only workspace is used (none or several → the session is not bound to one).
+  With a `prompt` and a known workspace + machine the session is launched at once (201 with `launch`
+  holding the daemon's ack); otherwise it stays `created` until PATCH {"status": "active"} launches it.
+- PATCH status: active→paused pauses the agent, paused→active resumes it, created→active launches it,
+  created|active|paused→completed stops it; any other change is a 409. The daemon is called first; the
+  row changes only when it succeeded.
+- DELETE stops a running agent, then removes the session and its messages; the worktree stays unless
+  `?remove_worktree=true`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from controlplane.api.common import (
+    client_for, conflict, field_error, get_db, message_counts, owned_agent_session, owned_machine,
+    owned_workspace, session_detail, session_summary,
+)
+from controlplane.auth import Principal, current_principal
+from controlplane.daemons import DaemonCallError
+from controlplane.db.models import AgentSession, Machine, Message, UserSession, Workspace, new_id, utcnow
+from controlplane.ingest import message_json
+from controlplane.launching import launch_session
+from controlplane.schemas import (
+    AgentId, LaunchWorkspaceSessionRequest, MessageList, SendMessageRequest, SendMessageResponse, SessionCreate,
+    SessionCreated, SessionDetail, SessionList, SessionStatus, SessionUpdate,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+Db = Annotated[AsyncSession, Depends(get_db)]
+Caller = Annotated[Principal, Depends(current_principal)]
+_RUNNING = ("created", "active")
+
+
+def _daemon_error(err: DaemonCallError) -> HTTPException:
+    if err.field:
+        return field_error(err.field, err.message)
+    return HTTPException(status_code=err.http_status, detail=err.message)
+
+
+@router.get("", response_model=SessionList, summary="List sessions")
+async def list_sessions(
+    db: Db,
+    p: Caller,
+    task_id: str | None = None,
+    agent_id: AgentId | None = None,
+    status: SessionStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict:
+    """The caller's sessions, newest first, filtered by task, agent and status."""
+    q = select(AgentSession).where(AgentSession.owner == p.owner)
+    if task_id is not None:
+        q = q.where(AgentSession.task_id == task_id)
+    if agent_id is not None:
+        q = q.where(AgentSession.agent_id == agent_id)
+    if status is not None:
+        q = q.where(AgentSession.status == status)
+    total = (await db.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
+    rows = (
+        await db.execute(q.order_by(AgentSession.created_at.desc(), AgentSession.id).limit(limit).offset(offset))
+    ).scalars().all()
+    counts = await message_counts(db, [s.id for s in rows])
+    return {
+        "sessions": [session_summary(s, counts.get(s.id, 0)) for s in rows],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.post("", response_model=SessionCreated, status_code=201, summary="Create session")
+async def create_session(body: SessionCreate, request: Request, db: Db, p: Caller) -> JSONResponse | dict:
+    """Create a session (status `created`); launch it right away when a prompt and a workspace are known."""
+    ws: Workspace | None = None
+    if body.workspace_id:
+        ws = await owned_workspace(db, p, body.workspace_id)
+    else:
+        mine = (await db.execute(select(Workspace).where(Workspace.owner == p.owner).limit(2))).scalars().all()
+        ws = mine[0] if len(mine) == 1 else None
+    machine: Machine | None = None
+    if body.machine_id:
+        machine = await owned_machine(db, p, body.machine_id)
+    elif ws is not None and ws.default_machine_id:
+        machine = await db.get(Machine, ws.default_machine_id)
+    if body.machine_id and ws is None:
+        raise field_error("workspace_id", "a machine needs a workspace; pass workspace_id")
+
+    if body.prompt and ws is not None and machine is not None:
+        settings = None
+        if body.model:
+            provider = "claude_code" if body.agent_id == "CLAUDE_CODE" else "codex"
+            settings = {"code": {"default_provider": provider, "providers": {provider: {"model": body.model}}}}
+        launch_req = LaunchWorkspaceSessionRequest(
+            machine_id=machine.id,
+            initial_prompt=body.prompt,
+            worktree_name=body.worktree_name,
+            session_settings=settings,
+        )
+        if settings is None:
+            launch_req.session_settings = None
+        result = await launch_session(request, p, ws.id, launch_req, agent_id=body.agent_id, task_id=body.task_id)
+        if result.status != "ok":
+            return JSONResponse(result.body(), status_code=result.http_status)
+        await db.rollback()
+        s = await db.get(AgentSession, result.agent_session_id, populate_existing=True)
+        assert s is not None
+        return {
+            "id": s.id, "agent_id": s.agent_id, "task_id": s.task_id, "status": s.status,
+            "created_at": s.created_at, "workspace_id": s.workspace_id, "machine_id": s.machine_id,
+            "user_session_id": s.user_session_id, "launch": result.body(),
+        }
+
+    now = utcnow()
+    user = None
+    if ws is not None:
+        user = UserSession(id=new_id("usess"), owner=p.owner, workspace_id=ws.id, created_at=now)
+        db.add(user)
+        await db.flush()
+    s = AgentSession(
+        id=new_id("session"),
+        owner=p.owner,
+        user_session_id=user.id if user else None,
+        workspace_id=ws.id if ws else None,
+        machine_id=machine.id if machine else None,
+        agent_id=body.agent_id,
+        task_id=body.task_id,
+        prompt=body.prompt,
+        status="created",
+        data={"model": body.model} if body.model else {},
+        worktree_name=body.worktree_name,
+        created_at=now,
+    )
+    db.add(s)
+    await db.commit()
+    return {
+        "id": s.id, "agent_id": s.agent_id, "task_id": s.task_id, "status": s.status, "created_at": s.created_at,
+        "workspace_id": s.workspace_id, "machine_id": s.machine_id, "user_session_id": s.user_session_id,
+        "launch": None,
+    }
+
+
+@router.get("/{session_id}", response_model=SessionDetail, summary="Get session details")
+async def get_session(session_id: str, db: Db, p: Caller) -> dict:
+    s = await owned_agent_session(db, p, session_id)
+    counts = await message_counts(db, [s.id])
+    return session_detail(s, counts.get(s.id, 0))
+
+
+@router.patch("/{session_id}", response_model=SessionDetail, summary="Update session")
+async def update_session(session_id: str, body: SessionUpdate, request: Request, db: Db, p: Caller) -> dict | JSONResponse:
+    """Change status (pausing, resuming, launching or stopping the agent), merge `data`, set `prompt`."""
+    s = await owned_agent_session(db, p, session_id)
+    new = body.status
+    if new is not None and new != s.status:
+        old = s.status
+        machine = await db.get(Machine, s.machine_id) if s.machine_id else None
+        try:
+            if old == "active" and new == "paused":
+                if machine is None or not s.launched:
+                    raise conflict("the session is not running on a machine")
+                await client_for(request, machine).pause_session(s.id)
+            elif old == "paused" and new == "active":
+                if machine is None or not s.launched:
+                    raise conflict("the session is not running on a machine")
+                await client_for(request, machine).resume_session(s.id, body.prompt or "")
+            elif old == "created" and new == "active" and not s.launched:
+                if s.workspace_id is None:
+                    raise conflict("the session has no workspace to launch in; create it with workspace_id")
+                launch_req = LaunchWorkspaceSessionRequest(
+                    agent_session_id=s.id,
+                    machine_id=s.machine_id,
+                    initial_prompt=body.prompt or s.prompt,
+                    worktree_name=s.worktree_name,
+                )
+                await db.rollback()
+                result = await launch_session(request, p, s.workspace_id, launch_req, agent_id=s.agent_id)
+                if result.status != "ok":
+                    return JSONResponse(result.body(), status_code=result.http_status)
+                s = await db.get(AgentSession, session_id, populate_existing=True)
+                assert s is not None
+            elif old in ("created", "active", "paused") and new == "completed":
+                if machine is not None and s.launched:
+                    await client_for(request, machine).stop_session(s.id)
+            else:
+                raise conflict(f"cannot change a session from {old!r} to {new!r}")
+        except DaemonCallError as err:
+            raise _daemon_error(err) from None
+        s.status = new
+        s.last_active = utcnow()
+        if new == "active":
+            request.app.state.ingest.ensure(s.id)
+    if body.data is not None:
+        s.data = {**(s.data or {}), **body.data}
+    if body.prompt is not None:
+        s.prompt = body.prompt
+    await db.commit()
+    counts = await message_counts(db, [s.id])
+    return session_detail(s, counts.get(s.id, 0))
+
+
+@router.delete("/{session_id}", status_code=204, summary="Delete session")
+async def delete_session(
+    session_id: str, request: Request, db: Db, p: Caller, remove_worktree: bool = False
+) -> Response:
+    """Stop the agent if it runs, then remove the session; `?remove_worktree=true` removes its worktree too."""
+    s = await owned_agent_session(db, p, session_id)
+    machine = await db.get(Machine, s.machine_id) if s.machine_id else None
+    if machine is not None and s.launched:
+        client = client_for(request, machine)
+        try:
+            if s.status in ("created", "active", "paused"):
+                try:
+                    await client.stop_session(s.id)
+                except DaemonCallError as err:
+                    if err.code != "NOT_FOUND":
+                        raise
+            if remove_worktree and s.worktree_path:
+                await client.remove_worktree(s.worktree_path, force=True)
+        except DaemonCallError as err:
+            raise _daemon_error(err) from None
+    await request.app.state.ingest.stop(s.id)
+    user_id = s.user_session_id
+    await db.execute(delete(Message).where(Message.agent_session_id == s.id))
+    await db.execute(delete(AgentSession).where(AgentSession.id == s.id))
+    if user_id:
+        others = (
+            await db.execute(select(func.count()).where(AgentSession.user_session_id == user_id))
+        ).scalar_one()
+        if others == 0:
+            await db.execute(delete(UserSession).where(UserSession.id == user_id))
+    await db.commit()
+    return Response(status_code=204)
+
+
+@router.post("/{session_id}/message", response_model=SendMessageResponse, summary="Send message")
+async def send_message(session_id: str, body: SendMessageRequest, request: Request, db: Db, p: Caller) -> dict:
+    """Queue a follow-up message for the running agent; the agent's answer arrives as messages/events."""
+    s = await owned_agent_session(db, p, session_id)
+    if not s.launched or s.status not in _RUNNING or s.machine_id is None:
+        raise conflict(f"session {s.id!r} is not running (status {s.status!r}); launch or resume it first")
+    machine = await db.get(Machine, s.machine_id)
+    if machine is None:
+        raise conflict(f"session {s.id!r} has no machine")
+    message_id = new_id("msg")
+    try:
+        ack = await client_for(request, machine).send_message(s.id, body.content, message_id)
+    except DaemonCallError as err:
+        raise _daemon_error(err) from None
+    s.last_active = utcnow()
+    await db.commit()
+    request.app.state.ingest.ensure(s.id)
+    return {
+        "message_id": ack.message_id or message_id,
+        "status": "sent",
+        "timestamp": ack.timestamp or datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+    }
+
+
+@router.get("/{session_id}/messages", response_model=MessageList, summary="List a session's messages")
+async def list_messages(
+    session_id: str,
+    db: Db,
+    p: Caller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int | None, Query(ge=0)] = None,
+) -> dict:
+    """Messages in order: imported ones first, then the agent's events by seq."""
+    s = await owned_agent_session(db, p, session_id)
+    q = select(Message).where(Message.agent_session_id == s.id)
+    if after_seq is not None:
+        q = q.where(Message.seq > after_seq)
+    total = (await db.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
+    rows = (
+        await db.execute(q.order_by(func.coalesce(Message.seq, 0), Message.pk).limit(limit).offset(offset))
+    ).scalars().all()
+    return {"messages": [message_json(m) for m in rows], "total": total, "limit": limit, "offset": offset}

@@ -1,0 +1,155 @@
+"""create_app(config): the FastAPI application, its lifespan (database, migrations, daemon pool, ingest)
+and the cross-cutting pieces (body limit, error shapes, health, metrics)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import func, select, text
+
+from controlplane.api import admin, events, imports, launch, sessions
+from controlplane.auth import require_admin
+from controlplane.config import ControlPlaneConfig
+from controlplane.daemons import DaemonCallError, DaemonPool
+from controlplane.db.engine import make_engine, make_sessionmaker, migrate
+from controlplane.db.models import STATUSES, AgentSession
+from controlplane.ingest import Broker, IngestManager
+from controlplane.logs import RequestIdMiddleware
+from controlplane.metrics import CONTENT_TYPE_LATEST, Metrics
+
+__all__ = ["create_app", "BodyLimitMiddleware"]
+
+log = logging.getLogger("controlplane")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Answers 413 for request bodies over `limit` bytes (by Content-Length, or counted while streaming)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def _reject(self, send: Any) -> None:
+        body = b'{"detail":"request body too large (limit %d bytes)"}' % self.limit
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for k, v in scope.get("headers", []):
+            if k == b"content-length":
+                try:
+                    too_big = int(v) > self.limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._reject(send)
+                    return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._reject(send)
+
+
+def create_app(config: ControlPlaneConfig) -> FastAPI:
+    """The control-plane app for `config`; start-up runs migrations and resumes event followers."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(config.database_url)
+        await migrate(engine)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.pool = DaemonPool(rpc_deadline=config.rpc_deadline_seconds, metrics=app.state.metrics)
+        app.state.broker = Broker()
+        app.state.ingest = IngestManager(
+            app.state.sessionmaker, app.state.pool, app.state.broker, app.state.metrics,
+            max_backoff=config.ingest_max_backoff_seconds,
+        )
+        await app.state.ingest.start()
+        log.info("control plane ready (database %s)", engine.url.render_as_string(hide_password=True))
+        try:
+            yield
+        finally:
+            await app.state.ingest.close()
+            await app.state.pool.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Berth control plane",
+        version="0.1.0",
+        description="Run coding agents (Claude Code, Codex) on developers' machines. "
+        "Every endpoint needs `Authorization: Bearer <token>` except /health (and /metrics when public).",
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.metrics = Metrics()
+
+    @app.exception_handler(DaemonCallError)
+    async def _daemon_error(_request: Request, err: DaemonCallError) -> JSONResponse:
+        if err.field:
+            detail: Any = [{"loc": ["body", err.field], "msg": err.message, "type": "daemon"}]
+        else:
+            detail = err.message
+        return JSONResponse({"detail": detail, "code": err.code}, status_code=err.http_status)
+
+    @app.get("/health", tags=["ops"])
+    async def health(request: Request) -> dict:
+        """Liveness and database check (no token needed)."""
+        async with request.app.state.sessionmaker() as db:
+            await db.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    async def _metrics(request: Request) -> Response:
+        async with request.app.state.sessionmaker() as db:
+            rows = dict((await db.execute(select(AgentSession.status, func.count()).group_by(AgentSession.status))).all())
+        for status in STATUSES:
+            app.state.metrics.sessions.labels(status=status).set(rows.get(status, 0))
+        return Response(app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    if config.metrics_public:
+        app.add_api_route("/metrics", _metrics, methods=["GET"], tags=["ops"], include_in_schema=False)
+    else:
+        from fastapi import Depends
+
+        app.add_api_route(
+            "/metrics", _metrics, methods=["GET"], tags=["ops"], include_in_schema=False,
+            dependencies=[Depends(require_admin)],
+        )
+
+    for module in (launch, imports, sessions, events, admin):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,112 @@
+"""Control-plane configuration, read from a TOML file with environment overrides.
+
+Example (every key optional)::
+
+    [server]
+    host = "127.0.0.1"
+    port = 8080
+    state_dir = "~/.local/state/berth"           # holds the default SQLite file
+    database_url = "sqlite+aiosqlite:///<state_dir>/controlplane.sqlite3"
+    max_body_bytes = 10485760                    # larger request bodies → 413
+    daemon_deadline_seconds = 60                 # LaunchSession (and ImportTranscript) deadline
+    rpc_deadline_seconds = 15                    # every other daemon call
+    log_format = "text"                          # or "json"
+    metrics_public = true                        # /metrics without a token
+
+Environment overrides: BERTH_DATABASE_URL, BERTH_HOST, BERTH_PORT, BERTH_STATE_DIR,
+BERTH_LOG_FORMAT, BERTH_MAX_BODY_BYTES, BERTH_DAEMON_DEADLINE_SECONDS.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ControlPlaneConfig", "from_dict", "load_config"]
+
+
+@dataclass
+class ControlPlaneConfig:
+    """Everything the control plane needs to start."""
+
+    state_dir: Path
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 10 * 1024 * 1024
+    daemon_deadline_seconds: float = 60.0
+    rpc_deadline_seconds: float = 15.0
+    log_format: str = "text"
+    metrics_public: bool = True
+    # Seconds between SSE keep-alive comments.
+    sse_keepalive_seconds: float = 15.0
+    # Longest pause between reconnects of an event follower.
+    ingest_max_backoff_seconds: float = 5.0
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("STATE_DIRECTORY") or os.environ.get("XDG_STATE_HOME") or os.path.expanduser(
+        "~/.local/state"
+    )
+    return Path(base) / "berth"
+
+
+def from_dict(data: dict[str, Any], env: dict[str, str] | None = None) -> ControlPlaneConfig:
+    """Build a config from parsed TOML plus environment overrides (also used by tests)."""
+    env = dict(os.environ) if env is None else env
+    s = dict(data.get("server", {}))
+    overrides = {
+        "BERTH_DATABASE_URL": "database_url",
+        "BERTH_HOST": "host",
+        "BERTH_PORT": "port",
+        "BERTH_STATE_DIR": "state_dir",
+        "BERTH_LOG_FORMAT": "log_format",
+        "BERTH_MAX_BODY_BYTES": "max_body_bytes",
+        "BERTH_DAEMON_DEADLINE_SECONDS": "daemon_deadline_seconds",
+    }
+    for var, key in overrides.items():
+        if env.get(var):
+            s[key] = env[var]
+    known = {
+        "host", "port", "state_dir", "database_url", "max_body_bytes", "daemon_deadline_seconds",
+        "rpc_deadline_seconds", "log_format", "metrics_public", "sse_keepalive_seconds",
+        "ingest_max_backoff_seconds",
+    }
+    unknown = set(s) - known
+    if unknown:
+        raise ValueError(f"server: unknown key(s) {sorted(unknown)}")
+    state_dir = Path(os.path.expanduser(str(s["state_dir"]))) if s.get("state_dir") else _default_state_dir()
+    database_url = str(s.get("database_url") or f"sqlite+aiosqlite:///{state_dir / 'controlplane.sqlite3'}")
+    cfg = ControlPlaneConfig(
+        state_dir=state_dir,
+        database_url=database_url,
+        host=str(s.get("host", "127.0.0.1")),
+        port=int(s.get("port", 8080)),
+        max_body_bytes=int(s.get("max_body_bytes", 10 * 1024 * 1024)),
+        daemon_deadline_seconds=float(s.get("daemon_deadline_seconds", 60.0)),
+        rpc_deadline_seconds=float(s.get("rpc_deadline_seconds", 15.0)),
+        log_format=str(s.get("log_format", "text")),
+        metrics_public=bool(s.get("metrics_public", True)),
+        sse_keepalive_seconds=float(s.get("sse_keepalive_seconds", 15.0)),
+        ingest_max_backoff_seconds=float(s.get("ingest_max_backoff_seconds", 5.0)),
+    )
+    if cfg.log_format not in ("text", "json"):
+        raise ValueError("server.log_format must be 'text' or 'json'")
+    if not 0 <= cfg.port <= 65535:
+        raise ValueError("server.port must be between 0 and 65535")
+    if cfg.max_body_bytes < 1024:
+        raise ValueError("server.max_body_bytes must be at least 1024")
+    if cfg.daemon_deadline_seconds <= 0 or cfg.rpc_deadline_seconds <= 0:
+        raise ValueError("server.daemon_deadline_seconds and rpc_deadline_seconds must be positive")
+    return cfg
+
+
+def load_config(path: Path | str | None) -> ControlPlaneConfig:
+    """Read the TOML file at `path` (or use the defaults when None)."""
+    if path is None:
+        return from_dict({})
+    with open(path, "rb") as f:
+        return from_dict(tomllib.load(f))

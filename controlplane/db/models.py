@@ -1,0 +1,153 @@
+"""SQLAlchemy 2 models of the control plane's tables (the migrations create them)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "Base", "UTCDateTime", "Token", "Machine", "Workspace", "UserSession", "AgentSession", "Message",
+    "new_id", "utcnow", "STATUSES", "TERMINAL_STATUSES",
+]
+
+STATUSES = ("created", "active", "paused", "completed", "failed")
+TERMINAL_STATUSES = ("completed", "failed")
+
+
+def new_id(prefix: str) -> str:
+    """A prefixed random id such as ``session-3f9c…``."""
+    return f"{prefix}-{secrets.token_hex(8)}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite drops the zone; this puts it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime()}
+
+
+class Token(Base):
+    """A bearer token: only its SHA-256 hash is stored."""
+
+    __tablename__ = "tokens"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Machine(Base):
+    """A developer machine running a daemon."""
+
+    __tablename__ = "machines"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(1000))
+    tls_ca: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The daemon's bearer token; never returned by the API.
+    token: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Workspace(Base):
+    """A repository (path or clone URL on the machine) that sessions run in."""
+
+    __tablename__ = "workspaces"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    repository: Mapped[str] = mapped_column(String(2000))
+    default_machine_id: Mapped[str | None] = mapped_column(
+        ForeignKey("machines.id", ondelete="SET NULL"), nullable=True
+    )
+    base_ref: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UserSession(Base):
+    """A user's conversation container; holds one or more agent sessions."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    workspace_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=True
+    )
+    name: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AgentSession(Base):
+    """One agent run; its id is the daemon's agent_session_id."""
+
+    __tablename__ = "agent_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    user_session_id: Mapped[str | None] = mapped_column(
+        ForeignKey("user_sessions.id", ondelete="CASCADE"), nullable=True
+    )
+    workspace_id: Mapped[str | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=True
+    )
+    machine_id: Mapped[str | None] = mapped_column(ForeignKey("machines.id", ondelete="SET NULL"), nullable=True)
+    agent_id: Mapped[str] = mapped_column(String(32))
+    task_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    prompt: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    provider_session_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    imported: Mapped[bool] = mapped_column(Boolean, default=False)
+    worktree_name: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    worktree_path: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    launched: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_active: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Message(Base):
+    """One stored message: an ingested daemon event (seq set) or an imported one (seq NULL)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("agent_session_id", "seq", name="uq_messages_session_seq"),
+        Index("ix_messages_session_pk", "agent_session_id", "pk"),
+    )
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_session_id: Mapped[str] = mapped_column(ForeignKey("agent_sessions.id", ondelete="CASCADE"))
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    role: Mapped[str] = mapped_column(String(32))
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

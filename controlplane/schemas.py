@@ -1,0 +1,328 @@
+"""The REST contract as pydantic models: the three seed documents (names kept exactly) plus additions."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "Content", "ImportableMessage", "ImportClaudeSessionRequest", "ImportClaudeSessionResponse",
+    "ClaudeCodeProviderSettings", "CodexProviderSettings", "ProviderSettings", "CodeSettings", "VoiceSettings",
+    "SessionSettings", "LaunchWorkspaceSessionRequest", "LaunchWorkspaceSessionResponse",
+    "AgentId", "SessionStatus", "SessionCreate", "SessionCreated", "SessionSummary", "SessionDetail",
+    "SessionList", "SessionUpdate", "SendMessageRequest", "SendMessageResponse", "MessageOut", "MessageList",
+    "MachineCreate", "MachineUpdate", "MachineOut", "WorkspaceCreate", "WorkspaceUpdate", "WorkspaceOut",
+    "TokenCreate", "TokenOut", "TokenCreated", "AGENT_TO_PROVIDER", "PROVIDER_TO_AGENT",
+]
+
+AgentId = Literal["CLAUDE_CODE", "CODEX"]
+SessionStatus = Literal["created", "active", "paused", "completed", "failed"]
+AGENT_TO_PROVIDER = {"CLAUDE_CODE": "claude_code", "CODEX": "codex"}
+PROVIDER_TO_AGENT = {v: k for k, v in AGENT_TO_PROVIDER.items()}
+
+_WORKTREE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+_ADDRESS = re.compile(r"^(unix:(//)?/\S+|[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5})$")
+
+
+class _Strict(BaseModel):
+    """Request bodies: unknown fields are an error naming the field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_worktree_name(v: str | None) -> str | None:
+    if v is None or v == "":
+        return None
+    if not _WORKTREE_NAME.match(v) or ".." in v or v.endswith((".lock", "/", ".")) or "//" in v:
+        raise ValueError("must be 1-200 characters of letters, digits, '.', '_', '-', '/' (no '..', no leading '-')")
+    return v
+
+
+# --- import-claude-session.txt -------------------------------------------------------------------
+
+
+class Content(BaseModel):
+    """A message's content (text, tool_use, tool_result, error, system)."""
+
+    type: str = "text"
+    text: str | None = None
+    name: str | None = None
+    tool_use_id: str | None = None
+    arguments: dict[str, Any] | None = None
+    output: Any = None
+    is_error: bool | None = None
+    success: bool | None = None
+    message: str | None = None
+
+
+class ImportableMessage(BaseModel):
+    """One message of an imported Claude CLI session."""
+
+    message_id: str | None = None
+    role: Literal["user", "assistant", "system", "tool"]
+    content: Content
+    created_at: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ImportClaudeSessionRequest(_Strict):
+    """Request to import messages from a Claude CLI session."""
+
+    workspace_id: str = Field(min_length=1, description="Workspace ID to import the session into")
+    claude_session_id: str = Field(
+        min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$",
+        description="Original Claude CLI session ID (used as SDK resume ID)",
+    )
+    messages: list[ImportableMessage] = Field(description="Messages to import from the Claude CLI session")
+    worktree_name: str | None = Field(default=None, description="Optional worktree name (null for main workspace)")
+    session_name: str | None = Field(default=None, max_length=500, description="Optional name for the imported session")
+
+    _wt = field_validator("worktree_name")(_check_worktree_name)
+
+
+class ImportClaudeSessionResponse(BaseModel):
+    """Response from importing a Claude CLI session."""
+
+    success: bool
+    user_session_id: str | None = None
+    agent_session_id: str | None = None
+    message_count: int = 0
+    error: str | None = None
+
+
+# --- launch-workspace-session.txt ----------------------------------------------------------------
+
+
+class ClaudeCodeProviderSettings(_Strict):
+    model: str | None = Field(default=None, max_length=200)
+
+
+class CodexProviderSettings(_Strict):
+    model: str | None = Field(default=None, max_length=200)
+    thinking: Literal["minimal", "low", "medium", "high"] | None = None
+
+
+class ProviderSettings(_Strict):
+    claude_code: ClaudeCodeProviderSettings | None = None
+    codex: CodexProviderSettings | None = None
+
+
+class CodeSettings(_Strict):
+    mode: Literal["agent"] = "agent"
+    default_provider: Literal["claude_code", "codex"] | None = None
+    providers: ProviderSettings | None = None
+
+
+class VoiceSettings(_Strict):
+    language: str | None = None
+
+
+class SessionSettings(_Strict):
+    """Optional session settings overrides for this launch."""
+
+    code: CodeSettings | None = None
+    voice: VoiceSettings | None = None
+
+
+class LaunchWorkspaceSessionRequest(_Strict):
+    """Request body used to start a session for a workspace."""
+
+    machine_id: str | None = Field(default=None, description="Machine to launch on; default: the workspace's")
+    user_session_id: str | None = Field(default=None, description="Existing user session to reuse")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Arbitrary metadata describing the launch")
+    initial_prompt: str | None = Field(default=None, description="Prompt delivered to the coding agent at startup")
+    worktree_name: str | None = Field(default=None, description="Name for the git worktree/branch of this session")
+    session_settings: SessionSettings | None = Field(default=None, description="Optional session settings overrides")
+    resume_session_id: str | None = Field(default=None, description="SDK session ID to resume from (e.g. an import)")
+    agent_session_id: str | None = Field(default=None, description="Existing agent session ID to connect to")
+    # Addition: commit-ish the new branch starts from (default: the workspace's base_ref, else HEAD).
+    base_ref: str | None = Field(default=None, max_length=500)
+
+    _wt = field_validator("worktree_name")(_check_worktree_name)
+
+
+class LaunchWorkspaceSessionResponse(BaseModel):
+    """Daemon acknowledgement returned after a launch request."""
+
+    status: str = Field(description="Launch status ('ok' or 'error')")
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- session-api.txt -----------------------------------------------------------------------------
+
+
+class SessionCreate(_Strict):
+    """POST /api/sessions. workspace_id/machine_id/worktree_name/model are additions."""
+
+    agent_id: AgentId
+    task_id: str | None = Field(default=None, max_length=200)
+    prompt: str | None = None
+    workspace_id: str | None = None
+    machine_id: str | None = None
+    worktree_name: str | None = None
+    model: str | None = Field(default=None, max_length=200)
+
+    _wt = field_validator("worktree_name")(_check_worktree_name)
+
+
+class SessionCreated(BaseModel):
+    id: str
+    agent_id: str
+    task_id: str | None
+    status: str
+    created_at: datetime
+    # Additions.
+    workspace_id: str | None = None
+    machine_id: str | None = None
+    user_session_id: str | None = None
+    launch: LaunchWorkspaceSessionResponse | None = None
+
+
+class SessionSummary(BaseModel):
+    id: str
+    agent_id: str
+    task_id: str | None
+    status: str
+    created_at: datetime
+    last_active: datetime | None
+    message_count: int
+    # Additions.
+    workspace_id: str | None = None
+    machine_id: str | None = None
+    user_session_id: str | None = None
+
+
+class SessionDetail(SessionSummary):
+    data: dict[str, Any]
+    prompt: str | None = None
+    provider_session_id: str | None = None
+    worktree_name: str | None = None
+    last_error: str | None = None
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class SessionUpdate(_Strict):
+    status: SessionStatus | None = None
+    data: dict[str, Any] | None = None
+    prompt: str | None = None
+
+
+class SendMessageRequest(_Strict):
+    content: str = Field(min_length=1)
+
+
+class SendMessageResponse(BaseModel):
+    message_id: str
+    status: str
+    timestamp: str
+
+
+class MessageOut(BaseModel):
+    id: str
+    seq: int | None
+    role: str
+    content: dict[str, Any]
+    created_at: datetime
+    metadata: dict[str, Any]
+    status: str | None = None
+
+
+class MessageList(BaseModel):
+    messages: list[MessageOut]
+    total: int
+    limit: int
+    offset: int
+
+
+# --- admin ---------------------------------------------------------------------------------------
+
+
+class MachineCreate(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    address: str = Field(min_length=1, max_length=1000, description="unix:/path/to/daemon.sock or host:port")
+    tls_ca: str | None = Field(default=None, description="PEM CA that signs the daemon's TLS certificate")
+    token: str | None = Field(default=None, description="The daemon's bearer token (never returned)")
+    owner: str | None = Field(default=None, description="Owner the machine belongs to (default: the caller)")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if not _ADDRESS.match(v):
+            raise ValueError("must be unix:/absolute/path or host:port")
+        return v
+
+
+class MachineUpdate(_Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    address: str | None = Field(default=None, min_length=1, max_length=1000)
+    tls_ca: str | None = None
+    token: str | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None and not _ADDRESS.match(v):
+            raise ValueError("must be unix:/absolute/path or host:port")
+        return v
+
+
+class MachineOut(BaseModel):
+    id: str
+    owner: str
+    name: str
+    address: str
+    has_tls_ca: bool
+    has_token: bool
+    created_at: datetime
+
+
+class WorkspaceCreate(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    repository: str = Field(min_length=1, max_length=2000, description="Path or clone URL on the machine")
+    default_machine_id: str | None = None
+    base_ref: str | None = Field(default=None, max_length=500)
+    owner: str | None = Field(default=None, description="Owner the workspace belongs to (default: the caller)")
+
+
+class WorkspaceUpdate(_Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    repository: str | None = Field(default=None, min_length=1, max_length=2000)
+    default_machine_id: str | None = None
+    base_ref: str | None = Field(default=None, max_length=500)
+
+
+class WorkspaceOut(BaseModel):
+    id: str
+    owner: str
+    name: str
+    repository: str
+    default_machine_id: str | None
+    base_ref: str | None
+    created_at: datetime
+
+
+class TokenCreate(_Strict):
+    owner: str = Field(min_length=1, max_length=200)
+    is_admin: bool = False
+    name: str | None = Field(default=None, max_length=200)
+
+
+class TokenOut(BaseModel):
+    id: str
+    owner: str
+    is_admin: bool
+    name: str | None
+    created_at: datetime
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The token itself; shown only in this response")
