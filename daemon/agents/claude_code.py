@@ -137,7 +137,8 @@ class ClaudeCodeAdapter(AgentAdapter):
     def _result(self, data: dict[str, Any], sid: str | None) -> AgentEvent:
         meta = {"raw_type": f"result/{data.get('subtype')}", "usage": data.get("usage"),
                 "total_cost_usd": data.get("total_cost_usd"), "duration_ms": data.get("duration_ms"),
-                "num_turns": data.get("num_turns"), "stop_reason": data.get("stop_reason")}
+                "num_turns": data.get("num_turns"), "stop_reason": data.get("stop_reason"),
+                "terminal_reason": data.get("terminal_reason")}
         meta = {k: v for k, v in meta.items() if v is not None}
         failed = bool(data.get("is_error")) or data.get("subtype") not in (None, "success")
         if not failed:
@@ -145,6 +146,10 @@ class ClaudeCodeAdapter(AgentAdapter):
                               provider_session_id=sid, turn_complete=True)
         errors = data.get("errors")
         if isinstance(errors, list) and errors:
+            meta["errors"] = errors
+        if str(data.get("terminal_reason", "")).startswith("aborted"):
+            error = "interrupted"  # the turn was cut short on request (interrupt)
+        elif isinstance(errors, list) and errors:
             error = "; ".join(str(e) for e in errors)
         elif isinstance(data.get("result"), str) and data["result"]:
             error = data["result"]
