@@ -1,0 +1,156 @@
+"""AgentRunner edge cases with a fake agent script (crashes, stubborn process groups, junk
+output, turns that end without a word); the normal paths run the real CLIs in
+test_agents_claude.py and test_agents_codex.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from daemon.agents import TurnSpec, adapter_for
+from daemon.config import ProviderConfig
+from daemon.errors import FailedPrecondition
+from daemon.runner import AgentRunner
+from tests.support.agents import EventSink, live_group_members, poll_until
+
+FAKE_AGENT = Path(__file__).resolve().parents[1] / "support" / "fake_agent.py"
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def make_runner(tmp_path: Path) -> AsyncIterator[Callable[..., tuple[AgentRunner, EventSink]]]:
+    runners: list[AgentRunner] = []
+
+    def make(provider: str, mode: str, prompt: str | None = "hello", binary: str | None = None,
+             **env: str) -> tuple[AgentRunner, EventSink]:
+        config = ProviderConfig(name=provider, binary=binary or str(FAKE_AGENT),
+                                env={"FAKE_AGENT_MODE": mode, **env})
+        sink = EventSink()
+        runner = AgentRunner(adapter_for(provider, config), TurnSpec(cwd=tmp_path, prompt=prompt),
+                             on_event=sink.on_event, on_exit=sink.on_exit,
+                             base_env={"PATH": os.environ["PATH"], "PYTHONPATH": ""})
+        runners.append(runner)
+        return runner, sink
+
+    yield make
+    for runner in runners:
+        await runner.stop(grace=1)
+
+
+async def test_persistent_agent_crash_reports_exit_code_and_stderr_tail(make_runner):
+    runner, sink = make_runner("claude_code", "claude-crash")
+    await runner.start()
+    await sink.wait_for(lambda s: s.exits, 20, "the exit callback")
+
+    ((code, error),) = sink.exits
+    assert code == 3 and "exited with code 3" in error and "fatal: boom" in error
+    assert not runner.running and runner.pid is None and not runner.turn_running
+    with pytest.raises(FailedPrecondition):
+        await runner.send("anyone there?")
+    assert await runner.stop(grace=1) == 3 and len(sink.exits) == 1
+
+
+async def test_stop_kills_a_group_that_ignores_sigterm_once_grace_runs_out(make_runner, tmp_path):
+    pidfile = tmp_path / "grandchild.pid"
+    fds_before = set(os.listdir("/proc/self/fd"))
+    runner, sink = make_runner("claude_code", "claude-stubborn", FAKE_AGENT_PIDFILE=str(pidfile))
+    pid = await runner.start()
+    await sink.wait_turns(1, timeout=20)
+    await poll_until(pidfile.exists, 10, "the grandchild's pid file")
+    grandchild = int(pidfile.read_text())
+    assert grandchild in live_group_members(pid)
+
+    code = await runner.stop(grace=0.5)
+
+    assert code == -signal.SIGKILL
+    assert sink.exits == [(code, None)]
+    assert live_group_members(pid) == []
+    await poll_until(lambda: set(os.listdir("/proc/self/fd")) <= fds_before, 10, "no new open fds")
+
+
+async def test_junk_output_lines_become_error_events_and_the_turn_still_completes(make_runner):
+    runner, sink = make_runner("claude_code", "claude-junk")
+    await runner.start()
+    await sink.wait_turns(1, timeout=20)
+
+    errors = [e for e in sink.of_type("error")]
+    assert len(errors) == 2 and "this is not json" in errors[0].content["message"]
+    assert sink.of_type("text")[0].content["text"] == "echo: hello"
+    assert runner.running
+
+
+async def test_persistent_messages_go_out_one_turn_at_a_time_in_order(make_runner):
+    runner, sink = make_runner("claude_code", "claude-echo", prompt=None)
+    await runner.start()
+    for text in ("one", "two", "three"):
+        await runner.send(text)
+    await sink.wait_turns(3, timeout=20)
+    assert [e.content["text"] for e in sink.of_type("text")] == ["echo: one", "echo: two", "echo: three"]
+    assert runner.provider_session_id == "fake-session-1"
+
+
+async def test_per_turn_agent_that_exits_without_ending_the_turn_gets_an_error_event(make_runner):
+    runner, sink = make_runner("codex", "codex-exit")
+    await runner.start()
+    await sink.wait_turns(1, timeout=20)
+
+    end = next(e for e in sink.events if e.turn_complete)
+    assert end.content["type"] == "error" and "code 2" in end.turn_error and "kaput" in end.turn_error
+    assert runner.running and not runner.turn_running and sink.exits == []
+    await runner.send("again")  # the session goes on with a new process
+    await sink.wait_turns(2, timeout=20)
+
+
+async def test_per_turn_later_turns_resume_the_thread_the_first_one_started(make_runner):
+    runner, sink = make_runner("codex", "codex-echo", prompt="first")
+    await runner.start()
+    await runner.send("second")
+    await sink.wait_turns(2, timeout=20)
+
+    first, second = (json.loads(e.content["text"]) for e in sink.of_type("text"))
+    assert first["prompt"] == "first" and "resume" not in first["argv"]
+    assert second["prompt"] == "second"
+    assert second["argv"][-4:] == ["resume", "fake-thread-1", "--", "second"]
+
+
+async def test_per_turn_stop_between_turns_reports_exit_once(make_runner):
+    runner, sink = make_runner("codex", "codex-echo")
+    await runner.start()
+    await sink.wait_turns(1, timeout=20)
+    await poll_until(lambda: runner.pid is None, 10, "the turn's process to end")
+
+    assert await runner.stop(grace=1) == 0
+    assert sink.exits == [(0, None)] and not runner.running
+
+
+@pytest.mark.parametrize("provider", ["claude_code", "codex"])
+async def test_missing_binary_fails_start_naming_the_path_and_runs_nothing(make_runner, tmp_path, provider):
+    missing = tmp_path / "bin" / "agent-cli"
+    runner, sink = make_runner(provider, "claude-echo", binary=str(missing))
+    with pytest.raises(FailedPrecondition) as info:
+        await runner.start()
+    assert str(missing) in str(info.value)
+    assert not runner.running and runner.pid is None and sink.events == [] and sink.exits == []
+
+
+async def test_send_before_start_is_refused_and_stop_before_start_is_harmless(make_runner):
+    runner, sink = make_runner("claude_code", "claude-echo")
+    with pytest.raises(FailedPrecondition):
+        await runner.send("too early")
+    assert await runner.stop(grace=1) is None
+    assert sink.exits == []
+
+
+async def test_interrupt_without_a_running_turn_does_nothing(make_runner):
+    runner, sink = make_runner("claude_code", "claude-echo", prompt=None)
+    await runner.start()
+    await runner.interrupt()
+    await runner.send("still fine")
+    await sink.wait_turns(1, timeout=20)
+    assert [e.turn_error for e in sink.events if e.turn_complete] == [None]
