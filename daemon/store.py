@@ -14,13 +14,13 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from daemon.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
-__all__ = ["SessionRecord", "StoredEvent", "StateStore", "SESSION_STATUSES", "utc_now"]
+__all__ = ["SESSION_STATUSES", "SessionRecord", "StateStore", "StoredEvent", "utc_now"]
 
 SESSION_STATUSES = ("created", "active", "paused", "completed", "failed")
 _SCHEMA_VERSION = 1
@@ -62,15 +62,26 @@ _BOOL_FIELDS = ("worktree_created",)
 # Fields update_session() may change; the id, creation time and seq are the store's own.
 _UPDATABLE = frozenset(
     {
-        "workspace_id", "provider", "model", "status", "provider_session_id", "repository",
-        "worktree_path", "branch", "pid", "last_error", "settings", "metadata", "worktree_created",
+        "workspace_id",
+        "provider",
+        "model",
+        "status",
+        "provider_session_id",
+        "repository",
+        "worktree_path",
+        "branch",
+        "pid",
+        "last_error",
+        "settings",
+        "metadata",
+        "worktree_created",
     }
 )
 
 
 def utc_now() -> str:
     """The current time as RFC 3339 UTC with microseconds, e.g. 2025-01-02T03:04:05.123456Z."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -238,7 +249,9 @@ class StateStore:
         placeholders = ", ".join("?" for _ in _SESSION_COLUMNS)
         try:
             with self._transaction() as db:
-                db.execute(f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)}) VALUES ({placeholders})", values)
+                db.execute(
+                    f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)}) VALUES ({placeholders})", values
+                )
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"session {rec.agent_session_id} already exists") from None
 

@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,12 @@ from daemon.errors import InvalidArgument, NotFound
 from daemon.validation import validate_session_id
 
 __all__ = [
-    "write_claude_transcript",
-    "build_claude_transcript",
-    "claude_project_dir",
-    "claude_config_dir",
-    "sanitize_project_path",
     "MISSING_RESULT_TEXT",
+    "build_claude_transcript",
+    "claude_config_dir",
+    "claude_project_dir",
+    "sanitize_project_path",
+    "write_claude_transcript",
 ]
 
 ROLES = ("user", "assistant", "tool", "system")
@@ -89,11 +89,11 @@ def _timestamp(value: Any, fallback: datetime) -> str:
     moment = fallback
     if isinstance(value, str) and value:
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+            parsed = datetime.fromisoformat(value)
+            moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
         except ValueError:
             pass
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _tool_output_text(content: dict[str, Any]) -> str:
@@ -269,9 +269,9 @@ def build_claude_transcript(
     validate_session_id(session_id, "provider_session_id")
     if not isinstance(messages, list):
         raise InvalidArgument("messages", "must be a list")
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if now.tzinfo is None:
-        now = now.replace(tzinfo=timezone.utc)
+        now = now.replace(tzinfo=UTC)
     cwd = os.path.realpath(worktree)
     lines: list[dict[str, Any]] = []
     parent: str | None = None
@@ -328,7 +328,9 @@ def write_claude_transcript(
     """
     if not os.path.isdir(worktree):
         raise NotFound(f"worktree not found: {worktree}")
-    lines = build_claude_transcript(worktree, session_id, messages, now=now, model=model, git_branch=git_branch)
+    lines = build_claude_transcript(
+        worktree, session_id, messages, now=now, model=model, git_branch=git_branch
+    )
     directory = claude_project_dir(Path(worktree), config_dir)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{session_id}.jsonl"

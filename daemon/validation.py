@@ -9,7 +9,7 @@ import re
 
 from daemon.errors import InvalidArgument
 
-__all__ = ["validate_worktree_name", "validate_session_id", "MAX_WORKTREE_NAME_BYTES"]
+__all__ = ["MAX_WORKTREE_NAME_BYTES", "validate_session_id", "validate_worktree_name"]
 
 MAX_WORKTREE_NAME_BYTES = 200
 
@@ -78,8 +78,6 @@ def validate_session_id(value: str, field: str = "agent_session_id") -> None:
     if not value:
         raise InvalidArgument(field, "must not be empty")
     if not _SESSION_ID.fullmatch(value):
-        raise InvalidArgument(
-            field, f"must be 1-128 characters from A-Z a-z 0-9 . _ - (got {value[:140]!r})"
-        )
+        raise InvalidArgument(field, f"must be 1-128 characters from A-Z a-z 0-9 . _ - (got {value[:140]!r})")
     if value.startswith("."):
         raise InvalidArgument(field, f"must not start with '.' (got {value!r})")

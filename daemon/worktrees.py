@@ -98,13 +98,13 @@ def _list_worktrees(repo: git.Repo) -> list[_Entry]:
     entries: list[_Entry] = []
     for line in _run(repo, "worktree", "list", "--porcelain").splitlines():
         if line.startswith("worktree "):
-            entries.append(_Entry(path=Path(line[len("worktree "):])))
+            entries.append(_Entry(path=Path(line[len("worktree ") :])))
         elif not entries:
             continue
         elif line.startswith("HEAD "):
-            entries[-1].head = line[len("HEAD "):]
+            entries[-1].head = line[len("HEAD ") :]
         elif line.startswith("branch "):
-            entries[-1].branch = line[len("branch "):].removeprefix("refs/heads/")
+            entries[-1].branch = line[len("branch ") :].removeprefix("refs/heads/")
         elif line == "bare":
             entries[-1].bare = True
         elif line.startswith("prunable"):
@@ -180,7 +180,9 @@ class Worktrees:
             return await self._clone_once(repository)
         path = Path(repository).expanduser()
         if not path.is_absolute():
-            raise InvalidArgument("repository", f"must be an absolute path or a clone URL (got {repository!r})")
+            raise InvalidArgument(
+                "repository", f"must be an absolute path or a clone URL (got {repository!r})"
+            )
         return await asyncio.to_thread(self._open_local, path, repository)
 
     @staticmethod
@@ -208,7 +210,9 @@ class Worktrees:
                 with git.Repo(target) as repo:
                     return _main_repository(repo)
             except git.InvalidGitRepositoryError:
-                raise FailedPrecondition(f"clone directory {target} exists but is not a git repository") from None
+                raise FailedPrecondition(
+                    f"clone directory {target} exists but is not a git repository"
+                ) from None
         self.repos_root.mkdir(parents=True, exist_ok=True)
         # Clone beside the target and rename, so a failed clone leaves nothing behind.
         tmp = self.repos_root / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
@@ -217,7 +221,9 @@ class Worktrees:
                 pass
             os.rename(tmp, target)
         except git.GitCommandError as exc:
-            raise NotFound(f"repository cannot be cloned: {_redact(url)}: {_redact(_git_error(exc))}") from None
+            raise NotFound(
+                f"repository cannot be cloned: {_redact(url)}: {_redact(_git_error(exc))}"
+            ) from None
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -255,10 +261,12 @@ class Worktrees:
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
             raise FailedPrecondition(f"repository is not a git repository: {repository}") from None
         with repo:
-            entry = _find_entry(repo, path)
-            if entry is not None and entry.prunable:
+            entries = _list_worktrees(repo)
+            # A worktree whose directory vanished still holds its branch: prune it first.
+            if any(e.prunable and (_same_path(e.path, path) or e.branch == name) for e in entries):
                 _run(repo, "worktree", "prune")
-                entry = None
+                entries = _list_worktrees(repo)
+            entry = next((e for e in entries if _same_path(e.path, path)), None)
             if entry is not None:
                 if entry.branch != name:
                     raise FailedPrecondition(
@@ -266,8 +274,10 @@ class Worktrees:
                     )
                 return WorktreeInfo(path, name, repository, entry.head, created=False)
             if path.exists():
-                raise FailedPrecondition(f"worktree path {path} exists but is not the worktree of branch {name}")
-            for other in _list_worktrees(repo):
+                raise FailedPrecondition(
+                    f"worktree path {path} exists but is not the worktree of branch {name}"
+                )
+            for other in entries:
                 if other.branch == name:
                     raise FailedPrecondition(f"branch {name} is already checked out at {other.path}")
             if _branch_exists(repo, name):
@@ -343,7 +353,9 @@ class Worktrees:
         except OSError:
             raise NotFound(f"not a worktree managed by this daemon: {path}") from None
 
-    async def remove(self, path: Path, *, force: bool = False, delete_branch: bool = False) -> tuple[str, bool]:
+    async def remove(
+        self, path: Path, *, force: bool = False, delete_branch: bool = False
+    ) -> tuple[str, bool]:
         """Remove a worktree made by ensure(); return (branch, branch_deleted).
 
         A dirty worktree (modified or untracked files) is refused unless `force`.
@@ -354,7 +366,9 @@ class Worktrees:
         async with self._lock(str(repository)):
             return await asyncio.to_thread(self._remove_sync, repository, path, force, delete_branch)
 
-    def _remove_sync(self, repository: Path, path: Path, force: bool, delete_branch: bool) -> tuple[str, bool]:
+    def _remove_sync(
+        self, repository: Path, path: Path, force: bool, delete_branch: bool
+    ) -> tuple[str, bool]:
         try:
             repo = git.Repo(repository)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):

@@ -9,7 +9,7 @@ import shutil
 import stat
 import subprocess
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,11 +24,16 @@ from daemon.transcripts import (
 )
 
 SID = "3f0c9a56-8f7e-4a57-9a4f-5b1d1f6f2c11"
-NOW = datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
 
 
 def msg(role: str, ctype: str = "text", **content) -> dict:
-    return {"message_id": uuid.uuid4().hex, "role": role, "content": {"type": ctype, **content}, "metadata": {}}
+    return {
+        "message_id": uuid.uuid4().hex,
+        "role": role,
+        "content": {"type": ctype, **content},
+        "metadata": {},
+    }
 
 
 def text(role: str, value: str) -> dict:
@@ -109,18 +114,26 @@ def test_sanitize_matches_claude_javascript_including_long_paths() -> None:
         "/x/" + "🚀" * 120,
         "/" + "Zz9" * 90,
     ]
-    out = subprocess.run(["node", "-e", js], input=json.dumps(paths), capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["node", "-e", js], input=json.dumps(paths), capture_output=True, text=True, check=True
+    )
     assert [sanitize_project_path(p) for p in paths] == json.loads(out.stdout)
 
 
-def test_every_line_has_claude_session_fields_and_chains_by_parent_uuid(worktree: Path, tmp_path: Path) -> None:
+def test_every_line_has_claude_session_fields_and_chains_by_parent_uuid(
+    worktree: Path, tmp_path: Path
+) -> None:
     messages = [text("user", "first"), text("assistant", "second"), text("user", "third")]
-    path = write_claude_transcript(worktree, SID, messages, config_dir=tmp_path / "c", now=NOW, git_branch="feat")
+    path = write_claude_transcript(
+        worktree, SID, messages, config_dir=tmp_path / "c", now=NOW, git_branch="feat"
+    )
     raw = path.read_text(encoding="utf-8").splitlines()
     lines = [json.loads(line) for line in raw]
     assert len(lines) == 3
     for line_text, line in zip(raw, lines):
-        assert line_text == json.dumps(line, ensure_ascii=False, separators=(",", ":"))  # compact, one per line
+        assert line_text == json.dumps(
+            line, ensure_ascii=False, separators=(",", ":")
+        )  # compact, one per line
         assert line["sessionId"] == SID == path.stem
         assert line["cwd"] == os.path.realpath(worktree)
         assert line["isSidechain"] is False
@@ -153,7 +166,9 @@ def test_assistant_lines_carry_api_message_fields(worktree: Path) -> None:
     assert body["stop_reason"] == "end_turn"
     assert body["stop_sequence"] is None
     assert set(body["usage"]) >= {"input_tokens", "output_tokens"}
-    other = build_claude_transcript(worktree, SID, [text("user", "q"), text("assistant", "a")], model="m-default")
+    other = build_claude_transcript(
+        worktree, SID, [text("user", "q"), text("assistant", "a")], model="m-default"
+    )
     assert other[1]["message"]["model"] == "m-default"
 
 
@@ -183,7 +198,10 @@ def test_tool_use_and_result_map_to_paired_blocks(worktree: Path) -> None:
                 {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}},
             ],
         ),
-        ("user", [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "a.txt\nb.txt", "is_error": False}]),
+        (
+            "user",
+            [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "a.txt\nb.txt", "is_error": False}],
+        ),
         ("assistant", [{"type": "text", "text": "Two files."}]),
     ]
     assert lines[1]["message"]["stop_reason"] == "tool_use"
@@ -215,12 +233,20 @@ def test_tool_use_without_result_gets_a_synthetic_error_result(worktree: Path) -
         (
             "user",
             [
-                {"type": "tool_result", "tool_use_id": "t1", "content": MISSING_RESULT_TEXT, "is_error": True},
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "content": MISSING_RESULT_TEXT,
+                    "is_error": True,
+                },
                 {"type": "text", "text": "never mind"},
             ],
         ),
         ("assistant", [{"type": "tool_use", "id": "t2", "name": "Bash", "input": {}}]),
-        ("user", [{"type": "tool_result", "tool_use_id": "t2", "content": MISSING_RESULT_TEXT, "is_error": True}]),
+        (
+            "user",
+            [{"type": "tool_result", "tool_use_id": "t2", "content": MISSING_RESULT_TEXT, "is_error": True}],
+        ),
     ]
 
 
@@ -308,7 +334,10 @@ def test_empty_conversation_writes_an_empty_file(worktree: Path, tmp_path: Path)
         (["not an object"], "messages[0]"),
         ([msg("user", "image")], "messages[0].content.type"),
         ([{"role": "user", "content": 5}], "messages[0].content"),
-        ([text("user", "ok"), msg("assistant", "tool_use", name="Bash", arguments=[1])], "messages[1].content.arguments"),
+        (
+            [text("user", "ok"), msg("assistant", "tool_use", name="Bash", arguments=[1])],
+            "messages[1].content.arguments",
+        ),
         ([msg("assistant", "tool_use", arguments={})], "messages[0].content.name"),
         ([msg("user", "text", text=7)], "messages[0].content.text"),
     ],
@@ -338,7 +367,9 @@ def test_missing_worktree_is_not_found(tmp_path: Path) -> None:
 def test_rewrite_replaces_file_atomically_without_leftovers(worktree: Path, tmp_path: Path) -> None:
     config = tmp_path / "c"
     first = write_claude_transcript(worktree, SID, [text("user", "one")], config_dir=config)
-    second = write_claude_transcript(worktree, SID, [text("user", "two"), text("assistant", "three")], config_dir=config)
+    second = write_claude_transcript(
+        worktree, SID, [text("user", "two"), text("assistant", "three")], config_dir=config
+    )
     assert first == second
     assert [line["message"]["content"][0]["text"] for line in read_lines(second)] == ["two", "three"]
     assert sorted(p.name for p in second.parent.iterdir()) == [f"{SID}.jsonl"]
@@ -351,9 +382,13 @@ def test_non_ascii_text_is_written_as_utf8(worktree: Path, tmp_path: Path) -> No
     assert read_lines(path)[0]["message"]["content"][0]["text"] == "héllo 🚀 日本"
 
 
-@pytest.mark.skipif(not Path(__file__).resolve().parents[2].joinpath("node_modules/.bin/claude").exists(),
-                    reason="pinned claude CLI not installed")
-def test_real_claude_resumes_the_written_session_with_its_history(worktree: Path, model_server, claude_provider) -> None:
+@pytest.mark.skipif(
+    not Path(__file__).resolve().parents[2].joinpath("node_modules/.bin/claude").exists(),
+    reason="pinned claude CLI not installed",
+)
+def test_real_claude_resumes_the_written_session_with_its_history(
+    worktree: Path, model_server, claude_provider
+) -> None:
     """The pinned claude, started with --resume, sends the imported turns to the model."""
     session_id = str(uuid.uuid4())
     messages = [
@@ -367,7 +402,16 @@ def test_real_claude_resumes_the_written_session_with_its_history(worktree: Path
     write_claude_transcript(worktree, session_id, messages, config_dir=config_dir)
     model_server.script("what was the word", text="It was PAPAYA.")
     result = subprocess.run(
-        [claude_provider.binary, "-p", "what was the word?", "--resume", session_id, "--output-format", "json"],
+        [
+            claude_provider.binary,
+            "-p",
+            "what was the word?",
+            "--resume",
+            session_id,
+            "--output-format",
+            "json",
+        ],
+        check=False,
         cwd=worktree,
         env={**os.environ, **claude_provider.env},
         capture_output=True,
@@ -377,9 +421,12 @@ def test_real_claude_resumes_the_written_session_with_its_history(worktree: Path
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["result"] == "It was PAPAYA."
     sent = model_server.turn_requests("anthropic")[-1].body["messages"]
-    flat = [(m["role"], b.get("type"), b.get("text") or b.get("content") or b.get("name"))
-            for m in sent if m["role"] in ("user", "assistant") and isinstance(m["content"], list)
-            for b in m["content"]]
+    flat = [
+        (m["role"], b.get("type"), b.get("text") or b.get("content") or b.get("name"))
+        for m in sent
+        if m["role"] in ("user", "assistant") and isinstance(m["content"], list)
+        for b in m["content"]
+    ]
     assert ("user", "text", "Remember the secret word PAPAYA") in flat
     assert ("assistant", "tool_use", "Bash") in flat
     assert ("user", "tool_result", "notes.txt") in flat

@@ -12,7 +12,12 @@ import pytest
 
 from daemon.errors import FailedPrecondition, InvalidArgument, NotFound
 from daemon.worktrees import Worktrees, is_clone_url
-from tests.support.git_repos import commit_file, git, git_repo, head_commit, make_git_repo  # noqa: F401
+from tests.support.git_repos import commit_file, git, head_commit, make_repo
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repos" / "repo", commits=2)
 
 
 @pytest.fixture
@@ -28,7 +33,9 @@ def branches(repo: Path) -> set[str]:
 
 def registered(repo: Path) -> set[str]:
     out = git(repo, "worktree", "list", "--porcelain")
-    return {os.path.realpath(line.split(" ", 1)[1]) for line in out.splitlines() if line.startswith("worktree ")}
+    return {
+        os.path.realpath(line.split(" ", 1)[1]) for line in out.splitlines() if line.startswith("worktree ")
+    }
 
 
 async def test_ensure_creates_worktree_on_new_branch_from_head(worktrees: Worktrees, git_repo: Path) -> None:
@@ -68,7 +75,9 @@ async def test_ensure_starts_new_branch_at_base_ref(worktrees: Worktrees, git_re
     assert head_commit(info.path) == first
 
 
-async def test_bad_base_ref_is_invalid_argument_and_leaves_nothing(worktrees: Worktrees, git_repo: Path) -> None:
+async def test_bad_base_ref_is_invalid_argument_and_leaves_nothing(
+    worktrees: Worktrees, git_repo: Path
+) -> None:
     before_branches, before_worktrees = branches(git_repo), registered(git_repo)
     for bad in ["no-such-ref", "-rf", "a b"]:
         with pytest.raises(InvalidArgument) as info:
@@ -86,7 +95,9 @@ async def test_invalid_name_is_refused_before_touching_git(worktrees: Worktrees,
     assert not worktrees.worktrees_root.exists()
 
 
-async def test_branch_checked_out_elsewhere_is_failed_precondition(worktrees: Worktrees, git_repo: Path) -> None:
+async def test_branch_checked_out_elsewhere_is_failed_precondition(
+    worktrees: Worktrees, git_repo: Path
+) -> None:
     with pytest.raises(FailedPrecondition, match="already checked out"):
         await worktrees.ensure(git_repo, "main")
     assert registered(git_repo) == {os.path.realpath(git_repo)}
@@ -159,9 +170,7 @@ def test_clone_url_detection() -> None:
         assert not is_clone_url(path), path
 
 
-async def test_clone_url_is_cloned_once_for_concurrent_callers(
-    worktrees: Worktrees, git_repo: Path
-) -> None:
+async def test_clone_url_is_cloned_once_for_concurrent_callers(worktrees: Worktrees, git_repo: Path) -> None:
     url = f"file://{git_repo}"
     paths = await asyncio.gather(*(worktrees.resolve_repository(url) for _ in range(5)))
     assert len(set(paths)) == 1
@@ -236,12 +245,25 @@ async def test_remove_of_vanished_directory_prunes_and_deletes_branch(
     assert str(info.path) not in registered(git_repo)
 
 
-async def test_ensure_recreates_worktree_whose_directory_vanished(worktrees: Worktrees, git_repo: Path) -> None:
+async def test_ensure_recreates_worktree_whose_directory_vanished(
+    worktrees: Worktrees, git_repo: Path
+) -> None:
     info = await worktrees.ensure(git_repo, "recreate")
     shutil.rmtree(info.path)
     again = await worktrees.ensure(git_repo, "recreate")
     assert again.created and not again.branch_created
     assert (again.path / "file0.txt").exists()
+
+
+async def test_branch_held_by_vanished_worktree_elsewhere_is_reclaimed(
+    worktrees: Worktrees, git_repo: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "manual-worktree"
+    git(git_repo, "worktree", "add", "-q", "-b", "held", str(outside))
+    shutil.rmtree(outside)
+    info = await worktrees.ensure(git_repo, "held")
+    assert info.created and not info.branch_created
+    assert str(outside) not in registered(git_repo)
 
 
 async def test_rollback_removes_created_worktree_and_branch(worktrees: Worktrees, git_repo: Path) -> None:
@@ -254,7 +276,9 @@ async def test_rollback_removes_created_worktree_and_branch(worktrees: Worktrees
     assert registered(git_repo) == {os.path.realpath(git_repo)}
 
 
-async def test_rollback_keeps_existing_branch_and_reused_worktree(worktrees: Worktrees, git_repo: Path) -> None:
+async def test_rollback_keeps_existing_branch_and_reused_worktree(
+    worktrees: Worktrees, git_repo: Path
+) -> None:
     git(git_repo, "branch", "kept")
     info = await worktrees.ensure(git_repo, "kept")
     await worktrees.rollback(info)
@@ -272,7 +296,9 @@ async def test_git_version_is_reported(worktrees: Worktrees) -> None:
     assert version[0].isdigit() and version.count(".") >= 1
 
 
-async def test_closed_manager_refuses_work_and_close_is_idempotent(worktrees: Worktrees, git_repo: Path) -> None:
+async def test_closed_manager_refuses_work_and_close_is_idempotent(
+    worktrees: Worktrees, git_repo: Path
+) -> None:
     await worktrees.close()
     await worktrees.close()
     with pytest.raises(FailedPrecondition):
@@ -283,7 +309,9 @@ def other_threads() -> set[str]:
     return {t.name for t in threading.enumerate() if not t.name.startswith("asyncio_")}
 
 
-async def test_many_ensure_remove_cycles_leak_no_file_descriptors_or_threads(worktrees: Worktrees, git_repo: Path) -> None:
+async def test_many_ensure_remove_cycles_leak_no_file_descriptors_or_threads(
+    worktrees: Worktrees, git_repo: Path
+) -> None:
     # Warm up: the thread pool and GitPython's lazy imports open what they keep open.
     info = await worktrees.ensure(git_repo, "warmup")
     await worktrees.remove(info.path, delete_branch=True)

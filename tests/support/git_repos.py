@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["GIT_ENV", "git", "make_repo", "commit_file", "head_commit", "git_repo", "make_git_repo"]
+__all__ = ["GIT_ENV", "commit_file", "git", "git_repo", "head_commit", "make_git_repo", "make_repo"]
 
 # A fixed identity and no user/system config, so tests behave the same on every machine.
 GIT_ENV = {
@@ -65,7 +65,9 @@ def make_git_repo(tmp_path: Path) -> Callable[..., Path]:
     counter = iter(range(1_000_000))
 
     def factory(name: str | None = None, *, commits: int = 1, branch: str = "main") -> Path:
-        return make_repo(tmp_path / "repos" / (name or f"repo{next(counter)}"), commits=commits, branch=branch)
+        return make_repo(
+            tmp_path / "repos" / (name or f"repo{next(counter)}"), commits=commits, branch=branch
+        )
 
     return factory
 
