@@ -55,6 +55,9 @@ async def _serve(config: DaemonConfig) -> int:
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         return 1
+    except Exception:
+        log.exception("cannot start")
+        return 1
     stopped = asyncio.create_task(server.wait())
     requested = asyncio.create_task(stop_requested.wait())
     await asyncio.wait({stopped, requested}, return_when=asyncio.FIRST_COMPLETED)

@@ -133,7 +133,10 @@ class _ObservedCall:
                 task.uncancel()
             self._record(code, exc)
         finally:
-            request_id_var.reset(self._rid_token)
+            try:
+                request_id_var.reset(self._rid_token)
+            except ValueError:  # a generator closed from another context (e.g. by GC)
+                pass
         if abort_with is not None:
             await self._context.abort(abort_with[0], abort_with[1])
 
@@ -255,7 +258,13 @@ class DaemonServer:
         sdnotify.notify("STATUS=starting")
         if self.supervisor is None:
             self.supervisor = Supervisor(config)
-        await self.supervisor.start()
+        try:
+            await self.supervisor.start()
+        except BaseException:
+            await self.supervisor.shutdown()  # release whatever it opened before failing
+            self._stopping = True
+            self._stopped.set()
+            raise
         try:
             await self._start_listening()
         except BaseException:

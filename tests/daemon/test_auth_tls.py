@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 from daemon.auth import TokenCheck, is_unix_peer
-from tests.support.daemon_proc import DaemonProcess, start_daemon, wait_for
+from daemon.server import DaemonServer, StartupError
+from tests.support.daemon_proc import DaemonProcess, inprocess_config, start_daemon, unix_socket_dir, wait_for  # noqa: F401
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -175,3 +177,31 @@ def test_peer_kind_detection():
     assert is_unix_peer("unix:")
     assert not is_unix_peer("ipv4:127.0.0.1:5555")
     assert not is_unix_peer("ipv6:[::1]:5555")
+
+
+async def test_in_process_server_reports_the_tcp_port_it_bound(tmp_path, unix_socket_dir):
+    cert, key = make_self_signed(tmp_path)
+    config = inprocess_config(
+        tmp_path, unix_socket_dir, tcp="127.0.0.1:0", tls_cert=str(cert), tls_key=str(key), token=TOKEN
+    )
+    async with DaemonServer(config) as server:
+        assert server.tcp_port and server.tcp_port > 0
+        creds = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        async with grpc.aio.secure_channel(f"localhost:{server.tcp_port}", creds) as channel:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=20)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    assert server.socket_path is None
+
+
+async def test_tcp_port_already_in_use_is_a_startup_error_naming_listen_tcp(tmp_path, unix_socket_dir):
+    cert, key = make_self_signed(tmp_path)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        config = inprocess_config(
+            tmp_path, unix_socket_dir, tcp=f"127.0.0.1:{port}", tls_cert=str(cert), tls_key=str(key), token=TOKEN
+        )
+        with pytest.raises(StartupError, match="listen.tcp"):
+            await DaemonServer(config).start()
+    assert not (unix_socket_dir / "d.sock").exists()

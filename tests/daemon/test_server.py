@@ -17,14 +17,19 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
+from daemon.errors import NotFound
 from daemon.logs import JsonFormatter, TextFormatter
+from daemon.server import DaemonServer
+from daemon.supervisor import Supervisor
 from tests.support.daemon_proc import (  # noqa: F401
     REPO_ROOT,
     daemon,
     daemon_env,
     daemon_factory,
+    inprocess_config,
     start_daemon,
     to_toml,
+    unix_socket_dir,
     wait_for,
 )
 
@@ -190,3 +195,48 @@ def test_formatters_render_extra_fields():
     assert out["level"] == "warning"
     assert out["session_id"] == "s-1"
     assert "session_id=s-1" in TextFormatter().format(record)
+
+
+# -- in-process ---------------------------------------------------------------------
+
+
+class RaisingService(daemon_pb2_grpc.DaemonServiceServicer):
+    async def GetSession(self, request, context):
+        raise NotFound(f"agent_session_id: no session {request.agent_session_id!r}")
+
+    async def ListSessions(self, request, context):
+        raise RuntimeError("boom")
+
+
+async def test_domain_error_escaping_the_service_becomes_its_status_code(tmp_path, unix_socket_dir):
+    config = inprocess_config(tmp_path, unix_socket_dir)
+    async with DaemonServer(config, servicer=RaisingService()) as server:
+        async with grpc.aio.insecure_channel(f"unix:{server.socket_path}") as channel:
+            stub = daemon_pb2_grpc.DaemonServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.GetSession(daemon_pb2.SessionRequest(agent_session_id="nope"))
+            assert err.value.code() == grpc.StatusCode.NOT_FOUND
+            assert "agent_session_id" in err.value.details()
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.ListSessions(daemon_pb2.ListSessionsRequest())
+            assert err.value.code() == grpc.StatusCode.UNKNOWN
+
+
+class FailingSupervisor(Supervisor):
+    shut_down = False
+
+    async def start(self) -> None:
+        raise OSError("state store unreadable")
+
+    async def shutdown(self) -> None:
+        self.shut_down = True
+
+
+async def test_supervisor_start_failure_binds_nothing_and_cleans_up(tmp_path, unix_socket_dir):
+    supervisor = FailingSupervisor(inprocess_config(tmp_path, unix_socket_dir))
+    server = DaemonServer(supervisor.config, supervisor=supervisor)
+    with pytest.raises(OSError, match="state store"):
+        await server.start()
+    assert supervisor.shut_down
+    assert not (unix_socket_dir / "d.sock").exists()
+    await server.stop()  # still safe

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
-import tempfile
 from pathlib import Path
 
 import grpc
@@ -13,10 +11,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
-from daemon.config import from_dict
 from daemon.server import DaemonServer, StartupError
 from daemon.supervisor import Supervisor
-from tests.support.daemon_proc import daemon, daemon_factory, wait_for  # noqa: F401
+from tests.support.daemon_proc import daemon, inprocess_config, unix_socket_dir  # noqa: F401
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -83,32 +80,12 @@ class RecordingSupervisor(Supervisor):
 
 
 def make_config(tmp_path: Path, socket_dir: Path, **listen):
-    return from_dict(
-        {
-            "daemon": {
-                "state_dir": str(tmp_path / "state"),
-                "repos_root": str(tmp_path / "repos"),
-                "worktrees_root": str(tmp_path / "worktrees"),
-                "stop_grace_seconds": 30,
-            },
-            "listen": {"unix_socket": str(socket_dir / "d.sock"), **listen},
-        }
-    )
+    return inprocess_config(tmp_path, socket_dir, daemon={"stop_grace_seconds": 30}, **listen)
 
 
-@pytest.fixture
-def socket_dir():
-    """A short directory for the unix socket; must be empty again afterwards."""
-    path = Path(tempfile.mkdtemp(prefix="berth-", dir="/tmp"))
-    yield path
-    leftovers = list(path.iterdir())
-    shutil.rmtree(path)
-    assert not leftovers, f"left behind: {leftovers}"
-
-
-async def test_in_flight_call_finishes_during_the_drain(tmp_path, socket_dir):
+async def test_in_flight_call_finishes_during_the_drain(tmp_path, unix_socket_dir):
     service = GatedService()
-    supervisor = RecordingSupervisor(make_config(tmp_path, socket_dir))
+    supervisor = RecordingSupervisor(make_config(tmp_path, unix_socket_dir))
     server = DaemonServer(supervisor.config, supervisor=supervisor, servicer=service)
     await server.start()
     target = f"unix:{server.socket_path}"
@@ -136,12 +113,12 @@ async def test_in_flight_call_finishes_during_the_drain(tmp_path, socket_dir):
         assert reply.hostname == "drained"
         await asyncio.wait_for(stopping, 30)
     assert supervisor.calls == ["start", "shutdown"]
-    assert not (socket_dir / "d.sock").exists()
+    assert not (unix_socket_dir / "d.sock").exists()
 
 
-async def test_event_followers_end_with_unavailable_at_shutdown(tmp_path, socket_dir):
+async def test_event_followers_end_with_unavailable_at_shutdown(tmp_path, unix_socket_dir):
     service = GatedService()
-    config = make_config(tmp_path, socket_dir)
+    config = make_config(tmp_path, unix_socket_dir)
     async with DaemonServer(config, servicer=service) as server:
         channel = grpc.aio.insecure_channel(f"unix:{server.socket_path}")
         call = daemon_pb2_grpc.DaemonServiceStub(channel).StreamEvents(
@@ -159,8 +136,8 @@ async def test_event_followers_end_with_unavailable_at_shutdown(tmp_path, socket
     assert "shutting down" in err.value.details()
 
 
-async def test_stop_is_idempotent_and_safe_to_call_concurrently(tmp_path, socket_dir):
-    supervisor = RecordingSupervisor(make_config(tmp_path, socket_dir))
+async def test_stop_is_idempotent_and_safe_to_call_concurrently(tmp_path, unix_socket_dir):
+    supervisor = RecordingSupervisor(make_config(tmp_path, unix_socket_dir))
     server = DaemonServer(supervisor.config, supervisor=supervisor)
     await server.stop()  # before start: nothing to do
     await server.start()
@@ -170,23 +147,23 @@ async def test_stop_is_idempotent_and_safe_to_call_concurrently(tmp_path, socket
     await asyncio.wait_for(server.wait(), 5)
     assert supervisor.calls == ["start", "shutdown"]
     assert server.socket_path is None
-    assert not (socket_dir / "d.sock").exists()
+    assert not (unix_socket_dir / "d.sock").exists()
 
 
-async def test_failed_start_leaves_no_socket_and_shuts_the_supervisor_down(tmp_path, socket_dir):
+async def test_failed_start_leaves_no_socket_and_shuts_the_supervisor_down(tmp_path, unix_socket_dir):
     supervisor = RecordingSupervisor(
-        make_config(tmp_path, socket_dir, tcp="127.0.0.1:1", tls_cert=str(tmp_path / "missing.crt"),
+        make_config(tmp_path, unix_socket_dir, tcp="127.0.0.1:1", tls_cert=str(tmp_path / "missing.crt"),
                     tls_key=str(tmp_path / "missing.key"), token="t")
     )
     server = DaemonServer(supervisor.config, supervisor=supervisor)
     with pytest.raises(StartupError, match="listen.tls_cert"):
         await server.start()
     assert supervisor.calls == ["start", "shutdown"]
-    assert not (socket_dir / "d.sock").exists()
+    assert not (unix_socket_dir / "d.sock").exists()
 
 
-async def test_wait_returns_once_the_server_is_stopped(tmp_path, socket_dir):
-    async with DaemonServer(make_config(tmp_path, socket_dir)) as server:
+async def test_wait_returns_once_the_server_is_stopped(tmp_path, unix_socket_dir):
+    async with DaemonServer(make_config(tmp_path, unix_socket_dir)) as server:
         waiter = asyncio.create_task(server.wait())
         await asyncio.sleep(0)  # let the waiter start waiting
         assert not waiter.done()

@@ -44,6 +44,8 @@ __all__ = [
     "default_config",
     "REPO_ROOT",
     "CHANNEL_OPTIONS",
+    "unix_socket_dir",
+    "inprocess_config",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -360,3 +362,28 @@ def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
             except AssertionError as exc:
                 errors.append(str(exc))
         assert not errors, "\n".join(errors)
+
+
+# -- in-process servers ------------------------------------------------------------
+
+
+@pytest.fixture
+def unix_socket_dir() -> Iterator[Path]:
+    """A short /tmp/berth-* directory for an in-process server's socket; must be empty afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="berth-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        leftovers = list(path.iterdir())
+        shutil.rmtree(path, ignore_errors=True)
+        assert not leftovers, f"left behind: {leftovers}"
+
+
+def inprocess_config(tmp_path: Path, socket_dir: Path, *, daemon: dict[str, Any] | None = None, **listen: Any) -> Any:
+    """A `DaemonConfig` like the subprocess defaults, for a `DaemonServer` run inside the test's loop."""
+    from daemon.config import from_dict
+
+    data = default_config(tmp_path, socket_dir / "d.sock")
+    data["daemon"].update(daemon or {})
+    data["listen"].update(listen)
+    return from_dict(data)
