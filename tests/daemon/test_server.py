@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -240,3 +241,34 @@ async def test_supervisor_start_failure_binds_nothing_and_cleans_up(tmp_path, un
     assert supervisor.shut_down
     assert not (unix_socket_dir / "d.sock").exists()
     await server.stop()  # still safe
+
+
+def test_requests_bigger_than_grpcs_4_mib_default_are_accepted(daemon):
+    big = "x" * (8 * 1024 * 1024)
+    request = daemon_pb2.ImportTranscriptRequest(
+        provider_session_id="",  # invalid on purpose: nothing gets written
+        messages=[daemon_pb2.TranscriptMessage(message_id="m1", role="user", content=daemon_pb2.Content(type="text", text=big))],
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        daemon.stub().ImportTranscript(request, timeout=60)
+    assert err.value.code() != grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class CountingSupervisor(Supervisor):
+    def sessions_by_status(self) -> dict[str, int]:
+        return {"running": 2, "paused": 1}
+
+
+async def test_sessions_gauge_reads_the_supervisor_at_scrape_time(tmp_path, unix_socket_dir):
+    config = inprocess_config(tmp_path, unix_socket_dir, metrics="127.0.0.1:0")
+    async with DaemonServer(config, supervisor=CountingSupervisor(config)) as server:
+        url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+
+        def scrape() -> str:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return resp.read().decode()
+
+        body = await asyncio.to_thread(scrape)
+    assert 'berth_daemon_sessions{status="running"} 2.0' in body
+    assert 'berth_daemon_sessions{status="paused"} 1.0' in body
+    assert server.metrics_port is None  # the endpoint stopped with the server
