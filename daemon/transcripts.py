@@ -22,6 +22,7 @@ from daemon.errors import InvalidArgument, NotFound
 from daemon.validation import validate_session_id
 
 __all__ = [
+    "IMPORTED_OPENING_TEXT",
     "MISSING_RESULT_TEXT",
     "build_claude_transcript",
     "claude_config_dir",
@@ -33,6 +34,7 @@ __all__ = [
 ROLES = ("user", "assistant", "tool", "system")
 CONTENT_TYPES = ("text", "tool_use", "tool_result", "error", "system")
 MISSING_RESULT_TEXT = "no result was recorded for this tool call"
+IMPORTED_OPENING_TEXT = "(This conversation was imported; its first messages were the assistant's.)"
 # The pinned CLI's version; claude records its own version on every line it writes.
 CLAUDE_CODE_VERSION = "2.1.328"
 _MAX_DIR_NAME = 200  # claude shortens longer project directory names and appends a hash
@@ -253,6 +255,11 @@ def _pair_messages(items: list[_Item]) -> list[_Message]:
     for msg in final:
         if msg.role == "user" and msg.results:
             msg.blocks = list(msg.results.values()) + msg.blocks
+    if final and final[0].role == "assistant":
+        # The Messages API wants a conversation to open with a user turn.
+        final.insert(
+            0, _Message("user", [{"type": "text", "text": IMPORTED_OPENING_TEXT}], final[0].timestamp)
+        )
     return final
 
 

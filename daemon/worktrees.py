@@ -424,5 +424,8 @@ class Worktrees:
         return await asyncio.to_thread(version)
 
     async def close(self) -> None:
-        """Refuse further operations. Idempotent."""
+        """Refuse further operations and wait for running ones to finish. Idempotent."""
         self._closed = True
+        for lock in list(self._locks.values()):
+            async with lock:
+                pass

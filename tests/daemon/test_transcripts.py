@@ -16,6 +16,7 @@ import pytest
 
 from daemon.errors import InvalidArgument, NotFound
 from daemon.transcripts import (
+    IMPORTED_OPENING_TEXT,
     MISSING_RESULT_TEXT,
     build_claude_transcript,
     claude_project_dir,
@@ -299,6 +300,15 @@ def test_system_and_error_messages_and_empty_text_are_skipped(worktree: Path) ->
     assert bodies(build_claude_transcript(worktree, SID, messages)) == [
         ("user", [{"type": "text", "text": "hi"}]),
         ("assistant", [{"type": "text", "text": "hello"}]),
+    ]
+
+
+def test_conversation_opening_with_the_assistant_gets_a_user_turn_first(worktree: Path) -> None:
+    messages = [msg("system", "text", text="sys"), text("assistant", "Hello."), text("user", "hi")]
+    assert bodies(build_claude_transcript(worktree, SID, messages)) == [
+        ("user", [{"type": "text", "text": IMPORTED_OPENING_TEXT}]),
+        ("assistant", [{"type": "text", "text": "Hello."}]),
+        ("user", [{"type": "text", "text": "hi"}]),
     ]
 
 
