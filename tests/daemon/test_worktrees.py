@@ -305,6 +305,14 @@ async def test_closed_manager_refuses_work_and_close_is_idempotent(
         await worktrees.ensure(git_repo, "after-close")
 
 
+async def test_close_waits_for_a_running_operation(worktrees: Worktrees, git_repo: Path) -> None:
+    task = asyncio.create_task(worktrees.ensure(git_repo, "in-flight"))
+    await asyncio.sleep(0)  # let the task take the repository lock and start git
+    await worktrees.close()
+    assert task.done()
+    assert task.result().created
+
+
 def other_threads() -> set[str]:
     return {t.name for t in threading.enumerate() if not t.name.startswith("asyncio_")}
 
