@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["main", "build_parser", "Client", "CliError", "resolve_target", "iter_sse"]
+__all__ = ["main", "build_parser", "Client", "CliError", "resolve_target", "run_facts", "iter_sse"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 STATUS_STYLES = {"created": "cyan", "active": "green", "paused": "yellow", "completed": "blue", "failed": "red"}
@@ -42,16 +42,21 @@ def berth_home() -> Path:
     return Path(os.environ.get("BERTH_HOME") or ".berth")
 
 
+def run_facts() -> dict[str, Any]:
+    """$BERTH_HOME/run.json as written by `make run` ({} when absent)."""
+    try:
+        facts = json.loads((berth_home() / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return facts if isinstance(facts, dict) else {}
+
+
 def resolve_target(url: str | None, token: str | None) -> tuple[str, str | None]:
     """The control plane URL and token: flags, then env, then $BERTH_HOME/run.json."""
     url = url or os.environ.get("BERTH_URL")
     token = token or os.environ.get("BERTH_TOKEN")
     if not (url and token):
-        run_json = berth_home() / "run.json"
-        try:
-            facts = json.loads(run_json.read_text())
-        except (OSError, ValueError):
-            facts = {}
+        facts = run_facts()
         url = url or facts.get("url")
         token = token or facts.get("admin_token")
     return (url or DEFAULT_URL).rstrip("/"), token
@@ -191,7 +196,7 @@ class Output:
             return
         table = Table(title=title, title_justify="left")
         for col in columns:
-            table.add_column(col)
+            table.add_column(col, overflow="fold")  # ids stay whole (copyable) on narrow terminals
         for item in items:
             cells = []
             for col in columns:
@@ -346,6 +351,12 @@ def cmd_machine_show(client: Client, out: Output, a: argparse.Namespace) -> None
     out.result(client.request("GET", f"/api/v1/machines/{a.machine_id}"), "Machine")
 
 
+def cmd_machine_info(client: Client, out: Output, a: argparse.Namespace) -> None:
+    with out.status(f"Asking the daemon of {a.machine_id}…"):
+        data = client.request("GET", f"/api/v1/machines/{a.machine_id}/info")
+    out.result(data, "Machine info (from its daemon)")
+
+
 def cmd_machine_update(client: Client, out: Output, a: argparse.Namespace) -> None:
     body = {
         "name": a.name,
@@ -406,6 +417,9 @@ def _session_settings(a: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def cmd_launch(client: Client, out: Output, a: argparse.Namespace) -> None:
+    a.workspace_id = a.workspace_id or run_facts().get("workspace_id")
+    if not a.workspace_id:
+        raise CliError("launch: give a WORKSPACE_ID (none in $BERTH_HOME/run.json either)")
     body = {
         "machine_id": a.machine,
         "user_session_id": a.user_session,
@@ -586,6 +600,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(mach, "list", cmd_machine_list, "list machines")
     sp = add(mach, "show", cmd_machine_show, "show one machine")
     sp.add_argument("machine_id")
+    sp = add(mach, "info", cmd_machine_info, "ask a machine's daemon for versions and session counts")
+    sp.add_argument("machine_id")
     sp = add(mach, "update", cmd_machine_update, "change a machine")
     sp.add_argument("machine_id")
     sp.add_argument("--name")
@@ -617,7 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # sessions
     sp = add(sub, "launch", cmd_launch, "launch an agent session in a workspace")
-    sp.add_argument("workspace_id")
+    sp.add_argument("workspace_id", nargs="?", help="default: the workspace of `make run` ($BERTH_HOME/run.json)")
     sp.add_argument("--prompt", "-p", help="the first message for the agent")
     sp.add_argument("--provider", choices=["claude_code", "codex"])
     sp.add_argument("--model")

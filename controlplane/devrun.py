@@ -33,7 +33,7 @@ MACHINE_NAME = "local"
 INSTALL_HINTS = {"claude": "npm install -g @anthropic-ai/claude-code", "codex": "npm install -g @openai/codex"}
 PROVIDER_BINARIES = {"claude_code": "claude", "codex": "codex"}
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # never break the URL, token or curl line
 
 
 class DevRunError(Exception):
@@ -293,9 +293,10 @@ def _child_env() -> dict[str, str]:
 
 def demo_repository(home: Path) -> Path:
     """The git repository sessions work in: the current one, else a small demo repo in $BERTH_HOME."""
-    done = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True)
-    if done.returncode == 0 and done.stdout.strip():
-        return Path(done.stdout.strip()).resolve()
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+    head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], capture_output=True, text=True)
+    if top.returncode == 0 and top.stdout.strip() and head.returncode == 0:  # a repo with a commit
+        return Path(top.stdout.strip()).resolve()
     demo = home / "demo-repo"
     if not (demo / ".git").exists():
         demo.mkdir(parents=True, exist_ok=True)
