@@ -40,6 +40,7 @@ SERVICE_NAME = daemon_pb2.DESCRIPTOR.services_by_name["DaemonService"].full_name
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _HEALTH_PREFIX = f"/{health.SERVICE_NAME}/"
 _SHUTDOWN_CANCEL = "berth-daemon-shutdown"
+_UNKNOWN_METHOD = "unknown"
 
 
 class StartupError(RuntimeError):
@@ -75,8 +76,9 @@ class _CallObserver(grpc.aio.ServerInterceptor):
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)
         if handler is None:
-            # grpc answers UNIMPLEMENTED itself; count it here since no behavior runs.
-            metrics.RPC_TOTAL.labels(details.method, grpc.StatusCode.UNIMPLEMENTED.name).inc()
+            # grpc answers UNIMPLEMENTED itself; count it here since no behavior runs. The label
+            # is fixed: callers choose method names, and labels must not grow without bound.
+            metrics.RPC_TOTAL.labels(_UNKNOWN_METHOD, grpc.StatusCode.UNIMPLEMENTED.name).inc()
             metrics.RPC_ERRORS.labels(grpc.StatusCode.UNIMPLEMENTED.name).inc()
             log.info("unknown method", extra={"method": details.method, "code": "UNIMPLEMENTED"})
             return None

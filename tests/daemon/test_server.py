@@ -124,7 +124,8 @@ def test_metrics_endpoint_counts_rpcs_by_method_and_code(daemon_factory):
         ),
         what="the health check in the metrics",
     )
-    assert 'berth_daemon_rpc_total{code="UNIMPLEMENTED",method="/no.such.Service/Call"} 1.0' in body
+    assert 'berth_daemon_rpc_total{code="UNIMPLEMENTED",method="unknown"} 1.0' in body
+    assert "/no.such.Service/Call" not in body  # caller-chosen names never become labels
     assert 'berth_daemon_rpc_errors_total{code="UNIMPLEMENTED"}' in body
     assert "# TYPE berth_daemon_launch_seconds histogram" in body
     assert "# TYPE berth_daemon_events_streamed_total counter" in body
