@@ -74,6 +74,14 @@ class ControlPlane:
     config: ControlPlaneConfig
     admin: httpx.AsyncClient
     _clients: list[httpx.AsyncClient] = field(default_factory=list)
+    _ctx: Any = None
+
+    async def stop(self) -> None:
+        """Shut this control plane down (lifespan shutdown); idempotent."""
+        await self.aclose()
+        ctx, self._ctx = self._ctx, None
+        if ctx is not None:
+            await ctx.__aexit__(None, None, None)
 
     def client(self, token: str | None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -103,12 +111,13 @@ class ControlPlane:
     async def aclose(self) -> None:
         for c in self._clients:
             await c.aclose()
+        self._clients.clear()
 
 
 @pytest.fixture
 async def controlplane_factory(cp_config: ControlPlaneConfig) -> AsyncIterator[Callable[..., Any]]:
     """`await start(**config_overrides)` → a running ControlPlane; all are shut down afterwards."""
-    stack: list[tuple[Any, ControlPlane]] = []
+    stack: list[ControlPlane] = []
     admin_token: list[str] = []
 
     async def start(**overrides: Any) -> ControlPlane:
@@ -118,20 +127,27 @@ async def controlplane_factory(cp_config: ControlPlaneConfig) -> AsyncIterator[C
         ctx = running_controlplane(config)
         url = await ctx.__aenter__()
         admin = httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {admin_token[0]}"}, timeout=120)
-        cp = ControlPlane(url=url, config=config, admin=admin, _clients=[admin])
-        stack.append((ctx, cp))
+        cp = ControlPlane(url=url, config=config, admin=admin, _clients=[admin], _ctx=ctx)
+        stack.append(cp)
         return cp
 
     try:
         yield start
     finally:
         while stack:
-            ctx, cp = stack.pop()
-            await cp.aclose()
-            await ctx.__aexit__(None, None, None)
+            await stack.pop().stop()
 
 
 @pytest.fixture
 async def cp(controlplane_factory: Callable[..., Any]) -> ControlPlane:
     """One running control plane with the test defaults."""
     return await controlplane_factory()
+
+
+@pytest.fixture
+async def fake_daemon() -> AsyncIterator[tuple[Any, str]]:
+    """(FakeDaemon, address) served in this event loop on a temp unix socket."""
+    from tests.controlplane.fake_daemon import serve_fake_daemon
+
+    async with serve_fake_daemon() as served:
+        yield served

@@ -1,0 +1,88 @@
+"""Small helpers for control-plane tests: polling with a deadline and reading SSE streams."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+__all__ = ["poll", "read_sse", "wait_messages"]
+
+
+async def poll(check: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, what: str = "condition") -> Any:
+    """Await `check()` until it returns something truthy; AssertionError after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: Any = None
+    while True:
+        last = await check()
+        if last:
+            return last
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_messages(
+    client: httpx.AsyncClient, sid: str, predicate: Callable[[list[dict]], bool], *, timeout: float = 60.0,
+    what: str = "messages",
+) -> list[dict]:
+    """Poll GET /api/sessions/{sid}/messages until predicate(messages) holds; returns the messages."""
+    seen: list[dict] = []
+
+    async def check() -> list[dict] | None:
+        nonlocal seen
+        r = await client.get(f"/api/sessions/{sid}/messages", params={"limit": 1000})
+        assert r.status_code == 200, r.text
+        seen = r.json()["messages"]
+        return seen if predicate(seen) else None
+
+    try:
+        return await poll(check, timeout=timeout, what=what)
+    except AssertionError as err:
+        summary = [(m["seq"], m["role"], m["content"].get("type"), str(m["content"].get("text"))[:80]) for m in seen]
+        raise AssertionError(f"{err}; messages so far: {summary}") from None
+
+
+async def read_sse(
+    client: httpx.AsyncClient, path: str, count: int, *, headers: dict[str, str] | None = None,
+    timeout: float = 30.0, on_open: Callable[[], Awaitable[None]] | None = None,
+) -> tuple[list[tuple[int, dict]], int]:
+    """Read `count` SSE events from `path` → ([(id, data)], comment lines seen). `on_open` runs once the
+    stream is connected (to trigger live events)."""
+    events: list[tuple[int, dict]] = []
+    comments = 0
+
+    async def run() -> None:
+        nonlocal comments
+        async with client.stream("GET", path, headers=headers or {}) as resp:
+            assert resp.status_code == 200, await resp.aread()
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            ev_id: int | None = None
+            data: str | None = None
+            opened = False
+            async for line in resp.aiter_lines():
+                if line.startswith(":"):
+                    comments += 1
+                    if not opened and on_open is not None:
+                        opened = True
+                        await on_open()
+                elif line.startswith("id:"):
+                    ev_id = int(line[3:].strip())
+                elif line.startswith("data:"):
+                    data = line[5:].strip()
+                elif line == "" and data is not None:
+                    assert ev_id is not None
+                    events.append((ev_id, json.loads(data)))
+                    ev_id, data = None, None
+                    if len(events) >= count:
+                        return
+
+    try:
+        await asyncio.wait_for(run(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"SSE: got {len(events)} of {count} events within {timeout}s: {events}") from None
+    return events, comments
