@@ -9,10 +9,11 @@ also across daemon restarts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,8 +164,9 @@ class _Waiter:
             running = None
         if running is self.loop:
             self.event.set()
-        elif not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.event.set)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to wake
+                self.loop.call_soon_threadsafe(self.event.set)
 
 
 class StateStore:
@@ -200,29 +202,19 @@ class StateStore:
                     db.execute(statement)
             db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
-    class _Tx:
-        def __init__(self, store: StateStore) -> None:
-            self.store = store
-
-        def __enter__(self) -> sqlite3.Connection:
-            self.store._lock.acquire()
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error), holding the connection lock."""
+        with self._lock:
+            if self._closed:
+                raise FailedPrecondition("state store is closed")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                if self.store._closed:
-                    raise FailedPrecondition("state store is closed")
-                self.store._db.execute("BEGIN IMMEDIATE")
+                yield self._db
             except BaseException:
-                self.store._lock.release()
+                self._db.execute("ROLLBACK")
                 raise
-            return self.store._db
-
-        def __exit__(self, exc_type, exc, tb) -> None:
-            try:
-                self.store._db.execute("ROLLBACK" if exc_type else "COMMIT")
-            finally:
-                self.store._lock.release()
-
-    def _transaction(self) -> StateStore._Tx:
-        return StateStore._Tx(self)
+            self._db.execute("COMMIT")
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
