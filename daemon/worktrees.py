@@ -219,7 +219,12 @@ class Worktrees:
         try:
             with git.Repo.clone_from(url, tmp, env=_GIT_ENV):
                 pass
-            os.rename(tmp, target)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not target.is_dir():
+                    raise
+                # An earlier, abandoned call finished the same clone first; use that one.
         except git.GitCommandError as exc:
             raise NotFound(
                 f"repository cannot be cloned: {_redact(url)}: {_redact(_git_error(exc))}"
