@@ -167,7 +167,7 @@ class Output:
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
         self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def json(self, data: Any) -> None:
         sys.stdout.write(json.dumps(data, default=str) + "\n")
@@ -510,8 +510,11 @@ def cmd_update(client: Client, out: Output, a: argparse.Namespace) -> None:
 
 def _set_status(status: str, verb: str):
     def run(client: Client, out: Output, a: argparse.Namespace) -> None:
+        body = {"status": status}
+        if getattr(a, "prompt", None):
+            body["prompt"] = a.prompt
         with out.status(f"{verb} {a.session_id}…"):
-            data = client.request("PATCH", f"/api/sessions/{a.session_id}", body={"status": status})
+            data = client.request("PATCH", f"/api/sessions/{a.session_id}", body=body)
         out.result(data, f"Session {status}")
 
     return run
@@ -685,6 +688,8 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sp = add(sub, name, _set_status(status, verb), help)
         sp.add_argument("session_id")
+        if name == "resume":
+            sp.add_argument("--prompt", "-p", help="a message to start the resumed turn with")
     sp = add(sub, "delete", cmd_delete, "stop and delete a session")
     sp.add_argument("session_id")
     sp.add_argument("--remove-worktree", action="store_true", help="remove its worktree too")

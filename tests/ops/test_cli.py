@@ -1,0 +1,276 @@
+"""The `berth` CLI drives every REST endpoint of a real control plane, over a real daemon and claude."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from controlplane.cli import iter_sse, main
+from tests.ops.support import child_env, free_port
+from tests.support.agents import claude_provider_config
+from tests.support.controlplane_proc import ControlPlaneProcess, start_controlplane_process
+from tests.support.daemon_proc import DaemonProcess, start_daemon
+from tests.support.git_repos import make_repo
+from tests.support.model_server import ModelServer
+
+
+@dataclass
+class Stack:
+    """A control plane subprocess, a daemon running the real claude, and the first admin token."""
+
+    cp: ControlPlaneProcess
+    daemon: DaemonProcess
+    model: ModelServer
+    config_path: Path
+    repo: Path
+    admin_token: str
+
+    @property
+    def url(self) -> str:
+        return self.cp.url
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("cli")
+    model = ModelServer()
+    daemon = None
+    cp = None
+    try:
+        claude = claude_provider_config(model.url, tmp / "claude-home")
+        daemon = start_daemon(tmp / "daemon", config={"providers": {"claude_code": claude}})
+        port = free_port()
+        config_path = tmp / "controlplane.toml"
+        config_path.write_text(
+            f'[server]\nhost = "127.0.0.1"\nport = {port}\nstate_dir = "{tmp / "cp"}"\n'
+            "sse_keepalive_seconds = 1\ningest_max_backoff_seconds = 0.5\n"
+        )
+        cp = start_controlplane_process(config_path, port, tmp / "cp.log")
+        # The first admin token, the way an operator makes it: `berth token bootstrap`.
+        done = subprocess.run(
+            [sys.executable, "-m", "controlplane.cli", "--json", "token", "bootstrap", "--config", str(config_path)],
+            capture_output=True, text=True, env=child_env(), timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        token = json.loads(done.stdout)["token"]
+        yield Stack(cp, daemon, model, config_path, make_repo(tmp / "repo"), token)
+    finally:
+        if cp is not None:
+            cp.stop()
+        if daemon is not None:
+            daemon.stop()
+        model.close()
+
+
+@pytest.fixture
+def berth(stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """berth(*args, token=..., ok=True) → (exit status, stdout, stderr); --json output is parsed."""
+    monkeypatch.setenv("BERTH_URL", stack.url)
+    monkeypatch.setenv("BERTH_HOME", str(tmp_path / "no-home"))
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: ids are not folded in tables
+    monkeypatch.delenv("BERTH_TOKEN", raising=False)
+
+    def run(*args: str, token: str | None = None, ok: bool = True) -> Any:
+        capsys.readouterr()
+        code = main(["--token", token or stack.admin_token, *args])
+        out, err = capsys.readouterr()
+        assert (code == 0) == ok, f"berth {' '.join(args)} → {code}\nstdout: {out}\nstderr: {err}"
+        if "--json" in args and code == 0:
+            lines = [line for line in out.splitlines() if line.strip()]
+            return json.loads(lines[0]) if len(lines) == 1 else [json.loads(line) for line in lines]
+        return code, out, err
+
+    return run
+
+
+def _wait(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _machine(berth, stack: Stack, name: str) -> dict[str, Any]:
+    return berth("--json", "machine", "add", name, f"unix:{stack.daemon.socket_path}")
+
+
+def test_token_bootstrap_create_list_and_revoke(berth, stack):
+    created = berth("--json", "token", "create", "--owner", "carol", "--name", "ci")
+    assert created["owner"] == "carol" and not created["is_admin"] and created["token"].startswith("berth_")
+    listed = berth("--json", "token", "list")
+    assert created["id"] in [t["id"] for t in listed]
+    assert httpx.get(stack.url + "/api/sessions", headers={"Authorization": f"Bearer {created['token']}"}).status_code == 200
+    berth("--json", "token", "revoke", created["id"])
+    assert created["id"] not in [t["id"] for t in berth("--json", "token", "list")]
+    assert httpx.get(stack.url + "/api/sessions", headers={"Authorization": f"Bearer {created['token']}"}).status_code == 401
+
+
+def test_machine_add_list_show_update_remove(berth, stack, tmp_path):
+    token_file = tmp_path / "daemon.token"
+    token_file.write_text("secret-daemon-token\n")
+    m = berth("--json", "machine", "add", "box", "box.example.com:7443", "--token-file", str(token_file))
+    assert m["address"] == "box.example.com:7443" and m["has_token"] and "token" not in m
+    assert m["id"] in [x["id"] for x in berth("--json", "machine", "list")]
+    assert berth("--json", "machine", "show", m["id"])["name"] == "box"
+    assert berth("--json", "machine", "update", m["id"], "--name", "box2")["name"] == "box2"
+    berth("--json", "machine", "remove", m["id"])
+    code, _, err = berth("machine", "show", m["id"], ok=False)
+    assert "HTTP 404" in err
+
+
+def test_workspace_add_list_show_update_remove(berth, stack):
+    m = _machine(berth, stack, "ws-machine")
+    ws = berth("--json", "workspace", "add", "proj", str(stack.repo), "--machine", m["id"], "--base-ref", "main")
+    assert ws["repository"] == str(stack.repo) and ws["default_machine_id"] == m["id"] and ws["base_ref"] == "main"
+    assert ws["id"] in [w["id"] for w in berth("--json", "workspace", "list")]
+    assert berth("--json", "workspace", "show", ws["id"])["name"] == "proj"
+    assert berth("--json", "workspace", "update", ws["id"], "--name", "proj2")["name"] == "proj2"
+    berth("--json", "workspace", "remove", ws["id"])
+    assert ws["id"] not in [w["id"] for w in berth("--json", "workspace", "list")]
+
+
+def test_bad_input_exits_1_with_the_field_named(berth, stack):
+    code, _, err = berth("machine", "add", "bad", "not an address", ok=False)
+    assert code == 1 and "HTTP 422" in err and "address" in err
+    code, out, _ = berth("--json", "machine", "add", "bad", "not an address", ok=False)
+    body = json.loads(out)["body"]
+    assert body["detail"][0]["loc"][-1] == "address"
+
+
+def test_owner_tokens_cannot_manage_machines(berth, stack):
+    owner = berth("--json", "token", "create", "--owner", "dave")
+    code, _, err = berth("machine", "add", "x", "unix:/tmp/x.sock", token=owner["token"], ok=False)
+    assert "HTTP 403" in err
+
+
+def test_people_get_tables_and_scripts_get_json(berth, stack):
+    m = _machine(berth, stack, "table-machine")
+    _, out, _ = berth("machine", "list")
+    assert "Machines" in out and m["id"] in out and "table-machine" in out
+    assert isinstance(berth("--json", "machine", "list"), (list, dict))
+
+
+def test_url_and_token_come_from_berth_home_run_json(stack, tmp_path, monkeypatch, capsys):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "run.json").write_text(json.dumps({"url": stack.url, "admin_token": stack.admin_token}))
+    monkeypatch.setenv("BERTH_HOME", str(home))
+    monkeypatch.delenv("BERTH_URL", raising=False)
+    monkeypatch.delenv("BERTH_TOKEN", raising=False)
+    assert main(["--json", "token", "list"]) == 0
+    assert any(t["is_admin"] for t in json.loads(capsys.readouterr().out))
+    monkeypatch.setenv("BERTH_TOKEN", "berth_wrong")  # the environment wins over run.json
+    assert main(["--json", "token", "list"]) == 1
+    assert "HTTP 401" in capsys.readouterr().err
+
+
+def test_console_script_runs_with_env_settings(stack):
+    env = child_env(BERTH_URL=stack.url, BERTH_TOKEN=stack.admin_token, BERTH_HOME="/nonexistent")
+    done = subprocess.run([sys.executable, "-m", "controlplane.cli", "--json", "health"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"status": "ok"}
+
+
+def test_session_lifecycle_launch_tail_send_pause_resume_stop_delete(berth, stack):
+    m = _machine(berth, stack, "life-machine")
+    ws = berth("--json", "workspace", "add", "life", str(stack.repo), "--machine", m["id"])
+    info = berth("--json", "machine", "info", m["id"])
+    assert info["hostname"]
+
+    ack = berth("--json", "launch", ws["id"], "-p", "Say hello", "--provider", "claude_code", "--worktree", "cli-life",
+                "--metadata", '{"ticket": "T-1"}')
+    assert ack["status"] == "ok", ack
+    sid = ack["payload"]["agent_session_id"]
+    assert Path(ack["payload"]["worktree_path"]).is_dir()
+
+    # tail: the stored events, then live ones; --max-events ends it.
+    def answered(text: str):
+        def check():
+            msgs = berth("--json", "messages", sid)["messages"]
+            return any(x["role"] == "assistant" and text in (x["content"].get("text") or "") for x in msgs)
+        return check
+
+    _wait(answered("ok: Say hello"), 90, "the first answer")
+    total = berth("--json", "messages", sid)["total"]
+    events = berth("--json", "tail", sid, "--max-events", str(total))
+    events = events if isinstance(events, list) else [events]
+    assert [int(e["id"]) for e in events] == [x["seq"] for x in berth("--json", "messages", sid)["messages"]][:total]
+    _, out, _ = berth("tail", sid, "--max-events", str(total))
+    assert "assistant" in out and "ok: Say hello" in out
+
+    sent = berth("--json", "send", sid, "Now say goodbye")
+    assert sent["status"] == "sent" and sent["message_id"]
+    _wait(answered("ok: Now say goodbye"), 90, "the follow-up's answer")
+
+    assert berth("--json", "sessions", "list", "--status", "active")["sessions"][0]["id"] == sid
+    assert berth("--json", "pause", sid)["status"] == "paused"
+    code, _, err = berth("send", sid, "are you there?", ok=False)
+    assert "HTTP 409" in err
+    assert berth("--json", "resume", sid)["status"] == "active"
+    assert berth("--json", "update", sid, "--data", '{"notes": "reviewed"}')["data"]["notes"] == "reviewed"
+    shown = berth("--json", "show", sid)
+    assert shown["id"] == sid and shown["message_count"] >= 4
+    assert berth("--json", "stop", sid)["status"] == "completed"
+    berth("--json", "delete", sid)
+    code, _, err = berth("show", sid, ok=False)
+    assert "HTTP 404" in err
+
+
+def test_sessions_create_and_import(berth, stack, tmp_path):
+    m = _machine(berth, stack, "imp-machine")
+    ws = berth("--json", "workspace", "add", "imp", str(stack.repo), "--machine", m["id"])
+    created = berth("--json", "sessions", "create", "CLAUDE_CODE", "--task", "task-9", "--workspace", ws["id"])
+    assert created["status"] == "created" and created["task_id"] == "task-9"
+    listed = berth("--json", "sessions", "list", "--task", "task-9")
+    assert [s["id"] for s in listed["sessions"]] == [created["id"]]
+
+    transcript = tmp_path / "conversation.jsonl"
+    transcript.write_text(
+        "\n".join(
+            json.dumps({"role": role, "content": {"type": "text", "text": text}})
+            for role, text in [("user", "What is 2+2?"), ("assistant", "4"), ("user", "And 3+3?"), ("assistant", "6")]
+        )
+        + "\n"
+    )
+    imported = berth("--json", "import", ws["id"], "5b3c1f0e-0000-4000-8000-000000000001", str(transcript),
+                     "--name", "math")
+    assert imported["success"] and imported["message_count"] == 4
+    msgs = berth("--json", "messages", imported["agent_session_id"])
+    assert [x["content"]["text"] for x in msgs["messages"]] == ["What is 2+2?", "4", "And 3+3?", "6"]
+
+
+def test_iter_sse_parses_frames_comments_and_multiline_data():
+    lines = [": connected", "", "id: 1", "event: message", 'data: {"seq": 1}', "", "id: 2", "data: a", "data: b", ""]
+    assert list(iter_sse(iter(lines))) == [
+        {"id": "1", "event": "message", "data": {"seq": 1}},
+        {"id": "2", "event": "message", "data": "a\nb"},
+    ]
+
+
+def test_unreachable_control_plane_is_a_clear_error(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("BERTH_HOME", str(tmp_path))
+    assert main(["--url", f"http://127.0.0.1:{free_port()}", "--token", "x", "sessions", "list"]) == 1
+    assert "cannot reach the control plane" in capsys.readouterr().err
+
+
+def test_help_lists_every_command():
+    done = subprocess.run([sys.executable, "-m", "controlplane.cli", "--help"], capture_output=True, text=True,
+                          env=child_env(), timeout=60)
+    for command in ("token", "machine", "workspace", "launch", "import", "sessions", "show", "update", "pause",
+                    "resume", "stop", "delete", "send", "messages", "tail", "health"):
+        assert command in done.stdout
+    assert os.path.basename(sys.executable)
