@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-__all__ = ["AuthInterceptor", "TokenCheck", "wrap_handler", "is_unix_peer", "OPEN_SERVICE_PREFIXES"]
+__all__ = ["OPEN_SERVICE_PREFIXES", "AuthInterceptor", "TokenCheck", "is_unix_peer", "wrap_handler"]
 
 # Methods any caller may use without a token: load balancers and systemd probes
 # check health before they could know a token.

@@ -11,10 +11,10 @@ import contextvars
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any
 
-__all__ = ["setup_logging", "JsonFormatter", "TextFormatter", "request_id_var", "LOG_FORMATS"]
+__all__ = ["LOG_FORMATS", "JsonFormatter", "TextFormatter", "request_id_var", "setup_logging"]
 
 LOG_FORMATS = ("text", "json")
 
@@ -44,7 +44,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -81,7 +81,7 @@ def setup_logging(fmt: str = "text", level: str | int = "INFO", stream: IO[str] 
     if isinstance(level, str):
         resolved = logging.getLevelName(level.upper())
         if not isinstance(resolved, int):
-            raise ValueError(f"log_level: unknown level {level!r}")
+            raise ValueError(f"log_level: unknown level {level!r}")  # noqa: TRY004 - a bad value, not a bad type
         level = resolved
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())

@@ -17,15 +17,15 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 __all__ = [
+    "EVENTS_STREAMED",
+    "LAUNCH_SECONDS",
     "REGISTRY",
-    "RPC_TOTAL",
     "RPC_ERRORS",
     "RPC_SECONDS",
-    "LAUNCH_SECONDS",
-    "EVENTS_STREAMED",
-    "set_sessions_source",
+    "RPC_TOTAL",
     "MetricsEndpoint",
     "parse_hostport",
+    "set_sessions_source",
 ]
 
 log = logging.getLogger(__name__)

@@ -20,10 +20,10 @@ from types import TracebackType
 from typing import Any
 
 import grpc
+from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
-from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 from daemon import metrics, sdnotify
 from daemon.auth import AuthInterceptor, is_unix_peer, wrap_handler
 from daemon.config import DaemonConfig
@@ -32,7 +32,7 @@ from daemon.logs import request_id_var
 from daemon.service import DaemonService
 from daemon.supervisor import Supervisor
 
-__all__ = ["DaemonServer", "StartupError", "SERVICE_NAME", "MAX_MESSAGE_BYTES"]
+__all__ = ["MAX_MESSAGE_BYTES", "SERVICE_NAME", "DaemonServer", "StartupError"]
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class _CallObserver(grpc.aio.ServerInterceptor):
 
 
 class _ObservedCall:
-    __slots__ = ("_observer", "_context", "_method", "_streaming", "_start", "_task", "_rid_token", "_rid", "_peer")
+    __slots__ = ("_context", "_method", "_observer", "_peer", "_rid", "_rid_token", "_start", "_streaming", "_task")
 
     def __init__(self, observer: _CallObserver, context: grpc.aio.ServicerContext, method: str, streaming: bool):
         self._observer = observer
@@ -400,7 +400,7 @@ class DaemonServer:
             raise RuntimeError("DaemonServer.wait() before start()")
         await self._stopped.wait()
 
-    async def __aenter__(self) -> DaemonServer:
+    async def __aenter__(self) -> DaemonServer:  # noqa: PYI034 - no Self needed, not subclassed
         await self.start()
         return self
 

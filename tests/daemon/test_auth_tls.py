@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -17,10 +18,13 @@ from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 from daemon.auth import TokenCheck, is_unix_peer
 from daemon.server import DaemonServer, StartupError
-from tests.support.daemon_proc import DaemonProcess, inprocess_config, start_daemon, unix_socket_dir, wait_for  # noqa: F401
+from tests.support import daemon_proc
+from tests.support.daemon_proc import DaemonProcess, inprocess_config, start_daemon, wait_for
+
+# Fixtures from the shared daemon helpers.
+unix_socket_dir = daemon_proc.unix_socket_dir
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -29,7 +33,7 @@ def make_self_signed(directory: Path) -> tuple[Path, Path]:
     """A certificate for localhost / 127.0.0.1 and its key, written as PEM files."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -135,9 +139,8 @@ def test_reflection_over_tcp_needs_the_token(tls_channel):
 
 def test_plaintext_connection_to_the_tcp_port_fails(tls_daemon):
     proc, _ = tls_daemon
-    with grpc.insecure_channel(f"127.0.0.1:{proc.tcp_port}") as ch:
-        with pytest.raises(grpc.RpcError) as err:
-            health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    with grpc.insecure_channel(f"127.0.0.1:{proc.tcp_port}") as ch, pytest.raises(grpc.RpcError) as err:
+        health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert err.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 

@@ -9,7 +9,10 @@ import pytest
 from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from tests.support.daemon_proc import daemon  # noqa: F401
+from tests.support import daemon_proc
+
+# Fixtures from the shared daemon helpers.
+daemon = daemon_proc.daemon
 
 DAEMON_SERVICE = "berth.daemon.v1.DaemonService"
 

@@ -15,24 +15,20 @@ from pathlib import Path
 
 import grpc
 import pytest
+from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 from daemon.errors import NotFound
 from daemon.logs import JsonFormatter, TextFormatter
 from daemon.server import DaemonServer
 from daemon.supervisor import Supervisor
-from tests.support.daemon_proc import (  # noqa: F401
-    REPO_ROOT,
-    daemon,
-    daemon_env,
-    daemon_factory,
-    inprocess_config,
-    start_daemon,
-    to_toml,
-    unix_socket_dir,
-    wait_for,
-)
+from tests.support import daemon_proc
+from tests.support.daemon_proc import REPO_ROOT, daemon_env, inprocess_config, start_daemon, to_toml, wait_for
+
+# Fixtures from the shared daemon helpers.
+daemon = daemon_proc.daemon
+daemon_factory = daemon_proc.daemon_factory
+unix_socket_dir = daemon_proc.unix_socket_dir
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
@@ -118,12 +114,11 @@ def test_metrics_endpoint_counts_rpcs_by_method_and_code(daemon_factory):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             return resp.read().decode()
 
-    body = wait_for(
-        lambda: (lambda b: b if 'berth_daemon_rpc_total{code="OK",method="/grpc.health.v1.Health/Check"}' in b else None)(
-            scrape()
-        ),
-        what="the health check in the metrics",
-    )
+    def scrape_with_health_check() -> str | None:
+        body = scrape()
+        return body if 'berth_daemon_rpc_total{code="OK",method="/grpc.health.v1.Health/Check"}' in body else None
+
+    body = wait_for(scrape_with_health_check, what="the health check in the metrics")
     assert 'berth_daemon_rpc_total{code="UNIMPLEMENTED",method="unknown"} 1.0' in body
     assert "/no.such.Service/Call" not in body  # caller-chosen names never become labels
     assert 'berth_daemon_rpc_errors_total{code="UNIMPLEMENTED"}' in body
@@ -180,7 +175,7 @@ def test_bad_config_exits_2_naming_the_field(tmp_path, config, field):
     path.write_text(to_toml({"daemon": {"state_dir": str(tmp_path / "s")}, **config}))
     result = subprocess.run(
         [sys.executable, "-m", "daemon", "--config", str(path)],
-        cwd=REPO_ROOT, env=daemon_env(), capture_output=True, text=True, timeout=60,
+        cwd=REPO_ROOT, env=daemon_env(), capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 2
     assert field in result.stderr
@@ -212,16 +207,16 @@ class RaisingService(daemon_pb2_grpc.DaemonServiceServicer):
 
 async def test_domain_error_escaping_the_service_becomes_its_status_code(tmp_path, unix_socket_dir):
     config = inprocess_config(tmp_path, unix_socket_dir)
-    async with DaemonServer(config, servicer=RaisingService()) as server:
-        async with grpc.aio.insecure_channel(f"unix:{server.socket_path}") as channel:
-            stub = daemon_pb2_grpc.DaemonServiceStub(channel)
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await stub.GetSession(daemon_pb2.SessionRequest(agent_session_id="nope"))
-            assert err.value.code() == grpc.StatusCode.NOT_FOUND
-            assert "agent_session_id" in err.value.details()
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await stub.ListSessions(daemon_pb2.ListSessionsRequest())
-            assert err.value.code() == grpc.StatusCode.UNKNOWN
+    server = DaemonServer(config, servicer=RaisingService())
+    async with server, grpc.aio.insecure_channel(f"unix:{config.socket_path}") as channel:
+        stub = daemon_pb2_grpc.DaemonServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GetSession(daemon_pb2.SessionRequest(agent_session_id="nope"))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "agent_session_id" in err.value.details()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ListSessions(daemon_pb2.ListSessionsRequest())
+        assert err.value.code() == grpc.StatusCode.UNKNOWN
 
 
 class FailingSupervisor(Supervisor):

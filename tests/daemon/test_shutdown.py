@@ -8,12 +8,17 @@ from pathlib import Path
 
 import grpc
 import pytest
+from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 from daemon.server import DaemonServer, StartupError
 from daemon.supervisor import Supervisor
-from tests.support.daemon_proc import daemon, inprocess_config, unix_socket_dir  # noqa: F401
+from tests.support import daemon_proc
+from tests.support.daemon_proc import inprocess_config
+
+# Fixtures from the shared daemon helpers.
+daemon = daemon_proc.daemon
+unix_socket_dir = daemon_proc.unix_socket_dir
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

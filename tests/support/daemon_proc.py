@@ -29,23 +29,22 @@ from typing import Any
 
 import grpc
 import pytest
+from berth.daemon.v1 import daemon_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from berth.daemon.v1 import daemon_pb2_grpc
-
 __all__ = [
+    "CHANNEL_OPTIONS",
+    "REPO_ROOT",
     "DaemonProcess",
     "DaemonStartError",
-    "start_daemon",
     "daemon",
     "daemon_factory",
-    "wait_for",
-    "to_toml",
     "default_config",
-    "REPO_ROOT",
-    "CHANNEL_OPTIONS",
-    "unix_socket_dir",
     "inprocess_config",
+    "start_daemon",
+    "to_toml",
+    "unix_socket_dir",
+    "wait_for",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
