@@ -128,3 +128,68 @@ def test_controlplane_unit_runs_unprivileged_with_its_own_state():
     assert service["StateDirectory"] == "berth-controlplane"
     assert service["Restart"] == "on-failure"
     assert "/etc/berth/controlplane.toml" in service["ExecStart"]
+
+
+def test_daemon_started_as_the_installed_user_unit_would_be_notifies_ready_watchdog_and_stopping(tmp_path: Path):
+    """The installed unit's ExecStart with the installed config, under systemd's environment."""
+    import os
+    import shlex
+    import signal
+    import socket
+    import tempfile
+    import time
+
+    runtime = Path(tempfile.mkdtemp(prefix="berth-rt-", dir="/tmp"))  # short: the socket lives here
+    root, config_home, state = tmp_path / "root", tmp_path / "config", tmp_path / "state"
+    env = child_env(XDG_CONFIG_HOME=str(config_home), XDG_RUNTIME_DIR=str(runtime), PATH="/usr/bin:/bin")
+    done = run_install("--user", "--root", str(root), "--bin", str(scripts_dir(tmp_path)), env=env)
+    assert done.returncode == 0, done.stderr
+    installed_config = root / str(config_home).lstrip("/")
+    unit = parse_unit((installed_config / "systemd" / "user" / "berth-daemon.service").read_text())
+    exec_start = dict(unit["Service"])["ExecStart"].replace("%E", str(installed_config))
+    # What systemd provides: RuntimeDirectory=, StateDirectory=, NOTIFY_SOCKET, WATCHDOG_USEC.
+    (runtime / "berth").mkdir()
+    state.mkdir()
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(runtime / "notify"))
+    notify.settimeout(0.2)
+    env.update(NOTIFY_SOCKET=str(runtime / "notify"), WATCHDOG_USEC="1000000", STATE_DIRECTORY=str(state),
+               RUNTIME_DIRECTORY=str(runtime / "berth"), XDG_STATE_HOME=str(tmp_path / "xdg-state"),
+               XDG_DATA_HOME=str(tmp_path / "xdg-data"))
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen(shlex.split(exec_start), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    sock_path = runtime / "berth" / "daemon.sock"
+    messages: list[str] = []
+
+    def receive_until(word: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert proc.poll() is None or word == "STOPPING=1", proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                messages.append(notify.recv(4096).decode())
+            except TimeoutError:
+                continue
+            if word in messages[-1].split("\n"):
+                return
+        raise TimeoutError(f"no {word} in {messages}")
+
+    try:
+        receive_until("READY=1")
+        assert sock_path.is_socket()  # READY only once the gRPC server listens on the configured socket
+        receive_until("WATCHDOG=1")
+        proc.send_signal(signal.SIGTERM)
+        receive_until("STOPPING=1")
+        assert proc.wait(timeout=30) == 0
+        assert not sock_path.exists()
+        assert (state / "daemon.sqlite3").exists() or any(state.iterdir()), "STATE_DIRECTORY was not used"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+        notify.close()
+        for p in sorted(runtime.rglob("*"), reverse=True):
+            p.unlink() if not p.is_dir() else p.rmdir()
+        runtime.rmdir()
