@@ -19,7 +19,7 @@ from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from daemon.errors import NotFound
-from daemon.logs import JsonFormatter, TextFormatter
+from daemon.logs import JsonFormatter, TextFormatter, request_id_var, setup_logging
 from daemon.server import DaemonServer
 from daemon.supervisor import Supervisor
 from tests.support import daemon_proc
@@ -268,3 +268,28 @@ async def test_sessions_gauge_reads_the_supervisor_at_scrape_time(tmp_path, unix
     assert 'berth_daemon_sessions{status="running"} 2.0' in body
     assert 'berth_daemon_sessions{status="paused"} 1.0' in body
     assert server.metrics_port is None  # the endpoint stopped with the server
+
+
+def test_json_logging_tags_records_with_the_current_request_id():
+    import io
+    import logging
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    stream = io.StringIO()
+    try:
+        setup_logging("json", "debug", stream=stream)
+        token = request_id_var.set("req-7")
+        try:
+            logging.getLogger("daemon.supervisor").info("launched", extra={"session_id": "s-9"})
+        finally:
+            request_id_var.reset(token)
+        logging.getLogger("daemon.supervisor").info("outside any call")
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert inside["request_id"] == "req-7" and inside["session_id"] == "s-9"
+    assert "request_id" not in outside
+    with pytest.raises(ValueError, match="log_format"):
+        setup_logging("yaml")
