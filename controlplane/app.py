@@ -27,10 +27,6 @@ __all__ = ["create_app", "BodyLimitMiddleware"]
 log = logging.getLogger("controlplane")
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyLimitMiddleware:
     """Answers 413 for request bodies over `limit` bytes (by Content-Length, or counted while streaming)."""
 
@@ -57,29 +53,29 @@ class BodyLimitMiddleware:
                 if too_big:
                     await self._reject(send)
                     return
-        seen = 0
-        started = False
-
-        async def counting_receive() -> Any:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
+        if not any(k == b"content-length" for k, _ in scope.get("headers", [])):
+            # No length given (chunked): read up to the limit first, then replay it to the app.
+            chunks: list[bytes] = []
+            seen = 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                seen += len(chunks[-1])
                 if seen > self.limit:
-                    raise _TooLarge
-            return message
+                    await self._reject(send)
+                    return
+                if not message.get("more_body", False):
+                    break
+            replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
 
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+            async def replay_receive() -> Any:
+                return replay.pop() if replay else await receive()
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._reject(send)
+            await self.app(scope, replay_receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def create_app(config: ControlPlaneConfig) -> FastAPI:
