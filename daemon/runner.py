@@ -74,7 +74,8 @@ class AgentRunner:
         self._interrupted = False
         self._last_code: int | None = None
         self.provider_session_id: str | None = spec.resume_id
-        self.turn_running = False
+        self.turn_running = False  # a turn is under way (until its end event is delivered)
+        self._busy = False  # a turn holds the agent: its end not yet seen (persistent) or its process alive
 
     # -- public state ----------------------------------------------------------------------------
 
@@ -186,11 +187,11 @@ class AgentRunner:
     async def _pump(self) -> None:
         failed: str | None = None
         async with self._lock:
-            if self.turn_running or not self._queue or self._stopping or self._exited:
+            if self._busy or not self._queue or self._stopping or self._exited:
                 return
             text = self._queue.popleft()
             self._interrupted = False
-            self.turn_running = True
+            self.turn_running = self._busy = True
             try:
                 if self.adapter.persistent:
                     proc = self._proc
@@ -202,7 +203,7 @@ class AgentRunner:
                     spec = replace(self.spec, prompt=text, resume_id=self.provider_session_id)
                     await self._spawn(spec, stdin=False)
             except (FailedPrecondition, ConnectionError, RuntimeError) as exc:
-                self.turn_running = False
+                self.turn_running = self._busy = False
                 if self.adapter.persistent:
                     self._queue.appendleft(text)  # the exit handler reports the dead process
                     return
@@ -237,7 +238,7 @@ class AgentRunner:
             error = None
             if not self._stopping and code != 0:
                 error = f"{self.adapter.provider} exited with code {code}" + _tail(proc)
-            self.turn_running = False
+            self.turn_running = self._busy = False
             await self._finish(error)
             return
         # Per-turn: a process that ended without saying the turn ended (interrupt, crash).
@@ -249,7 +250,7 @@ class AgentRunner:
             await self._deliver(proc, AgentEvent(
                 role="system", content={"type": "error", "message": message},
                 metadata={"raw_type": "runner", "exit_code": code}, turn_complete=True, turn_error=message))
-        self.turn_running = False
+        self.turn_running = self._busy = False
         if not self._stopping:
             await self._pump()
 
@@ -259,8 +260,11 @@ class AgentRunner:
         await self._on_event(event)
         if event.turn_complete:
             proc.saw_turn_end = True
+            self.turn_running = False
             if self.adapter.persistent:
-                self.turn_running = False
+                # Per-turn agents stay busy until their process has exited (it may still be
+                # writing the session file the next turn resumes).
+                self._busy = False
                 await self._pump()
 
     async def _drain_stderr(self, proc: _Proc) -> None:

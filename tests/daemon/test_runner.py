@@ -154,3 +154,16 @@ async def test_interrupt_without_a_running_turn_does_nothing(make_runner):
     await runner.send("still fine")
     await sink.wait_turns(1, timeout=20)
     assert [e.turn_error for e in sink.events if e.turn_complete] == [None]
+
+
+async def test_per_turn_interrupt_after_the_turn_ended_does_not_touch_the_next_turn(make_runner):
+    runner, sink = make_runner("codex", "codex-echo", prompt="first")
+    await runner.start()
+    await sink.wait_turns(1, timeout=20)
+    assert not runner.turn_running
+
+    await runner.send("second")  # may wait for the first process to exit
+    await runner.interrupt()  # no turn under way: nothing to interrupt
+    await sink.wait_turns(2, timeout=20)
+    assert [e.turn_error for e in sink.events if e.turn_complete] == [None, None]
+    assert json.loads(sink.of_type("text")[-1].content["text"])["prompt"] == "second"
