@@ -181,6 +181,8 @@ class AgentRunner:
             raise FailedPrecondition(f"could not start {self.adapter.provider} ({argv[0]}): {exc}") from exc
         proc = _Proc(process)
         self._proc = proc
+        if self.provider_session_id is None and self.adapter.assigned_session_id:
+            self.provider_session_id = self.adapter.assigned_session_id
         self._task = asyncio.create_task(self._follow(proc), name=f"agent-{process.pid}")
         return proc
 

@@ -65,6 +65,8 @@ class AgentAdapter(ABC):
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
+        # The provider session id the last argv() chose up front, when the CLI lets us choose.
+        self.assigned_session_id: str | None = None
 
     def resolve_binary(self) -> str:
         """The CLI's absolute path; FailedPrecondition naming what was tried when unusable."""

@@ -36,6 +36,11 @@ class ClaudeCodeAdapter(AgentAdapter):
             argv += ["--model", model]
         if spec.resume_id:
             argv += ["--resume", spec.resume_id]
+            self.assigned_session_id = spec.resume_id
+        else:
+            # Choosing the id ourselves makes it known before the first turn.
+            self.assigned_session_id = str(uuid.uuid4())
+            argv += ["--session-id", self.assigned_session_id]
         if "--permission-mode" not in self.config.args:
             # Root may not use --dangerously-skip-permissions; acceptEdits lets Write/Edit run.
             argv += ["--permission-mode", "acceptEdits"]

@@ -173,7 +173,10 @@ def test_claude_argv_with_model_resume_and_extra_args():
     assert argv == ["/bin/true", "-p", "--input-format", "stream-json", "--output-format", "stream-json",
                     "--verbose", "--model", "claude-x", "--resume", "abc", "--permission-mode", "acceptEdits",
                     "--max-turns", "5"]
-    own = claude(args=["--permission-mode", "plan"]).argv(TurnSpec(cwd=Path("/tmp"), model="m"))
+    assert a.assigned_session_id == "abc"
+    fresh = claude(args=["--permission-mode", "plan"])
+    own = fresh.argv(TurnSpec(cwd=Path("/tmp"), model="m"))
+    assert own[own.index("--session-id") + 1] == fresh.assigned_session_id and "--resume" not in own
     assert own.count("--permission-mode") == 1 and own[-2:] == ["--permission-mode", "plan"]
     assert own[own.index("--model") + 1] == "m"
 

@@ -46,6 +46,8 @@ async def test_claude_turn_uses_write_tool_and_reports_events_in_order(make_runn
 
     pid = await runner.start()
     assert pid is not None
+    chosen = runner.provider_session_id  # known before the first turn: we pass --session-id
+    assert chosen
     await sink.wait_turns(1)
 
     assert target.read_text() == "hello from claude\n"
@@ -53,7 +55,7 @@ async def test_claude_turn_uses_write_tool_and_reports_events_in_order(make_runn
     assert kinds == [("system", "system"), ("assistant", "tool_use"), ("tool", "tool_result"),
                      ("assistant", "text"), ("system", "system")]
     init, tool_use, tool_result, text, done = sink.events
-    assert init.provider_session_id and runner.provider_session_id == init.provider_session_id
+    assert init.provider_session_id == chosen == runner.provider_session_id
     assert tool_use.content["name"] == "Write"
     assert tool_use.content["arguments"] == {"file_path": str(target), "content": "hello from claude\n"}
     assert tool_result.content["tool_use_id"] == tool_use.content["tool_use_id"]
