@@ -109,8 +109,6 @@ async def create_session(body: SessionCreate, request: Request, db: Db, p: Calle
             worktree_name=body.worktree_name,
             session_settings=settings,
         )
-        if settings is None:
-            launch_req.session_settings = None
         result = await launch_session(request, p, ws.id, launch_req, agent_id=body.agent_id, task_id=body.task_id)
         if result.status != "ok":
             return JSONResponse(result.body(), status_code=result.http_status)
@@ -185,8 +183,9 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request,
                     initial_prompt=body.prompt or s.prompt,
                     worktree_name=s.worktree_name,
                 )
-                await db.rollback()
-                result = await launch_session(request, p, s.workspace_id, launch_req, agent_id=s.agent_id)
+                workspace_id, agent_id = s.workspace_id, s.agent_id
+                await db.rollback()  # the launch writes these rows itself
+                result = await launch_session(request, p, workspace_id, launch_req, agent_id=agent_id)
                 if result.status != "ok":
                     return JSONResponse(result.body(), status_code=result.http_status)
                 s = await db.get(AgentSession, session_id, populate_existing=True)
