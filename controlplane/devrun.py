@@ -330,7 +330,10 @@ def print_summary(facts: dict[str, Any], agents: dict[str, str | None]) -> None:
         console.print("[yellow]No agent CLI found: launches will fail until you install one (see above).[/yellow]")
     console.print("\nLaunch a session:")
     console.print(curl, soft_wrap=True)
-    console.print("Then follow it:  [bold]berth tail <agent_session_id>[/bold]   (berth reads .berth/run.json)")
+    berth = Path(sys.executable).parent / "berth"
+    berth_cmd = os.path.relpath(berth) if berth.exists() else "berth"
+    console.print(f"Then follow it:  [bold]{berth_cmd} tail <agent_session_id>[/bold]   (berth reads $BERTH_HOME/run.json)")
+    console.print(f"Or launch and follow in one go:  [bold]{berth_cmd} launch -p 'Say hello' --follow[/bold]")
     console.print("\nCtrl-C stops everything.\n")
 
 
