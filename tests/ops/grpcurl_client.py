@@ -220,7 +220,7 @@ class ReflectionGrpcurl:
         response_cls = message_factory.GetMessageClass(method.output_type)
         request = json_format.Parse(cmd.data or "{}", request_cls())
         path = f"/{service_name}/{method_name}"
-        to_doc = lambda m: json_format.MessageToDict(m)  # noqa: E731 - grpcurl prints JSON names
+        to_doc = lambda m: json_format.MessageToDict(m, preserving_proto_field_name=True)  # noqa: E731 - as grpcurl
         if method.client_streaming:
             raise NotImplementedError("client streaming is not in the guide")
         if not method.server_streaming:

@@ -104,7 +104,7 @@ def _check(cmd: Command, result: Result, repo: Path) -> None:
     elif cmd.method == "grpc.health.v1.Health/Check":
         assert docs == [{"status": "SERVING"}], text
     elif cmd.method == "berth.daemon.v1.DaemonService/GetMachineInfo":
-        assert docs[0]["hostname"] and docs[0]["daemonVersion"], text
+        assert docs[0]["hostname"] and docs[0]["daemon_version"], text
     elif cmd.method == "berth.daemon.v1.DaemonService/LaunchSession":
         ack = docs[0]
         assert ack["status"] == "ok", text
@@ -113,19 +113,19 @@ def _check(cmd: Command, result: Result, repo: Path) -> None:
         assert worktree.is_dir() and (worktree / ".git").exists(), text
         assert body["repository"] == str(repo)
     elif cmd.method == "berth.daemon.v1.DaemonService/SendMessage":
-        assert docs[0]["status"] in ("queued", "sent") and docs[0]["messageId"], text
+        assert docs[0]["status"] in ("queued", "sent") and docs[0]["message_id"], text
     elif cmd.method == "berth.daemon.v1.DaemonService/StreamEvents":
         seqs = [_seq(d) for d in docs]
         assert seqs == list(range(1, len(seqs) + 1)), f"events not numbered 1..n: {seqs}"
-        assert all(d["agentSessionId"] == body["agent_session_id"] for d in docs)
+        assert all(d["agent_session_id"] == body["agent_session_id"] for d in docs)
         assert _saw_reply(docs, "Say hello"), text  # the scripted model answers "ok: <prompt>"
         if body.get("history_only"):
             assert _saw_reply(docs, "Now say goodbye"), text
     elif cmd.method == "berth.daemon.v1.DaemonService/GetSession":
-        assert docs[0]["agentSessionId"] == body["agent_session_id"], text
-        assert docs[0]["worktreePath"], text
+        assert docs[0]["agent_session_id"] == body["agent_session_id"], text
+        assert docs[0]["worktree_path"], text
     elif cmd.method == "berth.daemon.v1.DaemonService/StopSession":
-        assert docs[0]["agentSessionId"] == body["agent_session_id"], text
+        assert docs[0]["agent_session_id"] == body["agent_session_id"], text
         assert docs[0]["status"] != "active", text
     else:
         pytest.fail(f"the README has a grpcurl command this test has no check for: {cmd.line}")
