@@ -1,14 +1,97 @@
-"""The gRPC servicer: validates requests, calls the supervisor, maps errors to status codes.
+"""The gRPC servicer: reads requests, calls the supervisor, maps errors to status codes.
 
-(Interface fixed; implementation in progress.)
+Domain errors (`daemon.errors`) become `context.abort(code, message)` here and
+nowhere else.
 """
 
 from __future__ import annotations
 
-from berth.daemon.v1 import daemon_pb2_grpc
-from daemon.supervisor import Supervisor
+import functools
+import json
+import logging
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
-__all__ = ["DaemonService"]
+import grpc
+from google.protobuf import json_format, struct_pb2
+
+from berth.daemon.v1 import daemon_pb2 as pb
+from berth.daemon.v1 import daemon_pb2_grpc
+from daemon import metrics
+from daemon.errors import DaemonError
+from daemon.store import SessionRecord, StoredEvent
+from daemon.supervisor import LaunchRequest, Supervisor
+
+__all__ = ["DaemonService", "session_to_pb", "event_to_pb"]
+
+log = logging.getLogger("berth.daemon.service")
+T = TypeVar("T")
+
+
+def _struct(data: dict[str, Any] | None) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    if data:
+        # The JSON round trip turns paths, datetimes and the like into strings.
+        s.update(json.loads(json.dumps(data, default=str)))
+    return s
+
+
+def _dict(s: struct_pb2.Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(s)
+
+
+def session_to_pb(rec: SessionRecord, *, turn_running: bool = False, queued: int = 0) -> pb.Session:
+    """A stored session as the wire message."""
+    return pb.Session(
+        agent_session_id=rec.agent_session_id,
+        workspace_id=rec.workspace_id,
+        provider=rec.provider,
+        model=rec.model,
+        status=rec.status,
+        provider_session_id=rec.provider_session_id,
+        repository=rec.repository,
+        worktree_path=rec.worktree_path,
+        branch=rec.branch,
+        pid=rec.pid,
+        created_at=rec.created_at,
+        updated_at=rec.updated_at,
+        last_error=rec.last_error,
+        last_seq=rec.last_seq,
+        turn_running=turn_running,
+        queued_messages=queued,
+        metadata=_struct(rec.metadata),
+    )
+
+
+def event_to_pb(ev: StoredEvent) -> pb.Event:
+    """A stored event as the wire message."""
+    return pb.Event(
+        agent_session_id=ev.agent_session_id,
+        seq=ev.seq,
+        role=ev.role,
+        content=json_format.ParseDict(ev.content, pb.Content(), ignore_unknown_fields=True),
+        created_at=ev.created_at,
+        metadata=_struct(ev.metadata),
+        status=ev.status,
+    )
+
+
+def _content_dict(c: pb.Content) -> dict[str, Any]:
+    return json_format.MessageToDict(c, preserving_proto_field_name=True)
+
+
+def _rpc(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Map domain errors of a unary handler to gRPC status codes."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: "DaemonService", request: Any, context: grpc.aio.ServicerContext) -> T:
+        try:
+            return await fn(self, request, context)
+        except DaemonError as exc:
+            await context.abort(exc.code, exc.message)
+            raise  # unreachable: abort raises
+
+    return wrapper
 
 
 class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
@@ -16,3 +99,130 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
 
     def __init__(self, supervisor: Supervisor) -> None:
         self.supervisor = supervisor
+
+    def _session(self, rec: SessionRecord) -> pb.Session:
+        running, queued = self.supervisor.live_state(rec.agent_session_id)
+        return session_to_pb(rec, turn_running=running, queued=queued)
+
+    @_rpc
+    async def LaunchSession(self, request: pb.LaunchSessionRequest, context: grpc.aio.ServicerContext) -> pb.LaunchSessionResponse:
+        started = time.perf_counter()
+        code = request.session_settings.code
+        provider = code.default_provider
+        model = (
+            code.providers.codex.model if provider.strip().lower() == "codex" else code.providers.claude_code.model
+        )
+        settings = json_format.MessageToDict(request.session_settings, preserving_proto_field_name=True)
+        result = await self.supervisor.launch(
+            LaunchRequest(
+                repository=request.repository,
+                workspace_id=request.workspace_id,
+                worktree_name=request.worktree_name,
+                base_ref=request.base_ref,
+                initial_prompt=request.initial_prompt,
+                provider=provider,
+                mode=code.mode,
+                model=model,
+                thinking=code.providers.codex.thinking,
+                resume_session_id=request.resume_session_id,
+                agent_session_id=request.agent_session_id,
+                metadata=_dict(request.metadata),
+                settings={"session_settings": settings} if settings else {},
+            )
+        )
+        rec = result.session
+        metrics.LAUNCH_SECONDS.observe(time.perf_counter() - started)
+        payload = {
+            "agent_session_id": rec.agent_session_id,
+            "workspace_id": rec.workspace_id,
+            "worktree_path": rec.worktree_path,
+            "branch": rec.branch,
+            "provider": rec.provider,
+            "model": rec.model,
+            "pid": result.pid,
+            "session_status": rec.status,
+            "provider_session_id": rec.provider_session_id,
+            "reused": result.reused,
+        }
+        return pb.LaunchSessionResponse(status="ok", payload=_struct(payload), session=self._session(rec))
+
+    @_rpc
+    async def SendMessage(self, request: pb.SendMessageRequest, context: grpc.aio.ServicerContext) -> pb.SendMessageResponse:
+        message_id, status, ts = await self.supervisor.send_message(
+            request.agent_session_id, request.content, request.message_id
+        )
+        return pb.SendMessageResponse(message_id=message_id, status=status, timestamp=ts)
+
+    @_rpc
+    async def InterruptSession(self, request: pb.SessionRequest, context: grpc.aio.ServicerContext) -> pb.Session:
+        return self._session(await self.supervisor.interrupt(request.agent_session_id))
+
+    @_rpc
+    async def PauseSession(self, request: pb.SessionRequest, context: grpc.aio.ServicerContext) -> pb.Session:
+        return self._session(await self.supervisor.pause(request.agent_session_id))
+
+    @_rpc
+    async def ResumeSession(self, request: pb.ResumeSessionRequest, context: grpc.aio.ServicerContext) -> pb.Session:
+        return self._session(await self.supervisor.resume(request.agent_session_id, request.prompt))
+
+    @_rpc
+    async def StopSession(self, request: pb.StopSessionRequest, context: grpc.aio.ServicerContext) -> pb.Session:
+        grace = request.grace_seconds if request.grace_seconds > 0 else None
+        return self._session(await self.supervisor.stop(request.agent_session_id, grace))
+
+    @_rpc
+    async def GetSession(self, request: pb.SessionRequest, context: grpc.aio.ServicerContext) -> pb.Session:
+        return self._session(self.supervisor.get(request.agent_session_id))
+
+    @_rpc
+    async def ListSessions(self, request: pb.ListSessionsRequest, context: grpc.aio.ServicerContext) -> pb.ListSessionsResponse:
+        recs = self.supervisor.list(status=request.status, workspace_id=request.workspace_id)
+        return pb.ListSessionsResponse(sessions=[self._session(r) for r in recs])
+
+    async def StreamEvents(self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Event]:
+        try:
+            stream = self.supervisor.events(request.agent_session_id, request.after_seq, request.history_only)
+            async for ev in stream:
+                yield event_to_pb(ev)
+                metrics.EVENTS_STREAMED.inc()
+        except DaemonError as exc:
+            await context.abort(exc.code, exc.message)
+
+    @_rpc
+    async def ImportTranscript(self, request: pb.ImportTranscriptRequest, context: grpc.aio.ServicerContext) -> pb.ImportTranscriptResponse:
+        messages = [
+            {
+                "message_id": m.message_id,
+                "role": m.role,
+                "content": _content_dict(m.content),
+                "created_at": m.created_at,
+                "metadata": _dict(m.metadata),
+            }
+            for m in request.messages
+        ]
+        result = await self.supervisor.import_transcript(
+            provider_session_id=request.provider_session_id,
+            messages=messages,
+            worktree_path=request.worktree_path,
+            repository=request.repository,
+            worktree_name=request.worktree_name,
+            base_ref=request.base_ref,
+        )
+        return pb.ImportTranscriptResponse(
+            path=str(result.path),
+            worktree_path=str(result.worktree_path),
+            branch=result.branch,
+            message_count=result.message_count,
+            worktree_created=result.worktree_created,
+        )
+
+    @_rpc
+    async def RemoveWorktree(self, request: pb.RemoveWorktreeRequest, context: grpc.aio.ServicerContext) -> pb.RemoveWorktreeResponse:
+        branch, deleted = await self.supervisor.remove_worktree(
+            request.worktree_path, force=request.force, delete_branch=request.delete_branch
+        )
+        return pb.RemoveWorktreeResponse(removed=True, branch=branch, branch_deleted=deleted)
+
+    @_rpc
+    async def GetMachineInfo(self, request: pb.GetMachineInfoRequest, context: grpc.aio.ServicerContext) -> pb.MachineInfo:
+        return pb.MachineInfo(**await self.supervisor.machine_info())

@@ -1,13 +1,101 @@
 """Session lifecycle: worktree → agent process → events, with queues and reconcile on start.
 
-(Interface fixed; implementation in progress.)
+The supervisor is the only place that ties the pieces together:
+`worktrees` (git), `agents` + `runner` (processes), `store` (sessions and the
+event log) and `transcripts` (imported Claude conversations). It knows nothing
+of gRPC; it raises `daemon.errors` exceptions that the service maps to codes.
 """
 
 from __future__ import annotations
 
-from daemon.config import DaemonConfig
+import asyncio
+import logging
+import os
+import re
+import secrets
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, AsyncIterator
 
-__all__ = ["Supervisor"]
+import daemon
+from daemon import transcripts
+from daemon.agents import adapter_for
+from daemon.agents.base import AgentAdapter, AgentEvent, TurnSpec
+from daemon.config import PROVIDERS, DaemonConfig
+from daemon.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from daemon.runner import AgentRunner
+from daemon.store import SessionRecord, StateStore, StoredEvent
+from daemon.validation import validate_session_id, validate_worktree_name
+from daemon.worktrees import Worktrees
+
+__all__ = ["Supervisor", "LaunchRequest", "LaunchResult", "ImportResult", "STATUSES"]
+
+log = logging.getLogger("berth.daemon.supervisor")
+
+STATUSES = ("created", "active", "paused", "completed", "failed")
+RUNNING_STATUSES = ("created", "active")
+_PROVIDER_ALIASES = {
+    "": "claude_code",
+    "claude_code": "claude_code",
+    "claude": "claude_code",
+    "claude-code": "claude_code",
+    "codex": "codex",
+}
+_THINKING = ("", "minimal", "low", "medium", "high", "xhigh")
+_VERSION_RE = re.compile(r"\d+\.\d+(?:\.\d+)?")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class LaunchRequest:
+    """A validated-on-entry launch, independent of the wire format."""
+
+    repository: str
+    workspace_id: str = ""
+    worktree_name: str = ""
+    base_ref: str = ""
+    initial_prompt: str = ""
+    provider: str = ""
+    mode: str = ""
+    model: str = ""
+    thinking: str = ""
+    resume_session_id: str = ""
+    agent_session_id: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LaunchResult:
+    session: SessionRecord
+    reused: bool
+    pid: int
+
+
+@dataclass
+class ImportResult:
+    path: Path
+    worktree_path: Path
+    branch: str
+    message_count: int
+    worktree_created: bool
+
+
+class _Live:
+    """A session whose agent this daemon is running right now."""
+
+    def __init__(self, runner: AgentRunner) -> None:
+        self.runner = runner
+        # Set when the daemon itself ends the process (pause/stop), so the exit
+        # callback does not mark the session failed.
+        self.ending_status: str | None = None
 
 
 class Supervisor:
@@ -15,9 +103,509 @@ class Supervisor:
 
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
+        self.store: StateStore | None = None
+        self.worktrees = Worktrees(config.repos_root, config.worktrees_root)
+        self._live: dict[str, _Live] = {}
+        self._session_locks: dict[str, asyncio.Lock] = {}
+        self._launching = 0
+        self._versions: dict[str, str] = {}
+        self._closed = False
+
+    # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Open the state store and re-adopt sessions left by an earlier run."""
+        """Open the state store and take back the sessions an earlier run left active."""
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = StateStore(self.config.db_path)
+        await self._reconcile()
 
     async def shutdown(self) -> None:
-        """Stop following agents and close the store. Idempotent."""
+        """Let go of the agents and close the store. Idempotent.
+
+        By default agents keep running: under systemd's KillMode=process a daemon
+        restart must not kill them, and the next start takes them back by resume
+        id. With `stop_agents_on_shutdown` (make run, tests) they are paused.
+        """
+        if self._closed:
+            return
+        if self.config.stop_agents_on_shutdown:
+            for sid in list(self._live):
+                try:
+                    await self.pause(sid)
+                except Exception:  # noqa: BLE001 - shutdown goes on whatever one session does
+                    log.exception("pausing %s at shutdown failed", sid)
+        self._closed = True
+        for live in list(self._live.values()):
+            live.ending_status = "shutdown"
+            detach = getattr(live.runner, "detach", None)
+            if detach is not None:
+                await detach()
+        self._live.clear()
+        if self.store is not None:
+            self.store.close()
+        await self.worktrees.close()
+
+    async def stop_all(self, grace: float | None = None) -> None:
+        """Stop every running agent (used by tests and `--stop-agents-on-exit`)."""
+        for sid in list(self._live):
+            try:
+                await self.stop(sid, grace)
+            except NotFound:
+                pass
+
+    async def _reconcile(self) -> None:
+        """Sessions marked running but with no process here: their agent lost its pipes
+        when the old daemon went away, so end what is left and resume by provider id."""
+        assert self.store is not None
+        for rec in self.store.list_sessions():
+            if rec.status not in RUNNING_STATUSES:
+                continue
+            if rec.pid:
+                _kill_group(rec.pid, "codex" if rec.provider == "codex" else "claude")
+            if rec.provider_session_id or rec.provider == "codex":
+                try:
+                    await self._start_runner(rec, prompt=None, resume_id=rec.provider_session_id or None)
+                    self._status(rec.agent_session_id, "active", "re-adopted after daemon restart")
+                    continue
+                except Exception as exc:  # noqa: BLE001 - any failure here marks the session failed
+                    reason = f"could not resume after daemon restart: {exc}"
+            else:
+                reason = "daemon restarted before the agent reported its session id"
+            self.store.update_session(rec.agent_session_id, pid=0, last_error=reason)
+            self._status(rec.agent_session_id, "failed", reason)
+
+    # -------------------------------------------------------------------- launch
+
+    def _lock(self, agent_session_id: str) -> asyncio.Lock:
+        return self._session_locks.setdefault(agent_session_id, asyncio.Lock())
+
+    def _running_count(self) -> int:
+        return len(self._live) + self._launching
+
+    def _adapter(self, provider: str) -> AgentAdapter:
+        return adapter_for(provider, self.config.provider(provider))
+
+    def _normalize(self, req: LaunchRequest) -> LaunchRequest:
+        if not req.repository.strip():
+            raise InvalidArgument("repository", "is required (a path on this machine or a clone URL)")
+        provider = _PROVIDER_ALIASES.get(req.provider.strip().lower().replace(" ", "_"))
+        if provider is None or provider not in PROVIDERS:
+            raise InvalidArgument(
+                "session_settings.code.default_provider",
+                f"unknown provider {req.provider!r}; known: claude_code, codex",
+            )
+        req.provider = provider
+        if req.mode not in ("", "agent"):
+            raise InvalidArgument("session_settings.code.mode", f"unknown mode {req.mode!r}; known: agent")
+        if req.thinking not in _THINKING:
+            raise InvalidArgument(
+                "session_settings.code.providers.codex.thinking",
+                f"unknown reasoning effort {req.thinking!r}; known: {', '.join(t for t in _THINKING if t)}",
+            )
+        if req.agent_session_id:
+            validate_session_id(req.agent_session_id, "agent_session_id")
+        else:
+            req.agent_session_id = "as-" + secrets.token_hex(8)
+        if req.resume_session_id:
+            validate_session_id(req.resume_session_id, "resume_session_id")
+        if req.worktree_name:
+            validate_worktree_name(req.worktree_name)
+        else:
+            req.worktree_name = f"berth/{req.agent_session_id}"
+        if req.base_ref and (req.base_ref.startswith("-") or "\x00" in req.base_ref):
+            raise InvalidArgument("base_ref", "must be a commit-ish, not an option")
+        if not req.model:
+            req.model = self.config.provider(provider).default_model
+        return req
+
+    async def launch(self, req: LaunchRequest) -> LaunchResult:
+        """Create (or reuse) the worktree and start the agent; return at once."""
+        req = self._normalize(req)
+        assert self.store is not None
+        async with self._lock(req.agent_session_id):
+            existing = self.store.get_session(req.agent_session_id)
+            if existing is not None:
+                return await self._relaunch(existing, req)
+            if self._running_count() >= self.config.max_sessions:
+                raise ResourceExhausted(
+                    f"this machine runs {self.config.max_sessions} sessions already (max_sessions)"
+                )
+            self._launching += 1
+            try:
+                return await self._launch_new(req)
+            finally:
+                self._launching -= 1
+
+    async def _launch_new(self, req: LaunchRequest) -> LaunchResult:
+        assert self.store is not None
+        adapter = self._adapter(req.provider)
+        adapter.resolve_binary()  # FailedPrecondition naming the path, before anything is created
+        repo = await self.worktrees.resolve_repository(req.repository)
+        info = await self.worktrees.ensure(repo, req.worktree_name, req.base_ref)
+        now = _now()
+        rec = SessionRecord(
+            agent_session_id=req.agent_session_id,
+            workspace_id=req.workspace_id,
+            provider=req.provider,
+            model=req.model,
+            status="created",
+            provider_session_id=req.resume_session_id,
+            repository=str(repo),
+            worktree_path=str(info.path),
+            branch=info.branch,
+            pid=0,
+            created_at=now,
+            updated_at=now,
+            last_error="",
+            last_seq=0,
+            settings={"thinking": req.thinking, "mode": req.mode or "agent", **req.settings},
+            metadata=req.metadata,
+            worktree_created=info.created,
+        )
+        try:
+            self.store.insert_session(rec)
+            self._status(rec.agent_session_id, "created", "")
+            if req.initial_prompt:
+                self._user_event(rec.agent_session_id, req.initial_prompt)
+            pid = await self._start_runner(
+                rec, prompt=req.initial_prompt or None, resume_id=req.resume_session_id or None
+            )
+        except BaseException:
+            self.store.delete_session(rec.agent_session_id)
+            if info.created:
+                await self.worktrees.rollback(info)
+            raise
+        rec = self._status(rec.agent_session_id, "active", "")
+        return LaunchResult(session=rec, reused=False, pid=pid)
+
+    async def _relaunch(self, rec: SessionRecord, req: LaunchRequest) -> LaunchResult:
+        """Launching an id that exists: the same session, never a second process."""
+        live = self._live.get(rec.agent_session_id)
+        if live is not None:
+            return LaunchResult(session=rec, reused=True, pid=live.runner.pid or 0)
+        if rec.status in ("paused", "completed", "failed", "created"):
+            rec = await self._resume_locked(rec, req.initial_prompt)
+        return LaunchResult(session=rec, reused=True, pid=rec.pid)
+
+    async def _start_runner(self, rec: SessionRecord, *, prompt: str | None, resume_id: str | None) -> int:
+        assert self.store is not None
+        adapter = self._adapter(rec.provider)
+        spec = TurnSpec(
+            cwd=Path(rec.worktree_path),
+            model=rec.model,
+            thinking=str(rec.settings.get("thinking", "")),
+            resume_id=resume_id,
+            prompt=prompt,
+        )
+        sid = rec.agent_session_id
+        live: _Live | None = None
+
+        async def on_event(ev: AgentEvent) -> None:
+            self._agent_event(sid, ev)
+
+        async def on_exit(code: int | None, error: str | None) -> None:
+            if live is None or self._live.get(sid) is not live:
+                return
+            self._live.pop(sid, None)
+            if live.ending_status == "shutdown" or self._closed:
+                return
+            if live.ending_status is None:
+                # The agent went away on its own.
+                if code in (0, None) and not error:
+                    self._set(sid, pid=0)
+                    self._status(sid, "completed", "agent exited")
+                else:
+                    msg = (error or f"agent exited with code {code}").strip()
+                    self._set(sid, pid=0, last_error=msg)
+                    self._event(sid, "system", {"type": "error", "message": msg, "is_error": True})
+                    self._status(sid, "failed", msg)
+
+        runner = AgentRunner(adapter, spec, on_event=on_event, on_exit=on_exit, base_env=os.environ)
+        live = _Live(runner)
+        self._live[sid] = live
+        try:
+            pid = await runner.start()
+        except BaseException:
+            self._live.pop(sid, None)
+            await runner.stop(0)
+            raise
+        self._set(sid, pid=pid or 0)
+        return pid or 0
+
+    # ------------------------------------------------------------------ messages
+
+    async def send_message(self, agent_session_id: str, content: str, message_id: str = "") -> tuple[str, str, str]:
+        """Queue a user message; returns (message_id, "sent"|"queued", timestamp)."""
+        if not content.strip():
+            raise InvalidArgument("content", "is empty")
+        rec = self._get(agent_session_id)
+        live = self._live.get(agent_session_id)
+        if live is None or rec.status not in RUNNING_STATUSES:
+            raise FailedPrecondition(
+                f"session {agent_session_id} is {rec.status}, not running; resume it first"
+            )
+        message_id = message_id or "msg-" + secrets.token_hex(8)
+        state = "queued" if (live.runner.turn_running or live.runner.queued) else "sent"
+        ev = self._user_event(agent_session_id, content, {"message_id": message_id})
+        await live.runner.send(content)
+        return message_id, state, ev.created_at
+
+    async def interrupt(self, agent_session_id: str) -> SessionRecord:
+        rec = self._get(agent_session_id)
+        live = self._live.get(agent_session_id)
+        if live is None:
+            raise FailedPrecondition(f"session {agent_session_id} is {rec.status}, not running")
+        await live.runner.interrupt()
+        self._event(agent_session_id, "system", {"type": "system", "message": "interrupted"})
+        return self._get(agent_session_id)
+
+    # ----------------------------------------------------------- pause / resume
+
+    async def pause(self, agent_session_id: str) -> SessionRecord:
+        async with self._lock(agent_session_id):
+            rec = self._get(agent_session_id)
+            if rec.status == "paused":
+                return rec
+            if rec.status not in RUNNING_STATUSES:
+                raise FailedPrecondition(f"session {agent_session_id} is {rec.status}; only a running session pauses")
+            await self._end_process(agent_session_id, "paused", self.config.stop_grace_seconds)
+            return self._status(agent_session_id, "paused", "")
+
+    async def resume(self, agent_session_id: str, prompt: str = "") -> SessionRecord:
+        async with self._lock(agent_session_id):
+            rec = self._get(agent_session_id)
+            if agent_session_id in self._live:
+                if prompt:
+                    await self.send_message(agent_session_id, prompt)
+                return self._get(agent_session_id)
+            return await self._resume_locked(rec, prompt)
+
+    async def _resume_locked(self, rec: SessionRecord, prompt: str) -> SessionRecord:
+        if self._running_count() >= self.config.max_sessions:
+            raise ResourceExhausted(f"this machine runs {self.config.max_sessions} sessions already (max_sessions)")
+        if not Path(rec.worktree_path).is_dir():
+            raise FailedPrecondition(f"worktree {rec.worktree_path} no longer exists")
+        if prompt:
+            self._user_event(rec.agent_session_id, prompt)
+        self._set(rec.agent_session_id, last_error="")
+        await self._start_runner(rec, prompt=prompt or None, resume_id=rec.provider_session_id or None)
+        return self._status(rec.agent_session_id, "active", "resumed")
+
+    async def stop(self, agent_session_id: str, grace: float | None = None) -> SessionRecord:
+        async with self._lock(agent_session_id):
+            rec = self._get(agent_session_id)
+            if rec.status in ("completed", "failed") and agent_session_id not in self._live:
+                return rec
+            await self._end_process(
+                agent_session_id, "completed", self.config.stop_grace_seconds if grace is None else grace
+            )
+            return self._status(agent_session_id, "completed", "stopped")
+
+    async def _end_process(self, agent_session_id: str, status: str, grace: float) -> None:
+        live = self._live.get(agent_session_id)
+        if live is not None:
+            live.ending_status = status
+            await live.runner.stop(grace)
+            self._live.pop(agent_session_id, None)
+        self._set(agent_session_id, pid=0)
+
+    # -------------------------------------------------------------------- reads
+
+    def _get(self, agent_session_id: str) -> SessionRecord:
+        if not agent_session_id:
+            raise InvalidArgument("agent_session_id", "is required")
+        assert self.store is not None
+        rec = self.store.get_session(agent_session_id)
+        if rec is None:
+            raise NotFound(f"session {agent_session_id} not found")
+        return rec
+
+    def get(self, agent_session_id: str) -> SessionRecord:
+        return self._get(agent_session_id)
+
+    def live_state(self, agent_session_id: str) -> tuple[bool, int]:
+        """(turn_running, queued messages) of a running session; (False, 0) otherwise."""
+        live = self._live.get(agent_session_id)
+        if live is None:
+            return False, 0
+        return bool(live.runner.turn_running), int(live.runner.queued)
+
+    def list(self, *, status: str = "", workspace_id: str = "") -> list[SessionRecord]:
+        if status and status not in STATUSES:
+            raise InvalidArgument("status", f"unknown status {status!r}; known: {', '.join(STATUSES)}")
+        assert self.store is not None
+        return self.store.list_sessions(status=status, workspace_id=workspace_id)
+
+    def sessions_by_status(self) -> dict[str, int]:
+        counts = {s: 0 for s in STATUSES}
+        if self.store is None or self._closed:
+            return counts
+        for rec in self.store.list_sessions():
+            counts[rec.status] = counts.get(rec.status, 0) + 1
+        return counts
+
+    async def events(self, agent_session_id: str, after_seq: int, history_only: bool) -> AsyncIterator[StoredEvent]:
+        self._get(agent_session_id)
+        if after_seq < 0:
+            raise InvalidArgument("after_seq", "must be 0 or more")
+        assert self.store is not None
+        async for ev in self.store.follow(agent_session_id, after_seq, history_only=history_only):
+            yield ev
+
+    # ------------------------------------------------------------- import / git
+
+    async def import_transcript(
+        self,
+        *,
+        provider_session_id: str,
+        messages: list[dict[str, Any]],
+        worktree_path: str = "",
+        repository: str = "",
+        worktree_name: str = "",
+        base_ref: str = "",
+    ) -> ImportResult:
+        """Write `messages` as a Claude Code session file for the worktree."""
+        validate_session_id(provider_session_id, "provider_session_id")
+        if not messages:
+            raise InvalidArgument("messages", "at least one message is required")
+        created = False
+        info = None
+        if worktree_path:
+            path = Path(worktree_path)
+            if not path.is_dir():
+                raise NotFound(f"worktree_path {worktree_path} does not exist")
+            branch = ""
+        else:
+            if not repository:
+                raise InvalidArgument("repository", "is required when worktree_path is empty")
+            if not worktree_name:
+                raise InvalidArgument("worktree_name", "is required when worktree_path is empty")
+            validate_worktree_name(worktree_name)
+            repo = await self.worktrees.resolve_repository(repository)
+            info = await self.worktrees.ensure(repo, worktree_name, base_ref)
+            path, branch, created = info.path, info.branch, info.created
+        config_dir = self.config.provider("claude_code").env.get("CLAUDE_CONFIG_DIR") or None
+        try:
+            written = await asyncio.to_thread(
+                transcripts.write_claude_transcript,
+                path,
+                provider_session_id,
+                messages,
+                config_dir=Path(config_dir) if config_dir else None,
+            )
+        except BaseException:
+            if info is not None and created:
+                await self.worktrees.rollback(info)
+            raise
+        return ImportResult(
+            path=written, worktree_path=path, branch=branch, message_count=len(messages), worktree_created=created
+        )
+
+    async def remove_worktree(self, worktree_path: str, *, force: bool, delete_branch: bool) -> tuple[str, bool]:
+        if not worktree_path:
+            raise InvalidArgument("worktree_path", "is required")
+        for sid, live in self._live.items():
+            rec = self.store.get_session(sid) if self.store else None
+            if rec is not None and Path(rec.worktree_path) == Path(worktree_path):
+                raise FailedPrecondition(f"worktree {worktree_path} is in use by running session {sid}; stop it first")
+        return await self.worktrees.remove(Path(worktree_path), force=force, delete_branch=delete_branch)
+
+    async def machine_info(self) -> dict[str, Any]:
+        if not self._versions:
+            self._versions["git"] = await self.worktrees.git_version()
+            for provider in PROVIDERS:
+                self._versions[provider] = await self._cli_version(provider)
+        return {
+            "hostname": socket.gethostname(),
+            "daemon_version": daemon.__version__,
+            "git_version": self._versions["git"],
+            "claude_version": self._versions["claude_code"],
+            "codex_version": self._versions["codex"],
+            "sessions_by_status": self.sessions_by_status(),
+            "max_sessions": self.config.max_sessions,
+            "running_sessions": len(self._live),
+            "repos_root": str(self.config.repos_root),
+            "worktrees_root": str(self.config.worktrees_root),
+        }
+
+    async def _cli_version(self, provider: str) -> str:
+        try:
+            binary = self._adapter(provider).resolve_binary()
+        except FailedPrecondition:
+            return ""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                binary, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+            )
+            out, _ = await asyncio.wait_for(proc.communicate(), 15)
+        except (OSError, asyncio.TimeoutError):
+            return ""
+        m = _VERSION_RE.search(out.decode(errors="replace"))
+        return m.group(0) if m else out.decode(errors="replace").strip()
+
+    # ------------------------------------------------------------------- events
+
+    def _event(self, sid: str, role: str, content: dict[str, Any], metadata: dict[str, Any] | None = None,
+               status: str = "") -> StoredEvent:
+        assert self.store is not None
+        return self.store.append_event(sid, role=role, content=content, metadata=metadata or {}, status=status)
+
+    def _user_event(self, sid: str, text: str, metadata: dict[str, Any] | None = None) -> StoredEvent:
+        return self._event(sid, "user", {"type": "text", "text": text}, metadata)
+
+    def _agent_event(self, sid: str, ev: AgentEvent) -> None:
+        if self._closed:
+            return
+        if ev.provider_session_id:
+            rec = self.store.get_session(sid) if self.store else None
+            if rec is not None and rec.provider_session_id != ev.provider_session_id:
+                self._set(sid, provider_session_id=ev.provider_session_id)
+        metadata = dict(ev.metadata)
+        if ev.turn_complete:
+            metadata["turn_complete"] = True
+        if ev.turn_error:
+            metadata["turn_error"] = ev.turn_error
+        self._event(sid, ev.role, ev.content, metadata)
+
+    def _status(self, sid: str, status: str, reason: str) -> SessionRecord:
+        assert self.store is not None
+        rec = self.store.update_session(sid, status=status)
+        message = f"status: {status}" + (f" ({reason})" if reason else "")
+        self._event(sid, "system", {"type": "system", "message": message}, {"reason": reason} if reason else {},
+                    status=status)
+        return rec
+
+    def _set(self, sid: str, **fields: Any) -> SessionRecord:
+        assert self.store is not None
+        return self.store.update_session(sid, **fields)
+
+
+def _kill_group(pid: int, binary_hint: str) -> None:
+    """End an orphaned agent's process group, if `pid` still leads one running the agent.
+
+    Checks the group and the command line first: after a reboot the pid may
+    belong to something else entirely.
+    """
+    try:
+        if os.getpgid(pid) != pid:
+            return
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (ProcessLookupError, PermissionError, FileNotFoundError, OSError):
+        return
+    if binary_hint not in cmdline:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

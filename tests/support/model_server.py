@@ -191,9 +191,14 @@ def _openai_conversation(body: dict[str, Any]) -> _Conversation:
     return _Conversation("", after_tool, tool_output)
 
 
+def _codex_write_cmd(path: str, content: str) -> str:
+    """The shell command codex runs to write the file (the test's text, quoted)."""
+    return f"printf %s {shlex.quote(content)} > {shlex.quote(path)}"
+
+
 def _codex_write_js(path: str, content: str) -> str:
     """Code-mode source for codex's `exec` tool: write the file through exec_command."""
-    cmd = f"printf %s {shlex.quote(content)} > {shlex.quote(path)}"
+    cmd = _codex_write_cmd(path, content)
     return (f"const r = await tools.exec_command({json.dumps({'cmd': cmd, 'login': False})});\n"
             "text(r.output ?? '');\n")
 
@@ -329,7 +334,15 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
             rule = None if side else server._match(convo.user_text)
             text = f"ok: {convo.user_text}"
             item: dict[str, Any]
-            if rule is not None and rule.write_file and not convo.after_tool:
+            offered = {t.get("name") for t in body.get("tools", []) if isinstance(t, dict)}
+            if rule is not None and rule.write_file and not convo.after_tool and "exec" not in offered \
+                    and "exec_command" in offered:
+                # Models whose tool set has exec_command as a plain function (e.g. gpt-5.1-codex-max).
+                item = {"type": "function_call", "id": f"fc_{uuid.uuid4().hex[:20]}",
+                        "call_id": f"call_{uuid.uuid4().hex[:20]}", "name": "exec_command",
+                        "arguments": json.dumps({"cmd": _codex_write_cmd(*rule.write_file), "login": False}),
+                        "status": "completed"}
+            elif rule is not None and rule.write_file and not convo.after_tool:
                 item = {"type": "custom_tool_call", "id": f"ctc_{uuid.uuid4().hex[:20]}",
                         "call_id": f"call_{uuid.uuid4().hex[:20]}", "name": "exec", "namespace": "functions",
                         "input": _codex_write_js(*rule.write_file), "status": "completed"}
