@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from collections import deque
@@ -23,6 +24,7 @@ __all__ = ["AgentRunner", "STDERR_TAIL_BYTES", "INTERRUPT_ESCALATE_SECONDS"]
 STDERR_TAIL_BYTES = 8192
 # A per-turn agent that ignores SIGINT this long gets SIGKILL.
 INTERRUPT_ESCALATE_SECONDS = 5.0
+_log = logging.getLogger(__name__)
 _LINE_LIMIT = 64 * 1024 * 1024  # claude prints whole tool results (file contents) on one line
 
 OnEvent = Callable[[AgentEvent], Awaitable[None]]
@@ -219,22 +221,17 @@ class AgentRunner:
 
     async def _follow(self, proc: _Proc) -> None:
         """Read one process to its end: events in order, then exit handling."""
-        process = proc.process
-        assert process.stdout is not None and process.stderr is not None
-        stderr_task = asyncio.create_task(self._drain_stderr(proc))
         try:
-            while True:
-                line = await process.stdout.readline()
-                if not line:
-                    break
-                for event in self.adapter.parse_line(line):
-                    await self._deliver(proc, event)
-            await stderr_task
-            code = await process.wait()
-        finally:
-            stderr_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stderr_task
+            await self._follow_inner(proc)
+        except Exception as exc:  # a failing on_event or an absurd line: end this agent, say why
+            _log.exception("following %s pid %s failed", self.adapter.provider, proc.pid)
+            proc.signal_group(signal.SIGKILL)
+            self._last_code = await proc.process.wait()
+            self.turn_running = self._busy = False
+            await self._finish(f"internal error while following the agent: {type(exc).__name__}: {exc}")
+
+    async def _follow_inner(self, proc: _Proc) -> None:
+        code = await self._read(proc)
         self._last_code = code
         if self.adapter.persistent:
             error = None
@@ -255,6 +252,21 @@ class AgentRunner:
         self.turn_running = self._busy = False
         if not self._stopping:
             await self._pump()
+
+    async def _read(self, proc: _Proc) -> int:
+        process = proc.process
+        assert process.stdout is not None and process.stderr is not None
+        stderr_task = asyncio.create_task(self._drain_stderr(proc))
+        try:
+            while line := await process.stdout.readline():
+                for event in self.adapter.parse_line(line):
+                    await self._deliver(proc, event)
+            await stderr_task
+            return await process.wait()
+        finally:
+            stderr_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stderr_task
 
     async def _deliver(self, proc: _Proc, event: AgentEvent) -> None:
         if event.provider_session_id:

@@ -149,7 +149,7 @@ async def test_claude_stop_ends_the_process_group_and_closes_every_pipe(make_run
 
     assert code == again and runner.pid is None and not runner.running
     assert sink.exits == [(code, None)]
-    assert live_group_members(pid) == []
+    await poll_until(lambda: live_group_members(pid) == [], 10, "the process group to be gone")
     await poll_until(lambda: set(os.listdir("/proc/self/fd")) <= fds_before, 10, "no new open fds")
 
 

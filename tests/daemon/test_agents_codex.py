@@ -147,5 +147,5 @@ async def test_codex_stop_during_a_turn_ends_the_process_group_and_closes_every_
 
     assert len(sink.exits) == 1 and sink.exits[0][1] is None
     assert runner.pid is None and not runner.running
-    assert live_group_members(pid) == []
+    await poll_until(lambda: live_group_members(pid) == [], 10, "the process group to be gone")
     await poll_until(lambda: set(os.listdir("/proc/self/fd")) <= fds_before, 10, "no new open fds")

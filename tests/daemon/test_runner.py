@@ -70,7 +70,7 @@ async def test_stop_kills_a_group_that_ignores_sigterm_once_grace_runs_out(make_
 
     assert code == -signal.SIGKILL
     assert sink.exits == [(code, None)]
-    assert live_group_members(pid) == []
+    await poll_until(lambda: live_group_members(pid) == [], 10, "the process group to be gone")
     await poll_until(lambda: set(os.listdir("/proc/self/fd")) <= fds_before, 10, "no new open fds")
 
 
@@ -167,3 +167,26 @@ async def test_per_turn_interrupt_after_the_turn_ended_does_not_touch_the_next_t
     await sink.wait_turns(2, timeout=20)
     assert [e.turn_error for e in sink.events if e.turn_complete] == [None, None]
     assert json.loads(sink.of_type("text")[-1].content["text"])["prompt"] == "second"
+
+
+async def test_a_failing_event_callback_ends_the_agent_and_reports_why(tmp_path):
+    exits: list[tuple[int | None, str | None]] = []
+
+    async def on_event(event) -> None:
+        raise RuntimeError("store is down")
+
+    async def on_exit(code: int | None, error: str | None) -> None:
+        exits.append((code, error))
+
+    config = ProviderConfig(name="claude_code", binary=str(FAKE_AGENT), env={"FAKE_AGENT_MODE": "claude-echo"})
+    runner = AgentRunner(adapter_for("claude_code", config), TurnSpec(cwd=tmp_path, prompt="hi"),
+                         on_event=on_event, on_exit=on_exit, base_env={"PATH": os.environ["PATH"]})
+    pid = await runner.start()
+    try:
+        await poll_until(lambda: exits, 20, "the exit callback")
+    finally:
+        await runner.stop(grace=1)
+    ((code, error),) = exits
+    assert code == -signal.SIGKILL and "store is down" in error
+    assert not runner.running
+    await poll_until(lambda: live_group_members(pid) == [], 10, "the process group to be gone")
