@@ -19,7 +19,7 @@ from dataclasses import replace
 from daemon.agents.base import AgentAdapter, AgentEvent, TurnSpec
 from daemon.errors import FailedPrecondition
 
-__all__ = ["AgentRunner", "STDERR_TAIL_BYTES", "INTERRUPT_ESCALATE_SECONDS"]
+__all__ = ["INTERRUPT_ESCALATE_SECONDS", "STDERR_TAIL_BYTES", "AgentRunner"]
 
 STDERR_TAIL_BYTES = 8192
 # A per-turn agent that ignores SIGINT this long gets SIGKILL.
@@ -154,7 +154,7 @@ class AgentRunner:
             proc.signal_group(signal.SIGTERM)
             try:
                 await asyncio.wait_for(asyncio.shield(proc.process.wait()), timeout=max(grace, 0.0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             # Whatever is left of the group (tool subprocesses included) goes now.
             proc.signal_group(signal.SIGKILL)
@@ -223,7 +223,7 @@ class AgentRunner:
         """Read one process to its end: events in order, then exit handling."""
         try:
             await self._follow_inner(proc)
-        except Exception as exc:  # a failing on_event or an absurd line: end this agent, say why
+        except Exception as exc:  # noqa: BLE001 - a failing on_event or an absurd line ends the agent
             _log.exception("following %s pid %s failed", self.adapter.provider, proc.pid)
             proc.signal_group(signal.SIGKILL)
             self._last_code = await proc.process.wait()

@@ -8,7 +8,7 @@ from daemon.agents.codex import CodexAdapter
 from daemon.config import ProviderConfig
 from daemon.errors import InvalidArgument
 
-__all__ = ["AgentAdapter", "AgentEvent", "TurnSpec", "ClaudeCodeAdapter", "CodexAdapter", "ADAPTERS", "adapter_for"]
+__all__ = ["ADAPTERS", "AgentAdapter", "AgentEvent", "ClaudeCodeAdapter", "CodexAdapter", "TurnSpec", "adapter_for"]
 
 ADAPTERS: dict[str, type[AgentAdapter]] = {"claude_code": ClaudeCodeAdapter, "codex": CodexAdapter}
 

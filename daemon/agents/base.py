@@ -17,7 +17,7 @@ from typing import Any
 from daemon.config import ProviderConfig
 from daemon.errors import FailedPrecondition
 
-__all__ = ["AgentEvent", "TurnSpec", "AgentAdapter", "junk_event", "system_text"]
+__all__ = ["AgentAdapter", "AgentEvent", "TurnSpec", "junk_event", "system_text"]
 
 
 @dataclass
@@ -110,7 +110,7 @@ class AgentAdapter(ABC):
             return [junk_event(line, "unexpected agent output")]
         try:
             return self.parse_obj(data)
-        except Exception as exc:  # a shape we did not expect must not kill the session
+        except Exception as exc:  # noqa: BLE001 - a shape we did not expect must not kill the session
             return [junk_event(line, f"could not interpret agent output ({type(exc).__name__}: {exc})")]
 
     @abstractmethod

@@ -11,19 +11,19 @@ from typing import Any
 from daemon.config import ProviderConfig
 
 __all__ = [
-    "REPO_ROOT",
     "CLAUDE_BIN",
     "CODEX_BIN",
-    "CODEX_PROVIDER_NAME",
     "CODEX_KEY_VAR",
+    "CODEX_PROVIDER_NAME",
+    "REPO_ROOT",
+    "EventSink",
     "claude_env",
+    "claude_provider_config",
     "codex_args",
     "codex_env",
-    "claude_provider_config",
     "codex_provider_config",
-    "EventSink",
-    "poll_until",
     "live_group_members",
+    "poll_until",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +112,7 @@ class EventSink:
         async with self._changed:
             try:
                 await asyncio.wait_for(self._changed.wait_for(lambda: predicate(self)), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise AssertionError(f"timed out waiting for {what}; events: {self.summary()}; "
                                      f"exits: {self.exits}") from None
 

@@ -18,11 +18,11 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["ModelServer", "Rule", "RecordedRequest"]
+__all__ = ["ModelServer", "RecordedRequest", "Rule"]
 
 
 @dataclass
@@ -207,7 +207,7 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         # -- plumbing --------------------------------------------------------------------------
