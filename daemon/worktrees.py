@@ -4,6 +4,10 @@ GitPython leaks resources when objects live long, so every operation opens a
 fresh `git.Repo`, closes it, and runs in a worker thread. Operations on one
 repository are serialized with an asyncio.Lock (concurrent `git worktree add`
 calls trip over git's lock files otherwise).
+
+With `pool_size > 0` a new branch is started in a ready worktree from the
+WorktreePool (moved into place, then `git checkout -b`), so launch time does
+not grow with the repository; see daemon/worktree_pool.py.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import git
 
 from daemon.errors import FailedPrecondition, InvalidArgument, NotFound
 from daemon.validation import validate_worktree_name
+from daemon.worktree_pool import PoolMember, PoolStats, WorktreePool
 
 __all__ = ["WorktreeInfo", "Worktrees", "is_clone_url"]
 
@@ -77,6 +83,17 @@ class WorktreeInfo:
     base_commit: str
     created: bool  # False when an existing worktree was reused
     branch_created: bool = False  # ensure() created the branch (rollback deletes it)
+    pooled: bool = False  # made from a ready worktree of the pool
+
+
+@dataclass
+class _Claim:
+    """A pooled worktree handed to one ensure() call, and what became of it."""
+
+    member: PoolMember | None
+    state: Literal["unused", "used", "lost", "refused"] = "unused"
+    reason: str = ""
+    head: str = ""  # HEAD's commit, when ensure() resolved it
 
 
 @dataclass
@@ -151,11 +168,27 @@ def _main_repository(repo: git.Repo) -> Path:
 class Worktrees:
     """Creates and removes worktrees under `worktrees_root`; clones URLs into `repos_root`."""
 
-    def __init__(self, repos_root: Path, worktrees_root: Path) -> None:
+    def __init__(
+        self,
+        repos_root: Path,
+        worktrees_root: Path,
+        pool_size: int = 0,
+        *,
+        pool_repositories: int = 4,
+        pool_refresh_seconds: float = 10.0,
+    ) -> None:
         self.repos_root = Path(repos_root).expanduser()
         self.worktrees_root = Path(worktrees_root).expanduser()
         self._locks: dict[str, asyncio.Lock] = {}
         self._closed = False
+        self.pool = WorktreePool(
+            self.worktrees_root,
+            pool_size,
+            lock_for=self._lock,
+            repo_dir=self._repo_dir,
+            max_repositories=pool_repositories,
+            refresh_seconds=pool_refresh_seconds,
+        )
 
     def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -237,11 +270,35 @@ class Worktrees:
 
     # ---- worktrees ----------------------------------------------------
 
-    def worktree_path(self, repository: Path, name: str) -> Path:
-        """Where ensure() puts the worktree `name` of `repository`."""
+    def _repo_dir(self, repository: Path) -> Path:
         real = os.path.realpath(repository)
         key = f"{_safe_name(os.path.basename(real))}-{_short_hash(real)}"
-        return self.worktrees_root.resolve() / key / name.replace("/", "--")
+        return self.worktrees_root.resolve() / key
+
+    def worktree_path(self, repository: Path, name: str) -> Path:
+        """Where ensure() puts the worktree `name` of `repository`."""
+        return self._repo_dir(repository) / name.replace("/", "--")
+
+    # ---- the pool of ready worktrees ------------------------------------
+
+    async def warm(self, repository: Path) -> None:
+        """Start keeping ready worktrees for `repository` (no-op when the pool size is 0)."""
+        self._check_open()
+        repository = Path(os.path.realpath(repository))
+        async with self._lock(str(repository)):
+            self.pool.touch(repository)
+
+    async def wait_pool_ready(self, repository: Path, count: int | None = None, timeout: float = 120.0) -> None:
+        """Wait until `repository` has `count` (default: pool size) ready worktrees at HEAD."""
+        await self.pool.wait_ready(Path(os.path.realpath(repository)), count, timeout)
+
+    def pool_stats(self) -> dict[Path, PoolStats]:
+        """Ready/pending pooled worktrees per repository."""
+        return self.pool.stats()
+
+    async def set_pool_size(self, size: int) -> None:
+        """Change how many ready worktrees each repository keeps; 0 removes them all."""
+        await self.pool.set_size(size)
 
     async def ensure(self, repository: Path, name: str, base_ref: str = "") -> WorktreeInfo:
         """Reuse or create the worktree `name` (also the branch name) of `repository`.
@@ -258,9 +315,30 @@ class Worktrees:
         repository = Path(os.path.realpath(repository))
         path = self.worktree_path(repository, name)
         async with self._lock(str(repository)):
-            return await asyncio.to_thread(self._ensure_sync, repository, name, base_ref, path)
+            self.pool.touch(repository)
+            claim = _Claim(self.pool.take(repository))
+            try:
+                return await asyncio.to_thread(self._ensure_sync, repository, name, base_ref, path, claim)
+            finally:
+                self._settle(repository, claim)
 
-    def _ensure_sync(self, repository: Path, name: str, base_ref: str, path: Path) -> WorktreeInfo:
+    def _settle(self, repository: Path, claim: _Claim) -> None:
+        """Tell the pool what ensure() did with the worktree it was given."""
+        if claim.head:
+            self.pool.head_seen(repository, claim.head)
+        if claim.member is None:
+            return
+        if claim.state == "unused":
+            self.pool.give_back(repository, claim.member)
+        elif claim.state == "refused":
+            self.pool.disable(repository, claim.reason)
+            self.pool.give_back(repository, claim.member)
+        else:
+            self.pool.claimed(repository)
+
+    def _ensure_sync(
+        self, repository: Path, name: str, base_ref: str, path: Path, claim: _Claim | None = None
+    ) -> WorktreeInfo:
         try:
             repo = git.Repo(repository)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -296,19 +374,33 @@ class Worktrees:
                 base = _rev_parse(repo, "HEAD")
                 if base is None:
                     raise FailedPrecondition(f"repository {repository} has no commits")
-            return self._create(repo, repository, path, name, base, new_branch=True)
+                if claim is not None:
+                    claim.head = base
+            return self._create(repo, repository, path, name, base, new_branch=True, claim=claim)
 
     def _create(
-        self, repo: git.Repo, repository: Path, path: Path, name: str, base: str, *, new_branch: bool
+        self,
+        repo: git.Repo,
+        repository: Path,
+        path: Path,
+        name: str,
+        base: str,
+        *,
+        new_branch: bool,
+        claim: _Claim | None = None,
     ) -> WorktreeInfo:
-        """Add the worktree at `path`; on failure leave no directory or branch behind.
+        """Add the worktree at `path` (from the pool when `claim` holds a ready one).
 
-        This is the one step a pool of ready worktrees would replace.
+        On failure leave no directory or branch behind.
         """
         path.parent.mkdir(parents=True, exist_ok=True)
         marker = path.parent / _REPO_MARKER
         if not marker.exists():
             marker.write_text(str(repository) + "\n")
+        pooled = new_branch and claim is not None and claim.member is not None
+        if pooled and self._claim_sync(repo, claim, path, name, base):
+            log.info("created worktree %s (branch %s at %s) from the pool", path, name, base[:12])
+            return WorktreeInfo(path, name, repository, base, created=True, branch_created=True, pooled=True)
         args = ["worktree", "add", "--quiet"]
         args += ["-b", name, "--", str(path), base] if new_branch else ["--", str(path), name]
         try:
@@ -318,6 +410,38 @@ class Worktrees:
             raise FailedPrecondition(f"git worktree add failed for {name}: {_git_error(exc)}") from None
         log.info("created worktree %s (branch %s at %s)", path, name, base[:12])
         return WorktreeInfo(path, name, repository, base, created=True, branch_created=new_branch)
+
+    def _claim_sync(self, repo: git.Repo, claim: _Claim, path: Path, name: str, base: str) -> bool:
+        """Move the pooled worktree to `path` and start branch `name` at `base` in it.
+
+        Both steps take milliseconds at any repository size: the move is a rename, and
+        `checkout -b` at the worktree's own commit touches no files (at another commit
+        only the files that differ). False (and the pool member back in place or gone)
+        when git refuses; the caller then falls back to `git worktree add`.
+        """
+        member = claim.member
+        assert member is not None
+        try:
+            _run(repo, "worktree", "move", "--", str(member.path), str(path))
+        except git.GitCommandError as exc:
+            # e.g. "working trees containing submodules cannot be moved": never will be.
+            claim.state, claim.reason = "refused", _git_error(exc)
+            return False
+        args = ["-C", str(path), "checkout", "--quiet", "-b", name]
+        if member.commit != base:
+            args.append(base)
+        try:
+            _run(repo, *args)
+        except git.GitCommandError as exc:
+            log.info("pooled worktree not usable for %s: %s", name, _git_error(exc))
+            try:
+                _run(repo, "worktree", "move", "--", str(path), str(member.path))
+            except git.GitCommandError:
+                claim.state = "lost"
+                self._undo(repo, path, None)
+            return False
+        claim.state = "used"
+        return True
 
     @staticmethod
     def _undo(repo: git.Repo, path: Path, branch: str | None) -> None:
@@ -429,8 +553,9 @@ class Worktrees:
         return await asyncio.to_thread(version)
 
     async def close(self) -> None:
-        """Refuse further operations and wait for running ones to finish. Idempotent."""
+        """Refuse further operations, wait for running ones, remove pooled worktrees. Idempotent."""
         self._closed = True
         for lock in list(self._locks.values()):
             async with lock:
                 pass
+        await self.pool.close()
