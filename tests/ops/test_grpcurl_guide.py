@@ -131,7 +131,7 @@ def _check(cmd: Command, result: Result, repo: Path) -> None:
         pytest.fail(f"the README has a grpcurl command this test has no check for: {cmd.line}")
 
 
-def _run_guide(client, lines: list[str], variables: dict[str, str], repo: Path) -> list[str]:
+def _run_guide(client, lines: list[str], variables: dict[str, str], repo: Path, daemon) -> list[str]:
     done = []
     for line in lines:
         cmd = parse_command(line, variables)
@@ -143,7 +143,9 @@ def _run_guide(client, lines: list[str], variables: dict[str, str], repo: Path) 
             result = client.run(cmd, until=until, timeout=90)
             _check(cmd, result, repo)
         except Exception as exc:
-            raise AssertionError(f"README command failed with {client.name}: {line}\n{exc}") from exc
+            raise AssertionError(
+                f"README command failed with {client.name}: {line}\n{exc}\ndaemon log:\n{daemon.log_text()[-4000:]}"
+            ) from exc
         done.append(line)
     return done
 
@@ -164,7 +166,7 @@ def test_every_unix_socket_grpcurl_command_in_the_readme_works(client, tmp_path:
     repo = make_repo(tmp_path / "repo")
     daemon = start_daemon(tmp_path, config={"providers": {"claude_code": claude_provider}})
     try:
-        done = _run_guide(client, UNIX, {"SOCK": str(daemon.socket_path), "REPO": str(repo)}, repo)
+        done = _run_guide(client, UNIX, {"SOCK": str(daemon.socket_path), "REPO": str(repo)}, repo, daemon)
     finally:
         assert daemon.stop() == 0, daemon.log_text()[-3000:]
     assert done == UNIX
@@ -179,7 +181,7 @@ def test_every_tls_grpcurl_command_in_the_readme_works(client, tmp_path: Path, c
     try:
         assert daemon.tcp_port, daemon.log_text()[-2000:]
         variables = {"ADDR": f"localhost:{daemon.tcp_port}", "TOKEN": TOKEN, "CA": str(cert), "REPO": str(repo)}
-        done = _run_guide(client, TLS, variables, repo)
+        done = _run_guide(client, TLS, variables, repo, daemon)
     finally:
         assert daemon.stop() == 0, daemon.log_text()[-3000:]
     assert done == TLS
