@@ -5,14 +5,20 @@ Area-specific fixtures live in tests/support modules (load them with `pytest_plu
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+
+# gRPC's fork handlers crash a fraction of forked children (agent CLIs die with SIGSEGV
+# before exec) while gRPC threads are busy; this must be set before grpc is imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path
 
-import pytest
+import pytest  # noqa: E402
 
-from daemon.config import ProviderConfig
-from tests.support.agents import claude_provider_config, codex_provider_config
-from tests.support.model_server import ModelServer
+from daemon.config import ProviderConfig  # noqa: E402
+from tests.support.agents import claude_provider_config, codex_provider_config  # noqa: E402
+from tests.support.model_server import ModelServer  # noqa: E402
 
 
 @pytest.fixture
