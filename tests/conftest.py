@@ -11,14 +11,14 @@ import os
 # before exec) while gRPC threads are busy; this must be set before grpc is imported.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Iterator
 from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from daemon.config import ProviderConfig  # noqa: E402
-from tests.support.agents import claude_provider_config, codex_provider_config  # noqa: E402
-from tests.support.model_server import ModelServer  # noqa: E402
+from daemon.config import ProviderConfig
+from tests.support.agents import claude_provider_config, codex_provider_config
+from tests.support.model_server import ModelServer
 
 
 @pytest.fixture
