@@ -30,12 +30,12 @@ async def wait_messages(
     client: httpx.AsyncClient, sid: str, predicate: Callable[[list[dict]], bool], *, timeout: float = 60.0,
     what: str = "messages",
 ) -> list[dict]:
-    """Poll GET /api/sessions/{sid}/messages until predicate(messages) holds; returns the messages."""
+    """Poll GET /api/sessions/{sid}/messages (the agent's events: seq > 0) until predicate(messages) holds."""
     seen: list[dict] = []
 
     async def check() -> list[dict] | None:
         nonlocal seen
-        r = await client.get(f"/api/sessions/{sid}/messages", params={"limit": 1000})
+        r = await client.get(f"/api/sessions/{sid}/messages", params={"limit": 1000, "after_seq": 0})
         assert r.status_code == 200, r.text
         seen = r.json()["messages"]
         return seen if predicate(seen) else None
@@ -43,16 +43,17 @@ async def wait_messages(
     try:
         return await poll(check, timeout=timeout, what=what)
     except AssertionError as err:
-        summary = [(m["seq"], m["role"], m["content"].get("type"), str(m["content"].get("text"))[:80]) for m in seen]
+        summary = [(m["seq"], m["role"], m["content"].get("type"), str(m["content"].get("text") or m["content"].get("message"))[:300]) for m in seen[-30:]]
         raise AssertionError(f"{err}; messages so far: {summary}") from None
 
 
 async def read_sse(
     client: httpx.AsyncClient, path: str, count: int, *, headers: dict[str, str] | None = None,
     timeout: float = 30.0, on_open: Callable[[], Awaitable[None]] | None = None,
+    until: Callable[[list[tuple[int, dict]]], bool] | None = None,
 ) -> tuple[list[tuple[int, dict]], int]:
-    """Read `count` SSE events from `path` → ([(id, data)], comment lines seen). `on_open` runs once the
-    stream is connected (to trigger live events)."""
+    """Read SSE events from `path` until `count` arrived (or `until(events)` holds) → ([(id, data)],
+    comment lines seen). `on_open` runs once the stream is connected (to trigger live events)."""
     events: list[tuple[int, dict]] = []
     comments = 0
 
@@ -78,7 +79,7 @@ async def read_sse(
                     assert ev_id is not None
                     events.append((ev_id, json.loads(data)))
                     ev_id, data = None, None
-                    if len(events) >= count:
+                    if (until is not None and until(events)) or (until is None and len(events) >= count):
                         return
 
     try:
