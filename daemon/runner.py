@@ -15,6 +15,7 @@ import signal
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 
 from daemon.agents.base import AgentAdapter, AgentEvent, TurnSpec
 from daemon.errors import FailedPrecondition
@@ -101,6 +102,8 @@ class AgentRunner:
         if self._started:
             raise FailedPrecondition("agent already started")
         self.adapter.resolve_binary()  # fail here, before anything runs
+        if not Path(self.spec.cwd).is_dir():
+            raise FailedPrecondition(f"working directory does not exist: {self.spec.cwd}")
         if self.adapter.persistent:
             await self._spawn(self.spec, stdin=True)
             self._started = True

@@ -190,3 +190,15 @@ async def test_a_failing_event_callback_ends_the_agent_and_reports_why(tmp_path)
     assert code == -signal.SIGKILL and "store is down" in error
     assert not runner.running
     await poll_until(lambda: live_group_members(pid) == [], 10, "the process group to be gone")
+
+
+@pytest.mark.parametrize("provider", ["claude_code", "codex"])
+async def test_missing_working_directory_fails_start_naming_it(tmp_path, provider):
+    sink = EventSink()
+    gone = tmp_path / "no-such-worktree"
+    config = ProviderConfig(name=provider, binary=str(FAKE_AGENT), env={"FAKE_AGENT_MODE": "claude-echo"})
+    runner = AgentRunner(adapter_for(provider, config), TurnSpec(cwd=gone, prompt="hi"),
+                         on_event=sink.on_event, on_exit=sink.on_exit)
+    with pytest.raises(FailedPrecondition, match=str(gone)):
+        await runner.start()
+    assert not runner.running and sink.events == [] and sink.exits == []
