@@ -12,17 +12,35 @@ __all__ = ["main", "serve", "create_token_command", "migrate_command"]
 
 
 def serve(config: ControlPlaneConfig) -> None:
-    """Run the API under uvicorn on uvloop until SIGINT/SIGTERM."""
+    """Run the API under uvicorn on uvloop until SIGINT/SIGTERM (then exit 0 after a graceful shutdown)."""
+    import contextlib
+    import signal
+
     import uvicorn
 
     from controlplane.app import create_app
     from controlplane.logs import configure_logging
 
+    class _Server(uvicorn.Server):
+        # uvicorn re-raises the signal after shutting down (exit -15); we want a plain, clean exit.
+        @contextlib.contextmanager
+        def capture_signals(self):  # noqa: ANN202
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
     configure_logging(config.log_format)
-    uvicorn.run(
-        create_app(config), host=config.host, port=config.port, loop="uvloop", log_config=None,
-        proxy_headers=False, ws="none", timeout_graceful_shutdown=5,
-    )
+    _Server(
+        uvicorn.Config(
+            create_app(config), host=config.host, port=config.port, loop="uvloop", log_config=None,
+            proxy_headers=False, ws="none", timeout_graceful_shutdown=5,
+        )
+    ).run()
 
 
 async def _create_token(config: ControlPlaneConfig, owner: str, is_admin: bool, name: str | None) -> str:
