@@ -201,5 +201,11 @@ def test_the_printed_curl_line_launches_a_session_with_the_real_claude(tmp_path,
         msgs = _api(facts, "GET", f"/api/sessions/{session_id}/messages").json()["messages"]
         return [m for m in msgs if m["role"] == "assistant" and "Say hello" in (m["content"].get("text") or "")]
 
-    _wait(replied, 90, "the agent's answer stored as a message")
+    try:
+        _wait(replied, 90, "the agent's answer stored as a message")
+    except TimeoutError as exc:
+        detail = _api(facts, "GET", f"/api/sessions/{session_id}").text
+        logs = home / "logs"
+        tails = {p.name: p.read_text(errors="replace")[-3000:] for p in logs.glob("*.log")}
+        raise AssertionError(f"{exc}\nsession: {detail}\nlogs: {json.dumps(tails, indent=1)}") from exc
     assert run.interrupt() == 0, run.output()
