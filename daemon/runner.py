@@ -26,6 +26,8 @@ STDERR_TAIL_BYTES = 8192
 # A per-turn agent that ignores SIGINT this long gets SIGKILL.
 INTERRUPT_ESCALATE_SECONDS = 5.0
 _log = logging.getLogger(__name__)
+# How long stop() waits for a dead agent's output to end.
+_READ_DRAIN_SECONDS = 5.0
 _LINE_LIMIT = 64 * 1024 * 1024  # claude prints whole tool results (file contents) on one line
 
 OnEvent = Callable[[AgentEvent], Awaitable[None]]
@@ -161,10 +163,18 @@ class AgentRunner:
                 pass
             # Whatever is left of the group (tool subprocesses included) goes now.
             proc.signal_group(signal.SIGKILL)
-            await proc.process.wait()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._last_code = await proc.process.wait()
+        task = self._task
+        if task is not None and not task.done():
+            # The output ends soon after the group is gone, unless something that escaped the
+            # group (its own session) still holds the pipe: then stop reading it.
+            done, _ = await asyncio.wait({task}, timeout=_READ_DRAIN_SECONDS)
+            if not done:
+                task.cancel()
+                await asyncio.wait({task})
+                transport = getattr(proc.process, "_transport", None) if proc is not None else None
+                if transport is not None:
+                    transport.close()
         if self._escalation is not None:
             self._escalation.cancel()
             with contextlib.suppress(asyncio.CancelledError):

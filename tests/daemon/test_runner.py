@@ -202,3 +202,19 @@ async def test_missing_working_directory_fails_start_naming_it(tmp_path, provide
     with pytest.raises(FailedPrecondition, match=str(gone)):
         await runner.start()
     assert not runner.running and sink.events == [] and sink.exits == []
+
+
+async def test_stop_returns_even_when_an_escaped_child_holds_the_output_open(make_runner, tmp_path):
+    pidfile = tmp_path / "escaped.pid"
+    fds_before = set(os.listdir("/proc/self/fd"))
+    runner, sink = make_runner("claude_code", "claude-escape", FAKE_AGENT_PIDFILE=str(pidfile))
+    await runner.start()
+    await sink.wait_turns(1, timeout=20)
+    await poll_until(pidfile.exists, 10, "the escaped child's pid file")
+    escaped = int(pidfile.read_text())
+    try:
+        code = await runner.stop(grace=0.5)
+        assert code is not None and sink.exits == [(code, None)] and not runner.running
+        await poll_until(lambda: set(os.listdir("/proc/self/fd")) <= fds_before, 10, "no new open fds")
+    finally:
+        os.kill(escaped, signal.SIGKILL)  # it left our process group on purpose; end it here

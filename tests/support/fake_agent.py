@@ -2,7 +2,7 @@
 """A fake agent CLI for runner edge cases only (crashes, stubborn processes, junk output).
 
 Speaks just enough claude stream-json or codex --json; FAKE_AGENT_MODE picks the behaviour:
-claude-echo, claude-crash, claude-stubborn, claude-junk, codex-echo, codex-exit.
+claude-echo, claude-crash, claude-stubborn, claude-escape, claude-junk, codex-echo, codex-exit.
 """
 
 import json
@@ -31,6 +31,11 @@ def claude():
     if MODE == "claude-stubborn":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         child = subprocess.Popen(["sleep", "300"])
+        with open(os.environ["FAKE_AGENT_PIDFILE"], "w") as f:
+            f.write(str(child.pid))
+    if MODE == "claude-escape":
+        # A child in a session of its own keeps our stdout open after we are gone.
+        child = subprocess.Popen(["sleep", "300"], start_new_session=True)
         with open(os.environ["FAKE_AGENT_PIDFILE"], "w") as f:
             f.write(str(child.pid))
     for line in sys.stdin:
