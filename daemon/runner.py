@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -185,6 +186,7 @@ class AgentRunner:
     # -- internals -------------------------------------------------------------------------------
 
     async def _spawn(self, spec: TurnSpec, *, stdin: bool) -> _Proc:
+        _warn_if_grpc_forks()
         argv = self.adapter.argv(spec)
         try:
             process = await asyncio.create_subprocess_exec(
@@ -311,6 +313,20 @@ class AgentRunner:
         self._exited = True
         self._queue.clear()
         await self._on_exit(self._last_code, error)
+
+
+_fork_warning_given = False
+
+
+def _warn_if_grpc_forks() -> None:
+    """gRPC's fork handlers crash some forked children (SIGSEGV before exec) while its threads
+    are busy; the daemon must set GRPC_ENABLE_FORK_SUPPORT=false before importing grpc."""
+    global _fork_warning_given
+    if _fork_warning_given or "grpc" not in sys.modules:
+        return
+    if os.environ.get("GRPC_ENABLE_FORK_SUPPORT", "").lower() not in ("0", "false", "no"):
+        _fork_warning_given = True
+        _log.warning("GRPC_ENABLE_FORK_SUPPORT is not false: agent processes may crash at start")
 
 
 def _tail(proc: _Proc) -> str:
