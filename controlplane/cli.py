@@ -557,6 +557,14 @@ def cmd_health(client: Client, out: Output, a: argparse.Namespace) -> None:
     out.result(client.request("GET", "/health"), "Control plane")
 
 
+def cmd_metrics(client: Client, out: Output, a: argparse.Namespace) -> None:
+    text = client.request("GET", "/metrics")
+    if out.as_json:
+        out.json({"metrics": text})
+    else:
+        sys.stdout.write(text if isinstance(text, str) else json.dumps(text))
+
+
 # --- parser -------------------------------------------------------------------------------------
 
 
@@ -705,6 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--after", type=int, help="start after this seq (default: from the beginning)")
     sp.add_argument("--max-events", type=int, help="stop after this many events")
     add(sub, "health", cmd_health, "check the control plane answers")
+    add(sub, "metrics", cmd_metrics, "print the control plane's Prometheus metrics")
     return p
 
 

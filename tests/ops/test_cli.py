@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ class Stack:
     config_path: Path
     repo: Path
     admin_token: str
+    calls: list[tuple[str, str]]  # (method, path) of every request the CLI sent
 
     @property
     def url(self) -> str:
@@ -63,7 +65,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
         assert done.returncode == 0, done.stderr
         token = json.loads(done.stdout)["token"]
-        yield Stack(cp, daemon, model, config_path, make_repo(tmp / "repo"), token)
+        calls: list[tuple[str, str]] = []
+        real_send = httpx.Client.send
+
+        def recording_send(self, request, *args, **kwargs):
+            calls.append((request.method, request.url.path))
+            return real_send(self, request, *args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(httpx.Client, "send", recording_send)
+            yield Stack(cp, daemon, model, config_path, make_repo(tmp / "repo"), token, calls)
     finally:
         if cp is not None:
             cp.stop()
@@ -274,3 +285,25 @@ def test_help_lists_every_command():
                     "resume", "stop", "delete", "send", "messages", "tail", "health"):
         assert command in done.stdout
     assert os.path.basename(sys.executable)
+
+
+def test_health_and_metrics_commands(berth, stack):
+    assert berth("--json", "health") == {"status": "ok"}
+    _, out, _ = berth("metrics")
+    assert "berth_cp_sessions" in out
+
+
+def test_zz_the_cli_drove_every_rest_endpoint_of_the_openapi_document(stack, request):
+    """Runs last: every operation in the live /openapi.json was called by a CLI command in this module."""
+    module_tests = [n for n in dir(request.module) if n.startswith("test_")]
+    selected = [i for i in request.session.items if i.module is request.module]
+    if len(selected) < len(module_tests):
+        pytest.skip("endpoint coverage needs the whole module")
+    spec = httpx.get(stack.url + "/openapi.json", timeout=30).json()
+    missing = []
+    for path, ops in spec["paths"].items():
+        pattern = re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path)) + "$")
+        for method in ops:
+            if not any(m == method.upper() and pattern.match(p) for m, p in stack.calls):
+                missing.append(f"{method.upper()} {path}")
+    assert not missing, f"no berth command called: {missing}"
