@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["main", "build_parser", "Client", "CliError", "resolve_target", "run_facts", "iter_sse"]
+__all__ = ["CliError", "Client", "build_parser", "iter_sse", "main", "resolve_target", "run_facts"]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 STATUS_STYLES = {"created": "cyan", "active": "green", "paused": "yellow", "completed": "blue", "failed": "red"}
@@ -95,20 +95,22 @@ class Client:
             headers["Last-Event-ID"] = str(after_seq)
         timeout = httpx.Timeout(self.timeout, read=None)
         try:
-            with httpx.Client(base_url=self.url, timeout=timeout) as http:
-                with http.stream("GET", f"/api/sessions/{session_id}/events", headers=headers) as resp:
-                    if resp.status_code >= 400:
-                        resp.read()
-                        try:
-                            data = resp.json()
-                        except ValueError:
-                            data = resp.text
-                        raise CliError(
-                            f"GET /api/sessions/{session_id}/events → HTTP {resp.status_code}: {_describe_error(data)}",
-                            data,
-                            resp.status_code,
-                        )
-                    yield from iter_sse(resp.iter_lines())
+            with (
+                httpx.Client(base_url=self.url, timeout=timeout) as http,
+                http.stream("GET", f"/api/sessions/{session_id}/events", headers=headers) as resp,
+            ):
+                if resp.status_code >= 400:
+                    resp.read()
+                    try:
+                        data = resp.json()
+                    except ValueError:
+                        data = resp.text
+                    raise CliError(
+                        f"GET /api/sessions/{session_id}/events → HTTP {resp.status_code}: {_describe_error(data)}",
+                        data,
+                        resp.status_code,
+                    )
+                yield from iter_sse(resp.iter_lines())
         except httpx.HTTPError as exc:
             raise CliError(f"event stream from {self.url} ended: {exc}") from exc
 
@@ -132,7 +134,7 @@ def iter_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
         if line.startswith(":"):
             continue  # keep-alive comment
         field, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
+        value = value.removeprefix(" ")
         if field == "data":
             data.append(value)
         elif field in ("id", "event"):
@@ -321,7 +323,7 @@ def cmd_token_bootstrap(client: Client, out: Output, a: argparse.Namespace) -> N
     if a.config:
         argv += ["--config", a.config]
     argv += ["create-token", "--owner", a.owner, "--admin"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         raise CliError(f"create-token failed: {done.stderr.strip() or done.stdout.strip()}")
     token = done.stdout.strip().splitlines()[-1].strip() if done.stdout.strip() else ""
@@ -541,10 +543,8 @@ def cmd_messages(client: Client, out: Output, a: argparse.Namespace) -> None:
 
 
 def _tail(client: Client, out: Output, session_id: str, after: int | None, max_events: int | None) -> None:
-    seen = 0
-    for record in client.stream_events(session_id, after):
+    for seen, record in enumerate(client.stream_events(session_id, after), 1):
         out.event(record)
-        seen += 1
         if max_events is not None and seen >= max_events:
             return
 

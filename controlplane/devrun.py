@@ -26,7 +26,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 
-__all__ = ["main", "DevRun", "socket_path_for", "find_agents"]
+__all__ = ["DevRun", "find_agents", "main", "socket_path_for"]
 
 SOCKET_LIMIT = 100  # bytes; sun_path holds 107 plus NUL, keep a margin
 MACHINE_NAME = "local"
@@ -146,7 +146,8 @@ class DevRun:
                 stderr=subprocess.STDOUT,
                 env=_child_env(),
                 start_new_session=True,  # Ctrl-C reaches devrun only; it stops the children in order
-                preexec_fn=_set_pdeathsig,
+                # devrun spawns both children before it starts any thread (see main), so this is safe.
+                preexec_fn=_set_pdeathsig,  # noqa: PLW1509
             )
         child = Child(name, proc, log_path)
         self.children.append(child)
@@ -235,7 +236,7 @@ class DevRun:
                 return previous
         done = subprocess.run(
             [sys.executable, "-m", "controlplane", "--config", str(cp_config), "create-token", "--owner", "admin", "--admin"],
-            capture_output=True,
+            check=False, capture_output=True,
             text=True,
             env=_child_env(),
             timeout=120,
@@ -293,8 +294,8 @@ def _child_env() -> dict[str, str]:
 
 def demo_repository(home: Path) -> Path:
     """The git repository sessions work in: the current one, else a small demo repo in $BERTH_HOME."""
-    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True)
-    head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], capture_output=True, text=True)
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], check=False, capture_output=True, text=True)
+    head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], check=False, capture_output=True, text=True)
     if top.returncode == 0 and top.stdout.strip() and head.returncode == 0:  # a repo with a commit
         return Path(top.stdout.strip()).resolve()
     demo = home / "demo-repo"
@@ -303,7 +304,9 @@ def demo_repository(home: Path) -> Path:
         (demo / "README.md").write_text("# Demo repository\n\nCreated by `make run` for Berth's agents to work in.\n")
         git = ["git", "-C", str(demo), "-c", "user.name=Berth", "-c", "user.email=berth@localhost"]
         for args in (["init", "-q", "-b", "main"], ["add", "README.md"], ["commit", "-q", "-m", "Demo repository"]):
-            subprocess.run([*git, *args], check=True, capture_output=True)
+            done = subprocess.run([*git, *args], check=False, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise DevRunError(f"creating the demo repository failed: git {' '.join(args)}: {done.stderr.strip()}")
     return demo.resolve()
 
 

@@ -25,7 +25,7 @@ import grpc
 from google.protobuf import descriptor_pool, json_format, message_factory
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-__all__ = ["Command", "Result", "readme_grpcurl_commands", "ReflectionGrpcurl", "BinaryGrpcurl"]
+__all__ = ["BinaryGrpcurl", "Command", "ReflectionGrpcurl", "Result", "readme_grpcurl_commands"]
 
 
 @dataclass
@@ -220,7 +220,7 @@ class ReflectionGrpcurl:
         response_cls = message_factory.GetMessageClass(method.output_type)
         request = json_format.Parse(cmd.data or "{}", request_cls())
         path = f"/{service_name}/{method_name}"
-        to_doc = lambda m: json_format.MessageToDict(m, preserving_proto_field_name=True)  # noqa: E731 - as grpcurl
+        to_doc = lambda m: json_format.MessageToDict(m, preserving_proto_field_name=True)
         if method.client_streaming:
             raise NotImplementedError("client streaming is not in the guide")
         if not method.server_streaming:
@@ -273,8 +273,7 @@ class BinaryGrpcurl:
 
         def pump() -> None:
             assert proc.stdout is not None
-            for chunk in iter(lambda: proc.stdout.read1(65536), b""):
-                chunks.append(chunk)
+            chunks.extend(iter(lambda: proc.stdout.read1(65536), b""))
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()

@@ -11,13 +11,13 @@ import sysconfig
 from pathlib import Path
 
 __all__ = [
-    "REPO",
     "INSTALL_SCRIPT",
-    "scripts_dir",
-    "run_install",
-    "parse_unit",
-    "free_port",
+    "REPO",
     "child_env",
+    "free_port",
+    "parse_unit",
+    "run_install",
+    "scripts_dir",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def run_install(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     """Run scripts/install-daemon.sh with args (never through a shell)."""
     bash = shutil.which("bash") or "/bin/bash"
     return subprocess.run(
-        [bash, str(INSTALL_SCRIPT), *args], capture_output=True, text=True, env=env or child_env(), timeout=60
+        [bash, str(INSTALL_SCRIPT), *args], check=False, capture_output=True, text=True, env=env or child_env(), timeout=60
     )
 
 

@@ -61,7 +61,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # The first admin token, the way an operator makes it: `berth token bootstrap`.
         done = subprocess.run(
             [sys.executable, "-m", "controlplane.cli", "--json", "token", "bootstrap", "--config", str(config_path)],
-            capture_output=True, text=True, env=child_env(), timeout=120,
+            check=False, capture_output=True, text=True, env=child_env(), timeout=120,
         )
         assert done.returncode == 0, done.stderr
         token = json.loads(done.stdout)["token"]
@@ -138,7 +138,7 @@ def test_machine_add_list_show_update_remove(berth, stack, tmp_path):
     assert berth("--json", "machine", "show", m["id"])["name"] == "box"
     assert berth("--json", "machine", "update", m["id"], "--name", "box2")["name"] == "box2"
     berth("--json", "machine", "remove", m["id"])
-    code, _, err = berth("machine", "show", m["id"], ok=False)
+    _code, _, err = berth("machine", "show", m["id"], ok=False)
     assert "HTTP 404" in err
 
 
@@ -163,7 +163,7 @@ def test_bad_input_exits_1_with_the_field_named(berth, stack):
 
 def test_owner_tokens_cannot_manage_machines(berth, stack):
     owner = berth("--json", "token", "create", "--owner", "dave")
-    code, _, err = berth("machine", "add", "x", "unix:/tmp/x.sock", token=owner["token"], ok=False)
+    _code, _, err = berth("machine", "add", "x", "unix:/tmp/x.sock", token=owner["token"], ok=False)
     assert "HTTP 403" in err
 
 
@@ -190,7 +190,7 @@ def test_url_and_token_come_from_berth_home_run_json(stack, tmp_path, monkeypatc
 
 def test_console_script_runs_with_env_settings(stack):
     env = child_env(BERTH_URL=stack.url, BERTH_TOKEN=stack.admin_token, BERTH_HOME="/nonexistent")
-    done = subprocess.run([sys.executable, "-m", "controlplane.cli", "--json", "health"], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "controlplane.cli", "--json", "health"], check=False, capture_output=True,
                           text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"status": "ok"}
@@ -229,7 +229,7 @@ def test_session_lifecycle_launch_tail_send_pause_resume_stop_delete(berth, stac
 
     assert berth("--json", "sessions", "list", "--status", "active")["sessions"][0]["id"] == sid
     assert berth("--json", "pause", sid)["status"] == "paused"
-    code, _, err = berth("send", sid, "are you there?", ok=False)
+    _, _, err = berth("send", sid, "are you there?", ok=False)
     assert "HTTP 409" in err
     assert berth("--json", "resume", sid)["status"] == "active"
     assert berth("--json", "update", sid, "--data", '{"notes": "reviewed"}')["data"]["notes"] == "reviewed"
@@ -237,7 +237,7 @@ def test_session_lifecycle_launch_tail_send_pause_resume_stop_delete(berth, stac
     assert shown["id"] == sid and shown["message_count"] >= 4
     assert berth("--json", "stop", sid)["status"] == "completed"
     berth("--json", "delete", sid)
-    code, _, err = berth("show", sid, ok=False)
+    _code, _, err = berth("show", sid, ok=False)
     assert "HTTP 404" in err
 
 
@@ -279,7 +279,7 @@ def test_unreachable_control_plane_is_a_clear_error(capsys, monkeypatch, tmp_pat
 
 
 def test_help_lists_every_command():
-    done = subprocess.run([sys.executable, "-m", "controlplane.cli", "--help"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "controlplane.cli", "--help"], check=False, capture_output=True, text=True,
                           env=child_env(), timeout=60)
     for command in ("token", "machine", "workspace", "launch", "import", "sessions", "show", "update", "pause",
                     "resume", "stop", "delete", "send", "messages", "tail", "health"):

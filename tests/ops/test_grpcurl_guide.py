@@ -52,7 +52,7 @@ CLIENTS = [
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -138,7 +138,7 @@ def _run_guide(client, lines: list[str], variables: dict[str, str], repo: Path, 
         until = None
         if cmd.method == "berth.daemon.v1.DaemonService/StreamEvents" and not (cmd.data and "history_only" in cmd.data):
             # The live stream follows until Ctrl-C: stop once the follow-up's answer arrived.
-            until = lambda docs: _saw_reply(docs, "Now say goodbye")  # noqa: E731
+            until = lambda docs: _saw_reply(docs, "Now say goodbye")
         try:
             result = client.run(cmd, until=until, timeout=90)
             _check(cmd, result, repo)
