@@ -307,3 +307,28 @@ def test_zz_the_cli_drove_every_rest_endpoint_of_the_openapi_document(stack, req
             if not any(m == method.upper() and pattern.match(p) for m, p in stack.calls):
                 missing.append(f"{method.upper()} {path}")
     assert not missing, f"no berth command called: {missing}"
+
+
+def test_every_berth_command_in_the_readme_parses():
+    """The README's CLI examples use real subcommands and options."""
+    import shlex
+
+    from controlplane.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    lines = [line.split(" #", 1)[0].strip() for line in readme.splitlines()]
+    commands = [
+        part.strip()
+        for line in lines
+        if line.startswith(("berth ", ".venv/bin/berth "))
+        for part in line.split(" ; ")
+    ]
+    assert len(commands) >= 15
+    parser = build_parser()
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:
+            raise AssertionError(f"README command does not parse: {command}") from exc
+        assert callable(args.func), command
