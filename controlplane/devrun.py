@@ -286,6 +286,8 @@ def _items(data: Any, key: str) -> list[dict[str, Any]]:
 
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
+    # gRPC's fork handlers can crash the daemon's forked agent children before they exec.
+    env.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     repo = Path(__file__).resolve().parents[1]
     extra = [str(repo), str(repo / "proto")]
     env["PYTHONPATH"] = os.pathsep.join(extra + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))

@@ -102,6 +102,7 @@ def test_daemon_units_notify_keep_agents_on_restart_and_leave_home_alone(unit: P
     # Agents work in the user's repositories.
     assert "ProtectHome" not in service and "PrivateTmp" not in service
     assert "--config" in service["ExecStart"]
+    assert service["Environment"] == "GRPC_ENABLE_FORK_SUPPORT=false"
 
 
 def test_system_daemon_unit_runs_as_the_instance_user():
