@@ -8,7 +8,7 @@ import sys
 
 from controlplane.config import ControlPlaneConfig, load_config
 
-__all__ = ["main", "serve", "create_token_command", "migrate_command"]
+__all__ = ["create_token_command", "main", "migrate_command", "serve"]
 
 
 def serve(config: ControlPlaneConfig) -> None:
@@ -24,7 +24,7 @@ def serve(config: ControlPlaneConfig) -> None:
     class _Server(uvicorn.Server):
         # uvicorn re-raises the signal after shutting down (exit -15); we want a plain, clean exit.
         @contextlib.contextmanager
-        def capture_signals(self):  # noqa: ANN202
+        def capture_signals(self):
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.handle_exit, sig, None)

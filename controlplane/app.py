@@ -22,7 +22,7 @@ from controlplane.ingest import Broker, IngestManager
 from controlplane.logs import RequestIdMiddleware
 from controlplane.metrics import CONTENT_TYPE_LATEST, Metrics
 
-__all__ = ["create_app", "BodyLimitMiddleware"]
+__all__ = ["BodyLimitMiddleware", "create_app"]
 
 log = logging.getLogger("controlplane")
 

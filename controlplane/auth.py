@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.db.models import Token, new_id
 
-__all__ = ["Principal", "hash_token", "generate_token", "create_token", "current_principal", "require_admin"]
+__all__ = ["Principal", "create_token", "current_principal", "generate_token", "hash_token", "require_admin"]
 
 TOKEN_PREFIX = "berth_"
 
@@ -69,7 +70,7 @@ async def current_principal(request: Request) -> Principal:
     return principal
 
 
-async def require_admin(principal: Principal = Depends(current_principal)) -> Principal:
+async def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """Like current_principal, but only admin tokens pass (others get 403)."""
     if not principal.is_admin:
         raise HTTPException(status_code=403, detail="this endpoint needs an admin token")

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 from google.protobuf import json_format, struct_pb2
 
-from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 from controlplane.metrics import Metrics
 
 __all__ = ["DaemonCallError", "DaemonClient", "DaemonPool", "MachineTarget", "to_plain", "to_struct"]
@@ -30,7 +30,7 @@ _HTTP_FOR_CODE = {
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
     grpc.StatusCode.CANCELLED: 502,
 }
-_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.S)
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.DOTALL)
 _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
@@ -54,7 +54,7 @@ class DaemonCallError(Exception):
         self.field = field
 
     @classmethod
-    def from_rpc_error(cls, method: str, err: grpc.aio.AioRpcError | grpc.RpcError) -> "DaemonCallError":
+    def from_rpc_error(cls, method: str, err: grpc.aio.AioRpcError | grpc.RpcError) -> DaemonCallError:
         code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
         details = (err.details() if hasattr(err, "details") else None) or str(code)
         http = _HTTP_FOR_CODE.get(code, 502)

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
+from berth.daemon.v1 import daemon_pb2
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from berth.daemon.v1 import daemon_pb2
 from controlplane.daemons import DaemonCallError, DaemonPool, MachineTarget, message_to_dict
 from controlplane.db.models import AgentSession, Machine, Message, new_id, utcnow
 from controlplane.metrics import Metrics
@@ -38,8 +38,8 @@ def parse_time(value: str | None) -> datetime:
     """RFC 3339 → aware datetime; now when missing or unreadable."""
     if value:
         try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+            dt = datetime.fromisoformat(value)
+            return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
         except ValueError:
             pass
     return utcnow()
@@ -47,7 +47,7 @@ def parse_time(value: str | None) -> datetime:
 
 def _iso(dt: datetime) -> str:
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.isoformat().replace("+00:00", "Z")
 
 
@@ -67,7 +67,7 @@ def message_json(m: Message) -> dict[str, Any]:
 class Broker:
     """In-process fan-out of newly stored messages to SSE subscribers, per session."""
 
-    RESYNC = {"resync": True}
+    RESYNC: ClassVar[dict[str, Any]] = {"resync": True}
 
     def __init__(self, queue_size: int = 1000) -> None:
         self.queue_size = queue_size
@@ -96,7 +96,7 @@ class Broker:
                 q.put_nowait(self.RESYNC)
 
 
-def _insert_for(db: AsyncSession):  # noqa: ANN202
+def _insert_for(db: AsyncSession):
     return pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert
 
 

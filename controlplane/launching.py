@@ -15,12 +15,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from berth.daemon.v1 import daemon_pb2
 from fastapi import HTTPException, Request
 from google.protobuf import json_format
 from sqlalchemy import delete, select, update
 
-from berth.daemon.v1 import daemon_pb2
-from controlplane.api.common import client_for, owned_agent_session, owned_machine, owned_user_session, owned_workspace
+from controlplane.api.common import (
+    client_for,
+    owned_agent_session,
+    owned_machine,
+    owned_user_session,
+    owned_workspace,
+)
 from controlplane.auth import Principal
 from controlplane.daemons import DaemonCallError, message_to_dict, to_struct
 from controlplane.db.models import AgentSession, Machine, Message, UserSession, Workspace, new_id, utcnow
@@ -48,7 +54,7 @@ def _unprocessable(fld: str, msg: str) -> HTTPException:
     return HTTPException(status_code=422, detail=[{"loc": ["body", *fld.split(".")], "msg": msg, "type": "value_error"}])
 
 
-async def transcript_messages(db, session_id: str) -> list[daemon_pb2.TranscriptMessage]:  # noqa: ANN001
+async def transcript_messages(db, session_id: str) -> list[daemon_pb2.TranscriptMessage]:
     """The stored (imported) messages of a session, in order, as TranscriptMessages."""
     rows = (
         await db.execute(select(Message).where(Message.agent_session_id == session_id).order_by(Message.pk))

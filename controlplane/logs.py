@@ -9,7 +9,7 @@ import secrets
 import sys
 import time
 
-__all__ = ["request_id_var", "configure_logging", "RequestIdMiddleware"]
+__all__ = ["RequestIdMiddleware", "configure_logging", "request_id_var"]
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -54,10 +54,10 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
 class RequestIdMiddleware:
     """ASGI middleware: takes X-Request-ID (or makes one), exposes it to logs and echoes it back."""
 
-    def __init__(self, app) -> None:  # noqa: ANN001
+    def __init__(self, app) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -68,7 +68,7 @@ class RequestIdMiddleware:
         rid = rid or secrets.token_hex(8)
         token = request_id_var.set(rid)
 
-        async def send_with_id(message) -> None:  # noqa: ANN001
+        async def send_with_id(message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
                 message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode("latin-1"))]

@@ -14,13 +14,26 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.api.common import (
-    client_for, conflict, field_error, get_db, not_found, owned_machine, owned_workspace,
+    client_for,
+    conflict,
+    field_error,
+    get_db,
+    not_found,
+    owned_machine,
+    owned_workspace,
 )
 from controlplane.auth import Principal, create_token, current_principal, require_admin
 from controlplane.daemons import DaemonCallError, message_to_dict
 from controlplane.db.models import AgentSession, Machine, Token, Workspace, new_id
 from controlplane.schemas import (
-    MachineCreate, MachineOut, MachineUpdate, TokenCreate, TokenCreated, TokenOut, WorkspaceCreate, WorkspaceOut,
+    MachineCreate,
+    MachineOut,
+    MachineUpdate,
+    TokenCreate,
+    TokenCreated,
+    TokenOut,
+    WorkspaceCreate,
+    WorkspaceOut,
     WorkspaceUpdate,
 )
 

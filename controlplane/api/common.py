@@ -14,8 +14,18 @@ from controlplane.daemons import DaemonClient, MachineTarget
 from controlplane.db.models import AgentSession, Machine, Message, UserSession, Workspace
 
 __all__ = [
-    "get_db", "not_found", "conflict", "owned_workspace", "owned_machine", "owned_agent_session",
-    "owned_user_session", "client_for", "message_counts", "session_summary", "session_detail", "field_error",
+    "client_for",
+    "conflict",
+    "field_error",
+    "get_db",
+    "message_counts",
+    "not_found",
+    "owned_agent_session",
+    "owned_machine",
+    "owned_user_session",
+    "owned_workspace",
+    "session_detail",
+    "session_summary",
 ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import insert
 
@@ -23,7 +25,7 @@ router = APIRouter(tags=["import"])
     responses={404: {"description": "Unknown workspace"}, 422: {"description": "Invalid request"}},
 )
 async def import_claude_session(
-    body: ImportClaudeSessionRequest, request: Request, p: Principal = Depends(current_principal)
+    body: ImportClaudeSessionRequest, request: Request, p: Annotated[Principal, Depends(current_principal)]
 ) -> ImportClaudeSessionResponse:
     """Create a user session and a Claude Code agent session holding every message, in one transaction.
     Launch later with the returned agent_session_id (or resume_session_id = claude_session_id)."""

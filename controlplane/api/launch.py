@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
@@ -31,7 +33,7 @@ async def launch_workspace_session(
     workspace_id: str,
     body: LaunchWorkspaceSessionRequest,
     request: Request,
-    p: Principal = Depends(current_principal),
+    p: Annotated[Principal, Depends(current_principal)],
 ) -> JSONResponse:
     """Start (or re-attach to) an agent session on the workspace's machine; answers the daemon's
     acknowledgement with the ids the web app needs in `payload`."""

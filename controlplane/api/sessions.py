@@ -14,7 +14,7 @@ Choices the seed leaves open:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -23,8 +23,16 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.api.common import (
-    client_for, conflict, field_error, get_db, message_counts, owned_agent_session, owned_machine,
-    owned_workspace, session_detail, session_summary,
+    client_for,
+    conflict,
+    field_error,
+    get_db,
+    message_counts,
+    owned_agent_session,
+    owned_machine,
+    owned_workspace,
+    session_detail,
+    session_summary,
 )
 from controlplane.auth import Principal, current_principal
 from controlplane.daemons import DaemonCallError
@@ -32,8 +40,17 @@ from controlplane.db.models import AgentSession, Machine, Message, UserSession, 
 from controlplane.ingest import message_json
 from controlplane.launching import launch_session
 from controlplane.schemas import (
-    AgentId, LaunchWorkspaceSessionRequest, MessageList, SendMessageRequest, SendMessageResponse, SessionCreate,
-    SessionCreated, SessionDetail, SessionList, SessionStatus, SessionUpdate,
+    AgentId,
+    LaunchWorkspaceSessionRequest,
+    MessageList,
+    SendMessageRequest,
+    SendMessageResponse,
+    SessionCreate,
+    SessionCreated,
+    SessionDetail,
+    SessionList,
+    SessionStatus,
+    SessionUpdate,
 )
 
 __all__ = ["router"]
@@ -264,7 +281,7 @@ async def send_message(session_id: str, body: SendMessageRequest, request: Reque
     return {
         "message_id": ack.message_id or message_id,
         "status": "sent",
-        "timestamp": ack.timestamp or datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+        "timestamp": ack.timestamp or datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
 
 

@@ -16,7 +16,7 @@ from controlplane.config import ControlPlaneConfig, from_dict
 from controlplane.db.engine import make_engine, make_sessionmaker, migrate
 from tests.support.controlplane_proc import running_controlplane
 from tests.support.daemon_proc import daemon, daemon_factory  # noqa: F401 - fixtures
-from tests.support.git_repos import make_git_repo, git_repo  # noqa: F401 - fixtures
+from tests.support.git_repos import git_repo, make_git_repo  # noqa: F401 - fixtures
 from tests.support.postgres import PostgresCluster, postgres_cluster  # noqa: F401 - fixture
 
 

@@ -12,19 +12,18 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
-
 from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 
 __all__ = ["FakeDaemon", "serve_fake_daemon"]
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
@@ -57,7 +56,7 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
                 self.sessions[sid].status = status
             self.changed.notify_all()
 
-    async def LaunchSession(self, request, context):  # noqa: N802, ANN001, ANN201
+    async def LaunchSession(self, request, context):
         await self._check("LaunchSession", request, context)
         if self.launch_delay:
             await asyncio.sleep(self.launch_delay)
@@ -82,7 +81,7 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         })
         return resp
 
-    async def SendMessage(self, request, context):  # noqa: N802, ANN001, ANN201
+    async def SendMessage(self, request, context):
         await self._check("SendMessage", request, context)
         s = self.sessions.get(request.agent_session_id)
         if s is None:
@@ -93,7 +92,7 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         await self.emit(s.agent_session_id, "assistant", f"echo: {request.content}")
         return daemon_pb2.SendMessageResponse(message_id=request.message_id or "m-1", status="queued", timestamp=_now())
 
-    async def _set(self, method: str, request, context, status: str):  # noqa: ANN001, ANN202
+    async def _set(self, method: str, request, context, status: str):
         await self._check(method, request, context)
         s = self.sessions.get(request.agent_session_id)
         if s is None:
@@ -101,27 +100,27 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         await self.emit(s.agent_session_id, "system", status, status=status)
         return s
 
-    async def PauseSession(self, request, context):  # noqa: N802, ANN001, ANN201
+    async def PauseSession(self, request, context):
         return await self._set("PauseSession", request, context, "paused")
 
-    async def ResumeSession(self, request, context):  # noqa: N802, ANN001, ANN201
+    async def ResumeSession(self, request, context):
         return await self._set("ResumeSession", request, context, "active")
 
-    async def StopSession(self, request, context):  # noqa: N802, ANN001, ANN201
+    async def StopSession(self, request, context):
         return await self._set("StopSession", request, context, "completed")
 
-    async def GetSession(self, request, context):  # noqa: N802, ANN001, ANN201
+    async def GetSession(self, request, context):
         await self._check("GetSession", request, context)
         return self.sessions[request.agent_session_id]
 
-    async def StreamEvents(self, request, context):  # noqa: N802, ANN001, ANN201
+    async def StreamEvents(self, request, context):
         await self._check("StreamEvents", request, context)
         sid, after = request.agent_session_id, request.after_seq
         self.streams_open += 1
         try:
             while True:
                 async with self.changed:
-                    await self.changed.wait_for(lambda: len(self.events.get(sid, [])) > after)
+                    await self.changed.wait_for(lambda after=after: len(self.events.get(sid, [])) > after)
                     batch = self.events[sid][after:]
                 for ev in batch:
                     yield ev
@@ -129,18 +128,18 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         finally:
             self.streams_open -= 1
 
-    async def ImportTranscript(self, request, context):  # noqa: N802, ANN001, ANN201
+    async def ImportTranscript(self, request, context):
         await self._check("ImportTranscript", request, context)
         return daemon_pb2.ImportTranscriptResponse(
             path=f"/tmp/fake/{request.provider_session_id}.jsonl", worktree_path=f"/tmp/fake-worktrees/{request.worktree_name}",
             branch=request.worktree_name, message_count=len(request.messages), worktree_created=True,
         )
 
-    async def RemoveWorktree(self, request, context):  # noqa: N802, ANN001, ANN201
+    async def RemoveWorktree(self, request, context):
         await self._check("RemoveWorktree", request, context)
         return daemon_pb2.RemoveWorktreeResponse(removed=True, branch="b")
 
-    async def GetMachineInfo(self, request, context):  # noqa: N802, ANN001, ANN201
+    async def GetMachineInfo(self, request, context):
         await self._check("GetMachineInfo", request, context)
         return daemon_pb2.MachineInfo(hostname="fake", daemon_version="0-fake")
 

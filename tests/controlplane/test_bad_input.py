@@ -7,18 +7,18 @@ import pytest
 
 
 @pytest.fixture
-async def alice_ws(cp):  # noqa: ANN001, ANN201
+async def alice_ws(cp):
     alice = await cp.owner("alice")
     m = await cp.machine("unix:/tmp/none.sock", "alice")
     ws = await cp.workspace("/srv/repo", "alice", m["id"])
     return alice, ws
 
 
-def _loc(r) -> list:  # noqa: ANN001
+def _loc(r) -> list:
     return [tuple(e["loc"]) for e in r.json()["detail"]]
 
 
-async def _nothing_written(alice) -> None:  # noqa: ANN001
+async def _nothing_written(alice) -> None:
     listing = (await alice.get("/api/sessions")).json()
     assert listing["total"] == 0 and listing["sessions"] == []
 
@@ -64,7 +64,7 @@ async def test_launch_unknown_ids_are_404_and_write_nothing(cp, alice_ws):
 
 
 async def test_session_api_validation_errors(cp, alice_ws):
-    alice, ws = alice_ws
+    alice, _ws = alice_ws
     r = await alice.post("/api/sessions", json={"agent_id": "GPT"})
     assert r.status_code == 422 and ("body", "agent_id") in _loc(r)
     r = await alice.post("/api/sessions", json={"task_id": "t"})
@@ -92,7 +92,7 @@ async def test_session_api_validation_errors(cp, alice_ws):
 
 
 async def test_invalid_status_transitions_are_409_and_change_nothing(cp, alice_ws):
-    alice, ws = alice_ws
+    alice, _ws = alice_ws
     sid = (await alice.post("/api/sessions", json={"agent_id": "CODEX", "prompt": None})).json()["id"]
     for target in ("paused", "failed"):
         r = await alice.patch(f"/api/sessions/{sid}", json={"status": target, "data": {"x": 1}, "prompt": "p"})
@@ -105,7 +105,7 @@ async def test_invalid_status_transitions_are_409_and_change_nothing(cp, alice_w
 
 
 async def test_message_to_a_session_that_is_not_running_is_409(cp, alice_ws):
-    alice, ws = alice_ws
+    alice, _ws = alice_ws
     sid = (await alice.post("/api/sessions", json={"agent_id": "CLAUDE_CODE"})).json()["id"]
     r = await alice.post(f"/api/sessions/{sid}/message", json={"content": "hello?"})
     assert r.status_code == 409
@@ -136,7 +136,7 @@ async def test_bodies_over_the_limit_are_413_and_write_nothing(controlplane_fact
     assert r.status_code == 413
     assert "too large" in r.json()["detail"]
 
-    async def chunks():  # noqa: ANN202 - no Content-Length: counted while streaming
+    async def chunks():
         for _ in range(100):
             yield b"x" * 1024
 

@@ -11,7 +11,7 @@ import grpc
 from tests.controlplane.helpers import poll
 
 
-async def _setup(cp, address: str):  # noqa: ANN001, ANN202
+async def _setup(cp, address: str):
     alice = await cp.owner("alice")
     m = await cp.machine(address, "alice")
     ws = await cp.workspace("/srv/repo", "alice", m["id"])
@@ -19,7 +19,7 @@ async def _setup(cp, address: str):  # noqa: ANN001, ANN202
 
 
 async def test_daemon_down_answers_502_error_and_marks_session_failed(cp, tmp_path):
-    alice, m, ws = await _setup(cp, f"unix:{tmp_path}/no-daemon.sock")
+    alice, _m, ws = await _setup(cp, f"unix:{tmp_path}/no-daemon.sock")
     r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "hello"})
     assert r.status_code == 502
     body = r.json()
@@ -35,7 +35,7 @@ async def test_slow_daemon_answers_504_within_deadline_and_marks_session_failed(
     fake, address = fake_daemon
     fake.launch_delay = 30
     cp = await controlplane_factory(daemon_deadline_seconds=1.0)
-    alice, m, ws = await _setup(cp, address)
+    alice, _m, ws = await _setup(cp, address)
     started = time.monotonic()
     r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "hello"})
     elapsed = time.monotonic() - started
@@ -50,7 +50,7 @@ async def test_slow_daemon_answers_504_within_deadline_and_marks_session_failed(
 async def test_daemon_invalid_argument_is_422_naming_field_and_writes_nothing(cp, fake_daemon):
     fake, address = fake_daemon
     fake.fail["LaunchSession"] = (grpc.StatusCode.INVALID_ARGUMENT, "repository: is not a git repository")
-    alice, m, ws = await _setup(cp, address)
+    alice, _m, ws = await _setup(cp, address)
     r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "hello"})
     assert r.status_code == 422
     body = r.json()
@@ -63,7 +63,7 @@ async def test_daemon_invalid_argument_is_422_naming_field_and_writes_nothing(cp
 
 async def test_daemon_not_found_on_pause_is_404_and_status_unchanged(cp, fake_daemon):
     fake, address = fake_daemon
-    alice, m, ws = await _setup(cp, address)
+    alice, _m, ws = await _setup(cp, address)
     r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "hi"})
     assert r.status_code == 200, r.text
     sid = r.json()["payload"]["agent_session_id"]
@@ -75,7 +75,7 @@ async def test_daemon_not_found_on_pause_is_404_and_status_unchanged(cp, fake_da
 
 async def test_daemon_failed_precondition_on_message_is_409(cp, fake_daemon):
     fake, address = fake_daemon
-    alice, m, ws = await _setup(cp, address)
+    alice, _m, ws = await _setup(cp, address)
     r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "hi"})
     sid = r.json()["payload"]["agent_session_id"]
     fake.fail["SendMessage"] = (grpc.StatusCode.FAILED_PRECONDITION, "session is busy stopping")
@@ -85,7 +85,7 @@ async def test_daemon_failed_precondition_on_message_is_409(cp, fake_daemon):
 
 
 async def test_daemon_down_on_message_is_502(cp, fake_daemon, tmp_path):
-    fake, address = fake_daemon
+    _fake, address = fake_daemon
     alice, m, ws = await _setup(cp, address)
     r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "hi"})
     sid = r.json()["payload"]["agent_session_id"]
@@ -98,7 +98,7 @@ async def test_daemon_down_on_message_is_502(cp, fake_daemon, tmp_path):
 
 async def test_launch_calls_daemon_with_workspace_repository_settings_and_ids(cp, fake_daemon):
     fake, address = fake_daemon
-    alice, m, ws = await _setup(cp, address)
+    alice, _m, ws = await _setup(cp, address)
     r = await alice.post(
         f"/api/v1/workspaces/{ws['id']}/sessions",
         json={
@@ -130,13 +130,13 @@ async def test_client_disconnect_during_slow_launch_never_leaves_session_active(
     fake, address = fake_daemon
     fake.launch_delay = 3
     cp = await controlplane_factory(daemon_deadline_seconds=10.0)
-    alice, m, ws = await _setup(cp, address)
+    alice, _m, ws = await _setup(cp, address)
     try:
         await asyncio.wait_for(alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "x"}), 0.5)
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         pass
 
-    async def settled():  # noqa: ANN202
+    async def settled():
         sessions = (await alice.get("/api/sessions")).json()["sessions"]
         return sessions and sessions[0]["status"] in ("active", "failed")
 

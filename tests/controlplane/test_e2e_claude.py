@@ -14,12 +14,12 @@ def _texts(msgs: list[dict], role: str = "assistant") -> list[str]:
     return [m["content"].get("text") or "" for m in msgs if m["role"] == role and m["content"].get("type") == "text"]
 
 
-def _has_reply(text: str):  # noqa: ANN202
+def _has_reply(text: str):
     return lambda ms: any(text in t for t in _texts(ms))
 
 
 @pytest.fixture
-async def claude_env(cp, daemon_factory, claude_provider, git_repo):  # noqa: ANN001, ANN201
+async def claude_env(cp, daemon_factory, claude_provider, git_repo):
     d = daemon_factory(config={"providers": {"claude_code": claude_provider}})
     alice = await cp.owner("alice")
     m = await cp.machine(d.target, "alice")
@@ -28,7 +28,7 @@ async def claude_env(cp, daemon_factory, claude_provider, git_repo):  # noqa: AN
 
 
 async def test_claude_launch_turns_followups_sse_pause_resume_and_delete(cp, claude_env, model_server):
-    alice, ws, d = claude_env
+    alice, ws, _d = claude_env
     r = await alice.post(
         f"/api/v1/workspaces/{ws['id']}/sessions",
         json={"initial_prompt": "first question", "worktree_name": "e2e-claude",
@@ -90,7 +90,7 @@ async def test_claude_launch_turns_followups_sse_pause_resume_and_delete(cp, cla
 
 
 async def test_import_1000_messages_then_launch_resumes_with_the_history(cp, claude_env, model_server):
-    alice, ws, d = claude_env
+    alice, ws, _d = claude_env
     messages = []
     for i in range(1000):
         role = "user" if i % 2 == 0 else "assistant"
@@ -125,7 +125,7 @@ async def test_real_daemon_down_answers_error_and_marks_session_failed(cp, claud
     assert r.json()["status"] == "error" and r.json()["payload"]["error"]
     sid = r.json()["payload"]["agent_session_id"]
 
-    async def failed():  # noqa: ANN202
+    async def failed():
         return (await alice.get(f"/api/sessions/{sid}")).json()["status"] == "failed"
 
     await poll(failed, what="session failed")

@@ -8,14 +8,14 @@ import pytest
 from tests.controlplane.helpers import wait_messages
 
 
-def _has_reply(text: str):  # noqa: ANN202
+def _has_reply(text: str):
     return lambda ms: any(
         m["role"] == "assistant" and text in (m["content"].get("text") or "") for m in ms
     )
 
 
 @pytest.fixture
-async def codex_env(cp, daemon_factory, codex_provider, claude_provider, git_repo):  # noqa: ANN001, ANN201
+async def codex_env(cp, daemon_factory, codex_provider, claude_provider, git_repo):
     d = daemon_factory(config={"providers": {"codex": codex_provider, "claude_code": claude_provider}})
     alice = await cp.owner("alice")
     m = await cp.machine(d.target, "alice")
@@ -24,7 +24,7 @@ async def codex_env(cp, daemon_factory, codex_provider, claude_provider, git_rep
 
 
 async def test_codex_launch_and_follow_up_turn_through_the_session_api(cp, codex_env, model_server):
-    alice, ws, d = codex_env
+    alice, ws, _d = codex_env
     r = await alice.post("/api/sessions", json={"agent_id": "CODEX", "task_id": "task-1", "prompt": "codex first",
                                                 "workspace_id": ws["id"]})
     assert r.status_code == 201, r.text
@@ -43,7 +43,7 @@ async def test_codex_launch_and_follow_up_turn_through_the_session_api(cp, codex
 
 
 async def test_controlplane_restart_mid_session_stores_every_event_once(controlplane_factory, cp, codex_env):
-    alice, ws, d = codex_env
+    alice, ws, _d = codex_env
     token = alice.headers["authorization"].split()[1]
     r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions",
                          json={"initial_prompt": "before restart",

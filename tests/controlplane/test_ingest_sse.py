@@ -9,7 +9,7 @@ from tests.controlplane.fake_daemon import FakeDaemon, serve_fake_daemon
 from tests.controlplane.helpers import poll, read_sse, wait_messages
 
 
-async def _launch(cp, address: str, prompt: str = "hello"):  # noqa: ANN001, ANN202
+async def _launch(cp, address: str, prompt: str = "hello"):
     alice = await cp.owner("alice")
     m = await cp.machine(address, "alice")
     ws = await cp.workspace("/srv/repo", "alice", m["id"])
@@ -118,7 +118,7 @@ async def test_many_sse_clients_each_get_every_event_in_order(cp, fake_daemon):
         assert [i for i, _ in events] == list(range(1, 54))
 
 
-async def cp_subscribers(cp) -> int:  # noqa: ANN001
+async def cp_subscribers(cp) -> int:
     text = (await cp.admin.get("/metrics")).text
     for line in text.splitlines():
         if line.startswith("berth_cp_sse_clients "):
@@ -141,7 +141,7 @@ async def test_status_events_update_session_status_and_pause_resume_call_daemon(
     # The daemon ends the session by itself: the status event reaches the row.
     await fake.emit(sid, "system", "done", status="completed")
 
-    async def completed():  # noqa: ANN202
+    async def completed():
         return (await alice.get(f"/api/sessions/{sid}")).json()["status"] == "completed"
 
     await poll(completed, what="status completed from the event")

@@ -23,7 +23,7 @@ def _free_port() -> int:
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "controlplane", *args], cwd=REPO_ROOT, env=cp_env(),
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
 
 
 def test_cli_migrate_create_token_and_serve(tmp_path: Path, db_url: str):

@@ -24,7 +24,7 @@ async def test_list_filters_by_task_agent_and_status_with_paging(cp):
         ids[i] = (await alice.post("/api/sessions", json={"agent_id": agent, "task_id": task})).json()["id"]
     assert (await alice.patch(f"/api/sessions/{ids[3]}", json={"status": "completed"})).status_code == 200
 
-    async def listed(**params) -> set[str]:  # noqa: ANN003
+    async def listed(**params) -> set[str]:
         r = await alice.get("/api/sessions", params=params)
         assert r.status_code == 200, r.text
         return {s["id"] for s in r.json()["sessions"]}

@@ -24,7 +24,7 @@ import uvicorn
 from controlplane.app import create_app
 from controlplane.config import ControlPlaneConfig
 
-__all__ = ["running_controlplane", "ControlPlaneProcess", "start_controlplane_process", "REPO_ROOT"]
+__all__ = ["REPO_ROOT", "ControlPlaneProcess", "running_controlplane", "start_controlplane_process"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -73,7 +73,7 @@ class PostgresCluster:
         while True:
             ready = subprocess.run(
                 [str(self.bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
-                capture_output=True,
+                check=False, capture_output=True,
             )
             if ready.returncode == 0:
                 return
