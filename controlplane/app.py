@@ -21,6 +21,7 @@ from controlplane.db.models import STATUSES, AgentSession
 from controlplane.ingest import Broker, IngestManager
 from controlplane.logs import RequestIdMiddleware
 from controlplane.metrics import CONTENT_TYPE_LATEST, Metrics
+from controlplane.sealing import load_sealer
 
 __all__ = ["BodyLimitMiddleware", "create_app"]
 
@@ -83,6 +84,7 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.sealer = load_sealer(config.secret_key_path)
         engine = make_engine(config.database_url)
         await migrate(engine)
         app.state.engine = engine
@@ -90,7 +92,7 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
         app.state.pool = DaemonPool(rpc_deadline=config.rpc_deadline_seconds, metrics=app.state.metrics)
         app.state.broker = Broker()
         app.state.ingest = IngestManager(
-            app.state.sessionmaker, app.state.pool, app.state.broker, app.state.metrics,
+            app.state.sessionmaker, app.state.pool, app.state.broker, app.state.metrics, app.state.sealer,
             max_backoff=config.ingest_max_backoff_seconds,
         )
         await app.state.ingest.start()

@@ -12,6 +12,7 @@ Example (every key optional)::
     rpc_deadline_seconds = 15                    # every other daemon call
     log_format = "text"                          # or "json"
     metrics_public = true                        # /metrics without a token
+    secret_key_file = "<state_dir>/secret.key"   # Fernet key sealing machine tokens (or env BERTH_SECRET_KEY)
 
 Environment overrides: BERTH_DATABASE_URL, BERTH_HOST, BERTH_PORT, BERTH_STATE_DIR,
 BERTH_LOG_FORMAT, BERTH_MAX_BODY_BYTES, BERTH_DAEMON_DEADLINE_SECONDS.
@@ -45,6 +46,11 @@ class ControlPlaneConfig:
     sse_keepalive_seconds: float = 15.0
     # Longest pause between reconnects of an event follower.
     ingest_max_backoff_seconds: float = 5.0
+    secret_key_file: Path | None = None
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.secret_key_file or (self.state_dir / "secret.key")
 
 
 def _default_state_dir() -> Path:
@@ -73,7 +79,7 @@ def from_dict(data: dict[str, Any], env: dict[str, str] | None = None) -> Contro
     known = {
         "host", "port", "state_dir", "database_url", "max_body_bytes", "daemon_deadline_seconds",
         "rpc_deadline_seconds", "log_format", "metrics_public", "sse_keepalive_seconds",
-        "ingest_max_backoff_seconds",
+        "ingest_max_backoff_seconds", "secret_key_file",
     }
     unknown = set(s) - known
     if unknown:
@@ -92,6 +98,7 @@ def from_dict(data: dict[str, Any], env: dict[str, str] | None = None) -> Contro
         metrics_public=bool(s.get("metrics_public", True)),
         sse_keepalive_seconds=float(s.get("sse_keepalive_seconds", 15.0)),
         ingest_max_backoff_seconds=float(s.get("ingest_max_backoff_seconds", 5.0)),
+        secret_key_file=Path(os.path.expanduser(str(s["secret_key_file"]))) if s.get("secret_key_file") else None,
     )
     if cfg.log_format not in ("text", "json"):
         raise ValueError("server.log_format must be 'text' or 'json'")

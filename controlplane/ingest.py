@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from controlplane.daemons import DaemonCallError, DaemonPool, MachineTarget, message_to_dict
 from controlplane.db.models import AgentSession, Machine, Message, new_id, utcnow
 from controlplane.metrics import Metrics
+from controlplane.sealing import Sealer
 
 __all__ = ["Broker", "IngestManager", "message_json", "parse_time"]
 
@@ -109,6 +110,7 @@ class IngestManager:
         pool: DaemonPool,
         broker: Broker,
         metrics: Metrics | None = None,
+        sealer: Sealer | None = None,
         *,
         max_backoff: float = 5.0,
         drain_seconds: float = 2.0,
@@ -117,6 +119,7 @@ class IngestManager:
         self.pool = pool
         self.broker = broker
         self.metrics = metrics
+        self.sealer = sealer
         self.max_backoff = max_backoff
         self.drain_seconds = drain_seconds
         self._tasks: dict[str, asyncio.Task] = {}
@@ -184,7 +187,8 @@ class IngestManager:
             s, machine = loaded
             if machine is None or not s.launched:
                 return
-            client = self.pool.client(MachineTarget(machine.id, machine.address, machine.tls_ca, machine.token))
+            token = self.sealer.open(machine.token) if self.sealer else machine.token
+            client = self.pool.client(MachineTarget(machine.id, machine.address, machine.tls_ca, token))
             try:
                 async with asyncio.timeout(None) as tm:
                     async for event in client.stream_events(session_id, s.last_seq):

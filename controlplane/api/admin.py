@@ -63,11 +63,12 @@ def _workspace_out(w: Workspace) -> dict:
 
 
 @router.post("/machines", response_model=MachineOut, status_code=201)
-async def create_machine(body: MachineCreate, db: Db, p: Admin) -> dict:
-    """Register a machine's daemon (address `unix:/path` or `host:port`, optional TLS CA and token)."""
+async def create_machine(body: MachineCreate, request: Request, db: Db, p: Admin) -> dict:
+    """Register a machine's daemon (address `unix:/path` or `host:port`, optional TLS CA and token; the
+    token is stored encrypted)."""
     m = Machine(
         id=new_id("machine"), owner=body.owner or p.owner, name=body.name, address=body.address,
-        tls_ca=body.tls_ca, token=body.token,
+        tls_ca=body.tls_ca, token=request.app.state.sealer.seal(body.token),
     )
     db.add(m)
     await db.commit()
@@ -103,7 +104,9 @@ async def update_machine(machine_id: str, body: MachineUpdate, request: Request,
     for k, v in body.model_dump(exclude_unset=True).items():
         if k in ("name", "address") and v is None:
             raise field_error(k, "must not be null")
-        setattr(m, k, v or None if k in ("tls_ca", "token") else v)
+        if k == "token":
+            v = request.app.state.sealer.seal(v)
+        setattr(m, k, (v or None) if k in ("tls_ca", "token") else v)
     await db.commit()
     await request.app.state.pool.forget(m.id)
     return _machine_out(m)

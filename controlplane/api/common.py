@@ -79,7 +79,8 @@ async def owned_user_session(db: AsyncSession, p: Principal, user_session_id: st
 
 
 def client_for(request: Request, machine: Machine) -> DaemonClient:
-    return request.app.state.pool.client(MachineTarget(machine.id, machine.address, machine.tls_ca, machine.token))
+    token = request.app.state.sealer.open(machine.token)
+    return request.app.state.pool.client(MachineTarget(machine.id, machine.address, machine.tls_ca, token))
 
 
 async def message_counts(db: AsyncSession, session_ids: list[str]) -> dict[str, int]:

@@ -84,6 +84,13 @@ async def test_machine_crud_never_returns_the_daemon_token(cp):
     assert r.status_code == 201, r.text
     m = r.json()
     assert "s3cret-daemon-token" not in r.text and m["has_token"] and m["has_tls_ca"]
+    engine = make_engine(cp.config.database_url)
+    try:
+        async with make_sessionmaker(engine)() as db:
+            stored = (await db.get(Machine, m["id"])).token
+    finally:
+        await engine.dispose()
+    assert stored.startswith("fernet:") and "s3cret-daemon-token" not in stored  # encrypted at rest
     got = await cp.admin.get(f"/api/v1/machines/{m['id']}")
     assert "s3cret" not in got.text and got.json()["address"] == "devbox.local:7443"
     r = await cp.admin.patch(f"/api/v1/machines/{m['id']}", json={"name": "laptop2", "token": None})
