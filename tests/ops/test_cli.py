@@ -50,7 +50,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     cp = None
     try:
         claude = claude_provider_config(model.url, tmp / "claude-home")
-        daemon = start_daemon(tmp / "daemon", config={"providers": {"claude_code": claude}})
+        daemon = start_daemon(
+            tmp / "daemon", config={"providers": {"claude_code": claude}, "listen": {"metrics": "127.0.0.1:0"}}
+        )
         port = free_port()
         config_path = tmp / "controlplane.toml"
         config_path.write_text(
@@ -307,6 +309,20 @@ def test_zz_the_cli_drove_every_rest_endpoint_of_the_openapi_document(stack, req
             if not any(m == method.upper() and pattern.match(p) for m, p in stack.calls):
                 missing.append(f"{method.upper()} {path}")
     assert not missing, f"no berth command called: {missing}"
+
+
+def test_every_metric_named_in_the_readme_is_served(stack):
+    """The README's Observability section names real metrics of the control plane and the daemon."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Observability", 1)[1].split("\n## ", 1)[0]
+    names = set(re.findall(r"`(berth_[a-z_]+)", section))
+    assert len(names) >= 8, names
+    ports = re.findall(r'"metrics_port": (\d+)|metrics_port=(\d+)', stack.daemon.log_text())
+    assert ports, "the daemon did not log its metrics port"
+    port = int(ports[-1][0] or ports[-1][1])
+    exposed = httpx.get(stack.url + "/metrics", timeout=30).text + httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    missing = sorted(n for n in names if f"# TYPE {n} " not in exposed)
+    assert not missing, f"README names metrics nobody serves: {missing}"
 
 
 def test_every_berth_command_in_the_readme_parses():
