@@ -5,8 +5,9 @@ Choices the seed leaves open:
   `workspace_id` the caller's only workspace is used (none or several → the session is not bound to one).
   With a `prompt` and a known workspace + machine the session is launched at once (201 with `launch`
   holding the daemon's ack); otherwise it stays `created` until PATCH {"status": "active"} launches it.
-- PATCH status: active→paused pauses the agent, paused→active resumes it, created→active launches it,
-  created|active|paused→completed stops it; any other change is a 409. The daemon is called first; the
+- PATCH status: active→paused pauses the agent; paused→active resumes it (so do completed|failed→active
+  for a session that ran: the daemon restarts the agent with its provider session id); created→active
+  launches it; created|active|paused→completed stops it; any other change is a 409. The daemon is called first; the
   row changes only when it succeeded.
 - DELETE stops a running agent, then removes the session and its messages; the worktree stays unless
   `?remove_worktree=true`.
@@ -187,8 +188,8 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request,
                 if machine is None or not s.launched:
                     raise conflict("the session is not running on a machine")
                 await client_for(request, machine).pause_session(s.id)
-            elif old == "paused" and new == "active":
-                if machine is None or not s.launched:
+            elif old in ("paused", "completed", "failed") and new == "active" and s.launched:
+                if machine is None:
                     raise conflict("the session is not running on a machine")
                 await client_for(request, machine).resume_session(s.id, body.prompt or "")
             elif old == "created" and new == "active" and not s.launched:

@@ -29,6 +29,10 @@ async def test_daemon_down_answers_502_error_and_marks_session_failed(cp, tmp_pa
     s = (await alice.get(f"/api/sessions/{sid}")).json()
     assert s["status"] == "failed"
     assert "unreachable" in s["last_error"]
+    metrics = (await alice.get("/metrics")).text
+    assert 'berth_cp_daemon_rpc_errors_total{code="UNAVAILABLE",method="LaunchSession"} 1.0' in metrics
+    assert 'berth_cp_launch_seconds_count{outcome="error"} 1.0' in metrics
+    assert 'berth_cp_sessions{status="failed"} 1.0' in metrics
 
 
 async def test_slow_daemon_answers_504_within_deadline_and_marks_session_failed(controlplane_factory, fake_daemon):

@@ -147,3 +147,8 @@ async def test_status_events_update_session_status_and_pause_resume_call_daemon(
     await poll(completed, what="status completed from the event")
     r = await alice.patch(f"/api/sessions/{sid}", json={"status": "paused"})
     assert r.status_code == 409
+    # A session that ran can be resumed after it ended.
+    r = await alice.patch(f"/api/sessions/{sid}", json={"status": "active"})
+    assert r.status_code == 200 and r.json()["status"] == "active"
+    assert len(fake.called("ResumeSession")) == 2
+    assert "berth_cp_events_ingested_total" in (await alice.get("/metrics")).text
