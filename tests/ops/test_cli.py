@@ -225,9 +225,26 @@ def test_session_lifecycle_launch_tail_send_pause_resume_stop_delete(berth, stac
     _, out, _ = berth("tail", sid, "--max-events", str(total))
     assert "assistant" in out and "ok: Say hello" in out
 
-    sent = berth("--json", "send", sid, "Now say goodbye")
-    assert sent["status"] == "sent" and sent["message_id"]
-    _wait(answered("ok: Now say goodbye"), 90, "the follow-up's answer")
+    # A live tail from the current end: it sees what the follow-up produces, as it happens.
+    env = child_env(BERTH_URL=stack.url, BERTH_TOKEN=stack.admin_token, BERTH_HOME="/nonexistent")
+    live = subprocess.Popen(
+        [sys.executable, "-m", "controlplane.cli", "--json", "tail", sid, "--after", str(total), "--max-events", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        sent = berth("--json", "send", sid, "Now say goodbye")
+        assert sent["status"] == "sent" and sent["message_id"]
+        _wait(answered("ok: Now say goodbye"), 90, "the follow-up's answer")
+        out, err = live.communicate(timeout=90)
+    finally:
+        if live.poll() is None:
+            live.kill()
+            live.communicate()
+    assert live.returncode == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    seqs = [int(r["id"]) for r in records]
+    assert len(records) == 3 and seqs == sorted(seqs) and seqs[0] == total + 1, records
+    assert all(r["data"]["seq"] == int(r["id"]) and r["data"]["role"] for r in records)
 
     assert berth("--json", "sessions", "list", "--status", "active")["sessions"][0]["id"] == sid
     assert berth("--json", "pause", sid)["status"] == "paused"
