@@ -165,9 +165,13 @@ async def launch_session(
             agent.imported and agent.provider_session_id and (agent.data or {}).get("transcript_machine_id") != machine.id
         )
         transcript = await transcript_messages(db, agent.id) if needs_transcript else []
+        resume_id = req.resume_session_id or (agent.provider_session_id if agent.imported else "") or ""
+        if needs_transcript and not transcript:
+            # An empty import has no conversation to resume: start fresh.
+            needs_transcript = False
+            resume_id = "" if resume_id == agent.provider_session_id else resume_id
         await db.commit()
         agent_session_id, user_session_id = agent.id, user.id
-        resume_id = req.resume_session_id or (agent.provider_session_id if agent.imported else "") or ""
 
     ids = {
         "agent_session_id": agent_session_id,

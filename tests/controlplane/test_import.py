@@ -93,3 +93,17 @@ async def test_launching_an_import_writes_the_transcript_then_resumes_it(cp, fak
     r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"agent_session_id": imported["agent_session_id"]})
     assert r.status_code == 200
     assert len(fake.called("ImportTranscript")) == 1
+
+
+async def test_launching_an_empty_import_starts_fresh_without_a_transcript(cp, fake_daemon):
+    fake, address = fake_daemon
+    alice = await cp.owner("alice")
+    m = await cp.machine(address, "alice")
+    ws = await cp.workspace("/srv/repo", "alice", m["id"])
+    r = await alice.post("/api/v1/user-sessions/import-claude-session",
+                         json={"workspace_id": ws["id"], "claude_session_id": "claude-empty", "messages": []})
+    assert r.json()["message_count"] == 0
+    r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"agent_session_id": r.json()["agent_session_id"]})
+    assert r.status_code == 200, r.text
+    assert fake.called("ImportTranscript") == []
+    assert fake.called("LaunchSession")[0].resume_session_id == ""
