@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -543,10 +544,25 @@ def cmd_messages(client: Client, out: Output, a: argparse.Namespace) -> None:
 
 
 def _tail(client: Client, out: Output, session_id: str, after: int | None, max_events: int | None) -> None:
-    for seen, record in enumerate(client.stream_events(session_id, after), 1):
-        out.event(record)
-        if max_events is not None and seen >= max_events:
-            return
+    """Print events live; a dropped connection is resumed from the last seq seen (like tail -F)."""
+    seen, delay = 0, 0.5
+    while True:
+        try:
+            for record in client.stream_events(session_id, after):
+                out.event(record)
+                seen, delay = seen + 1, 0.5
+                if str(record.get("id", "")).isdigit():
+                    after = int(record["id"])
+                if max_events is not None and seen >= max_events:
+                    return
+            reason = "the server closed the stream"
+        except CliError as exc:
+            if exc.status is not None:  # an HTTP answer (404, 401 …), not a dropped connection
+                raise
+            reason = str(exc)
+        out.err.print(Text(f"{reason}; reconnecting after seq {after or 0}…", style="dim"))
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def cmd_tail(client: Client, out: Output, a: argparse.Namespace) -> None:

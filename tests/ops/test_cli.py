@@ -365,3 +365,43 @@ def test_every_berth_command_in_the_readme_parses():
         except SystemExit as exc:
             raise AssertionError(f"README command does not parse: {command}") from exc
         assert callable(args.func), command
+
+
+def test_tail_resumes_after_a_dropped_stream_from_the_last_seq(capsys, monkeypatch, tmp_path):
+    """Edge case with a stand-in SSE server: the stream ends after seq 2; tail reconnects with Last-Event-ID: 2."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen_ids: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # quiet
+            pass
+
+        def do_GET(self):
+            seen_ids.append(self.headers.get("Last-Event-ID"))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            start = int(self.headers.get("Last-Event-ID") or 0)
+            for seq in range(start + 1, start + 3):
+                data = json.dumps({"seq": seq, "role": "assistant", "content": {"type": "text", "text": f"e{seq}"}})
+                self.wfile.write(f"id: {seq}\nevent: message\ndata: {data}\n\n".encode())
+            self.wfile.flush()
+            self.close_connection = True  # the connection drops here
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("BERTH_HOME", str(tmp_path))
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert main(["--url", url, "--token", "t", "--json", "tail", "s1", "--max-events", "3"]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["id"] for line in out.splitlines()] == ["1", "2", "3"]
+    assert seen_ids == [None, "2"]
+    assert "reconnecting after seq 2" in err
