@@ -186,7 +186,12 @@ class DevRun:
                 return False
             return True
 
-        self._wait(child, answering, 90, f"the control plane to answer on {self.url}")
+        try:
+            self._wait(child, answering, 90, f"the control plane to answer on {self.url}")
+        except DevRunError as exc:
+            if "address already in use" in str(exc).lower():
+                raise DevRunError(f"port {self.port} is taken; run with BERTH_PORT=<another port>\n{exc}") from None
+            raise
 
     def _wait(self, child: Child, ready, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout

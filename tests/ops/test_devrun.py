@@ -209,3 +209,18 @@ def test_the_printed_curl_line_launches_a_session_with_the_real_claude(tmp_path,
         tails = {p.name: p.read_text(errors="replace")[-3000:] for p in logs.glob("*.log")}
         raise AssertionError(f"{exc}\nsession: {detail}\nlogs: {json.dumps(tails, indent=1)}") from exc
     assert run.interrupt() == 0, run.output()
+
+
+def test_devrun_on_a_taken_port_says_to_set_berth_port_and_leaves_no_process(tmp_path, start_devrun):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = start_devrun(tmp_path / "home", make_repo(tmp_path / "repo"), port)
+        assert run.popen.wait(timeout=120) == 1
+    out = run.output()
+    assert f"port {port} is taken; run with BERTH_PORT=" in out
+    assert not (tmp_path / "home" / "run.json").exists()
+    assert not (tmp_path / "home" / "run" / "daemon.sock").exists()  # the daemon was stopped
