@@ -183,6 +183,21 @@ class AgentRunner:
         await self._finish(None)
         return self._last_code
 
+    async def detach(self) -> None:
+        """Stop reading the agent without ending it (daemon shutdown under KillMode=process).
+
+        The process keeps running; on_exit is not called. The next daemon start
+        ends what is left of it and resumes the session by its provider id.
+        """
+        self._stopping = True
+        self._exited = True
+        self._queue.clear()
+        for task in (self._task, self._escalation):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
     # -- internals -------------------------------------------------------------------------------
 
     async def _spawn(self, spec: TurnSpec, *, stdin: bool) -> _Proc:

@@ -137,9 +137,7 @@ class Supervisor:
         self._closed = True
         for live in list(self._live.values()):
             live.ending_status = "shutdown"
-            detach = getattr(live.runner, "detach", None)
-            if detach is not None:
-                await detach()
+            await live.runner.detach()
         self._live.clear()
         if self.store is not None:
             self.store.close()
