@@ -183,6 +183,7 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request,
     if new is not None and new != s.status:
         old = s.status
         machine = await db.get(Machine, s.machine_id) if s.machine_id else None
+        await db.commit()  # hold no transaction (nor pooled connection) while the daemon works
         try:
             if old == "active" and new == "paused":
                 if machine is None or not s.launched:
@@ -235,6 +236,7 @@ async def delete_session(
     """Stop the agent if it runs, then remove the session; `?remove_worktree=true` removes its worktree too."""
     s = await owned_agent_session(db, p, session_id)
     machine = await db.get(Machine, s.machine_id) if s.machine_id else None
+    await db.commit()  # hold no transaction while the daemon works
     if machine is not None and s.launched:
         client = client_for(request, machine)
         try:
@@ -272,6 +274,7 @@ async def send_message(session_id: str, body: SendMessageRequest, request: Reque
     if machine is None:
         raise conflict(f"session {s.id!r} has no machine")
     message_id = new_id("msg")
+    await db.commit()  # hold no transaction while the daemon works
     try:
         ack = await client_for(request, machine).send_message(s.id, body.content, message_id)
     except DaemonCallError as err:
