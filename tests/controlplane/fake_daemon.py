@@ -33,6 +33,8 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         self.calls: list[tuple[str, Any]] = []
         self.fail: dict[str, tuple[grpc.StatusCode, str]] = {}
         self.launch_delay = 0.0
+        # When set, LaunchSession acknowledges {status: "error", payload: launch_ack_error}.
+        self.launch_ack_error: dict[str, Any] | None = None
         self.sessions: dict[str, daemon_pb2.Session] = {}
         self.events: dict[str, list[daemon_pb2.Event]] = {}
         self.changed = asyncio.Condition()
@@ -60,6 +62,10 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         await self._check("LaunchSession", request, context)
         if self.launch_delay:
             await asyncio.sleep(self.launch_delay)
+        if self.launch_ack_error is not None:
+            resp = daemon_pb2.LaunchSessionResponse(status="error")
+            resp.payload.update(self.launch_ack_error)
+            return resp
         sid = request.agent_session_id
         wt = f"/tmp/fake-worktrees/{request.worktree_name or sid}"
         provider = request.session_settings.code.default_provider or "claude_code"

@@ -145,3 +145,24 @@ async def test_client_disconnect_during_slow_launch_never_leaves_session_active(
         return sessions and sessions[0]["status"] in ("active", "failed")
 
     await poll(settled, timeout=30, what="the launch to finish or fail")
+
+
+async def test_error_ack_with_a_field_is_422_and_writes_nothing(cp, fake_daemon):
+    fake, address = fake_daemon
+    fake.launch_ack_error = {"error": "worktree_name: branch exists elsewhere", "field": "worktree_name"}
+    alice, _m, ws = await _setup(cp, address)
+    r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"worktree_name": "taken"})
+    assert r.status_code == 422
+    assert r.json()["status"] == "error" and r.json()["payload"]["field"] == "worktree_name"
+    assert (await alice.get("/api/sessions")).json()["total"] == 0
+
+
+async def test_error_ack_without_a_field_is_502_and_marks_the_session_failed(cp, fake_daemon):
+    fake, address = fake_daemon
+    fake.launch_ack_error = {"error": "agent binary crashed at start"}
+    alice, _m, ws = await _setup(cp, address)
+    r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "x"})
+    assert r.status_code == 502
+    assert r.json()["payload"]["error"] == "agent binary crashed at start"
+    s = (await alice.get(f"/api/sessions/{r.json()['payload']['agent_session_id']}")).json()
+    assert s["status"] == "failed" and s["last_error"] == "agent binary crashed at start"
