@@ -21,7 +21,13 @@ def serve(config: ControlPlaneConfig) -> None:
     from controlplane.app import create_app
     from controlplane.logs import configure_logging
 
+    app = create_app(config)
+
     class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            app.state.stopping.set()
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
         # uvicorn re-raises the signal after shutting down (exit -15); we want a plain, clean exit.
         @contextlib.contextmanager
         def capture_signals(self):
@@ -37,7 +43,7 @@ def serve(config: ControlPlaneConfig) -> None:
     configure_logging(config.log_format)
     _Server(
         uvicorn.Config(
-            create_app(config), host=config.host, port=config.port, loop="uvloop", log_config=None,
+            app, host=config.host, port=config.port, loop="uvloop", log_config=None,
             proxy_headers=False, ws="none", timeout_graceful_shutdown=5,
         )
     ).run()

@@ -3,6 +3,7 @@ and the cross-cutting pieces (body limit, error shapes, health, metrics)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -113,6 +114,8 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
     )
     app.state.config = config
     app.state.metrics = Metrics()
+    # Set when the server begins to stop; open SSE streams end on it.
+    app.state.stopping = asyncio.Event()
 
     @app.exception_handler(DaemonCallError)
     async def _daemon_error(_request: Request, err: DaemonCallError) -> JSONResponse:

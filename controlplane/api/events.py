@@ -73,6 +73,24 @@ async def stream_events(
                 return
             after = rows[-1].seq or after
 
+    async def next_item() -> dict | None:
+        """The next published item; None after a keep-alive interval; raises StopAsyncIteration when
+        the server is stopping."""
+        get = asyncio.ensure_future(queue.get())
+        stop = asyncio.ensure_future(state.stopping.wait())
+        try:
+            done, _ = await asyncio.wait({get, stop}, timeout=state.config.sse_keepalive_seconds,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not get.done():
+                get.cancel()
+        if get in done:
+            return get.result()
+        if stop in done:
+            raise StopAsyncIteration
+        return None
+
     async def gen() -> AsyncIterator[str]:
         last = start
         state.metrics.sse_clients.inc()
@@ -83,8 +101,10 @@ async def stream_events(
                 yield _frame(item)
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), state.config.sse_keepalive_seconds)
-                except TimeoutError:
+                    item = await next_item()
+                except StopAsyncIteration:
+                    return  # the server is shutting down: end the stream so it can exit promptly
+                if item is None:
                     yield ": keep-alive\n\n"
                     continue
                 if item.get("resync") or item["seq"] > last + 1:

@@ -3,9 +3,11 @@ bad configs fail clearly. Also the config loader's defaults and overrides."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import httpx
@@ -48,6 +50,38 @@ def test_cli_migrate_create_token_and_serve(tmp_path: Path, db_url: str):
         code = proc.stop()
     assert code == 0, proc.log_text()[-2000:]
     assert '"request_id": "rid-77"' in proc.log_text() or "rid-77" in proc.log_text()
+
+
+def test_sigterm_ends_open_sse_streams_and_exits_0(tmp_path: Path, db_url: str):
+    port = _free_port()
+    cfg = tmp_path / "cp.toml"
+    cfg.write_text(f'[server]\nport = {port}\ndatabase_url = "{db_url}"\nstate_dir = "{tmp_path}/state"\n')
+    token = _run("--config", str(cfg), "create-token", "--owner", "root").stdout.strip()
+    proc = start_controlplane_process(cfg, port, tmp_path / "cp.log")
+    lines: list[str] = []
+    ended = threading.Event()
+    try:
+        with httpx.Client(base_url=proc.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
+            sid = c.post("/api/sessions", json={"agent_id": "CLAUDE_CODE"}).json()["id"]
+            connected = threading.Event()
+
+            def read() -> None:
+                with c.stream("GET", f"/api/sessions/{sid}/events") as resp:
+                    for line in resp.iter_lines():
+                        lines.append(line)
+                        connected.set()
+                ended.set()
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            assert connected.wait(30), proc.log_text()[-2000:]
+            proc.popen.send_signal(signal.SIGTERM)
+            reader.join(60)
+    finally:
+        code = proc.stop()
+    assert ended.is_set(), "the SSE stream did not end at shutdown"
+    assert lines[0] == ": connected"
+    assert code == 0, proc.log_text()[-2000:]
 
 
 def test_cli_rejects_bad_config_and_empty_owner(tmp_path: Path):
