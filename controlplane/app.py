@@ -152,5 +152,12 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
     for module in (launch, imports, sessions, events, admin):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
+        )
     app.add_middleware(RequestIdMiddleware)
     return app

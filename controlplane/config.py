@@ -13,6 +13,7 @@ Example (every key optional)::
     log_format = "text"                          # or "json"
     metrics_public = true                        # /metrics without a token
     secret_key_file = "<state_dir>/secret.key"   # Fernet key sealing machine tokens (or env BERTH_SECRET_KEY)
+    cors_origins = []                            # browser origins allowed to call the API directly
 
 Environment overrides: BERTH_DATABASE_URL, BERTH_HOST, BERTH_PORT, BERTH_STATE_DIR,
 BERTH_LOG_FORMAT, BERTH_MAX_BODY_BYTES, BERTH_DAEMON_DEADLINE_SECONDS.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ class ControlPlaneConfig:
     # Longest pause between reconnects of an event follower.
     ingest_max_backoff_seconds: float = 5.0
     secret_key_file: Path | None = None
+    cors_origins: list[str] = field(default_factory=list)
 
     @property
     def secret_key_path(self) -> Path:
@@ -79,7 +81,7 @@ def from_dict(data: dict[str, Any], env: dict[str, str] | None = None) -> Contro
     known = {
         "host", "port", "state_dir", "database_url", "max_body_bytes", "daemon_deadline_seconds",
         "rpc_deadline_seconds", "log_format", "metrics_public", "sse_keepalive_seconds",
-        "ingest_max_backoff_seconds", "secret_key_file",
+        "ingest_max_backoff_seconds", "secret_key_file", "cors_origins",
     }
     unknown = set(s) - known
     if unknown:
@@ -98,6 +100,7 @@ def from_dict(data: dict[str, Any], env: dict[str, str] | None = None) -> Contro
         metrics_public=bool(s.get("metrics_public", True)),
         sse_keepalive_seconds=float(s.get("sse_keepalive_seconds", 15.0)),
         ingest_max_backoff_seconds=float(s.get("ingest_max_backoff_seconds", 5.0)),
+        cors_origins=[str(o) for o in s.get("cors_origins", [])],
         secret_key_file=Path(os.path.expanduser(str(s["secret_key_file"]))) if s.get("secret_key_file") else None,
     )
     if cfg.log_format not in ("text", "json"):

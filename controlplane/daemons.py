@@ -145,6 +145,9 @@ class DaemonClient:
             daemon_pb2.SendMessageRequest(agent_session_id=session_id, content=content, message_id=message_id),
         )
 
+    async def interrupt_session(self, session_id: str) -> daemon_pb2.Session:
+        return await self._unary("InterruptSession", daemon_pb2.SessionRequest(agent_session_id=session_id))
+
     async def pause_session(self, session_id: str) -> daemon_pb2.Session:
         return await self._unary("PauseSession", daemon_pb2.SessionRequest(agent_session_id=session_id))
 

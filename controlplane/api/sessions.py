@@ -289,6 +289,24 @@ async def send_message(session_id: str, body: SendMessageRequest, request: Reque
     }
 
 
+@router.post("/{session_id}/interrupt", response_model=SessionDetail, summary="Interrupt the current turn")
+async def interrupt_session(session_id: str, request: Request, db: Db, p: Caller) -> dict:
+    """Stop the agent's current turn; the session stays active and takes the next message."""
+    s = await owned_agent_session(db, p, session_id)
+    if not s.launched or s.status not in _RUNNING or s.machine_id is None:
+        raise conflict(f"session {s.id!r} is not running (status {s.status!r})")
+    machine = await db.get(Machine, s.machine_id)
+    await db.commit()
+    if machine is None:
+        raise conflict(f"session {s.id!r} has no machine")
+    try:
+        await client_for(request, machine).interrupt_session(s.id)
+    except DaemonCallError as err:
+        raise _daemon_error(err) from None
+    counts = await message_counts(db, [s.id])
+    return session_detail(s, counts.get(s.id, 0))
+
+
 @router.get("/{session_id}/messages", response_model=MessageList, summary="List a session's messages")
 async def list_messages(
     session_id: str,

@@ -106,6 +106,14 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         await self.emit(s.agent_session_id, "system", status, status=status)
         return s
 
+    async def InterruptSession(self, request, context):
+        await self._check("InterruptSession", request, context)
+        s = self.sessions.get(request.agent_session_id)
+        if s is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.agent_session_id}")
+        await self.emit(s.agent_session_id, "system", "interrupted", ctype="system")
+        return s
+
     async def PauseSession(self, request, context):
         return await self._set("PauseSession", request, context, "paused")
 

@@ -117,3 +117,31 @@ async def test_message_answer_has_the_seed_shape(cp, fake_daemon):
     assert sent.message_id == body["message_id"] and sent.content == "Please continue with the implementation"
     msgs = await wait_messages(alice, sid, lambda ms: any(m["content"].get("text") == "echo: Please continue with the implementation" for m in ms))
     assert [m["seq"] for m in msgs] == list(range(1, len(msgs) + 1))
+
+
+async def test_interrupt_stops_the_turn_on_the_daemon_and_needs_a_running_session(cp, fake_daemon):
+    fake, address = fake_daemon
+    alice = await cp.owner("alice")
+    m = await cp.machine(address, "alice")
+    ws = await cp.workspace("/srv/repo", "alice", m["id"])
+    sid = (await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "long"})).json()["payload"]["agent_session_id"]
+    r = await alice.post(f"/api/sessions/{sid}/interrupt")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "active"
+    assert [x.agent_session_id for x in fake.called("InterruptSession")] == [sid]
+    other = (await alice.post("/api/sessions", json={"agent_id": "CODEX"})).json()["id"]
+    assert (await alice.post(f"/api/sessions/{other}/interrupt")).status_code == 409
+    bob = await cp.owner("bob")
+    assert (await bob.post(f"/api/sessions/{sid}/interrupt")).status_code == 404
+
+
+async def test_cors_allows_configured_origins_only(controlplane_factory):
+    cp = await controlplane_factory(cors_origins=["https://app.example.com"])
+    anon = cp.client(None)
+    headers = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
+               "Access-Control-Request-Headers": "authorization,content-type"}
+    r = await anon.options("/api/sessions", headers=headers)
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "https://app.example.com"
+    r = await anon.options("/api/sessions", headers={**headers, "Origin": "https://evil.example.com"})
+    assert "access-control-allow-origin" not in r.headers
