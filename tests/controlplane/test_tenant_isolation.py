@@ -25,6 +25,8 @@ async def test_foreign_token_gets_404_on_every_endpoint(cp, fake_daemon):
         ("PATCH", f"/api/sessions/{a_sid}", {"data": {"x": 1}}),
         ("DELETE", f"/api/sessions/{a_sid}", None),
         ("POST", f"/api/sessions/{a_sid}/message", {"content": "hi"}),
+        ("POST", f"/api/sessions/{a_sid}/interrupt", None),
+        ("DELETE", f"/api/sessions/{a_sid}?remove_worktree=true", None),
         ("GET", f"/api/sessions/{a_sid}/messages", None),
         ("GET", f"/api/sessions/{a_sid}/events", None),
         ("POST", f"/api/v1/workspaces/{aws['id']}/sessions", {"initial_prompt": "x"}),
@@ -53,6 +55,7 @@ async def test_foreign_token_gets_404_on_every_endpoint(cp, fake_daemon):
     assert s["status"] == "active" and s["data"].get("x") is None
     assert len(fake.called("LaunchSession")) == launches
     assert fake.called("PauseSession") == [] and fake.called("SendMessage") == [] and fake.called("StopSession") == []
+    assert fake.called("InterruptSession") == [] and fake.called("RemoveWorktree") == []
     # The resume_session_id of Alice's import does not resolve for Bob either: a fresh session is made.
     r = await bob.post(f"/api/v1/workspaces/{bws['id']}/sessions", json={"resume_session_id": "alice-claude"})
     assert r.status_code == 200
