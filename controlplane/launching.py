@@ -90,11 +90,6 @@ async def launch_session(
     created_rows: list[tuple[type, str]] = []
     async with state.sessionmaker() as db:
         ws: Workspace = await owned_workspace(db, p, workspace_id)
-        machine_id = req.machine_id or ws.default_machine_id
-        if not machine_id:
-            raise _unprocessable("machine_id", "the workspace has no default machine; pass machine_id")
-        machine: Machine = await owned_machine(db, p, machine_id)
-
         agent: AgentSession | None = None
         if req.agent_session_id:
             agent = await owned_agent_session(db, p, req.agent_session_id)
@@ -111,6 +106,12 @@ async def launch_session(
             ).scalars().first()
         if agent is not None and agent.workspace_id not in (None, ws.id):
             raise _unprocessable("agent_session_id", "the agent session belongs to another workspace")
+        # A session that ran stays on its machine unless the caller names one.
+        machine_id = req.machine_id or (agent.machine_id if agent is not None and agent.launched else None)
+        machine_id = machine_id or ws.default_machine_id
+        if not machine_id:
+            raise _unprocessable("machine_id", "the workspace has no default machine; pass machine_id")
+        machine: Machine = await owned_machine(db, p, machine_id)
         if agent is not None and agent.launched and agent.machine_id and agent.machine_id != machine.id:
             raise _unprocessable("machine_id", "the agent session runs on another machine")
 
