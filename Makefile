@@ -22,9 +22,9 @@ node_modules/.installed: package.json package-lock.json
 
 agents: node_modules/.installed
 
-# PostgreSQL server binaries for the test suite's throwaway cluster.
+# System packages the tests need: PostgreSQL server binaries, systemd-analyze.
 postgres:
-	scripts/ensure-postgres.sh
+	scripts/ensure-system-packages.sh
 
 proto: install
 	$(BIN)/python proto/generate.py

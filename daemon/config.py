@@ -100,7 +100,11 @@ class DaemonConfig:
 
     @property
     def socket_path(self) -> Path:
-        return self.listen.unix_socket or (self.state_dir / "daemon.sock")
+        """listen.unix_socket, else systemd's $RUNTIME_DIRECTORY/daemon.sock, else <state_dir>/daemon.sock."""
+        if self.listen.unix_socket:
+            return self.listen.unix_socket
+        runtime = os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+        return Path(runtime) / "daemon.sock" if runtime else self.state_dir / "daemon.sock"
 
     def provider(self, name: str) -> ProviderConfig:
         return self.providers[name]

@@ -116,7 +116,7 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     bin_dir = find_pg_bin()
     if bin_dir is None:
         if os.environ.get("CI"):
-            pytest.fail("PostgreSQL server binaries are missing (run scripts/ensure-postgres.sh)")
+            pytest.fail("PostgreSQL server binaries are missing (run scripts/ensure-system-packages.sh)")
         pytest.skip("PostgreSQL server binaries not installed")
     cluster = PostgresCluster(bin_dir)
     cluster.start()
