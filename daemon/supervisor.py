@@ -274,6 +274,8 @@ class Supervisor:
                 await self.worktrees.rollback(info)
             raise
         rec = self._status(rec.agent_session_id, "active", "")
+        log.info("session launched", extra={"session_id": rec.agent_session_id, "provider": rec.provider,
+                                            "worktree": rec.worktree_path, "pid": pid})
         return LaunchResult(session=rec, reused=False, pid=pid)
 
     async def _relaunch(self, rec: SessionRecord, req: LaunchRequest) -> LaunchResult:
@@ -569,6 +571,7 @@ class Supervisor:
         assert self.store is not None
         rec = self.store.update_session(sid, status=status)
         message = f"status: {status}" + (f" ({reason})" if reason else "")
+        log.info("session %s", status, extra={"session_id": sid, "reason": reason})
         self._event(sid, "system", {"type": "system", "message": message}, {"reason": reason} if reason else {},
                     status=status)
         return rec
