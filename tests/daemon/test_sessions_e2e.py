@@ -234,3 +234,19 @@ def test_events_survive_a_daemon_restart_and_the_session_is_resumed(daemon_facto
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     request = [r for r in model_server.turn_requests() if "after restart" in r.user_text][-1]
     assert "before restart" in request.text_dump()
+
+
+def test_launch_from_a_clone_url_clones_once_into_the_repos_root(harness, git_repo):
+    url = f"file://{git_repo}"
+
+    acks = [harness.stub.LaunchSession(pb.LaunchSessionRequest(
+        repository=url, worktree_name=f"from-url-{i}", session_settings=pb.SessionSettings()), timeout=60)
+        for i in range(2)]
+
+    assert {a.status for a in acks} == {"ok"}
+    repos_root = Path(harness.proc.config["daemon"]["repos_root"])
+    clones = [p for p in repos_root.iterdir() if p.is_dir()]
+    assert len(clones) == 1
+    assert {a.session.repository for a in acks} == {str(clones[0])}
+    for ack in acks:
+        assert git(Path(ack.payload["worktree_path"]), "rev-parse", "HEAD") == head_commit(git_repo)
