@@ -46,7 +46,7 @@ async def test_claude_launch_turns_followups_sse_pause_resume_and_delete(cp, cla
     assert "first question" in _texts(msgs, "user")
     s = (await alice.get(f"/api/sessions/{sid}")).json()
     assert s["status"] == "active" and s["agent_id"] == "CLAUDE_CODE"
-    assert s["data"]["workdir"] == str(worktree) and s["message_count"] == len(msgs) or s["message_count"] >= len(msgs)
+    assert s["data"]["workdir"] == str(worktree) and s["message_count"] >= len(msgs)
 
     r = await alice.post(f"/api/sessions/{sid}/message", json={"content": "second question"})
     assert r.status_code == 200, r.text

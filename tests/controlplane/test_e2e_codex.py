@@ -39,7 +39,8 @@ async def test_codex_launch_and_follow_up_turn_through_the_session_api(cp, codex
     assert seqs == list(range(1, len(seqs) + 1))
     assert "codex first" in model_server.turn_requests("openai")[-1].text_dump()
     listed = (await alice.get("/api/sessions", params={"agent_id": "CODEX", "task_id": "task-1"})).json()
-    assert [x["id"] for x in listed["sessions"]] == [sid] and listed["sessions"][0]["message_count"] == len(msgs)
+    assert [x["id"] for x in listed["sessions"]] == [sid]
+    assert listed["sessions"][0]["message_count"] >= len(msgs)  # trailing events may have arrived since
 
 
 async def test_controlplane_restart_mid_session_stores_every_event_once(controlplane_factory, cp, codex_env):
