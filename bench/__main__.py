@@ -16,6 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 WORK = Path(__file__).resolve().parent / ".work"
 PARTS = ("launch", "import", "events", "reads", "footprint")
 POOL = 2
+SESSIONS = 50
 
 
 def _ms(seconds: list[float]) -> list[float]:
@@ -23,7 +24,7 @@ def _ms(seconds: list[float]) -> list[float]:
 
 
 def run_launch(report: Report, quick: bool, repos: dict[int, Path], run_dir: Path) -> dict[str, dict[int, list[float]]]:
-    from bench.launch import measure_berth, measure_floor
+    from bench.launch import BerthLauncher, floor_env, floor_once
 
     runs = {1000: 5, 10_000: 3, 50_000: 3} if quick else {1000: 15, 10_000: 7, 50_000: 5}
     runs = {files: runs.get(files, 3) for files in repos}
@@ -35,19 +36,30 @@ def run_launch(report: Report, quick: bool, repos: dict[int, Path], run_dir: Pat
         stack.start_daemon("cold", pool=0, provider=stack.claude_provider())
         stack.start_daemon("warm", pool=POOL, provider=stack.claude_provider())
         stack.start_controlplane()
+        env = floor_env(stack.work / "home", stack.model.url)
         for files, repo in repos.items():
             n = runs[files]
-            print(f"  launch, {files} files ({n} runs each)", flush=True)
-            floor = measure_floor(repo, n, run_dir / "floor-worktrees", stack.work / "home", stack.model.url)
-            cold, _ = measure_berth(stack, "cold", repo, n, pool=0)
-            warm, note = measure_berth(stack, "warm", repo, n, pool=POOL)
+            print(f"  launch, {files} files ({n} runs of each, interleaved)", flush=True)
+            cold_launcher = BerthLauncher(stack, "cold", repo, 0)
+            warm_launcher = BerthLauncher(stack, "warm", repo, POOL)
+            floor: list[float] = []
+            cold: list[float] = []
+            warm: list[float] = []
+            for i in range(n):
+                floor.append(floor_once(repo, run_dir / "floor-worktrees", env))
+                cold.append(cold_launcher.once())
+                w = warm_launcher.once()
+                if w is not None:
+                    warm.append(w)
+                print(f"    #{i + 1}: floor {floor[-1] * 1000:.0f} ms, pool empty {cold[-1] * 1000:.0f} ms, "
+                      f"pool warm {w * 1000 if w is not None else float('nan'):.0f} ms", flush=True)
             base = f"floor, {files // 1000}k files"
             report.add(section, Row(base, _ms(floor), "ms"))
             report.add(section, Row(f"Berth, pool empty, {files // 1000}k files", _ms(cold), "ms", baseline=base))
             if warm:
                 report.add(section, Row(f"Berth, pool warm, {files // 1000}k files", _ms(warm), "ms", baseline=base))
-            if note:
-                report.note(section, note)
+            if warm_launcher.note:
+                report.note(section, warm_launcher.note)
             series["floor"][files] = floor
             series["berth, pool empty"][files] = cold
             series["berth, pool warm"][files] = warm
@@ -57,8 +69,45 @@ def run_launch(report: Report, quick: bool, repos: dict[int, Path], run_dir: Pat
                 "claude binary with the same argv (until the process is spawned). Berth: HTTP POST to the control "
                 "plane → gRPC LaunchSession → worktree → real claude spawned → acknowledgement back over HTTP.")
     report.note(section, f"pool warm: the daemon keeps {POOL} ready worktrees per repository; each launch waits "
-                "(untimed) until the pool has refilled. pool empty: a daemon with `[pool] size = 0`.")
+                "(untimed) until the pool has refilled; the first launch on a repository (which starts its pool) is not timed. "
+                "pool empty: a second daemon with `[pool] size = 0`. The three kinds of launch are interleaved.")
     return series
+
+
+def run_shared(report: Report, quick: bool, run_dir: Path, repo: Path, parts: list[str]) -> None:
+    """import, events, reads and footprint on one stub-agent daemon + control plane."""
+    from bench.events import run_events
+    from bench.footprint import SECTION as FOOTPRINT
+    from bench.footprint import cycles, measure_rss
+    from bench.imports import run_import
+    from bench.reads import run_reads
+    from bench.shared import SharedStack
+
+    shared = SharedStack(run_dir, repo)
+    try:
+        idle = measure_rss(shared)
+        if "import" in parts:
+            print("import", flush=True)
+            run_import(report, quick, run_dir, repo, shared)
+        if {"events", "reads", "footprint"} & set(parts):
+            print(f"launching {SESSIONS} stub sessions", flush=True)
+            for _ in range(SESSIONS):
+                shared.launch()
+        if "events" in parts:
+            print("events", flush=True)
+            run_events(report, quick, shared, SESSIONS)
+        if "reads" in parts:
+            print("reads", flush=True)
+            run_reads(report, quick, run_dir, shared)
+        if "footprint" in parts:
+            print("footprint", flush=True)
+            busy = measure_rss(shared)
+            report.add(FOOTPRINT, Row("RSS idle (after start)", [idle], "MiB"))
+            report.add(FOOTPRINT, Row(f"RSS with {SESSIONS} sessions", [busy], "MiB", baseline="RSS idle (after start)"))
+            shared.delete_all()
+            cycles(report, quick, shared)
+    finally:
+        shared.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,26 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             print("launch", flush=True)
             series = run_launch(report, args.quick, repos, run_dir)
             plot_launch(series, args.plot)
-        if "import" in parts:
-            from bench.imports import run_import
-
-            print("import", flush=True)
-            run_import(report, args.quick, run_dir, repos[1000])
-        if "events" in parts:
-            from bench.events import run_events
-
-            print("events", flush=True)
-            run_events(report, args.quick, run_dir, repos[1000])
-        if "reads" in parts:
-            from bench.reads import run_reads
-
-            print("reads", flush=True)
-            run_reads(report, args.quick, run_dir, repos[1000])
-        if "footprint" in parts:
-            from bench.footprint import run_footprint
-
-            print("footprint", flush=True)
-            run_footprint(report, args.quick, run_dir, repos[1000])
+        shared_parts = [p for p in parts if p != "launch"]
+        if shared_parts:
+            run_shared(report, args.quick, run_dir, repos[1000], shared_parts)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     from bench.targets import check_targets

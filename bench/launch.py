@@ -7,24 +7,13 @@ import signal
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench.repos import GIT_ENV, git
 from bench.stack import Stack, wait_until
 from tests.support.agents import CLAUDE_BIN, claude_env
 
-__all__ = ["LaunchResult", "measure_floor", "measure_berth", "pool_ready"]
-
-
-@dataclass
-class LaunchResult:
-    """Seconds per launch for one repository size and mode."""
-
-    files: int
-    mode: str  # "floor" | "berth, pool empty" | "berth, pool warm"
-    seconds: list[float]
-    note: str = ""
+__all__ = ["BerthLauncher", "floor_env", "floor_once", "pool_ready"]
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -35,29 +24,30 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def measure_floor(repo: Path, runs: int, scratch: Path, home: Path, model_url: str) -> list[float]:
-    """`git worktree add -b NAME PATH` on `repo`, then start the same claude binary with the same argv."""
-    env = {**os.environ, **claude_env(model_url, home)}
-    out: list[float] = []
+def floor_once(repo: Path, scratch: Path, env: dict[str, str]) -> float:
+    """`git worktree add -b NAME PATH` on `repo`, then start the claude binary with the daemon's argv."""
     scratch.mkdir(parents=True, exist_ok=True)
-    for i in range(runs):
-        name = f"floor-{uuid.uuid4().hex[:8]}"
-        path = scratch / name
-        argv = [str(CLAUDE_BIN), "-p", "--input-format", "stream-json", "--output-format", "stream-json",
-                "--verbose", "--session-id", str(uuid.uuid4()), "--permission-mode", "acceptEdits"]
-        t0 = time.perf_counter()
-        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--quiet", "-b", name, str(path)],
-                       env=GIT_ENV, check=True, capture_output=True)
-        proc = subprocess.Popen(argv, cwd=path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        out.append(time.perf_counter() - t0)
-        proc.stdin.close()
-        proc.stdout.close()
-        _kill_group(proc)
-        git(repo, "worktree", "remove", "--force", str(path))
-        git(repo, "branch", "-D", name)
-        print(f"    floor {repo.name} #{i + 1}: {out[-1] * 1000:.0f} ms", flush=True)
-    return out
+    name = f"floor-{uuid.uuid4().hex[:8]}"
+    path = scratch / name
+    argv = [str(CLAUDE_BIN), "-p", "--input-format", "stream-json", "--output-format", "stream-json",
+            "--verbose", "--session-id", str(uuid.uuid4()), "--permission-mode", "acceptEdits"]
+    t0 = time.perf_counter()
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "--quiet", "-b", name, str(path)],
+                   env=GIT_ENV, check=True, capture_output=True)
+    proc = subprocess.Popen(argv, cwd=path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    elapsed = time.perf_counter() - t0
+    proc.stdin.close()
+    proc.stdout.close()
+    _kill_group(proc)
+    git(repo, "worktree", "remove", "--force", str(path))
+    git(repo, "branch", "-D", name)
+    return elapsed
+
+
+def floor_env(home: Path, model_url: str) -> dict[str, str]:
+    """The environment the daemon gives claude (same HOME, same model server)."""
+    return {**os.environ, **claude_env(model_url, home)}
 
 
 def _pool_members(worktrees_root: Path, repo: Path) -> list[Path]:
@@ -77,28 +67,29 @@ def pool_ready(worktrees_root: Path, repo: Path, size: int) -> bool:
     return ready >= size
 
 
-def measure_berth(stack: Stack, daemon: str, repo: Path, runs: int, *, pool: int) -> tuple[list[float], str]:
-    """POST /api/v1/workspaces/{id}/sessions until the acknowledgement; the session is then deleted.
+class BerthLauncher:
+    """Launches through the REST API on one daemon's workspace for `repo`."""
 
-    With `pool` > 0 each launch waits (untimed) until the pool holds `pool` ready worktrees.
-    """
-    ws = stack.workspace(repo, daemon)
-    worktrees_root = Path(stack.daemons[daemon].config["daemon"]["worktrees_root"])
-    note = ""
-    out: list[float] = []
-    if pool:
-        # The daemon starts pooling a repository at its first launch there: one untimed launch first.
-        _launch_and_delete(stack, ws)
-    for i in range(runs):
+    def __init__(self, stack: Stack, daemon: str, repo: Path, pool: int) -> None:
+        self.stack = stack
+        self.repo = repo
+        self.pool = pool
+        self.ws = stack.workspace(repo, daemon)
+        self.worktrees_root = Path(stack.daemons[daemon].config["daemon"]["worktrees_root"])
+        self.note = ""
         if pool:
+            # The daemon starts pooling a repository at its first launch there: one untimed launch first.
+            _launch_and_delete(stack, self.ws)
+
+    def once(self) -> float | None:
+        """One timed launch (None when the pool never filled)."""
+        if self.pool:
             try:
-                wait_until(lambda: pool_ready(worktrees_root, repo, pool), 300, "the pool to fill", 0.05)
+                wait_until(lambda: pool_ready(self.worktrees_root, self.repo, self.pool), 300, "the pool", 0.05)
             except TimeoutError:
-                note = "the pool never filled: the daemon does not pass [pool] size to its worktree manager"
-                break
-        out.append(_launch_and_delete(stack, ws))
-        print(f"    berth pool={pool} {repo.name} #{i + 1}: {out[-1] * 1000:.0f} ms", flush=True)
-    return out, note
+                self.note = "the pool never filled within 300 s"
+                return None
+        return _launch_and_delete(self.stack, self.ws)
 
 
 def _launch_and_delete(stack: Stack, ws: str) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import sys
 
-import daemon.supervisor as supervisor
+from daemon import supervisor
 from daemon.__main__ import main
 from daemon.worktrees import Worktrees
 
@@ -22,7 +22,7 @@ def _apply_pool_size() -> None:
         return  # the supervisor wires it itself
     original = supervisor.Supervisor.__init__
 
-    def init(self, config, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+    def init(self, config, *args, **kwargs):
         original(self, config, *args, **kwargs)
         self.worktrees = Worktrees(config.repos_root, config.worktrees_root, pool_size=config.pool.size)
 

@@ -1,0 +1,88 @@
+"""Events: agent stdout line → SSE client latency, with 1 and with 50 sessions streaming at once.
+
+The stub agent stamps each line with the wall-clock time it wrote it; the SSE client
+subtracts that from the time it read the event (same machine, same clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+
+from bench.report import Report, Row
+from bench.shared import SharedStack
+
+__all__ = ["run_events"]
+
+SECTION = "Events (agent stdout line → SSE client)"
+
+
+async def _stream(client: httpx.AsyncClient, sid: str, since: float, want: int, opened: asyncio.Event,
+                  latencies: list[float]) -> None:
+    got = 0
+    async with client.stream("GET", f"/api/sessions/{sid}/events") as resp:
+        if resp.status_code != 200:
+            raise RuntimeError(f"SSE {sid}: {resp.status_code}")
+        opened.set()
+        async for line in resp.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            now = time.time()
+            data = json.loads(line[5:])
+            text = (data.get("content") or {}).get("text") or ""
+            if not text.startswith("tick ") or " t=" not in text:
+                continue
+            stamped = float(text.rsplit("t=", 1)[1])
+            if stamped < since:
+                continue  # history of an earlier round
+            latencies.append((now - stamped) * 1000)
+            got += 1
+            if got >= want:
+                return
+
+
+async def _round(shared: SharedStack, sids: list[str], count: int, every_ms: int) -> list[float]:
+    latencies: list[float] = []
+    since = time.time()
+    async with httpx.AsyncClient(base_url=shared.stack.controlplane.url, timeout=120,
+                                 headers={"Authorization": f"Bearer {shared.stack.token}"},
+                                 limits=httpx.Limits(max_connections=len(sids) + 10)) as client:
+        opened = [asyncio.Event() for _ in sids]
+        tasks = [asyncio.create_task(_stream(client, sid, since, count, ev, latencies))
+                 for sid, ev in zip(sids, opened, strict=True)]
+        await asyncio.wait_for(asyncio.gather(*(ev.wait() for ev in opened)), 60)
+        await asyncio.sleep(0.5)  # let every subscription reach the live tail before the agents write
+        for sid in sids:
+            r = await client.post(f"/api/sessions/{sid}/message", json={"content": f"emit {count} every {every_ms}"})
+            if r.status_code != 200:
+                raise RuntimeError(f"message to {sid}: {r.status_code} {r.text}")
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks), 180)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    return latencies
+
+
+def run_events(report: Report, quick: bool, shared: SharedStack, sessions: int = 50) -> None:
+    """Needs `sessions` running stub sessions in `shared`."""
+    single = asyncio.run(_round(shared, shared.sessions[:1], 100 if quick else 300, 20))
+    print(f"    1 session: {len(single)} events", flush=True)
+    many = asyncio.run(_round(shared, shared.sessions[:sessions], 10 if quick else 20, 100))
+    print(f"    {sessions} sessions: {len(many)} events", flush=True)
+    report.add(SECTION, Row("1 session streaming", single, "ms"))
+    report.add(SECTION, Row(f"{sessions} sessions streaming", many, "ms"))
+    report.note(SECTION, "Latency from the stub agent writing a line (stamped with time.time()) to the SSE client "
+                "reading it: daemon parse → event log → StreamEvents → control-plane ingest → database → SSE. "
+                "1 session: 50 lines/s; 50 sessions: each 10 lines/s (500 lines/s in total). Each event is one "
+                "sample; p99 is in the targets table. No baseline: this is the path itself.")
+    s1, s50 = single, many
+    if s1 and s50:
+        from bench.stats import percentile
+
+        report.note(SECTION, f"p99: {percentile(s1, 99):.1f} ms with 1 session, {percentile(s50, 99):.1f} ms with "
+                    f"{sessions} sessions.")

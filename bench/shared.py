@@ -1,0 +1,43 @@
+"""One stack for the import, events, reads and footprint parts: stub-agent daemon + control plane."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from bench.stack import Stack
+
+__all__ = ["SharedStack"]
+
+
+class SharedStack:
+    """A daemon running the stub agent (pool of 2), a control plane, a workspace on the 1k repository."""
+
+    def __init__(self, run_dir: Path, repo: Path) -> None:
+        self.stack = Stack(run_dir / "shared")
+        self.repo = repo
+        try:
+            self.daemon = self.stack.start_daemon("stub", pool=2, provider=Stack.stub_provider(), max_sessions=80)
+            self.stack.start_controlplane()
+            self.ws = self.stack.workspace(repo, "stub")
+        except BaseException:
+            self.stack.close()
+            raise
+        self.sessions: list[str] = []
+
+    def launch(self) -> str:
+        body = {"worktree_name": f"s-{uuid.uuid4().hex[:8]}", "session_settings": {"code": {"default_provider": "claude_code"}}}
+        ack = self.stack.api("POST", f"/api/v1/workspaces/{self.ws}/sessions", body).json()
+        if ack.get("status") != "ok":
+            raise RuntimeError(f"launch failed: {ack}")
+        sid = ack["payload"]["agent_session_id"]
+        self.sessions.append(sid)
+        return sid
+
+    def delete_all(self) -> None:
+        for sid in self.sessions:
+            self.stack.api("DELETE", f"/api/sessions/{sid}", params={"remove_worktree": "true"})
+        self.sessions.clear()
+
+    def close(self) -> None:
+        self.stack.close()
