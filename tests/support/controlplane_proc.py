@@ -24,7 +24,7 @@ import uvicorn
 from controlplane.app import create_app
 from controlplane.config import ControlPlaneConfig
 
-__all__ = ["REPO_ROOT", "ControlPlaneProcess", "running_controlplane", "start_controlplane_process"]
+__all__ = ["REPO_ROOT", "ControlPlaneProcess", "cp_env", "running_controlplane", "start_controlplane_process"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
