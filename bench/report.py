@@ -97,6 +97,9 @@ class Report:
                 lines.append(f"- {text}")
             if self.notes.get(section):
                 lines.append("")
+        analysis = Path(__file__).resolve().parent / "analysis.md"
+        if analysis.exists():
+            lines.append(analysis.read_text().rstrip() + "\n")
         return "\n".join(lines)
 
 

@@ -69,6 +69,7 @@ class _RepoPool:
     last_used: float = 0.0
     stopping: bool = False
     disabled: str = ""  # why pooling does not work for this repository
+    prune: bool = False  # a member vanished: `git worktree prune` its registration
 
 
 class GitFailed(RuntimeError):
@@ -94,6 +95,13 @@ def _head_commit(repository: Path) -> str:
         return _git(repository, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
     except GitFailed:
         return ""
+
+
+def _prune(repository: Path) -> None:
+    try:
+        _git(repository, "worktree", "prune")
+    except GitFailed as exc:
+        log.warning("git worktree prune failed in %s: %s", repository, exc)
 
 
 def _admin_dir(worktree: Path) -> Path | None:
@@ -172,7 +180,14 @@ class WorktreePool:
         rp = self._repos.get(repository)
         if rp is None or rp.stopping or rp.disabled:
             return None
-        ready = [m for m in rp.members if m.ready]
+        ready = []
+        for m in [m for m in rp.members if m.ready]:
+            if m.path.is_dir():
+                ready.append(m)
+            else:  # deleted behind our back: forget it, refill
+                rp.members.remove(m)
+                rp.prune = True
+                rp.wake.set()
         if not ready:
             return None
         # Prefer one at the current target commit (no file changes when switching).
@@ -227,7 +242,7 @@ class WorktreePool:
             rp = self._repos.get(repository)
             if rp is not None and rp.target:
                 head = await asyncio.to_thread(_head_commit, repository)
-                if sum(m.ready and m.commit == head for m in rp.members) >= want:
+                if sum(m.ready and m.commit == head and m.path.is_dir() for m in rp.members) >= want:
                     return
                 if head != rp.target:
                     rp.wake.set()
@@ -267,6 +282,10 @@ class WorktreePool:
             while not rp.stopping and not self._closed:
                 rp.wake.clear()
                 head = await asyncio.to_thread(_head_commit, rp.repository)
+                if rp.prune:
+                    rp.prune = False
+                    async with self._lock_for(str(rp.repository)):
+                        await asyncio.to_thread(_prune, rp.repository)
                 if head and not rp.disabled:
                     rp.target = head
                     await self._refresh(rp, head)

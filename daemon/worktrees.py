@@ -424,7 +424,15 @@ class Worktrees:
         try:
             _run(repo, "worktree", "move", "--", str(member.path), str(path))
         except git.GitCommandError as exc:
-            # e.g. "working trees containing submodules cannot be moved": never will be.
+            if not member.path.exists():
+                # Deleted behind our back: forget its registration, keep pooling.
+                claim.state = "lost"
+                try:
+                    _run(repo, "worktree", "prune")
+                except git.GitCommandError:
+                    pass
+                return False
+            # e.g. git refuses to move a locked worktree: it never will.
             claim.state, claim.reason = "refused", _git_error(exc)
             return False
         args = ["-C", str(path), "checkout", "--quiet", "-b", name]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -286,6 +287,23 @@ async def test_repository_with_submodules_is_claimed_like_a_fresh_add(
     mine, theirs = snapshot(info.path), snapshot(fresh.path)
     mine["branch"] = theirs["branch"]
     assert mine == theirs
+
+
+async def test_pooled_worktrees_deleted_by_hand_are_replaced(pooled: Worktrees, git_repo: Path) -> None:
+    await warm(pooled, git_repo)
+    for member in pool_entries(pooled, git_repo):
+        shutil.rmtree(member)
+    info = await pooled.ensure(git_repo, "after-vandalism")
+    assert info.created and not info.pooled
+    assert worktree_list(git_repo)[str(info.path)] == "after-vandalism"
+    # The pool keeps working: it refills and the next launch claims.
+    await pooled.wait_pool_ready(git_repo, timeout=60)
+    later = await pooled.ensure(git_repo, "later")
+    assert later.pooled
+    await pooled.wait_pool_ready(git_repo, timeout=60)
+    # No registration of the deleted ones is left behind.
+    assert git(git_repo, "worktree", "prune", "--dry-run", "-v") == ""
+    assert all(Path(p).is_dir() for p in pooled_registrations(git_repo))
 
 
 async def test_a_move_git_refuses_disables_the_pool_and_falls_back(tmp_path: Path, git_repo: Path) -> None:
