@@ -529,6 +529,10 @@ def cmd_delete(client: Client, out: Output, a: argparse.Namespace) -> None:
     out.result(data if data is not None else {"id": a.session_id, "deleted": True}, "Session deleted")
 
 
+def cmd_interrupt(client: Client, out: Output, a: argparse.Namespace) -> None:
+    out.result(client.request("POST", f"/api/sessions/{a.session_id}/interrupt"), "Turn interrupted")
+
+
 def cmd_send(client: Client, out: Output, a: argparse.Namespace) -> None:
     text = a.text if a.text != "-" else sys.stdin.read()
     out.result(client.request("POST", f"/api/sessions/{a.session_id}/message", body={"content": text}), "Message sent")
@@ -714,6 +718,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("session_id")
         if name == "resume":
             sp.add_argument("--prompt", "-p", help="a message to start the resumed turn with")
+    sp = add(sub, "interrupt", cmd_interrupt, "stop the current turn; the session stays")
+    sp.add_argument("session_id")
     sp = add(sub, "delete", cmd_delete, "stop and delete a session")
     sp.add_argument("session_id")
     sp.add_argument("--remove-worktree", action="store_true", help="remove its worktree too")

@@ -247,6 +247,7 @@ def test_session_lifecycle_launch_tail_send_pause_resume_stop_delete(berth, stac
     assert all(r["data"]["seq"] == int(r["id"]) and r["data"]["role"] for r in records)
 
     assert berth("--json", "sessions", "list", "--status", "active")["sessions"][0]["id"] == sid
+    assert berth("--json", "interrupt", sid)["status"] == "active"
     assert berth("--json", "pause", sid)["status"] == "paused"
     _, _, err = berth("send", sid, "are you there?", ok=False)
     assert "HTTP 409" in err
@@ -301,7 +302,7 @@ def test_help_lists_every_command():
     done = subprocess.run([sys.executable, "-m", "controlplane.cli", "--help"], check=False, capture_output=True, text=True,
                           env=child_env(), timeout=60)
     for command in ("token", "machine", "workspace", "launch", "import", "sessions", "show", "update", "pause",
-                    "resume", "stop", "delete", "send", "messages", "tail", "health"):
+                    "interrupt", "resume", "stop", "delete", "send", "messages", "tail", "health"):
         assert command in done.stdout
     assert os.path.basename(sys.executable)
 
