@@ -4,6 +4,8 @@ against the scripted model server."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -250,3 +252,58 @@ def test_launch_from_a_clone_url_clones_once_into_the_repos_root(harness, git_re
     assert {a.session.repository for a in acks} == {str(clones[0])}
     for ack in acks:
         assert git(Path(ack.payload["worktree_path"]), "rev-parse", "HEAD") == head_commit(git_repo)
+
+
+def test_interrupt_ends_a_slow_turn_and_the_session_takes_the_next_message(harness, git_repo, model_server):
+    model_server.script("take your time", text="too late", delay=30)
+    ack = harness.launch(git_repo, worktree_name="interrupting", initial_prompt="take your time")
+    sid, pid = ack.session.agent_session_id, int(ack.payload["pid"])
+    wait_until(lambda: harness.session(sid).turn_running, timeout=30, what="the slow turn to start")
+
+    harness.stub.InterruptSession(pb.SessionRequest(agent_session_id=sid), timeout=10)
+
+    wait_until(lambda: not harness.session(sid).turn_running, timeout=30, what="the turn to end")
+    assert process_alive(pid) and harness.session(sid).status == "active"
+    harness.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content="after the interrupt"), timeout=10)
+    events = harness.wait_events(sid, lambda evs: any("ok: after the interrupt" in e.content.text for e in evs),
+                                 what="the answer after the interrupt")
+    assert not any("too late" in e.content.text for e in events)
+    assert any(e.content.message == "interrupted" for e in events)
+
+
+def test_an_agent_killed_from_outside_fails_the_session_with_its_exit_code(harness, git_repo):
+    ack = harness.launch(git_repo, worktree_name="killed")
+    sid, pid = ack.session.agent_session_id, int(ack.payload["pid"])
+
+    os.killpg(pid, signal.SIGKILL)
+
+    session = harness.wait_status(sid, "failed")
+    assert session.pid == 0 and "-9" in session.last_error
+    events = harness.events(sid)
+    assert events[-1].status == "failed"
+    assert any(e.content.type == "error" and e.content.is_error for e in events)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+def test_a_daemon_killed_with_sigkill_comes_back_with_its_sessions(daemon_factory, claude_provider, git_repo,
+                                                                   model_server):
+    config = provider_table(claude_provider)
+    first = Harness(daemon_factory(config=config, name="crash"))
+    sid = first.launch(git_repo, worktree_name="crash", initial_prompt="before the crash").session.agent_session_id
+    before = first.wait_turns(sid, 1)
+    old_pid = int(first.session(sid).pid)
+    first.proc.signal(signal.SIGKILL)
+    first.proc.wait()
+    first.proc.socket_path.unlink(missing_ok=True)  # a killed daemon cannot clean up; the next start must cope
+
+    second = Harness(daemon_factory(config=config, name="crash"))
+
+    assert [e.seq for e in second.events(sid)][: len(before)] == [e.seq for e in before]
+    session = second.wait_status(sid, "active")
+    assert session.pid != old_pid
+    wait_until(lambda: not process_alive(old_pid), timeout=15, what="the orphaned agent to be gone")
+    second.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content="after the crash"), timeout=10)
+    second.wait_events(sid, lambda evs: any("ok: after the crash" in e.content.text for e in evs),
+                       what="an answer after the crash")
+    request = [r for r in model_server.turn_requests() if "after the crash" in r.user_text][-1]
+    assert "before the crash" in request.text_dump()
