@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from google.protobuf import json_format
 from berth.daemon.v1 import daemon_pb2 as pb
 from daemon.config import ProviderConfig
 from daemon.worktrees import Worktrees
-from tests.support.daemon_proc import DaemonProcess
+from tests.support.daemon_proc import DaemonProcess, wait_for
 from tests.support.git_repos import git
 
 __all__ = ["Harness", "provider_table", "settings_for", "wait_until", "branches", "worktree_dirs"]
@@ -39,15 +38,8 @@ def settings_for(provider: str, model: str = "") -> pb.SessionSettings:
 
 
 def wait_until(condition: Callable[[], Any], *, timeout: float = 60.0, what: str = "condition") -> Any:
-    """Poll `condition` until it returns something truthy; AssertionError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+    """Poll `condition` until it returns something truthy; fails after `timeout` seconds."""
+    return wait_for(condition, timeout=timeout, what=what)
 
 
 def branches(repo: Path) -> set[str]:

@@ -7,17 +7,11 @@ grpcurl binary too when one is installed.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from daemon.config import ProviderConfig
 from tests.ops.grpcurl_client import (
@@ -31,6 +25,7 @@ from tests.ops.grpcurl_client import (
 from tests.ops.support import REPO
 from tests.support.daemon_proc import start_daemon
 from tests.support.git_repos import make_repo
+from tests.support.tls import make_self_signed
 
 README = (REPO / "README.md").read_text()
 COMMANDS = readme_grpcurl_commands(README)
@@ -47,33 +42,6 @@ CLIENTS = [
         marks=pytest.mark.skipif(GRPCURL is None, reason="no grpcurl binary installed (optional)"),
     ),
 ]
-
-
-def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = tmp_path / "daemon.crt", tmp_path / "daemon.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
 
 
 def _seq(doc: dict[str, Any]) -> int:
@@ -175,7 +143,7 @@ def test_every_unix_socket_grpcurl_command_in_the_readme_works(client, tmp_path:
 @pytest.mark.parametrize("client", CLIENTS)
 def test_every_tls_grpcurl_command_in_the_readme_works(client, tmp_path: Path, claude_provider: ProviderConfig):
     repo = make_repo(tmp_path / "repo")
-    cert, key = _self_signed(tmp_path)
+    cert, key = make_self_signed(tmp_path)
     listen = {"tcp": "127.0.0.1:0", "tls_cert": str(cert), "tls_key": str(key), "token": TOKEN}
     daemon = start_daemon(tmp_path, config={"listen": listen, "providers": {"claude_code": claude_provider}})
     try:
@@ -190,7 +158,7 @@ def test_every_tls_grpcurl_command_in_the_readme_works(client, tmp_path: Path, c
 @pytest.mark.parametrize("client", CLIENTS)
 def test_tls_calls_without_the_token_are_refused(client, tmp_path: Path):
     """The guide's -H header is needed: the same list without it is UNAUTHENTICATED."""
-    cert, key = _self_signed(tmp_path)
+    cert, key = make_self_signed(tmp_path)
     listen = {"tcp": "127.0.0.1:0", "tls_cert": str(cert), "tls_key": str(key), "token": TOKEN}
     daemon = start_daemon(tmp_path, config={"listen": listen})
     try:
