@@ -143,6 +143,7 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
             "session_status": rec.status,
             "provider_session_id": rec.provider_session_id,
             "reused": result.reused,
+            "pooled": result.pooled,
         }
         return pb.LaunchSessionResponse(status="ok", payload=_struct(payload), session=self._session(rec))
 

@@ -77,6 +77,7 @@ class LaunchResult:
     session: SessionRecord
     reused: bool
     pid: int
+    pooled: bool = False  # the worktree came ready from the pool
 
 
 @dataclass
@@ -104,7 +105,7 @@ class Supervisor:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         self.store: StateStore | None = None
-        self.worktrees = Worktrees(config.repos_root, config.worktrees_root)
+        self.worktrees = Worktrees(config.repos_root, config.worktrees_root, config.pool.size)
         self._live: dict[str, _Live] = {}
         self._session_locks: dict[str, asyncio.Lock] = {}
         self._launching = 0
@@ -118,6 +119,11 @@ class Supervisor:
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = StateStore(self.config.db_path)
         await self._reconcile()
+        if self.config.pool.size:
+            # Keep ready worktrees for the repositories this machine already works in.
+            for repository in sorted({rec.repository for rec in self.store.list_sessions() if rec.repository}):
+                if Path(repository).is_dir():
+                    await self.worktrees.warm(Path(repository))
 
     async def shutdown(self) -> None:
         """Let go of the agents and close the store. Idempotent.
@@ -276,7 +282,7 @@ class Supervisor:
         rec = self._status(rec.agent_session_id, "active", "")
         log.info("session launched", extra={"session_id": rec.agent_session_id, "provider": rec.provider,
                                             "worktree": rec.worktree_path, "pid": pid})
-        return LaunchResult(session=rec, reused=False, pid=pid)
+        return LaunchResult(session=rec, reused=False, pid=pid, pooled=info.pooled)
 
     async def _relaunch(self, rec: SessionRecord, req: LaunchRequest) -> LaunchResult:
         """Launching an id that exists: the same session, never a second process."""

@@ -307,3 +307,23 @@ def test_a_daemon_killed_with_sigkill_comes_back_with_its_sessions(daemon_factor
                        what="an answer after the crash")
     request = [r for r in model_server.turn_requests() if "after the crash" in r.user_text][-1]
     assert "before the crash" in request.text_dump()
+
+
+def test_a_pooled_launch_gives_a_worktree_indistinguishable_from_a_fresh_one(daemon_factory, claude_provider,
+                                                                             git_repo):
+    config = provider_table(claude_provider)
+    config["pool"] = {"size": 2}
+    harness = Harness(daemon_factory(config=config))
+    first = harness.launch(git_repo, worktree_name="warm-up")
+    pool_dir = Path(first.payload["worktree_path"]).parent / ".pool"
+    wait_until(lambda: pool_dir.is_dir() and len(list(pool_dir.iterdir())) == 2, timeout=60, what="two ready worktrees")
+
+    ack = harness.launch(git_repo, worktree_name="feature/pooled")
+
+    assert ack.payload["pooled"] is True
+    path = Path(ack.payload["worktree_path"])
+    assert path == harness.worktree_path(git_repo, "feature/pooled") and path.is_dir()
+    assert f"worktree {path}\nHEAD {head_commit(git_repo)}\nbranch refs/heads/feature/pooled\n" in _worktree_list(git_repo)
+    assert git(path, "status", "--porcelain") == ""
+    assert git(path, "rev-parse", "--abbrev-ref", "HEAD") == "feature/pooled"
+    wait_until(lambda: len(list(pool_dir.iterdir())) == 2, timeout=60, what="the pool to refill")
