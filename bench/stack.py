@@ -97,6 +97,9 @@ class Stack:
             "sse_keepalive_seconds = 1\n"
             "ingest_max_backoff_seconds = 0.5\n"
             "max_body_bytes = 67108864\n"
+            # Removing a 50k-file worktree on a busy disk can take longer than the default deadline.
+            "rpc_deadline_seconds = 300\n"
+            "daemon_deadline_seconds = 300\n"
         )
         done = subprocess.run(
             [sys.executable, "-m", "controlplane", "--config", str(config), "create-token", "--owner", "admin", "--admin"],

@@ -414,9 +414,9 @@ class Worktrees:
     def _claim_sync(self, repo: git.Repo, claim: _Claim, path: Path, name: str, base: str) -> bool:
         """Move the pooled worktree to `path` and start branch `name` at `base` in it.
 
-        Both steps take milliseconds at any repository size: the move is a rename, and
-        `checkout -b` at the worktree's own commit touches no files (at another commit
-        only the files that differ). False (and the pool member back in place or gone)
+        Both steps take milliseconds at any repository size: the move is a rename, and at
+        the worktree's own commit the branch is created and HEAD pointed at it (no file or
+        index touched); at another commit `checkout -b` rewrites only the files that differ. False (and the pool member back in place or gone)
         when git refuses; the caller then falls back to `git worktree add`.
         """
         member = claim.member
@@ -435,11 +435,19 @@ class Worktrees:
             # e.g. git refuses to move a locked worktree: it never will.
             claim.state, claim.reason = "refused", _git_error(exc)
             return False
-        args = ["-C", str(path), "checkout", "--quiet", "-b", name]
-        if member.commit != base:
-            args.append(base)
         try:
-            _run(repo, *args)
+            if member.commit == base:
+                # Same commit: create the branch and point HEAD at it. Unlike `checkout -b`
+                # this never reads or rewrites the index (100 ms at 50k files).
+                _run(repo, "branch", "--no-track", "--", name, base)
+                try:
+                    _run(repo, "-C", str(path), "symbolic-ref", "-m", f"checkout: moving from {base} to {name}",
+                         "HEAD", f"refs/heads/{name}")
+                except git.GitCommandError:
+                    _run(repo, "branch", "-D", "--", name)
+                    raise
+            else:
+                _run(repo, "-C", str(path), "checkout", "--quiet", "-b", name, base)
         except git.GitCommandError as exc:
             log.info("pooled worktree not usable for %s: %s", name, _git_error(exc))
             try:
