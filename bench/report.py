@@ -85,7 +85,8 @@ class Report:
             for row in rows:
                 s = row.summary
                 ratio = self.ratio(section, row)
-                ratio_text = "baseline" if not row.baseline else (f"{ratio:.3f}×" if ratio is not None else "–")
+                is_base = any(r.baseline == row.name for r in rows)
+                ratio_text = "baseline" if is_base else (f"{ratio:.3f}×" if ratio is not None else "–")
                 if row.baseline and ratio is not None:
                     ratio_text += f" of *{row.baseline}*"
                 lines.append(
