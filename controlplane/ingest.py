@@ -1,10 +1,14 @@
 """Event ingest: follows each running session's StreamEvents into stored messages and fans them out to SSE.
 
-Each followed session has one task. It asks the daemon for every event after the last stored seq,
-inserts each as a message with ON CONFLICT DO NOTHING on (agent_session_id, seq), so a reconnect or a
-control-plane restart never stores a gap or a duplicate, and keeps the session's status, last_seq and
-last_active current. Followers stop once the session is paused, completed or failed (after a short
-drain for trailing events) and are restarted by launch/resume/message and at start-up.
+Each followed session has one follower task reading the daemon's stream (every event after the last
+stored seq). Followers hand events to one writer task, which stores everything queued so far in one
+transaction (insert with ON CONFLICT DO NOTHING on (agent_session_id, seq), so a reconnect or a
+control-plane restart never stores a gap or a duplicate), updates each session's status, last_seq and
+last_active once per batch, commits, and only then publishes the newly stored messages to SSE
+subscribers (an SSE id is a stored seq, so a client resuming from the database sees no gap).
+One writer means one SQLite write transaction at a time (no lock contention) and few commits under load.
+Followers stop once the session is paused, completed or failed (after a short drain for trailing events)
+and are restarted by launch/resume/message and at start-up.
 """
 
 from __future__ import annotations
@@ -97,12 +101,27 @@ class Broker:
                 q.put_nowait(self.RESYNC)
 
 
-def _insert_for(db: AsyncSession):
-    return pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert
+def _insert_for(dialect: str):
+    return pg_insert if dialect == "postgresql" else sqlite_insert
+
+
+# Rows per INSERT statement (8 bound parameters each; SQLite allows 32766 per statement).
+_CHUNK = 500
+# Events taken from the queue per transaction.
+_MAX_BATCH = 2000
+
+
+class _Flush:
+    """A queue marker: its future resolves once everything queued before it is stored."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
 
 class IngestManager:
-    """Owns one follower task per followed session."""
+    """Owns one follower task per followed session and the writer task that stores their events."""
 
     def __init__(
         self,
@@ -114,6 +133,7 @@ class IngestManager:
         *,
         max_backoff: float = 5.0,
         drain_seconds: float = 2.0,
+        queue_size: int = 10_000,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.pool = pool
@@ -124,6 +144,8 @@ class IngestManager:
         self.drain_seconds = drain_seconds
         self._tasks: dict[str, asyncio.Task] = {}
         self._closed = False
+        self._queue: asyncio.Queue[tuple[str, daemon_pb2.Event] | _Flush] = asyncio.Queue(queue_size)
+        self._writer: asyncio.Task | None = None
 
     async def start(self) -> None:
         """Resume following every launched session that is still running."""
@@ -146,7 +168,11 @@ class IngestManager:
         """Start following `session_id` unless already doing so."""
         if self._closed or self.following(session_id):
             return
-        task = asyncio.get_running_loop().create_task(self._follow(session_id), name=f"ingest:{session_id}")
+        loop = asyncio.get_running_loop()
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_loop(), name="ingest:writer")
+            self._writer.add_done_callback(self._writer_done)
+        task = loop.create_task(self._follow(session_id), name=f"ingest:{session_id}")
         self._tasks[session_id] = task
         task.add_done_callback(lambda t, sid=session_id: self._done(sid, t))
 
@@ -156,16 +182,34 @@ class IngestManager:
         if not task.cancelled() and task.exception() is not None:
             log.error("follower of %s crashed", session_id, exc_info=task.exception())
 
+    def _writer_done(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("ingest writer crashed", exc_info=task.exception())
+
+    async def flush(self) -> None:
+        """Wait until every event queued so far is stored (and published)."""
+        if self._writer is None or self._writer.done():
+            return
+        marker = _Flush()
+        await self._queue.put(marker)
+        writer = self._writer
+        await asyncio.wait({marker.future, writer}, return_when=asyncio.FIRST_COMPLETED)
+
     async def stop(self, session_id: str) -> None:
+        """Stop following `session_id`; events it already received are stored first."""
         task = self._tasks.pop(session_id, None)
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+            await self.flush()
 
     async def close(self) -> None:
-        """Cancel every follower (idempotent)."""
+        """Cancel every follower and the writer (idempotent); unstored events are re-read at the next start."""
         self._closed = True
         tasks, self._tasks = list(self._tasks.values()), {}
+        if self._writer is not None:
+            tasks.append(self._writer)
+            self._writer = None
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -192,8 +236,7 @@ class IngestManager:
             try:
                 async with asyncio.timeout(None) as tm:
                     async for event in client.stream_events(session_id, s.last_seq):
-                        if not await self._store(session_id, event):
-                            return
+                        await self._queue.put((session_id, event))
                         backoff = 0.2
                         if event.status in _STOP_STATUSES:
                             tm.reschedule(asyncio.get_running_loop().time() + self.drain_seconds)
@@ -203,9 +246,12 @@ class IngestManager:
                 pass
             except DaemonCallError as err:
                 if err.code == "NOT_FOUND":
+                    await self.flush()
                     await self._mark_failed(session_id, f"daemon no longer knows this session: {err.message}")
                     return
                 log.warning("following %s: %s; reconnecting in %.1fs", session_id, err.message, backoff)
+            # The stored status and last_seq decide what comes next: store what was received first.
+            await self.flush()
             loaded = await self._load(session_id)
             if loaded is None or loaded[0].status in _STOP_STATUSES:
                 return
@@ -220,44 +266,113 @@ class IngestManager:
                 .values(status="failed", last_error=error)
             )
 
-    async def _store(self, session_id: str, event: daemon_pb2.Event) -> bool:
-        """Store one event idempotently; False when the session is gone."""
-        content = message_to_dict(event.content)
-        meta = message_to_dict(event.metadata)
-        row = {
-            "id": new_id("msg"),
-            "agent_session_id": session_id,
-            "seq": event.seq,
-            "role": event.role or "system",
-            "content": content,
-            "metadata": meta,
-            "status": event.status or None,
-            "created_at": parse_time(event.created_at),
-        }
-        try:
-            async with self.sessionmaker() as db, db.begin():
-                ins = _insert_for(db)(Message.__table__).values(**row).on_conflict_do_nothing(
-                    index_elements=["agent_session_id", "seq"]
+    async def _write_loop(self) -> None:
+        """Take everything queued, store it in one transaction, publish, resolve flush markers; repeat."""
+        while True:
+            items = [await self._queue.get()]
+            while len(items) < _MAX_BATCH and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            events = [it for it in items if not isinstance(it, _Flush)]
+            if events:
+                try:
+                    await self._write(events)
+                except Exception:
+                    # Not stored: restart these sessions' followers, which re-read from the stored last_seq.
+                    log.exception("storing %d events failed; following their sessions again", len(events))
+                    for sid in dict.fromkeys(sid for sid, _ in events):
+                        self._restart(sid)
+            for it in items:
+                if isinstance(it, _Flush) and not it.future.done():
+                    it.future.set_result(None)
+
+    async def _write(self, events: list[tuple[str, daemon_pb2.Event]]) -> None:
+        rows = [_row(sid, ev) for sid, ev in events]
+        for attempt in range(3):
+            try:
+                stored = await self._store(rows)
+            except IntegrityError:
+                # A session was deleted meanwhile: store each session's events on their own.
+                stored = []
+                for sid in dict.fromkeys(r["agent_session_id"] for r in rows):
+                    mine = [r for r in rows if r["agent_session_id"] == sid]
+                    try:
+                        stored += await self._store(mine)
+                    except IntegrityError:
+                        self._forget(sid)
+                break
+            except Exception:
+                if attempt == 2:
+                    raise
+                log.warning("storing %d events failed; retrying", len(rows), exc_info=True)
+                await asyncio.sleep(0.1 * (attempt + 1))
+            else:
+                break
+        if self.metrics and stored:
+            self.metrics.events_ingested.inc(len(stored))
+        for row in stored:
+            out = dict(row)
+            sid = out.pop("agent_session_id")
+            out["created_at"] = _iso(row["created_at"])
+            self.broker.publish(sid, out)
+
+    def _forget(self, session_id: str) -> None:
+        task = self._tasks.pop(session_id, None)
+        if task is not None:
+            task.cancel()
+
+    def _restart(self, session_id: str) -> None:
+        self._forget(session_id)
+        if not self._closed:
+            self.ensure(session_id)
+
+    async def _store(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert `rows` (skipping stored seqs) and update their sessions in one transaction; the new rows."""
+        async with self.sessionmaker() as db, db.begin():
+            ins = _insert_for(db.bind.dialect.name)
+            new: set[tuple[str, int]] = set()
+            for i in range(0, len(rows), _CHUNK):
+                stmt = (
+                    ins(Message.__table__)
+                    .values(rows[i : i + _CHUNK])
+                    .on_conflict_do_nothing(index_elements=["agent_session_id", "seq"])
+                    .returning(Message.__table__.c.agent_session_id, Message.__table__.c.seq)
                 )
-                inserted = (await db.execute(ins)).rowcount == 1
-                if not inserted:
-                    return True
-                values: dict[str, Any] = {"last_seq": event.seq, "last_active": row["created_at"]}
-                if event.status:
-                    values["status"] = event.status
-                    if event.status == "failed":
-                        values["last_error"] = content.get("message") or content.get("text") or "agent failed"
+                new.update((sid, seq) for sid, seq in (await db.execute(stmt)).all())
+            stored = [r for r in rows if (r["agent_session_id"], r["seq"]) in new]
+            for sid, values in _session_updates(stored).items():
                 await db.execute(
                     update(AgentSession)
-                    .where(AgentSession.id == session_id, AgentSession.last_seq < event.seq)
+                    .where(AgentSession.id == sid, AgentSession.last_seq < values["last_seq"])
                     .values(**values)
                 )
-        except IntegrityError:
-            return False  # the session row was deleted meanwhile
-        if self.metrics:
-            self.metrics.events_ingested.inc()
-        out = dict(row)
-        out["created_at"] = _iso(row["created_at"])
-        del out["agent_session_id"]
-        self.broker.publish(session_id, out)
-        return True
+        return stored
+
+
+def _row(session_id: str, event: daemon_pb2.Event) -> dict[str, Any]:
+    return {
+        "id": new_id("msg"),
+        "agent_session_id": session_id,
+        "seq": event.seq,
+        "role": event.role or "system",
+        "content": message_to_dict(event.content),
+        "metadata": message_to_dict(event.metadata),
+        "status": event.status or None,
+        "created_at": parse_time(event.created_at),
+    }
+
+
+def _session_updates(stored: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per session: last_seq and last_active of its newest stored event, the latest status it reported
+    and, when one of them failed, that failure's message."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in stored:
+        values = out.setdefault(r["agent_session_id"], {"last_seq": -1})
+        if r["seq"] > values["last_seq"]:
+            values["last_seq"] = r["seq"]
+            values["last_active"] = r["created_at"]
+        if r["status"]:
+            values["status"] = r["status"]
+            if r["status"] == "failed":
+                c = r["content"]
+                values["last_error"] = c.get("message") or c.get("text") or "agent failed"
+    return out
