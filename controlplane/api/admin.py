@@ -22,7 +22,7 @@ from controlplane.api.common import (
     owned_machine,
     owned_workspace,
 )
-from controlplane.auth import Principal, create_token, current_principal, require_admin
+from controlplane.auth import Principal, create_token, current_principal, require_admin, token_cache
 from controlplane.daemons import DaemonCallError, message_to_dict
 from controlplane.db.models import AgentSession, Machine, Token, Workspace, new_id
 from controlplane.schemas import (
@@ -225,10 +225,11 @@ async def list_tokens(db: Db, p: Admin) -> list[dict]:
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-async def delete_token(token_id: str, db: Db, p: Admin) -> Response:
+async def delete_token(token_id: str, request: Request, db: Db, p: Admin) -> Response:
     t = await db.get(Token, token_id)
     if t is None:
         raise not_found("token", token_id)
     await db.delete(t)
     await db.commit()
+    token_cache(request.app).drop_token(token_id)
     return Response(status_code=204)

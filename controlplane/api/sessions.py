@@ -29,6 +29,7 @@ from controlplane.api.common import (
     field_error,
     get_db,
     message_counts,
+    not_found,
     owned_agent_session,
     owned_machine,
     owned_workspace,
@@ -60,6 +61,17 @@ router = APIRouter(prefix="/api/sessions", tags=["sessions"])
 Db = Annotated[AsyncSession, Depends(get_db)]
 Caller = Annotated[Principal, Depends(current_principal)]
 _RUNNING = ("created", "active")
+_COLUMNS = tuple(AgentSession.__table__.c)
+
+
+def _message_count():
+    """The row's message count, as a correlated subquery (served by the (agent_session_id, pk) index)."""
+    return (
+        select(func.count(Message.pk))
+        .where(Message.agent_session_id == AgentSession.__table__.c.id)
+        .correlate(AgentSession.__table__)
+        .scalar_subquery()
+    )
 
 
 def _daemon_error(err: DaemonCallError) -> HTTPException:
@@ -79,20 +91,27 @@ async def list_sessions(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict:
     """The caller's sessions, newest first, filtered by task, agent and status."""
-    q = select(AgentSession).where(AgentSession.owner == p.owner)
+    # One query: the page's rows (plain rows, no ORM objects), each with its message count and the total.
+    q = select(*_COLUMNS, _message_count().label("message_count"), func.count().over().label("total")).where(
+        AgentSession.owner == p.owner
+    )
     if task_id is not None:
         q = q.where(AgentSession.task_id == task_id)
     if agent_id is not None:
         q = q.where(AgentSession.agent_id == agent_id)
     if status is not None:
         q = q.where(AgentSession.status == status)
-    total = (await db.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
     rows = (
         await db.execute(q.order_by(AgentSession.created_at.desc(), AgentSession.id).limit(limit).offset(offset))
-    ).scalars().all()
-    counts = await message_counts(db, [s.id for s in rows])
+    ).all()
+    if rows:
+        total = rows[0].total
+    elif offset:
+        total = (await db.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
+    else:
+        total = 0
     return {
-        "sessions": [session_summary(s, counts.get(s.id, 0)) for s in rows],
+        "sessions": [session_summary(r, r.message_count) for r in rows],
         "total": total,
         "limit": limit,
         "offset": offset,
@@ -170,9 +189,14 @@ async def create_session(body: SessionCreate, request: Request, db: Db, p: Calle
 
 @router.get("/{session_id}", response_model=SessionDetail, summary="Get session details")
 async def get_session(session_id: str, db: Db, p: Caller) -> dict:
-    s = await owned_agent_session(db, p, session_id)
-    counts = await message_counts(db, [s.id])
-    return session_detail(s, counts.get(s.id, 0))
+    row = (
+        await db.execute(
+            select(*_COLUMNS, _message_count().label("message_count")).where(AgentSession.id == session_id)
+        )
+    ).first()
+    if row is None or row.owner != p.owner:
+        raise not_found("session", session_id)
+    return session_detail(row, row.message_count)
 
 
 @router.patch("/{session_id}", response_model=SessionDetail, summary="Update session")

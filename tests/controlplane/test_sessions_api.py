@@ -39,6 +39,10 @@ async def test_list_filters_by_task_agent_and_status_with_paging(cp):
     page2 = (await alice.get("/api/sessions", params={"limit": 2, "offset": 2})).json()
     page3 = (await alice.get("/api/sessions", params={"limit": 2, "offset": 4})).json()
     assert page1["total"] == 5 and len(page1["sessions"]) == 2 and len(page3["sessions"]) == 1
+    past_end = (await alice.get("/api/sessions", params={"limit": 2, "offset": 9})).json()
+    assert past_end["total"] == 5 and past_end["sessions"] == []
+    filtered = (await alice.get("/api/sessions", params={"agent_id": "CODEX", "limit": 1})).json()
+    assert filtered["total"] == 3 and len(filtered["sessions"]) == 1
     all_ids = [s["id"] for p in (page1, page2, page3) for s in p["sessions"]]
     assert sorted(all_ids) == sorted(ids.values())
     first = page1["sessions"][0]
