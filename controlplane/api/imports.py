@@ -1,21 +1,90 @@
-"""POST /api/v1/user-sessions/import-claude-session — import a Claude CLI conversation (seed document)."""
+"""POST /api/v1/user-sessions/import-claude-session — import a Claude CLI conversation (seed document).
+
+All rows (user session, agent session, every message) are written in one transaction. The messages are
+inserted with one executemany; on SQLite their values are bound once here (JSON text, stored datetime,
+each distinct timestamp parsed once) and passed straight to the driver, since per-row ORM/Core work
+would cost more than SQLite itself.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import gc
+import secrets
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controlplane.api.common import owned_workspace
 from controlplane.auth import Principal, current_principal
 from controlplane.db.models import AgentSession, Message, UserSession, new_id, utcnow
 from controlplane.ingest import parse_time
-from controlplane.schemas import ImportClaudeSessionRequest, ImportClaudeSessionResponse
+from controlplane.schemas import ImportableMessage, ImportClaudeSessionRequest, ImportClaudeSessionResponse
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["import"])
+
+_COLUMNS = ("id", "agent_session_id", "seq", "role", "content", "metadata", "status", "created_at")
+
+
+@contextlib.contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while a synchronous stretch (no await inside, so nothing else
+    runs meanwhile) allocates tens of thousands of objects: each collection it triggers would traverse
+    the whole heap. The objects are reference-counted as usual; collection resumes afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _rows(agent_session_id: str, messages: list[ImportableMessage]) -> list[tuple[Any, ...]]:
+    """Message rows in _COLUMNS order (Python values)."""
+    times: dict[str | None, datetime] = {}
+    rows = []
+    # The same ids as new_id("msg") gives, from one read of the random source.
+    random_hex = secrets.token_hex(8 * len(messages))
+    for i, m in enumerate(messages):
+        meta = dict(m.metadata)
+        if m.message_id:
+            meta["import_message_id"] = m.message_id
+        created = times.get(m.created_at)
+        if created is None:
+            created = times[m.created_at] = parse_time(m.created_at)
+        rows.append(
+            (f"msg-{random_hex[16 * i : 16 * i + 16]}", agent_session_id, None, m.role, m.content.model_dump(exclude_none=True), meta, None, created)
+        )
+    return rows
+
+
+async def _insert_messages(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
+    """One executemany of `rows` in the connection's transaction."""
+    table = Message.__table__
+    dialect = conn.dialect
+    if dialect.name != "sqlite":
+        await conn.execute(insert(table), [dict(zip(_COLUMNS, r, strict=True)) for r in rows])
+        return
+    # The exact values SQLAlchemy would bind for these columns, computed with the columns' own processors.
+    procs = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _COLUMNS]
+    to_json_content, to_json_meta, to_stored_time = procs[4], procs[5], procs[7]
+    stored_times: dict[datetime, Any] = {}
+    bound = []
+    with _no_gc_pauses():
+        for r in rows:
+            t = stored_times.get(r[7])
+            if t is None:
+                t = stored_times[r[7]] = to_stored_time(r[7]) if to_stored_time else r[7]
+            bound.append((r[0], r[1], r[2], r[3], to_json_content(r[4]), to_json_meta(r[5]), r[6], t))
+    sql = f"INSERT INTO {table.name} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    await conn.exec_driver_sql(sql, bound)
 
 
 @router.post(
@@ -51,25 +120,10 @@ async def import_claude_session(
         await db.flush()
         db.add(agent)
         await db.flush()
-        rows = []
-        for m in body.messages:
-            meta = dict(m.metadata)
-            if m.message_id:
-                meta["import_message_id"] = m.message_id
-            rows.append(
-                {
-                    "id": new_id("msg"),
-                    "agent_session_id": agent.id,
-                    "seq": None,
-                    "role": m.role,
-                    "content": m.content.model_dump(exclude_none=True),
-                    "metadata": meta,
-                    "status": None,
-                    "created_at": parse_time(m.created_at),
-                }
-            )
+        with _no_gc_pauses():
+            rows = _rows(agent.id, body.messages)
         if rows:
-            await db.execute(insert(Message.__table__), rows)
+            await _insert_messages(await db.connection(), rows)
         await db.commit()
     return ImportClaudeSessionResponse(
         success=True, user_session_id=user.id, agent_session_id=agent.id, message_count=len(rows), error=None
