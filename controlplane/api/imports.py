@@ -1,7 +1,7 @@
 """POST /api/v1/user-sessions/import-claude-session — import a Claude CLI conversation (seed document).
 
 All rows (user session, agent session, every message) are written in one transaction. The messages are
-inserted with one executemany; on SQLite their values are bound once here (JSON text, stored datetime,
+inserted with one executemany; on SQLite their values are bound here (JSON text by orjson, stored datetime,
 each distinct timestamp parsed once) and passed straight to the driver, since per-row ORM/Core work
 would cost more than SQLite itself.
 """
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import secrets
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -46,6 +48,14 @@ def _no_gc_pauses() -> Iterator[None]:
             gc.enable()
 
 
+def _json_text(value: Any) -> str:
+    """JSON text of `value` (orjson, about ten times faster than json.dumps here)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # what orjson refuses (integers beyond 64 bits): the standard library takes it
+        return json.dumps(value)
+
+
 def _rows(agent_session_id: str, messages: list[ImportableMessage]) -> list[tuple[Any, ...]]:
     """Message rows in _COLUMNS order (Python values)."""
     times: dict[str | None, datetime] = {}
@@ -72,9 +82,8 @@ async def _insert_messages(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -
     if dialect.name != "sqlite":
         await conn.execute(insert(table), [dict(zip(_COLUMNS, r, strict=True)) for r in rows])
         return
-    # The exact values SQLAlchemy would bind for these columns, computed with the columns' own processors.
-    procs = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _COLUMNS]
-    to_json_content, to_json_meta, to_stored_time = procs[4], procs[5], procs[7]
+    # Stored datetimes exactly as SQLAlchemy binds them (the column's own processor); JSON as text.
+    to_stored_time = table.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
     stored_times: dict[datetime, Any] = {}
     bound = []
     with _no_gc_pauses():
@@ -82,7 +91,7 @@ async def _insert_messages(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -
             t = stored_times.get(r[7])
             if t is None:
                 t = stored_times[r[7]] = to_stored_time(r[7]) if to_stored_time else r[7]
-            bound.append((r[0], r[1], r[2], r[3], to_json_content(r[4]), to_json_meta(r[5]), r[6], t))
+            bound.append((r[0], r[1], r[2], r[3], _json_text(r[4]), _json_text(r[5]), r[6], t))
     sql = f"INSERT INTO {table.name} ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
     await conn.exec_driver_sql(sql, bound)
 
