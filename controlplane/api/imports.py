@@ -63,15 +63,17 @@ def _rows(agent_session_id: str, messages: list[ImportableMessage]) -> list[tupl
     # The same ids as new_id("msg") gives, from one read of the random source.
     random_hex = secrets.token_hex(8 * len(messages))
     for i, m in enumerate(messages):
-        meta = dict(m.metadata)
-        if m.message_id:
-            meta["import_message_id"] = m.message_id
-        created = times.get(m.created_at)
+        meta = dict(m.get("metadata") or {})
+        message_id = m.get("message_id")
+        if message_id:
+            meta["import_message_id"] = message_id
+        content = {"type": "text"}
+        content.update((k, v) for k, v in m["content"].items() if v is not None)
+        at = m.get("created_at")
+        created = times.get(at)
         if created is None:
-            created = times[m.created_at] = parse_time(m.created_at)
-        rows.append(
-            (f"msg-{random_hex[16 * i : 16 * i + 16]}", agent_session_id, None, m.role, m.content.model_dump(exclude_none=True), meta, None, created)
-        )
+            created = times[at] = parse_time(at)
+        rows.append((f"msg-{random_hex[16 * i : 16 * i + 16]}", agent_session_id, None, m["role"], content, meta, None, created))
     return rows
 
 
