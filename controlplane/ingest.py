@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from berth.daemon.v1 import daemon_pb2
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -339,12 +339,9 @@ class IngestManager:
                 )
                 new.update((sid, seq) for sid, seq in (await db.execute(stmt)).all())
             stored = [r for r in rows if (r["agent_session_id"], r["seq"]) in new]
-            for sid, values in _session_updates(stored).items():
-                await db.execute(
-                    update(AgentSession)
-                    .where(AgentSession.id == sid, AgentSession.last_seq < values["last_seq"])
-                    .values(**values)
-                )
+            updates = _session_updates(stored)
+            if updates:
+                await db.execute(_UPDATE_SESSION, list(updates.values()))
         return stored
 
 
@@ -361,18 +358,33 @@ def _row(session_id: str, event: daemon_pb2.Event) -> dict[str, Any]:
     }
 
 
+_SESSIONS = AgentSession.__table__
+# One executemany for every session of a batch; a NULL status or error keeps the stored one.
+_UPDATE_SESSION = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("b_id"), _SESSIONS.c.last_seq < bindparam("b_seq"))
+    .values(
+        last_seq=bindparam("b_seq"),
+        last_active=bindparam("b_active", type_=_SESSIONS.c.last_active.type),
+        status=func.coalesce(bindparam("b_status", type_=_SESSIONS.c.status.type), _SESSIONS.c.status),
+        last_error=func.coalesce(bindparam("b_error", type_=_SESSIONS.c.last_error.type), _SESSIONS.c.last_error),
+    )
+)
+
+
 def _session_updates(stored: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per session: last_seq and last_active of its newest stored event, the latest status it reported
-    and, when one of them failed, that failure's message."""
+    """Per session (parameters of _UPDATE_SESSION): last_seq and last_active of its newest stored event,
+    the latest status it reported and, when one of them failed, that failure's message."""
     out: dict[str, dict[str, Any]] = {}
     for r in stored:
-        values = out.setdefault(r["agent_session_id"], {"last_seq": -1})
-        if r["seq"] > values["last_seq"]:
-            values["last_seq"] = r["seq"]
-            values["last_active"] = r["created_at"]
+        sid = r["agent_session_id"]
+        values = out.setdefault(sid, {"b_id": sid, "b_seq": -1, "b_active": None, "b_status": None, "b_error": None})
+        if r["seq"] > values["b_seq"]:
+            values["b_seq"] = r["seq"]
+            values["b_active"] = r["created_at"]
         if r["status"]:
-            values["status"] = r["status"]
+            values["b_status"] = r["status"]
             if r["status"] == "failed":
                 c = r["content"]
-                values["last_error"] = c.get("message") or c.get("text") or "agent failed"
+                values["b_error"] = c.get("message") or c.get("text") or "agent failed"
     return out
