@@ -45,9 +45,12 @@ def cycles(report: Report, quick: bool, shared: SharedStack) -> None:
         for i in range(20):  # warm-up: thread pools, pool refills, lazy imports
             _cycle(stub, shared, i)
         fds_before, rss_before = proc_fds(pid), measure_rss(shared)
+        rss_half = rss_before
         started = time.monotonic()
         for i in range(total):
             _cycle(stub, shared, i)
+            if i + 1 == total // 2:
+                rss_half = measure_rss(shared)
             if (i + 1) % 100 == 0:
                 print(f"    {i + 1}/{total} cycles, fds {proc_fds(pid)}, RSS {measure_rss(shared):.1f} MiB", flush=True)
         elapsed = time.monotonic() - started
@@ -56,6 +59,9 @@ def cycles(report: Report, quick: bool, shared: SharedStack) -> None:
     report.add(SECTION, Row("fds after the cycles", [fds_after], "fds", baseline="fds before the cycles"))
     report.add(SECTION, Row("RSS before the cycles", [rss_before], "MiB"))
     report.add(SECTION, Row("RSS after the cycles", [rss_after], "MiB", baseline="RSS before the cycles"))
+    report.add(SECTION, Row("RSS half-way through the cycles", [rss_half], "MiB"))
+    report.add(SECTION, Row("RSS after the cycles (second half)", [rss_after], "MiB",
+                            baseline="RSS half-way through the cycles"))
     report.note(SECTION, f"{total} cycles of LaunchSession → StopSession → RemoveWorktree(delete_branch) straight "
                 f"over gRPC with the stub agent (a Python script speaking claude stream-json, so a cycle costs "
                 f"Berth's work, not node's start-up), after 20 warm-up cycles; {elapsed / total * 1000:.0f} ms per "

@@ -155,7 +155,7 @@ class Stack:
 
 
 def _spawn_daemon(base: Path, extra: dict[str, Any]) -> DaemonProcess:
-    """Start the daemon (through bench.pooled_daemon) and wait until it serves."""
+    """Start the daemon (`python -m daemon`) and wait until it serves."""
     socket_dir = Path(tempfile.mkdtemp(prefix="berth-bench-", dir="/tmp"))
     socket_path = socket_dir / "d.sock"
     config = default_config(base, socket_path)
@@ -167,7 +167,7 @@ def _spawn_daemon(base: Path, extra: dict[str, Any]) -> DaemonProcess:
     log_path = base / "daemon.log"
     with open(log_path, "ab") as log_file:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "bench.pooled_daemon", "--config", str(config_path)],
+            [sys.executable, "-m", "daemon", "--config", str(config_path)],
             cwd=str(REPO_ROOT), env=daemon_env(), stdin=subprocess.DEVNULL,
             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )

@@ -69,10 +69,16 @@ def check_targets(report: Report) -> None:
         fds_ok = after <= before
         figure = f"fds {before:.0f} → {after:.0f}"
         verdict = "met" if fds_ok else "not met"
+        rss_half = _median(report, fp, "RSS half-way through the cycles")
         if rss_before and rss_after:
             growth = rss_after - rss_before
             figure += f"; RSS {rss_before:.1f} → {rss_after:.1f} MiB ({growth:+.1f} MiB)"
-            # Allocator noise is a few hundred KiB; more than 1 MiB is growth.
-            verdict = "met" if fds_ok and growth <= 1.0 else (
-                f"fds {'met' if fds_ok else 'not met'}; memory {'met' if growth <= 1.0 else 'not met'}")
+            # A leak keeps growing; a one-off rise that levels off (SQLite's page cache filling up,
+            # the allocator's arenas) does not. Judge the second half; allocator noise is a few
+            # hundred KiB, so more than 1 MiB there is growth.
+            late = growth if rss_half is None else rss_after - rss_half
+            if rss_half is not None:
+                figure += f", of which {late:+.1f} MiB in the second half"
+            verdict = "met" if fds_ok and late <= 1.0 else (
+                f"fds {'met' if fds_ok else 'not met'}; memory {'met' if late <= 1.0 else 'not met'}")
         report.targets.append(("No fd or memory growth over the launch/stop cycles", figure, verdict))

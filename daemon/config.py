@@ -34,7 +34,7 @@ Example (every key optional)::
     env = {}
 
     [pool]
-    size = 0                                # ready worktrees kept per repository
+    size = 2                                # ready worktrees kept per repository (0: none)
 """
 
 from __future__ import annotations
@@ -75,7 +75,9 @@ class ListenConfig:
 
 @dataclass
 class PoolConfig:
-    size: int = 0
+    """Ready worktrees kept per repository, so a launch does not wait for a checkout."""
+
+    size: int = 2
 
 
 @dataclass
@@ -178,13 +180,19 @@ def from_dict(data: dict[str, Any]) -> DaemonConfig:
         worktrees_root=_path(d.get("worktrees_root"), share / "worktrees"),
         listen=listen,
         providers=providers,
-        pool=PoolConfig(size=int(data.get("pool", {}).get("size", 0))),
+        pool=PoolConfig(size=_pool_size(data.get("pool", {}).get("size", 2))),
         max_sessions=max_sessions,
         stop_grace_seconds=float(d.get("stop_grace_seconds", 10.0)),
         log_format=log_format,
         log_level=log_level,
         stop_agents_on_shutdown=bool(d.get("stop_agents_on_shutdown", False)),
     )
+
+
+def _pool_size(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 16:
+        raise ValueError(f"pool.size: must be a whole number from 0 to 16, got {value!r}")
+    return value
 
 
 def load_config(path: Path | str | None) -> DaemonConfig:

@@ -16,6 +16,7 @@ import secrets
 import signal
 import socket
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -107,7 +108,8 @@ class Supervisor:
         self.store: StateStore | None = None
         self.worktrees = Worktrees(config.repos_root, config.worktrees_root, config.pool.size)
         self._live: dict[str, _Live] = {}
-        self._session_locks: dict[str, asyncio.Lock] = {}
+        # Weak: a session's lock lives while someone holds or waits on it, then goes.
+        self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._launching = 0
         self._versions: dict[str, str] = {}
         self._closed = False
@@ -181,7 +183,10 @@ class Supervisor:
     # -------------------------------------------------------------------- launch
 
     def _lock(self, agent_session_id: str) -> asyncio.Lock:
-        return self._session_locks.setdefault(agent_session_id, asyncio.Lock())
+        lock = self._session_locks.get(agent_session_id)
+        if lock is None:
+            lock = self._session_locks[agent_session_id] = asyncio.Lock()
+        return lock
 
     def _running_count(self) -> int:
         return len(self._live) + self._launching
