@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import httpx
 
 from tests.support.agents import CLAUDE_BIN, claude_env
 from tests.support.controlplane_proc import ControlPlaneProcess, cp_env, start_controlplane_process
-from tests.support.daemon_proc import DaemonProcess, daemon_env, default_config, to_toml
+from tests.support.daemon_proc import DaemonProcess, daemon_env, default_config, to_toml, wait_for
 from tests.support.model_server import ModelServer
 
 __all__ = ["STUB_AGENT", "Stack", "free_port", "proc_fds", "proc_rss_kib"]
@@ -183,11 +182,4 @@ def _spawn_daemon(base: Path, extra: dict[str, Any]) -> DaemonProcess:
 
 def wait_until(check, timeout: float, what: str, interval: float = 0.02) -> Any:
     """Poll `check()` until truthy (returned) or raise TimeoutError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    return wait_for(check, timeout=timeout, interval=interval, what=what)
