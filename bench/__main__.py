@@ -70,7 +70,8 @@ def run_launch(report: Report, quick: bool, repos: dict[int, Path], run_dir: Pat
                 "plane → gRPC LaunchSession → worktree → real claude spawned → acknowledgement back over HTTP.")
     report.note(section, f"pool warm: the daemon keeps {POOL} ready worktrees per repository; each launch waits "
                 "(untimed) until the pool has refilled; the first launch on a repository (which starts its pool) is not timed. "
-                "pool empty: a second daemon with `[pool] size = 0`. The three kinds of launch are interleaved.")
+                "pool empty: a second daemon with `[pool] size = 0`. The three kinds of launch are interleaved, "
+                "and the disk's dirty pages are written back (untimed) before each one.")
     return series
 
 

@@ -24,6 +24,16 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def _settle() -> None:
+    """Write back dirty pages before a timed launch (untimed).
+
+    Every sample writes or deletes a whole checkout; without this the kernel's
+    writeback of earlier samples lands on later ones, and the floor at 1k files
+    was seen rising from 46 ms to 981 ms within one run.
+    """
+    os.sync()
+
+
 def floor_once(repo: Path, scratch: Path, env: dict[str, str]) -> float:
     """`git worktree add -b NAME PATH` on `repo`, then start the claude binary with the daemon's argv."""
     scratch.mkdir(parents=True, exist_ok=True)
@@ -31,6 +41,7 @@ def floor_once(repo: Path, scratch: Path, env: dict[str, str]) -> float:
     path = scratch / name
     argv = [str(CLAUDE_BIN), "-p", "--input-format", "stream-json", "--output-format", "stream-json",
             "--verbose", "--session-id", str(uuid.uuid4()), "--permission-mode", "acceptEdits"]
+    _settle()
     t0 = time.perf_counter()
     subprocess.run(["git", "-C", str(repo), "worktree", "add", "--quiet", "-b", name, str(path)],
                    env=GIT_ENV, check=True, capture_output=True)
@@ -96,6 +107,7 @@ def _launch_and_delete(stack: Stack, ws: str) -> float:
     """Seconds from POST launch to the acknowledgement; then the session and its worktree are deleted."""
     body = {"worktree_name": f"bench-{uuid.uuid4().hex[:8]}",
             "session_settings": {"code": {"default_provider": "claude_code"}}}
+    _settle()
     t0 = time.perf_counter()
     resp = stack.api("POST", f"/api/v1/workspaces/{ws}/sessions", body)
     elapsed = time.perf_counter() - t0
