@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from controlplane.cli import iter_sse, main
 from tests.ops.support import child_env, free_port
 from tests.support.agents import claude_provider_config
 from tests.support.controlplane_proc import ControlPlaneProcess, start_controlplane_process
-from tests.support.daemon_proc import DaemonProcess, start_daemon
+from tests.support.daemon_proc import DaemonProcess, start_daemon, wait_for
 from tests.support.git_repos import make_repo
 from tests.support.model_server import ModelServer
 
@@ -107,13 +106,7 @@ def berth(stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
 
 
 def _wait(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+    return wait_for(condition, timeout=timeout, interval=0.1, what=what)
 
 
 def _machine(berth, stack: Stack, name: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import pytest
 from controlplane.devrun import SOCKET_LIMIT, socket_path_for
 from tests.ops.support import REPO, child_env, free_port
 from tests.support.agents import claude_env
+from tests.support.daemon_proc import wait_for
 from tests.support.git_repos import make_repo
 from tests.support.model_server import ModelServer
 
@@ -68,13 +69,7 @@ def _gone(pid: int) -> bool:
 
 
 def _wait(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+    return wait_for(condition, timeout=timeout, interval=0.1, what=what)
 
 
 @pytest.fixture
