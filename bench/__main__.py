@@ -24,13 +24,14 @@ def _ms(seconds: list[float]) -> list[float]:
 
 
 def run_launch(report: Report, quick: bool, repos: dict[int, Path], run_dir: Path) -> dict[str, dict[int, list[float]]]:
-    from bench.launch import BerthLauncher, floor_env, floor_once
+    from bench.launch import BerthLauncher, FloorLauncher, floor_env, wait_out_deletions
 
     runs = {1000: 5, 10_000: 3, 50_000: 3} if quick else {1000: 15, 10_000: 7, 50_000: 5}
     runs = {files: runs.get(files, 3) for files in repos}
     section = "Launch (REST launch → acknowledged)"
     series: dict[str, dict[int, list[float]]] = {"floor": {}, "berth, pool empty": {}, "berth, pool warm": {}}
     stack = Stack(run_dir / "launch")
+    launchers: list[FloorLauncher | BerthLauncher] = []
     try:
         stack.start_model()
         stack.start_daemon("cold", pool=0, provider=stack.claude_provider())
@@ -40,19 +41,27 @@ def run_launch(report: Report, quick: bool, repos: dict[int, Path], run_dir: Pat
         for files, repo in repos.items():
             n = runs[files]
             print(f"  launch, {files} files ({n} runs of each, interleaved)", flush=True)
+            floor_launcher = FloorLauncher(repo, run_dir / "floor-worktrees", env)
             cold_launcher = BerthLauncher(stack, "cold", repo, 0)
             warm_launcher = BerthLauncher(stack, "warm", repo, POOL)
+            launchers = [floor_launcher, cold_launcher, warm_launcher]
+            # Before every series: the previous series' (or an earlier run's) deletions must not slow this one.
+            wait_out_deletions()
             floor: list[float] = []
             cold: list[float] = []
             warm: list[float] = []
             for i in range(n):
-                floor.append(floor_once(repo, run_dir / "floor-worktrees", env))
+                floor.append(floor_launcher.once())
                 cold.append(cold_launcher.once())
                 w = warm_launcher.once()
                 if w is not None:
                     warm.append(w)
                 print(f"    #{i + 1}: floor {floor[-1] * 1000:.0f} ms, pool empty {cold[-1] * 1000:.0f} ms, "
                       f"pool warm {w * 1000 if w is not None else float('nan'):.0f} ms", flush=True)
+            print(f"  removing the {files}-file series' worktrees and branches", flush=True)
+            for launcher in launchers:
+                launcher.cleanup()
+            launchers = []
             base = f"floor, {files // 1000}k files"
             report.add(section, Row(base, _ms(floor), "ms"))
             report.add(section, Row(f"Berth, pool empty, {files // 1000}k files", _ms(cold), "ms", baseline=base))
@@ -64,14 +73,24 @@ def run_launch(report: Report, quick: bool, repos: dict[int, Path], run_dir: Pat
             series["berth, pool empty"][files] = cold
             series["berth, pool warm"][files] = warm
     finally:
+        for launcher in launchers:  # after a failure: leave no worktree or branch in the cached repositories
+            try:
+                launcher.cleanup()
+            except Exception as exc:  # noqa: BLE001 - clean up the others anyway
+                print(f"warning: cleanup: {exc}", file=sys.stderr)
         stack.close()
     report.note(section, "floor: `git worktree add -b NAME PATH` on the same repository, then starting the same "
                 "claude binary with the same argv (until the process is spawned). Berth: HTTP POST to the control "
                 "plane → gRPC LaunchSession → worktree → real claude spawned → acknowledgement back over HTTP.")
     report.note(section, f"pool warm: the daemon keeps {POOL} ready worktrees per repository; each launch waits "
                 "(untimed) until the pool has refilled; the first launch on a repository (which starts its pool) is not timed. "
-                "pool empty: a second daemon with `[pool] size = 0`. The three kinds of launch are interleaved, "
-                "and the disk's dirty pages are written back (untimed) before each one.")
+                "pool empty: a second daemon with `[pool] size = 0`. The three kinds of launch are interleaved.")
+    report.note(section, "Nothing a sample creates is deleted until its whole series (one repository size) is done "
+                "(Berth sessions are deleted without their worktrees, which are removed after the series), and each "
+                "series starts after an untimed wait of vm.dirty_expire_centisecs + 5 s: ext4 scans past every inode "
+                "freed within that window when it allocates one (`recently_deleted()`), so deleting one sample's "
+                "checkout made the next sample's checkout slower (the 1k-file floor rose from 232 ms to 950 ms "
+                "within one run).")
     return series
 
 
@@ -81,6 +100,7 @@ def run_shared(report: Report, quick: bool, run_dir: Path, repo: Path, parts: li
     from bench.footprint import SECTION as FOOTPRINT
     from bench.footprint import cycles, measure_rss
     from bench.imports import run_import
+    from bench.launch import wait_out_deletions
     from bench.reads import run_reads
     from bench.shared import SharedStack
 
@@ -106,6 +126,8 @@ def run_shared(report: Report, quick: bool, run_dir: Path, repo: Path, parts: li
             report.add(FOOTPRINT, Row("RSS idle (after start)", [idle], "MiB"))
             report.add(FOOTPRINT, Row(f"RSS with {SESSIONS} sessions", [busy], "MiB", baseline="RSS idle (after start)"))
             shared.delete_all()
+            # 50 worktrees were just deleted: let ext4 forget them so they do not slow the first cycles.
+            wait_out_deletions()
             cycles(report, quick, shared)
     finally:
         shared.close()

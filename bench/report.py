@@ -18,7 +18,7 @@ class Row:
 
     name: str
     values: list[float]
-    unit: str  # "ms", "s", "req/s", "MiB", "fds"
+    unit: str  # "ms", "s", "req/s", "MiB", "fds", or a rate such as "KiB/cycle"
     baseline: str = ""  # name of the baseline row ("" for the baseline itself)
     higher_is_better: bool = False
     note: str = ""
@@ -37,6 +37,8 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:.0f} req/s"
     if unit == "MiB":
         return f"{value:.1f} MiB"
+    if "/" in unit:  # a rate such as a fitted slope: signed, two decimals
+        return f"{value:+.2f} {unit}"
     return f"{value:g} {unit}"
 
 

@@ -41,6 +41,7 @@ def make_repository(root: Path, files: int) -> Path:
     path = root / f"repo-{files}"
     done_marker = root / f"repo-{files}.done"
     if done_marker.exists() and (path / ".git").is_dir():
+        _tidy(path)
         return path
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
@@ -57,3 +58,19 @@ def make_repository(root: Path, files: int) -> Path:
     git(path, "repack", "-adq")
     done_marker.write_text("ok\n")
     return path
+
+
+def _tidy(repo: Path) -> None:
+    """Forget worktrees and branches an interrupted earlier run left in a cached repository.
+
+    Registered worktrees whose directory is gone are pruned, then every branch but main
+    that no worktree has checked out is deleted (a run in progress keeps its own).
+    """
+    git(repo, "worktree", "prune")
+    refs = git(repo, "for-each-ref", "--format=%(refname:short) %(worktreepath)", "refs/heads")
+    stale = [line.split(" ", 1)[0] for line in refs.splitlines()
+             if line and not line.partition(" ")[2] and line.split(" ", 1)[0] != "main"]
+    if stale:
+        print(f"  {repo.name}: deleting {len(stale)} branches left by earlier runs", flush=True)
+        for i in range(0, len(stale), 200):
+            git(repo, "branch", "-D", *stale[i:i + 200])

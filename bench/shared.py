@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
+
 from bench.stack import Stack
 
 __all__ = ["SharedStack"]
@@ -24,6 +26,7 @@ class SharedStack:
             self.stack.close()
             raise
         self.sessions: list[str] = []
+        self.worktrees: list[str] = []
 
     def launch(self) -> str:
         body = {"worktree_name": f"s-{uuid.uuid4().hex[:8]}", "session_settings": {"code": {"default_provider": "claude_code"}}}
@@ -32,12 +35,26 @@ class SharedStack:
             raise RuntimeError(f"launch failed: {ack}")
         sid = ack["payload"]["agent_session_id"]
         self.sessions.append(sid)
+        if ack["payload"].get("worktree_path"):
+            self.worktrees.append(str(ack["payload"]["worktree_path"]))
         return sid
 
     def delete_all(self) -> None:
+        """Delete every session launched here, then remove their worktrees and branches."""
         for sid in self.sessions:
-            self.stack.api("DELETE", f"/api/sessions/{sid}", params={"remove_worktree": "true"})
+            self.stack.api("DELETE", f"/api/sessions/{sid}")
         self.sessions.clear()
+        # The REST remove_worktree keeps the branch; the daemon's RemoveWorktree can delete it too.
+        stub = daemon_pb2_grpc.DaemonServiceStub(self.daemon.channel())
+        for path in self.worktrees:
+            stub.RemoveWorktree(daemon_pb2.RemoveWorktreeRequest(worktree_path=path, force=True, delete_branch=True),
+                                timeout=300)
+        self.worktrees.clear()
 
     def close(self) -> None:
-        self.stack.close()
+        try:
+            self.delete_all()  # leave no worktree or branch in the cached repository
+        except Exception as exc:  # noqa: BLE001 - stop the stack anyway; the next run's tidy-up catches the rest
+            print(f"warning: removing the shared sessions' worktrees: {exc}", flush=True)
+        finally:
+            self.stack.close()

@@ -60,25 +60,27 @@ def check_targets(report: Report) -> None:
             f"p99 {p99:.1f} ms (median {row.summary.median:.1f} ms, n={row.summary.n})",
             "met" if p99 < 50 else "not met",
         ))
-    fp = "Footprint (daemon process only)"
-    before = _median(report, fp, "fds before the cycles")
-    after = _median(report, fp, "fds after the cycles")
-    rss_before = _median(report, fp, "RSS before the cycles")
-    rss_after = _median(report, fp, "RSS after the cycles")
-    if before is not None and after is not None:
-        fds_ok = after <= before
-        figure = f"fds {before:.0f} → {after:.0f}"
-        verdict = "met" if fds_ok else "not met"
-        rss_half = _median(report, fp, "RSS half-way through the cycles")
-        if rss_before and rss_after:
-            growth = rss_after - rss_before
-            figure += f"; RSS {rss_before:.1f} → {rss_after:.1f} MiB ({growth:+.1f} MiB)"
-            # A leak keeps growing; a one-off rise that levels off (SQLite's page cache filling up,
-            # the allocator's arenas) does not. Judge the second half; allocator noise is a few
-            # hundred KiB, so more than 1 MiB there is growth.
-            late = growth if rss_half is None else rss_after - rss_half
-            if rss_half is not None:
-                figure += f", of which {late:+.1f} MiB in the second half"
-            verdict = "met" if fds_ok and late <= 1.0 else (
-                f"fds {'met' if fds_ok else 'not met'}; memory {'met' if late <= 1.0 else 'not met'}")
-        report.targets.append(("No fd or memory growth over the launch/stop cycles", figure, verdict))
+    _footprint(report)
+
+
+def _footprint(report: Report) -> None:
+    """fds: fitted growth over the run < 1 and last ≤ first + 1; memory: fitted growth < 1 MiB per 1000 cycles."""
+    from bench.footprint import (CYCLE_ROW, FDS_FIRST, FDS_FIT, FDS_LAST, RSS_FIRST, RSS_FIT, RSS_LAST,
+                                 SECTION)
+
+    cycles = report.find(SECTION, CYCLE_ROW)
+    rows = [report.find(SECTION, n) for n in (FDS_FIRST, FDS_LAST, FDS_FIT, RSS_FIRST, RSS_LAST, RSS_FIT)]
+    if cycles is None or not cycles.values or any(r is None or not r.values for r in rows):
+        return
+    fds_first, fds_last, fds_fit, rss_first, rss_last, rss_fit = (r.values[0] for r in rows)
+    n = len(cycles.values)
+    fds_growth = fds_fit * n / 1000  # fitted fds gained over the whole run
+    rss_growth = rss_fit * 1000 / 1024  # fitted MiB per 1000 cycles
+    fds_ok = fds_growth < 1 and fds_last <= fds_first + 1
+    mem_ok = rss_growth < 1
+    figure = (f"fds {fds_first:.0f} → {fds_last:.0f}, fitted {fds_growth:+.2f} over {n} cycles; "
+              f"RSS {rss_first:.1f} → {rss_last:.1f} MiB, fitted {rss_fit:+.2f} KiB/cycle "
+              f"= {rss_growth:+.2f} MiB per 1000 cycles")
+    verdict = "met" if fds_ok and mem_ok else (
+        f"fds {'met' if fds_ok else 'not met'}; memory {'met' if mem_ok else 'not met'}")
+    report.targets.append(("No fd or memory growth over the launch/stop cycles", figure, verdict))
