@@ -101,29 +101,45 @@ class AgentRunner:
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self) -> int | None:
-        """Start the agent (and its first turn when spec.prompt is set); returns the pid or None."""
+        """Start the agent (and its first turn when spec.prompt is set); returns the pid or None.
+
+        Messages sent before start() were queued; they follow the prompt in order.
+        """
         if self._started:
             raise FailedPrecondition("agent already started")
+        if self._stopping:
+            raise FailedPrecondition("the agent was stopped before it started")
         self.adapter.resolve_binary()  # fail here, before anything runs
         if not Path(self.spec.cwd).is_dir():
             raise FailedPrecondition(f"working directory does not exist: {self.spec.cwd}")
+        if self.spec.prompt:
+            self._queue.appendleft(self.spec.prompt)
         if self.adapter.persistent:
-            await self._spawn(self.spec, stdin=True)
-            self._started = True
-            if self.spec.prompt:
-                await self.send(self.spec.prompt)
-        else:
-            self._started = True
-            if self.spec.prompt:
-                await self.send(self.spec.prompt)
+            try:
+                await self._spawn(self.spec, stdin=True)
+            except BaseException:
+                if self.spec.prompt:
+                    self._queue.popleft()
+                raise
+        self._started = True
+        await self._pump()
         return self.pid
 
+    @property
+    def started(self) -> bool:
+        """start() has run (the agent may have ended since)."""
+        return self._started
+
     async def send(self, text: str) -> None:
-        """Queue a user message; it goes out once no turn runs (messages keep their order)."""
-        if not self.running or self._stopping:
+        """Queue a user message; it goes out once no turn runs (messages keep their order).
+
+        Before start() the message waits for the agent to start.
+        """
+        if self._stopping or self._exited:
             raise FailedPrecondition("the agent is not running")
         self._queue.append(text)
-        await self._pump()
+        if self._started:
+            await self._pump()
 
     async def interrupt(self) -> None:
         """End the current turn; the session (and a persistent process) stays."""

@@ -144,6 +144,7 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
             "provider_session_id": rec.provider_session_id,
             "reused": result.reused,
             "pooled": result.pooled,
+            "checkout_pending": result.checkout_pending,
         }
         return pb.LaunchSessionResponse(status="ok", payload=_struct(payload), session=self._session(rec))
 

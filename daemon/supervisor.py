@@ -31,7 +31,7 @@ from daemon.errors import FailedPrecondition, InvalidArgument, NotFound, Resourc
 from daemon.runner import AgentRunner
 from daemon.store import SessionRecord, StateStore, StoredEvent
 from daemon.validation import validate_session_id, validate_worktree_name
-from daemon.worktrees import Worktrees
+from daemon.worktrees import WorktreeInfo, Worktrees
 
 __all__ = ["Supervisor", "LaunchRequest", "LaunchResult", "ImportResult", "STATUSES"]
 
@@ -79,6 +79,8 @@ class LaunchResult:
     reused: bool
     pid: int
     pooled: bool = False  # the worktree came ready from the pool
+    # The worktree's files are being written; the agent starts when they are (status → active).
+    checkout_pending: bool = False
 
 
 @dataclass
@@ -98,6 +100,8 @@ class _Live:
         # Set when the daemon itself ends the process (pause/stop), so the exit
         # callback does not mark the session failed.
         self.ending_status: str | None = None
+        # Writes the worktree's files, then starts the agent (launches acknowledged before that).
+        self.starting: asyncio.Task[None] | None = None
 
 
 class Supervisor:
@@ -142,9 +146,12 @@ class Supervisor:
                     await self.pause(sid)
                 except Exception:  # noqa: BLE001 - shutdown goes on whatever one session does
                     log.exception("pausing %s at shutdown failed", sid)
-        self._closed = True
         for live in list(self._live.values()):
             live.ending_status = "shutdown"
+            if live.starting is not None:
+                await asyncio.shield(live.starting)  # a checkout under way finishes; its agent is not started
+        self._closed = True
+        for live in list(self._live.values()):
             await live.runner.detach()
         self._live.clear()
         if self.store is not None:
@@ -250,7 +257,7 @@ class Supervisor:
         adapter = self._adapter(req.provider)
         adapter.resolve_binary()  # FailedPrecondition naming the path, before anything is created
         repo = await self.worktrees.resolve_repository(req.repository)
-        info = await self.worktrees.ensure(repo, req.worktree_name, req.base_ref)
+        info = await self.worktrees.ensure(repo, req.worktree_name, req.base_ref, defer_checkout=True)
         now = _now()
         rec = SessionRecord(
             agent_session_id=req.agent_session_id,
@@ -271,34 +278,86 @@ class Supervisor:
             metadata=req.metadata,
             worktree_created=info.created,
         )
+        sid = rec.agent_session_id
+        prompt, resume_id = req.initial_prompt or None, req.resume_session_id or None
         try:
             self.store.insert_session(rec)
-            self._status(rec.agent_session_id, "created", "")
+            self._status(sid, "created", "")
             if req.initial_prompt:
-                self._user_event(rec.agent_session_id, req.initial_prompt)
-            pid = await self._start_runner(
-                rec, prompt=req.initial_prompt or None, resume_id=req.resume_session_id or None
-            )
+                self._user_event(sid, req.initial_prompt)
+            if info.checkout_pending:
+                # Acknowledge now; the files are written and the agent started in the background.
+                live = self._prepare_runner(rec, prompt=prompt, resume_id=resume_id)
+                live.starting = asyncio.get_running_loop().create_task(self._start_after_checkout(sid, live, info))
+                return LaunchResult(session=self._get(sid), reused=False, pid=0, checkout_pending=True)
+            pid = await self._start_runner(rec, prompt=prompt, resume_id=resume_id)
         except BaseException:
-            self.store.delete_session(rec.agent_session_id)
+            self._live.pop(sid, None)
+            self.store.delete_session(sid)
             if info.created:
                 await self.worktrees.rollback(info)
             raise
-        rec = self._status(rec.agent_session_id, "active", "")
-        log.info("session launched", extra={"session_id": rec.agent_session_id, "provider": rec.provider,
+        rec = self._status(sid, "active", "")
+        log.info("session launched", extra={"session_id": sid, "provider": rec.provider,
                                             "worktree": rec.worktree_path, "pid": pid})
         return LaunchResult(session=rec, reused=False, pid=pid, pooled=info.pooled)
+
+    async def _start_after_checkout(self, sid: str, live: _Live, info: WorktreeInfo) -> None:
+        """Write the worktree's files, then start the agent, unless the session was paused or
+        stopped meanwhile. A failure marks the session failed and removes the unused worktree."""
+        try:
+            await self.worktrees.populate(info)
+        except Exception as exc:  # noqa: BLE001 - whatever git says ends up in the session
+            await self._fail_start(sid, live, info, f"checking out the worktree failed: {exc}")
+            return
+        if live.ending_status is not None or self._closed or self._live.get(sid) is not live:
+            return
+        try:
+            pid = await live.runner.start()
+        except Exception as exc:  # noqa: BLE001 - e.g. exec failed: the session says why
+            await self._fail_start(sid, live, info, f"the agent did not start: {exc}")
+            return
+        self._set(sid, pid=pid or 0)
+        self._status(sid, "active", "")
+        log.info("session launched", extra={"session_id": sid, "worktree": str(info.path), "pid": pid})
+
+    async def _fail_start(self, sid: str, live: _Live, info: WorktreeInfo, error: str) -> None:
+        if self._live.get(sid) is live:
+            self._live.pop(sid, None)
+        await live.runner.stop(0)
+        if self._closed:
+            return
+        try:
+            await self.worktrees.rollback(info)  # never used by an agent: nothing of the user's in it
+        except Exception:  # noqa: BLE001 - the session is failed either way
+            log.exception("removing the worktree of %s failed", sid)
+        self._set(sid, pid=0, last_error=error)
+        self._event(sid, "system", {"type": "error", "message": error, "is_error": True})
+        self._status(sid, "failed", error)
 
     async def _relaunch(self, rec: SessionRecord, req: LaunchRequest) -> LaunchResult:
         """Launching an id that exists: the same session, never a second process."""
         live = self._live.get(rec.agent_session_id)
         if live is not None:
-            return LaunchResult(session=rec, reused=True, pid=live.runner.pid or 0)
+            pending = live.starting is not None and not live.starting.done()
+            return LaunchResult(session=rec, reused=True, pid=live.runner.pid or 0, checkout_pending=pending)
         if rec.status in ("paused", "completed", "failed", "created"):
             rec = await self._resume_locked(rec, req.initial_prompt)
         return LaunchResult(session=rec, reused=True, pid=rec.pid)
 
     async def _start_runner(self, rec: SessionRecord, *, prompt: str | None, resume_id: str | None) -> int:
+        live = self._prepare_runner(rec, prompt=prompt, resume_id=resume_id)
+        try:
+            pid = await live.runner.start()
+        except BaseException:
+            self._live.pop(rec.agent_session_id, None)
+            await live.runner.stop(0)
+            raise
+        self._set(rec.agent_session_id, pid=pid or 0)
+        return pid or 0
+
+    def _prepare_runner(self, rec: SessionRecord, *, prompt: str | None, resume_id: str | None) -> _Live:
+        """The session's runner, registered as live but not started (messages queue until it is)."""
         assert self.store is not None
         adapter = self._adapter(rec.provider)
         spec = TurnSpec(
@@ -334,14 +393,7 @@ class Supervisor:
         runner = AgentRunner(adapter, spec, on_event=on_event, on_exit=on_exit, base_env=os.environ)
         live = _Live(runner)
         self._live[sid] = live
-        try:
-            pid = await runner.start()
-        except BaseException:
-            self._live.pop(sid, None)
-            await runner.stop(0)
-            raise
-        self._set(sid, pid=pid or 0)
-        return pid or 0
+        return live
 
     # ------------------------------------------------------------------ messages
 
@@ -356,7 +408,8 @@ class Supervisor:
                 f"session {agent_session_id} is {rec.status}, not running; resume it first"
             )
         message_id = message_id or "msg-" + secrets.token_hex(8)
-        state = "queued" if (live.runner.turn_running or live.runner.queued) else "sent"
+        runner = live.runner
+        state = "queued" if (not runner.started or runner.turn_running or runner.queued) else "sent"
         ev = self._user_event(agent_session_id, content, {"message_id": message_id})
         await live.runner.send(content)
         return message_id, state, ev.created_at
@@ -416,6 +469,9 @@ class Supervisor:
         live = self._live.get(agent_session_id)
         if live is not None:
             live.ending_status = status
+            if live.starting is not None:
+                # Let the checkout finish (never leave half-written files); the agent is then not started.
+                await asyncio.shield(live.starting)
             await live.runner.stop(grace)
             self._live.pop(agent_session_id, None)
         self._set(agent_session_id, pid=0)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["POOL_DIR", "PoolMember", "PoolStats", "WorktreePool"]
+__all__ = ["POOL_DIR", "GitFailed", "PoolMember", "PoolStats", "WorktreePool", "run_git"]
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ class GitFailed(RuntimeError):
     """A git command exited non-zero."""
 
 
-def _git(cwd: Path, *args: str) -> str:
+def run_git(cwd: Path, *args: str) -> str:
+    """`git -C cwd args` without a shell; stdout stripped; GitFailed (last stderr line) on failure."""
     result = subprocess.run(
         ["git", "-C", str(cwd), *args],
         check=False,
@@ -92,14 +93,14 @@ def _git(cwd: Path, *args: str) -> str:
 
 def _head_commit(repository: Path) -> str:
     try:
-        return _git(repository, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+        return run_git(repository, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
     except GitFailed:
         return ""
 
 
 def _prune(repository: Path) -> None:
     try:
-        _git(repository, "worktree", "prune")
+        run_git(repository, "worktree", "prune")
     except GitFailed as exc:
         log.warning("git worktree prune failed in %s: %s", repository, exc)
 
@@ -306,7 +307,7 @@ class WorktreePool:
                 return
             member.ready = False  # not claimable while its files change
             try:
-                await asyncio.to_thread(_git, member.path, "checkout", "--quiet", "--detach", head)
+                await asyncio.to_thread(run_git, member.path, "checkout", "--quiet", "--detach", head)
             except GitFailed as exc:
                 log.warning("could not refresh pooled worktree %s: %s", member.path, exc)
                 if member in rp.members:
@@ -342,7 +343,7 @@ class WorktreePool:
                     return True
                 await asyncio.to_thread(self._register, rp, path, head)
             # The slow part, outside the lock: write the files and the index.
-            await asyncio.to_thread(_git, path, "reset", "--hard", "--quiet", head)
+            await asyncio.to_thread(run_git, path, "reset", "--hard", "--quiet", head)
         except (GitFailed, OSError) as exc:
             log.warning("could not add pooled worktree for %s: %s", rp.repository, exc)
             if member in rp.members:
@@ -361,7 +362,7 @@ class WorktreePool:
         marker = rp.pool_dir.parent / _REPO_MARKER
         if not marker.exists():
             marker.write_text(str(rp.repository) + "\n")
-        _git(rp.repository, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(path), head)
+        run_git(rp.repository, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(path), head)
 
     async def _drain(self, rp: _RepoPool, *, keep_entry: bool = False) -> None:
         """Stop `rp`'s task and remove its members."""
@@ -427,7 +428,7 @@ class WorktreePool:
 
     def _forget_missing(self, repository: Path, pool_dir: Path) -> None:
         try:
-            listing = _git(repository, "worktree", "list", "--porcelain")
+            listing = run_git(repository, "worktree", "list", "--porcelain")
         except GitFailed:
             return
         prefix = os.path.realpath(pool_dir) + os.sep
@@ -436,7 +437,7 @@ class WorktreePool:
                 continue
             path = Path(line[len("worktree ") :])
             if os.path.realpath(path).startswith(prefix) and not path.exists() and not path.name.startswith(self._token):
-                common = Path(_git(repository, "rev-parse", "--git-common-dir"))
+                common = Path(run_git(repository, "rev-parse", "--git-common-dir"))
                 if not common.is_absolute():
                     common = repository / common
                 for admin in (common / "worktrees").iterdir():

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Literal
 
 import git
+from git.refs.symbolic import SymbolicReference
 
 from daemon.errors import FailedPrecondition, InvalidArgument, NotFound
 from daemon.validation import validate_worktree_name
-from daemon.worktree_pool import PoolMember, PoolStats, WorktreePool
+from daemon.worktree_pool import GitFailed, PoolMember, PoolStats, WorktreePool, run_git
 
 __all__ = ["WorktreeInfo", "Worktrees", "is_clone_url"]
 
@@ -84,6 +85,8 @@ class WorktreeInfo:
     created: bool  # False when an existing worktree was reused
     branch_created: bool = False  # ensure() created the branch (rollback deletes it)
     pooled: bool = False  # made from a ready worktree of the pool
+    # Registered (branch, HEAD, .git file) but its files not written yet: populate() does that.
+    checkout_pending: bool = False
 
 
 @dataclass
@@ -152,6 +155,14 @@ def _rev_parse(repo: git.Repo, rev: str) -> str | None:
     try:
         return _run(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}") or None
     except git.GitCommandError:
+        return None
+
+
+def _ref_commit(repo: git.Repo, ref: str) -> str | None:
+    """The commit a ref names, read from the ref files without starting git (None: no such ref)."""
+    try:
+        return SymbolicReference.dereference_recursive(repo, ref)
+    except (ValueError, OSError):
         return None
 
 
@@ -300,11 +311,15 @@ class Worktrees:
         """Change how many ready worktrees each repository keeps; 0 removes them all."""
         await self.pool.set_size(size)
 
-    async def ensure(self, repository: Path, name: str, base_ref: str = "") -> WorktreeInfo:
+    async def ensure(
+        self, repository: Path, name: str, base_ref: str = "", *, defer_checkout: bool = False
+    ) -> WorktreeInfo:
         """Reuse or create the worktree `name` (also the branch name) of `repository`.
 
         An existing branch is checked out as is (base_ref is then ignored); a new
-        branch starts at base_ref, or HEAD when empty.
+        branch starts at base_ref, or HEAD when empty. With `defer_checkout`, a worktree
+        that does not come from the pool is only registered (`checkout_pending`); the
+        caller writes its files with populate(), outside the repository lock.
         """
         self._check_open()
         validate_worktree_name(name)
@@ -318,7 +333,9 @@ class Worktrees:
             self.pool.touch(repository)
             claim = _Claim(self.pool.take(repository))
             try:
-                return await asyncio.to_thread(self._ensure_sync, repository, name, base_ref, path, claim)
+                return await asyncio.to_thread(
+                    self._ensure_sync, repository, name, base_ref, path, claim, defer_checkout
+                )
             finally:
                 self._settle(repository, claim)
 
@@ -337,13 +354,22 @@ class Worktrees:
             self.pool.claimed(repository)
 
     def _ensure_sync(
-        self, repository: Path, name: str, base_ref: str, path: Path, claim: _Claim | None = None
+        self,
+        repository: Path,
+        name: str,
+        base_ref: str,
+        path: Path,
+        claim: _Claim | None = None,
+        defer_checkout: bool = False,
     ) -> WorktreeInfo:
         try:
             repo = git.Repo(repository)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
             raise FailedPrecondition(f"repository is not a git repository: {repository}") from None
         with repo:
+            info = self._new_branch_fast(repo, repository, name, base_ref, path, claim, defer_checkout)
+            if info is not None:
+                return info
             entries = _list_worktrees(repo)
             # A worktree whose directory vanished still holds its branch: prune it first.
             if any(e.prunable and (_same_path(e.path, path) or e.branch == name) for e in entries):
@@ -365,7 +391,7 @@ class Worktrees:
                     raise FailedPrecondition(f"branch {name} is already checked out at {other.path}")
             if _branch_exists(repo, name):
                 base = _rev_parse(repo, f"refs/heads/{name}") or ""
-                return self._create(repo, repository, path, name, base, new_branch=False)
+                return self._create(repo, repository, path, name, base, new_branch=False, defer=defer_checkout)
             if base_ref:
                 base = _rev_parse(repo, base_ref)
                 if base is None:
@@ -376,7 +402,112 @@ class Worktrees:
                     raise FailedPrecondition(f"repository {repository} has no commits")
                 if claim is not None:
                     claim.head = base
-            return self._create(repo, repository, path, name, base, new_branch=True, claim=claim)
+            return self._create(
+                repo, repository, path, name, base, new_branch=True, claim=claim, defer=defer_checkout
+            )
+
+    def _new_branch_fast(
+        self,
+        repo: git.Repo,
+        repository: Path,
+        name: str,
+        base_ref: str,
+        path: Path,
+        claim: _Claim | None,
+        defer: bool,
+    ) -> WorktreeInfo | None:
+        """The launch path's common case in one to three short git processes, or None for the full path.
+
+        Applies when nothing is at `path`, branch `name` does not exist and the base is HEAD (or a
+        branch) whose commit the ref files give without starting git: then no other worktree can
+        hold the branch, so `git worktree list` and the other checks of the full path are not needed.
+        Anything unusual (git refusing a step included) is left to the full path, with nothing changed.
+        """
+        if os.path.lexists(path) or _ref_commit(repo, f"refs/heads/{name}") is not None:
+            return None
+        base = _ref_commit(repo, f"refs/heads/{base_ref}" if base_ref else "HEAD")
+        if base is None:
+            return None
+        if claim is not None and not base_ref:
+            claim.head = base
+        member = claim.member if claim is not None else None
+        if member is not None and member.commit == base:
+            return self._claim_fast(repository, claim, path, name, base)
+        if not defer:
+            return None
+        self._mark_repo_dir(repository, path)
+        try:
+            run_git(repository, "worktree", "add", "--quiet", "--no-checkout", "-b", name, "--", str(path), base)
+        except GitFailed as exc:
+            self._undo(repo, path, name if _ref_commit(repo, f"refs/heads/{name}") == base else None)
+            raise FailedPrecondition(f"git worktree add failed for {name}: {exc}") from None
+        log.info("registered worktree %s (branch %s at %s), files to follow", path, name, base[:12])
+        return WorktreeInfo(path, name, repository, base, created=True, branch_created=True, checkout_pending=True)
+
+    def _claim_fast(self, repository: Path, claim: _Claim, path: Path, name: str, base: str) -> WorktreeInfo | None:
+        """Start branch `name` at the pooled worktree's own commit and move the worktree to `path`.
+
+        No file or index is read or written (a rename and two ref writes). None, with the member
+        back in place and no branch left, when git refuses a step.
+        """
+        member = claim.member
+        assert member is not None
+        self._mark_repo_dir(repository, path)
+        try:
+            run_git(repository, "branch", "--no-track", "--", name, base)
+        except GitFailed:
+            return None
+        try:
+            run_git(repository, "worktree", "move", "--", str(member.path), str(path))
+        except GitFailed:
+            self._delete_branch(repository, name)
+            return None
+        try:
+            run_git(path, "symbolic-ref", "-m", f"checkout: moving from {base} to {name}", "HEAD", f"refs/heads/{name}")
+        except GitFailed:
+            try:
+                run_git(repository, "worktree", "move", "--", str(path), str(member.path))
+            except GitFailed:
+                claim.state = "lost"
+                with git.Repo(repository) as repo:
+                    self._undo(repo, path, None)
+            self._delete_branch(repository, name)
+            return None
+        claim.state = "used"
+        log.info("created worktree %s (branch %s at %s) from the pool", path, name, base[:12])
+        return WorktreeInfo(path, name, repository, base, created=True, branch_created=True, pooled=True)
+
+    @staticmethod
+    def _delete_branch(repository: Path, name: str) -> None:
+        try:
+            run_git(repository, "branch", "-D", "--", name)
+        except GitFailed as exc:
+            log.warning("could not delete branch %s: %s", name, exc)
+
+    @staticmethod
+    def _mark_repo_dir(repository: Path, path: Path) -> None:
+        """Create the per-repository directory with its marker naming the repository."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        marker = path.parent / _REPO_MARKER
+        if not marker.exists():
+            marker.write_text(str(repository) + "\n")
+
+    async def populate(self, info: WorktreeInfo) -> None:
+        """Write the files and index of a worktree ensure() left `checkout_pending`.
+
+        The same steps `git worktree add` takes after registering a worktree: `reset --hard`,
+        then the post-checkout hook. Runs outside the repository lock (it touches only this
+        worktree's files and index), so other launches on the repository are not held up.
+        """
+        if not info.checkout_pending:
+            return
+
+        def checkout() -> None:
+            run_git(info.path, "reset", "--hard", "--quiet", "--no-recurse-submodules")
+            run_git(info.path, "hook", "run", "--ignore-missing", "post-checkout", "--", "0" * 40, info.base_commit, "1")
+
+        await asyncio.to_thread(checkout)
+        info.checkout_pending = False
 
     def _create(
         self,
@@ -388,20 +519,19 @@ class Worktrees:
         *,
         new_branch: bool,
         claim: _Claim | None = None,
+        defer: bool = False,
     ) -> WorktreeInfo:
-        """Add the worktree at `path` (from the pool when `claim` holds a ready one).
+        """Add the worktree at `path` (from the pool when `claim` holds a ready one; only
+        registered when `defer`).
 
         On failure leave no directory or branch behind.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        marker = path.parent / _REPO_MARKER
-        if not marker.exists():
-            marker.write_text(str(repository) + "\n")
+        self._mark_repo_dir(repository, path)
         pooled = new_branch and claim is not None and claim.member is not None
         if pooled and self._claim_sync(repo, claim, path, name, base):
             log.info("created worktree %s (branch %s at %s) from the pool", path, name, base[:12])
             return WorktreeInfo(path, name, repository, base, created=True, branch_created=True, pooled=True)
-        args = ["worktree", "add", "--quiet"]
+        args = ["worktree", "add", "--quiet"] + (["--no-checkout"] if defer else [])
         args += ["-b", name, "--", str(path), base] if new_branch else ["--", str(path), name]
         try:
             _run(repo, *args)
@@ -409,7 +539,7 @@ class Worktrees:
             self._undo(repo, path, name if new_branch else None)
             raise FailedPrecondition(f"git worktree add failed for {name}: {_git_error(exc)}") from None
         log.info("created worktree %s (branch %s at %s)", path, name, base[:12])
-        return WorktreeInfo(path, name, repository, base, created=True, branch_created=new_branch)
+        return WorktreeInfo(path, name, repository, base, created=True, branch_created=new_branch, checkout_pending=defer)
 
     def _claim_sync(self, repo: git.Repo, claim: _Claim, path: Path, name: str, base: str) -> bool:
         """Move the pooled worktree to `path` and start branch `name` at `base` in it.

@@ -74,11 +74,13 @@ class AgentAdapter(ABC):
         if os.sep in binary:
             path = Path(os.path.expanduser(binary)).absolute()
             if path.is_file() and os.access(path, os.X_OK):
+                _check_interpreter(self.provider, path)
                 return str(path)
             raise FailedPrecondition(f"{self.provider} binary not found or not executable: {path}")
         found = shutil.which(binary, path=self.config.env.get("PATH") or os.environ.get("PATH"))
         if found is None:
             raise FailedPrecondition(f"{self.provider} binary not found on PATH: {binary}")
+        _check_interpreter(self.provider, Path(found))
         return str(Path(found).absolute())
 
     @abstractmethod
@@ -116,3 +118,22 @@ class AgentAdapter(ABC):
     @abstractmethod
     def parse_obj(self, data: dict[str, Any]) -> list[AgentEvent]:
         """One decoded JSON object → events."""
+
+
+def _check_interpreter(provider: str, path: Path) -> None:
+    """FailedPrecondition when `path` is a script whose `#!` interpreter does not exist.
+
+    The launch answers before the agent starts when the worktree is still being written,
+    so what exec would refuse is checked up front.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return
+    if not head.startswith(b"#!"):
+        return
+    words = head[2:].split(b"\n", 1)[0].split()
+    interpreter = os.fsdecode(words[0]) if words else ""
+    if interpreter and not (os.path.isfile(interpreter) and os.access(interpreter, os.X_OK)):
+        raise FailedPrecondition(f"{provider} binary {path} names an interpreter that cannot run: {interpreter}")

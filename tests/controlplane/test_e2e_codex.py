@@ -29,9 +29,12 @@ async def test_codex_launch_and_follow_up_turn_through_the_session_api(cp, codex
                                                 "workspace_id": ws["id"]})
     assert r.status_code == 201, r.text
     s = r.json()
-    assert s["agent_id"] == "CODEX" and s["status"] == "active" and s["launch"]["payload"]["provider"] == "codex"
+    assert s["agent_id"] == "CODEX" and s["launch"]["payload"]["provider"] == "codex"
+    # Answered before the worktree's files were written (first launch on the repository: no pooled one).
+    assert s["status"] == ("created" if s["launch"]["payload"]["checkout_pending"] else "active")
     sid = s["id"]
     await wait_messages(alice, sid, _has_reply("ok: codex first"), what="codex first turn", timeout=90)
+    assert (await alice.get(f"/api/sessions/{sid}")).json()["status"] == "active"
     r = await alice.post(f"/api/sessions/{sid}/message", json={"content": "codex second"})
     assert r.status_code == 200, r.text
     msgs = await wait_messages(alice, sid, _has_reply("ok: codex second"), what="codex second turn", timeout=90)

@@ -101,6 +101,10 @@ class Harness:
     def wait_turns(self, sid: str, n: int, timeout: float = 60.0) -> list[pb.Event]:
         return self.wait_events(sid, lambda evs: turns(evs) >= n, timeout=timeout, what=f"{n} turn(s)")
 
+    def started(self, ack: pb.LaunchSessionResponse, timeout: float = 30.0) -> pb.Session:
+        """The launched session once its agent runs (a launch may answer while its worktree is written)."""
+        return self.wait_status(ack.session.agent_session_id, "active", timeout)
+
     def wait_status(self, sid: str, status: str, timeout: float = 30.0) -> pb.Session:
         return wait_until(lambda: (s := self.session(sid)).status == status and s, timeout=timeout,
                           what=f"session {sid} {status}")

@@ -139,12 +139,31 @@ async def test_missing_binary_fails_start_naming_the_path_and_runs_nothing(make_
     assert not runner.running and runner.pid is None and sink.events == [] and sink.exits == []
 
 
-async def test_send_before_start_is_refused_and_stop_before_start_is_harmless(make_runner):
+@pytest.mark.parametrize(("provider", "mode"), [("claude_code", "claude-echo"), ("codex", "codex-echo")])
+async def test_messages_sent_before_start_wait_and_follow_the_prompt_in_order(make_runner, provider, mode):
+    runner, sink = make_runner(provider, mode, prompt="first")
+    await runner.send("second")
+    await runner.send("third")
+    assert not runner.started and runner.queued == 2 and sink.events == []
+
+    await runner.start()
+
+    await sink.wait_turns(3, timeout=30)
+    texts = [e.content.get("text", "") for e in sink.events if e.role == "assistant" and e.content.get("text")]
+    # The claude fake echoes the message; the codex fake answers with its argv's prompt as JSON.
+    prompts = [t.removeprefix("echo: ") if provider == "claude_code" else json.loads(t)["prompt"] for t in texts]
+    assert prompts == ["first", "second", "third"]
+
+
+async def test_stop_before_start_is_harmless_and_then_send_and_start_are_refused(make_runner):
     runner, sink = make_runner("claude_code", "claude-echo")
-    with pytest.raises(FailedPrecondition):
-        await runner.send("too early")
+    await runner.send("queued")
     assert await runner.stop(grace=1) is None
-    assert sink.exits == []
+    with pytest.raises(FailedPrecondition):
+        await runner.send("too late")
+    with pytest.raises(FailedPrecondition):
+        await runner.start()
+    assert sink.exits == [] and runner.pid is None
 
 
 async def test_interrupt_without_a_running_turn_does_nothing(make_runner):

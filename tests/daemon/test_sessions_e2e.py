@@ -102,7 +102,7 @@ def test_pause_then_resume_by_resume_id_gives_the_model_the_earlier_history(harn
     ack = harness.launch(git_repo, provider=provider, worktree_name="pausing", initial_prompt="remember the word avocado")
     sid = ack.session.agent_session_id
     harness.wait_turns(sid, 1)
-    pid = ack.payload["pid"]
+    pid = harness.started(ack).pid
 
     paused = harness.stub.PauseSession(pb.SessionRequest(agent_session_id=sid), timeout=30)
 
@@ -154,7 +154,8 @@ def test_two_concurrent_launches_of_one_agent_session_id_start_one_process(harne
         acks = list(pool.map(lambda _: launch(), range(2)))
 
     assert {a.status for a in acks} == {"ok"}
-    assert acks[0].payload["pid"] == acks[1].payload["pid"] != 0
+    assert acks[0].session.agent_session_id == acks[1].session.agent_session_id == "as-twice"
+    assert harness.started(acks[0]).pid != 0
     assert sorted(a.payload["reused"] for a in acks) == [False, True]
     listed = harness.stub.ListSessions(pb.ListSessionsRequest(), timeout=10).sessions
     assert [s.agent_session_id for s in listed] == ["as-twice"]
@@ -174,7 +175,7 @@ def test_ten_concurrent_launches_into_one_repository_make_ten_worktrees(harness,
 
 def test_stop_ends_the_agents_whole_process_group_and_completes_the_session(harness, git_repo):
     ack = harness.launch(git_repo, worktree_name="stopping")
-    sid, pid = ack.session.agent_session_id, int(ack.payload["pid"])
+    sid, pid = ack.session.agent_session_id, int(harness.started(ack).pid)
     assert process_alive(pid)
 
     stopped = harness.stub.StopSession(pb.StopSessionRequest(agent_session_id=sid, grace_seconds=3), timeout=30)
@@ -257,7 +258,7 @@ def test_launch_from_a_clone_url_clones_once_into_the_repos_root(harness, git_re
 def test_interrupt_ends_a_slow_turn_and_the_session_takes_the_next_message(harness, git_repo, model_server):
     model_server.script("take your time", text="too late", delay=30)
     ack = harness.launch(git_repo, worktree_name="interrupting", initial_prompt="take your time")
-    sid, pid = ack.session.agent_session_id, int(ack.payload["pid"])
+    sid, pid = ack.session.agent_session_id, int(harness.started(ack).pid)
     wait_until(lambda: harness.session(sid).turn_running, timeout=30, what="the slow turn to start")
 
     harness.stub.InterruptSession(pb.SessionRequest(agent_session_id=sid), timeout=10)
@@ -273,7 +274,7 @@ def test_interrupt_ends_a_slow_turn_and_the_session_takes_the_next_message(harne
 
 def test_an_agent_killed_from_outside_fails_the_session_with_its_exit_code(harness, git_repo):
     ack = harness.launch(git_repo, worktree_name="killed")
-    sid, pid = ack.session.agent_session_id, int(ack.payload["pid"])
+    sid, pid = ack.session.agent_session_id, int(harness.started(ack).pid)
 
     os.killpg(pid, signal.SIGKILL)
 
@@ -327,3 +328,66 @@ def test_a_pooled_launch_gives_a_worktree_indistinguishable_from_a_fresh_one(dae
     assert git(path, "status", "--porcelain") == ""
     assert git(path, "rev-parse", "--abbrev-ref", "HEAD") == "feature/pooled"
     wait_until(lambda: len(list(pool_dir.iterdir())) == 2, timeout=60, what="the pool to refill")
+
+
+def _repo_with_files(path: Path, files: int) -> Path:
+    """A committed repository of `files` small files (its checkout takes a noticeable moment)."""
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    for i in range(files):
+        sub = path / "src" / f"d{i // 100:03d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{i}.txt").write_text(f"file {i}\n")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", f"{files} files")
+    return path
+
+
+@pytest.fixture
+def unpooled(daemon_factory, claude_provider) -> Harness:
+    config = provider_table(claude_provider)
+    config["pool"] = {"size": 0}
+    return Harness(daemon_factory(config=config))
+
+
+def test_a_launch_without_a_ready_worktree_answers_before_the_checkout_and_queues_messages_for_the_agent(
+        unpooled, tmp_path, model_server):
+    repo = _repo_with_files(tmp_path / "big", 1500)
+
+    ack = unpooled.launch(repo, worktree_name="deferred", initial_prompt="first words")
+    sid = ack.session.agent_session_id
+    unpooled.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content="second words"), timeout=10)
+
+    assert ack.status == "ok" and ack.payload["checkout_pending"] is True
+    assert ack.payload["session_status"] == "created" and ack.payload["pid"] == 0
+    started = unpooled.started(ack)
+    assert started.pid > 0 and process_alive(started.pid)
+    events = unpooled.wait_turns(sid, 2)
+    replies = [e.content.text for e in events if e.role == "assistant" and e.content.type == "text"]
+    assert [r for r in replies if r.startswith("ok: ")] == ["ok: first words", "ok: second words"]
+    assert [e.status for e in events if e.status] == ["created", "active"]
+    path = Path(ack.payload["worktree_path"])
+    assert git(path, "status", "--porcelain") == "" and git(path, "rev-parse", "--abbrev-ref", "HEAD") == "deferred"
+    assert len(list((path / "src").rglob("*.txt"))) == 1500
+
+
+def test_stopping_right_after_a_deferred_launch_leaves_no_agent_and_a_complete_worktree(unpooled, tmp_path):
+    repo = _repo_with_files(tmp_path / "big", 1500)
+
+    ack = unpooled.launch(repo, worktree_name="stopped-early", initial_prompt="never mind")
+    sid = ack.session.agent_session_id
+    stopped = unpooled.stub.StopSession(pb.StopSessionRequest(agent_session_id=sid, grace_seconds=3), timeout=30)
+
+    assert ack.payload["checkout_pending"] is True
+    assert stopped.status == "completed" and stopped.pid == 0
+    path = Path(ack.payload["worktree_path"])
+    assert git(path, "status", "--porcelain") == ""
+    assert len(list((path / "src").rglob("*.txt"))) == 1500
+    assert not [pid for pid in os.listdir("/proc") if pid.isdigit() and _cwd_of(pid) == os.path.realpath(path)]
+
+
+def _cwd_of(pid: str) -> str:
+    try:
+        return os.path.realpath(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return ""

@@ -322,3 +322,64 @@ async def test_a_move_git_refuses_disables_the_pool_and_falls_back(tmp_path: Pat
     finally:
         await wt.close()
     assert pool_entries(wt, git_repo) == []
+
+
+async def test_deferred_checkout_registers_first_and_populate_makes_it_indistinguishable_from_a_fresh_one(
+    plain: Worktrees, tmp_path: Path, git_repo: Path
+) -> None:
+    deferred_wt = Worktrees(tmp_path / "clones", tmp_path / "deferred-worktrees")
+    try:
+        info = await deferred_wt.ensure(git_repo, "feature/later", defer_checkout=True)
+        assert info.checkout_pending and info.created and info.branch_created and not info.pooled
+        # Registered on its branch at HEAD, but no file written yet.
+        assert worktree_list(git_repo)[str(info.path)] == "feature/later"
+        assert git(info.path, "rev-parse", "HEAD") == head_commit(git_repo)
+        assert not (info.path / "README.md").exists()
+
+        await deferred_wt.populate(info)
+
+        fresh = await plain.ensure(git_repo, "feature/fresh")
+        mine, theirs = snapshot(info.path), snapshot(fresh.path)
+        mine["branch"] = theirs["branch"]
+        assert not info.checkout_pending and mine == theirs and mine["status"] == ""
+    finally:
+        await deferred_wt.close()
+
+
+async def test_deferred_checkout_of_a_taken_branch_fails_and_leaves_nothing(
+    tmp_path: Path, git_repo: Path
+) -> None:
+    wt = Worktrees(tmp_path / "clones", tmp_path / "worktrees")
+    try:
+        first = await wt.ensure(git_repo, "taken", defer_checkout=True)
+        await wt.populate(first)
+        before = worktree_list(git_repo)
+
+        other = Worktrees(tmp_path / "clones", tmp_path / "other-root")
+        try:
+            with pytest.raises(FailedPrecondition, match="already checked out"):
+                await other.ensure(git_repo, "taken", defer_checkout=True)
+        finally:
+            await other.close()
+
+        assert worktree_list(git_repo) == before
+        assert not (tmp_path / "other-root").exists() or not any((tmp_path / "other-root").rglob("taken"))
+    finally:
+        await wt.close()
+
+
+async def test_a_claim_takes_the_short_path_and_needs_no_worktree_listing(
+    pooled: Worktrees, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await warm(pooled, git_repo)
+    import daemon.worktrees as worktrees_module
+
+    def no_listing(*_args, **_kwargs):
+        raise AssertionError("the claim listed worktrees")
+
+    monkeypatch.setattr(worktrees_module, "_list_worktrees", no_listing)
+    info = await pooled.ensure(git_repo, "quick", defer_checkout=True)
+
+    assert info.pooled and not info.checkout_pending
+    assert git(info.path, "rev-parse", "--abbrev-ref", "HEAD") == "quick"
+    assert git(info.path, "status", "--porcelain") == ""
