@@ -137,6 +137,8 @@ class BerthLauncher:
         self.worktrees_root = Path(stack.daemons[daemon].config["daemon"]["worktrees_root"])
         self.note = ""
         self.created: list[str] = []  # worktree paths
+        self.until_running: list[float] = []  # per timed launch: seconds until the agent ran
+        self._stub = daemon_pb2_grpc.DaemonServiceStub(stack.daemons[daemon].channel())
         if pool:
             # The daemon starts pooling a repository at its first launch there: one untimed launch first.
             self._launch()
@@ -156,10 +158,16 @@ class BerthLauncher:
         """One timed launch (None when the pool never filled)."""
         if not self.wait_pool():
             return None
-        return self._launch()
+        elapsed, running = self._launch()
+        self.until_running.append(running)
+        return elapsed
 
-    def _launch(self) -> float:
-        """Seconds from POST launch to the acknowledgement; then the session is stopped and deleted."""
+    def _launch(self) -> tuple[float, float]:
+        """Seconds from POST launch to the acknowledgement, and until the daemon reports the agent running.
+
+        Then the session is stopped and deleted, and (untimed) the daemon's background work
+        (the pool's refill) is waited for, so it never overlaps the next sample of any kind.
+        """
         body = {"worktree_name": f"bench-{uuid.uuid4().hex[:8]}",
                 "session_settings": {"code": {"default_provider": "claude_code"}}}
         t0 = time.perf_counter()
@@ -169,10 +177,20 @@ class BerthLauncher:
         if ack.get("status") != "ok":
             raise RuntimeError(f"launch failed: {ack}")
         payload = ack["payload"]
+        sid = payload["agent_session_id"]
         if payload.get("worktree_path"):
             self.created.append(str(payload["worktree_path"]))
-        self.stack.api("DELETE", f"/api/sessions/{payload['agent_session_id']}")
-        return elapsed
+        request = daemon_pb2.SessionRequest(agent_session_id=sid)
+        wait_until(lambda: self._stub.GetSession(request, timeout=30).status == "active", 300,
+                   "the agent to run", 0.002)
+        running = time.perf_counter() - t0
+        self.stack.api("DELETE", f"/api/sessions/{sid}")
+        if self.pool:
+            try:
+                wait_until(lambda: pool_idle(self.worktrees_root, self.repo, self.pool), 300, "the pool to refill", 0.05)
+            except TimeoutError:
+                self.note = "the pool did not refill within 300 s"
+        return elapsed, running
 
     def cleanup(self) -> None:
         """Remove the launches' worktrees and their branches (RemoveWorktree, force, delete_branch)."""

@@ -5,7 +5,8 @@ Choices the seed leaves open:
   `workspace_id` the caller's only workspace is used (none or several → the session is not bound to one).
   With a `prompt` and a known workspace + machine the session is launched at once (201 with `launch`
   holding the daemon's ack); otherwise it stays `created` until PATCH {"status": "active"} launches it.
-- PATCH status: active→paused pauses the agent; paused→active resumes it (so do completed|failed→active
+- PATCH status: active→paused pauses the agent (so does created→paused for a launched session whose worktree
+  the daemon is still writing); paused→active resumes it (so do completed|failed→active
   for a session that ran: the daemon restarts the agent with its provider session id); created→active
   launches it; created|active|paused→completed stops it; any other change is a 409. The daemon is called first; the
   row changes only when it succeeded.
@@ -209,7 +210,8 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request,
         machine = await db.get(Machine, s.machine_id) if s.machine_id else None
         await db.commit()  # hold no transaction (nor pooled connection) while the daemon works
         try:
-            if old == "active" and new == "paused":
+            # A launched session is "created" while its daemon still writes the worktree: it pauses too.
+            if new == "paused" and (old == "active" or (old == "created" and s.launched)):
                 if machine is None or not s.launched:
                     raise conflict("the session is not running on a machine")
                 await client_for(request, machine).pause_session(s.id)
