@@ -175,6 +175,17 @@ class Supervisor:
                 continue
             if rec.pid:
                 _kill_group(rec.pid, "codex" if rec.provider == "codex" else "claude")
+            elif rec.status == "created":
+                # No agent ever ran here: the old daemon went away while writing the worktree (or before
+                # the spawn). Finish the files (no agent touched them) and let a new launch start it.
+                reason = "daemon restarted before the agent started; launch the session again to start it"
+                try:
+                    await self.worktrees.finish_checkout(Path(rec.worktree_path))
+                except Exception as exc:  # noqa: BLE001 - the session is failed either way; say why
+                    reason += f" (the worktree's files could not be written: {exc})"
+                self.store.update_session(rec.agent_session_id, last_error=reason)
+                self._status(rec.agent_session_id, "failed", reason)
+                continue
             if rec.provider_session_id or rec.provider == "codex":
                 try:
                     await self._start_runner(rec, prompt=None, resume_id=rec.provider_session_id or None)

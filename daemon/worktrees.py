@@ -166,6 +166,12 @@ def _ref_commit(repo: git.Repo, ref: str) -> str | None:
         return None
 
 
+def _checkout(path: Path, commit: str) -> None:
+    """What `git worktree add` does after registering a worktree: write files and index, run the hook."""
+    run_git(path, "reset", "--hard", "--quiet", "--no-recurse-submodules")
+    run_git(path, "hook", "run", "--ignore-missing", "post-checkout", "--", "0" * 40, commit, "1")
+
+
 def _main_repository(repo: git.Repo) -> Path:
     """The main working tree (or bare git dir) of the repository `repo` belongs to."""
     common = Path(repo.common_dir).resolve()
@@ -502,12 +508,16 @@ class Worktrees:
         if not info.checkout_pending:
             return
 
-        def checkout() -> None:
-            run_git(info.path, "reset", "--hard", "--quiet", "--no-recurse-submodules")
-            run_git(info.path, "hook", "run", "--ignore-missing", "post-checkout", "--", "0" * 40, info.base_commit, "1")
-
-        await asyncio.to_thread(checkout)
+        await asyncio.to_thread(_checkout, info.path, info.base_commit)
         info.checkout_pending = False
+
+    async def finish_checkout(self, path: Path) -> None:
+        """Write the files of a worktree whose populate() was cut short (no-op when it is gone).
+
+        Only for worktrees no agent has run in: `reset --hard` discards changes.
+        """
+        if path.is_dir():
+            await asyncio.to_thread(lambda: _checkout(path, run_git(path, "rev-parse", "HEAD")))
 
     def _create(
         self,

@@ -391,3 +391,27 @@ def _cwd_of(pid: str) -> str:
         return os.path.realpath(os.readlink(f"/proc/{pid}/cwd"))
     except OSError:
         return ""
+
+
+def test_a_daemon_killed_before_a_deferred_agent_started_fails_it_with_complete_files_and_relaunches_it(
+        daemon_factory, claude_provider, tmp_path, model_server):
+    repo = _repo_with_files(tmp_path / "big", 1500)
+    config = provider_table(claude_provider)
+    config["pool"] = {"size": 0}
+    first = Harness(daemon_factory(config=config, name="early"))
+    ack = first.launch(repo, worktree_name="early", initial_prompt="lost at the crash", agent_session_id="as-early")
+    first.proc.signal(signal.SIGKILL)
+    first.proc.wait()
+    first.proc.socket_path.unlink(missing_ok=True)
+
+    second = Harness(daemon_factory(config=config, name="early"))
+    failed = second.wait_status("as-early", "failed")
+
+    assert ack.payload["checkout_pending"] is True
+    assert failed.pid == 0 and "before the agent started" in failed.last_error
+    path = Path(ack.payload["worktree_path"])
+    assert git(path, "status", "--porcelain") == "" and len(list((path / "src").rglob("*.txt"))) == 1500
+    again = second.launch(repo, worktree_name="early", initial_prompt="second try", agent_session_id="as-early")
+    assert again.payload["reused"] is True
+    second.wait_events("as-early", lambda evs: any(e.content.text == "ok: second try" for e in evs),
+                       what="the relaunched agent's answer")
