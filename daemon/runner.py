@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from daemon.agents.base import AgentAdapter, AgentEvent, TurnSpec
-from daemon.errors import FailedPrecondition
+from daemon.errors import DaemonError, FailedPrecondition
 
 __all__ = ["INTERRUPT_ESCALATE_SECONDS", "STDERR_TAIL_BYTES", "AgentRunner"]
 
@@ -33,6 +33,8 @@ _LINE_LIMIT = 64 * 1024 * 1024  # claude prints whole tool results (file content
 
 OnEvent = Callable[[AgentEvent], Awaitable[None]]
 OnExit = Callable[[int | None, str | None], Awaitable[None]]
+# Called with a queued message's key once the message has been handed to the agent.
+OnWritten = Callable[[int], Awaitable[None]]
 
 
 class _Proc:
@@ -63,13 +65,15 @@ class AgentRunner:
     """Runs one session's agent; see the module docstring."""
 
     def __init__(self, adapter: AgentAdapter, spec: TurnSpec, *, on_event: OnEvent, on_exit: OnExit,
-                 base_env: Mapping[str, str] | None = None) -> None:
+                 base_env: Mapping[str, str] | None = None, on_written: OnWritten | None = None) -> None:
         self.adapter = adapter
         self.spec = spec
         self._on_event = on_event
         self._on_exit = on_exit
+        self._on_written = on_written
         self._base_env = dict(os.environ if base_env is None else base_env)
-        self._queue: deque[str] = deque()
+        # (text, key): the key goes to on_written once the text is with the agent.
+        self._queue: deque[tuple[str, int | None]] = deque()
         self._proc: _Proc | None = None
         self._task: asyncio.Task[None] | None = None  # reads the current process
         self._escalation: asyncio.Task[None] | None = None
@@ -113,7 +117,7 @@ class AgentRunner:
         if not Path(self.spec.cwd).is_dir():
             raise FailedPrecondition(f"working directory does not exist: {self.spec.cwd}")
         if self.spec.prompt:
-            self._queue.appendleft(self.spec.prompt)
+            self._queue.appendleft((self.spec.prompt, None))
         if self.adapter.persistent:
             try:
                 await self._spawn(self.spec, stdin=True)
@@ -130,14 +134,21 @@ class AgentRunner:
         """start() has run (the agent may have ended since)."""
         return self._started
 
-    async def send(self, text: str) -> None:
+    def preload(self, text: str, key: int | None = None) -> None:
+        """Queue a message before start() (the session's stored pending messages)."""
+        if self._started:
+            raise FailedPrecondition("agent already started")
+        self._queue.append((text, key))
+
+    async def send(self, text: str, key: int | None = None) -> None:
         """Queue a user message; it goes out once no turn runs (messages keep their order).
 
-        Before start() the message waits for the agent to start.
+        Before start() the message waits for the agent to start. `key` is passed to on_written
+        when the message has been handed to the agent.
         """
         if self._stopping or self._exited:
             raise FailedPrecondition("the agent is not running")
-        self._queue.append(text)
+        self._queue.append((text, key))
         if self._started:
             await self._pump()
 
@@ -236,10 +247,11 @@ class AgentRunner:
 
     async def _pump(self) -> None:
         failed: str | None = None
+        failed_key: int | None = None
         async with self._lock:
             if self._busy or not self._queue or self._stopping or self._exited:
                 return
-            text = self._queue.popleft()
+            text, key = self._queue.popleft()
             self._interrupted = False
             self.turn_running = self._busy = True
             try:
@@ -252,14 +264,19 @@ class AgentRunner:
                 else:
                     spec = replace(self.spec, prompt=text, resume_id=self.provider_session_id)
                     await self._spawn(spec, stdin=False)
-            except (FailedPrecondition, ConnectionError, RuntimeError) as exc:
+            except (DaemonError, ConnectionError, RuntimeError) as exc:
                 self.turn_running = self._busy = False
                 if self.adapter.persistent:
-                    self._queue.appendleft(text)  # the exit handler reports the dead process
+                    self._queue.appendleft((text, key))  # the exit handler reports the dead process
                     return
-                failed = str(exc)
+                failed, failed_key = str(exc), key
+            else:
+                if key is not None and self._on_written is not None:
+                    await self._on_written(key)
         if failed is not None:
             # This turn could not start; say so (outside the lock) and go on with the next message.
+            if failed_key is not None and self._on_written is not None:
+                await self._on_written(failed_key)  # handled: its turn ends with the error below
             await self._on_event(AgentEvent(role="system", content={"type": "error", "message": failed},
                                             metadata={"raw_type": "runner"}, turn_complete=True,
                                             turn_error=failed))

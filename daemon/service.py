@@ -18,6 +18,7 @@ from google.protobuf import json_format, struct_pb2
 from berth.daemon.v1 import daemon_pb2 as pb
 from berth.daemon.v1 import daemon_pb2_grpc
 from daemon import metrics
+from daemon.carriable import make_carriable
 from daemon.errors import DaemonError
 from daemon.store import SessionRecord, StoredEvent
 from daemon.supervisor import LaunchRequest, Supervisor
@@ -60,19 +61,30 @@ def session_to_pb(rec: SessionRecord, *, turn_running: bool = False, queued: int
         turn_running=turn_running,
         queued_messages=queued,
         metadata=_struct(rec.metadata),
+        owner=rec.owner,
     )
 
 
 def event_to_pb(ev: StoredEvent) -> pb.Event:
-    """A stored event as the wire message."""
+    """A stored event as the wire message; one that cannot be carried as it is (stored before the
+    daemon bounded events) goes in its carriable form, so a stream never stops at it."""
+    try:
+        return _event_pb(ev.agent_session_id, ev.seq, ev.role, ev.content, ev.created_at, ev.metadata, ev.status)
+    except (json_format.ParseError, ValueError, TypeError, RecursionError):
+        content, metadata = make_carriable(ev.content, ev.metadata)
+        return _event_pb(ev.agent_session_id, ev.seq, ev.role, content, ev.created_at, metadata, ev.status)
+
+
+def _event_pb(sid: str, seq: int, role: str, content: dict[str, Any], created_at: str,
+              metadata: dict[str, Any], status: str) -> pb.Event:
     return pb.Event(
-        agent_session_id=ev.agent_session_id,
-        seq=ev.seq,
-        role=ev.role,
-        content=json_format.ParseDict(ev.content, pb.Content(), ignore_unknown_fields=True),
-        created_at=ev.created_at,
-        metadata=_struct(ev.metadata),
-        status=ev.status,
+        agent_session_id=sid,
+        seq=seq,
+        role=role,
+        content=json_format.ParseDict(content, pb.Content(), ignore_unknown_fields=True),
+        created_at=created_at,
+        metadata=_struct(metadata),
+        status=status,
     )
 
 
@@ -128,6 +140,7 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
                 agent_session_id=request.agent_session_id,
                 metadata=_dict(request.metadata),
                 settings={"session_settings": settings} if settings else {},
+                owner=request.owner,
             )
         )
         rec = result.session
@@ -209,6 +222,7 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
             repository=request.repository,
             worktree_name=request.worktree_name,
             base_ref=request.base_ref,
+            owner=request.owner,
         )
         return pb.ImportTranscriptResponse(
             path=str(result.path),
@@ -221,9 +235,14 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
     @_rpc
     async def RemoveWorktree(self, request: pb.RemoveWorktreeRequest, context: grpc.aio.ServicerContext) -> pb.RemoveWorktreeResponse:
         branch, deleted = await self.supervisor.remove_worktree(
-            request.worktree_path, force=request.force, delete_branch=request.delete_branch
+            request.worktree_path,
+            force=request.force,
+            delete_branch=request.delete_branch,
+            agent_session_id=request.agent_session_id,
+            owner=request.owner,
+            check_only=request.check_only,
         )
-        return pb.RemoveWorktreeResponse(removed=True, branch=branch, branch_deleted=deleted)
+        return pb.RemoveWorktreeResponse(removed=not request.check_only, branch=branch, branch_deleted=deleted)
 
     @_rpc
     async def GetMachineInfo(self, request: pb.GetMachineInfoRequest, context: grpc.aio.ServicerContext) -> pb.MachineInfo:

@@ -1,4 +1,5 @@
-"""The daemon's durable state: sessions and each session's numbered event log (SQLite, WAL).
+"""The daemon's durable state: sessions, each session's numbered event log, which owner each provider
+session id belongs to, and the user messages not yet handed to an agent (SQLite, WAL).
 
 Events are stored before anyone is told about them, and `seq` is assigned in
 the same transaction that stores the event, so numbering has no gaps, is never
@@ -21,10 +22,10 @@ from typing import Any
 
 from daemon.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
-__all__ = ["SESSION_STATUSES", "SessionRecord", "StateStore", "StoredEvent", "utc_now"]
+__all__ = ["SESSION_STATUSES", "PendingMessage", "SessionRecord", "StateStore", "StoredEvent", "utc_now"]
 
 SESSION_STATUSES = ("created", "active", "paused", "completed", "failed")
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     agent_session_id    TEXT PRIMARY KEY,
@@ -43,10 +44,25 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_seq            INTEGER NOT NULL DEFAULT 0,
     settings            TEXT NOT NULL DEFAULT '{}',
     metadata            TEXT NOT NULL DEFAULT '{}',
-    worktree_created    INTEGER NOT NULL DEFAULT 0
+    worktree_created    INTEGER NOT NULL DEFAULT 0,
+    owner               TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS sessions_status ON sessions (status);
 CREATE INDEX IF NOT EXISTS sessions_workspace ON sessions (workspace_id);
+CREATE INDEX IF NOT EXISTS sessions_worktree ON sessions (worktree_path);
+CREATE TABLE IF NOT EXISTS provider_sessions (
+    provider_session_id TEXT PRIMARY KEY,
+    owner               TEXT NOT NULL,
+    created_at          TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending_messages (
+    agent_session_id TEXT NOT NULL,
+    seq              INTEGER NOT NULL,
+    message_id       TEXT NOT NULL,
+    content          TEXT NOT NULL,
+    written          INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (agent_session_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     agent_session_id TEXT NOT NULL,
     seq              INTEGER NOT NULL,
@@ -63,6 +79,7 @@ _BOOL_FIELDS = ("worktree_created",)
 # Fields update_session() may change; the id, creation time and seq are the store's own.
 _UPDATABLE = frozenset(
     {
+        "owner",
         "workspace_id",
         "provider",
         "model",
@@ -106,6 +123,19 @@ class SessionRecord:
     settings: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     worktree_created: bool = False
+    # The control plane's owner of the session; "" for the machine's own user (grpcurl on the socket).
+    owner: str = ""
+
+
+@dataclass
+class PendingMessage:
+    """A user message the daemon accepted and has not yet seen through a turn of the agent."""
+
+    agent_session_id: str
+    seq: int  # the seq of its user event
+    message_id: str
+    content: str
+    written: bool  # handed to the agent (stdin or a turn's command line); its turn has not ended
 
 
 @dataclass
@@ -197,9 +227,18 @@ class StateStore:
                 f"state database {self.db_path} has schema version {version}, newer than this daemon's"
             )
         with self._transaction() as db:
+            if version == 1:
+                # v2: owners, provider-session ownership, pending messages. Sessions of v1 belong to
+                # the machine's own user ("").
+                db.execute("ALTER TABLE sessions ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            if version == 1:
+                db.execute(
+                    "INSERT OR IGNORE INTO provider_sessions (provider_session_id, owner, created_at)"
+                    " SELECT provider_session_id, owner, created_at FROM sessions WHERE provider_session_id != ''"
+                )
             db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     @contextlib.contextmanager
@@ -295,6 +334,7 @@ class StateStore:
         """Delete a session and its events (no error when absent); ends its followers."""
         with self._transaction() as db:
             db.execute("DELETE FROM events WHERE agent_session_id = ?", (agent_session_id,))
+            db.execute("DELETE FROM pending_messages WHERE agent_session_id = ?", (agent_session_id,))
             db.execute("DELETE FROM sessions WHERE agent_session_id = ?", (agent_session_id,))
         self._wake(agent_session_id)
 
@@ -308,8 +348,13 @@ class StateStore:
         content: dict[str, Any],
         metadata: dict[str, Any] | None = None,
         status: str = "",
+        pending_message_id: str | None = None,
     ) -> StoredEvent:
-        """Store the session's next event (seq = last_seq + 1) and wake its followers."""
+        """Store the session's next event (seq = last_seq + 1) and wake its followers.
+
+        With `pending_message_id`, the event is a user message that is also kept, in the same
+        transaction, as pending until the agent's turn for it ends (see PendingMessage).
+        """
         if status:
             _check_status(status)
         event = StoredEvent(
@@ -335,8 +380,82 @@ class StateStore:
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (agent_session_id, event.seq, role, content_json, event.created_at, metadata_json, status),
             )
+            if pending_message_id is not None:
+                db.execute(
+                    "INSERT INTO pending_messages (agent_session_id, seq, message_id, content) VALUES (?, ?, ?, ?)",
+                    (agent_session_id, event.seq, pending_message_id, str(content.get("text", ""))),
+                )
         self._wake(agent_session_id)
         return event
+
+    # ---- pending messages -------------------------------------------------
+
+    def pending_messages(self, agent_session_id: str) -> list[PendingMessage]:
+        """The session's pending messages, oldest first."""
+        rows = self._query(
+            "SELECT * FROM pending_messages WHERE agent_session_id = ? ORDER BY seq", (agent_session_id,)
+        )
+        return [
+            PendingMessage(r["agent_session_id"], r["seq"], r["message_id"], r["content"], bool(r["written"]))
+            for r in rows
+        ]
+
+    def mark_written(self, agent_session_id: str, seq: int) -> None:
+        """The pending message `seq` has been handed to the agent."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE pending_messages SET written = 1 WHERE agent_session_id = ? AND seq = ?",
+                (agent_session_id, seq),
+            )
+
+    def finish_written(self, agent_session_id: str) -> None:
+        """The agent's turn ended: the messages handed to it are no longer pending."""
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM pending_messages WHERE agent_session_id = ? AND written = 1", (agent_session_id,)
+            )
+
+    def drop_pending(self, agent_session_id: str, seq: int) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM pending_messages WHERE agent_session_id = ? AND seq = ?", (agent_session_id, seq)
+            )
+
+    # ---- provider session ownership -----------------------------------------
+
+    def provider_session_owner(self, provider_session_id: str) -> str | None:
+        """The owner a provider session id belongs to on this machine, or None when unknown."""
+        rows = self._query(
+            "SELECT owner FROM provider_sessions WHERE provider_session_id = ?", (provider_session_id,)
+        )
+        return rows[0]["owner"] if rows else None
+
+    def claim_provider_session(self, provider_session_id: str, owner: str) -> str:
+        """Record `owner` for the id unless one is recorded already; returns the id's owner."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO provider_sessions (provider_session_id, owner, created_at) VALUES (?, ?, ?)",
+                (provider_session_id, owner, utc_now()),
+            )
+            row = db.execute(
+                "SELECT owner FROM provider_sessions WHERE provider_session_id = ?", (provider_session_id,)
+            ).fetchone()
+        return row["owner"]
+
+    def reassign_provider_sessions(self, from_owner: str, to_owner: str, provider_session_ids: list[str]) -> None:
+        """Hand the ids that `from_owner` holds to `to_owner` (a session adopted by an owner)."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE provider_sessions SET owner = ? WHERE provider_session_id = ? AND owner = ?",
+                [(to_owner, pid, from_owner) for pid in provider_session_ids],
+            )
+
+    def sessions_at(self, worktree_path: str) -> list[SessionRecord]:
+        """Every session whose worktree is `worktree_path`, oldest first."""
+        rows = self._query(
+            "SELECT * FROM sessions WHERE worktree_path = ? ORDER BY created_at, agent_session_id", (worktree_path,)
+        )
+        return [_session_from_row(row) for row in rows]
 
     def events_after(self, agent_session_id: str, after_seq: int, limit: int = 1000) -> list[StoredEvent]:
         """Up to `limit` stored events with seq > after_seq, in order."""

@@ -26,11 +26,19 @@ import daemon
 from daemon import transcripts
 from daemon.agents import adapter_for
 from daemon.agents.base import AgentAdapter, AgentEvent, TurnSpec
+from daemon.agents.codex import REASONING_EFFORTS
+from daemon.carriable import make_carriable
 from daemon.config import PROVIDERS, DaemonConfig
 from daemon.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from daemon.runner import AgentRunner
 from daemon.store import SessionRecord, StateStore, StoredEvent
-from daemon.validation import validate_session_id, validate_worktree_name
+from daemon.validation import (
+    validate_model,
+    validate_owner,
+    validate_provider_session_id,
+    validate_session_id,
+    validate_worktree_name,
+)
 from daemon.worktrees import WorktreeInfo, Worktrees
 
 __all__ = ["Supervisor", "LaunchRequest", "LaunchResult", "ImportResult", "STATUSES"]
@@ -46,7 +54,7 @@ _PROVIDER_ALIASES = {
     "claude-code": "claude_code",
     "codex": "codex",
 }
-_THINKING = ("", "minimal", "low", "medium", "high", "xhigh")
+_THINKING = ("", *REASONING_EFFORTS)
 _VERSION_RE = re.compile(r"\d+\.\d+(?:\.\d+)?")
 
 
@@ -71,6 +79,7 @@ class LaunchRequest:
     agent_session_id: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    owner: str = ""
 
 
 @dataclass
@@ -116,6 +125,7 @@ class Supervisor:
         self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._launching = 0
         self._versions: dict[str, str] = {}
+        self._versions_lock = asyncio.Lock()
         self._closed = False
 
     # ----------------------------------------------------------------- lifecycle
@@ -185,10 +195,11 @@ class Supervisor:
                     reason += f" (the worktree's files could not be written: {exc})"
                 self.store.update_session(rec.agent_session_id, last_error=reason)
                 self._status(rec.agent_session_id, "failed", reason)
+                self._fail_pending(rec.agent_session_id, reason)
                 continue
             if rec.provider_session_id or rec.provider == "codex":
                 try:
-                    await self._start_runner(rec, prompt=None, resume_id=rec.provider_session_id or None)
+                    await self._start_runner(rec, resume_id=rec.provider_session_id or None)
                     self._status(rec.agent_session_id, "active", "re-adopted after daemon restart")
                     continue
                 except Exception as exc:  # noqa: BLE001 - any failure here marks the session failed
@@ -197,6 +208,7 @@ class Supervisor:
                 reason = "daemon restarted before the agent reported its session id"
             self.store.update_session(rec.agent_session_id, pid=0, last_error=reason)
             self._status(rec.agent_session_id, "failed", reason)
+            self._fail_pending(rec.agent_session_id, reason)
 
     # -------------------------------------------------------------------- launch
 
@@ -233,15 +245,18 @@ class Supervisor:
             validate_session_id(req.agent_session_id, "agent_session_id")
         else:
             req.agent_session_id = "as-" + secrets.token_hex(8)
+        validate_owner(req.owner)
         if req.resume_session_id:
-            validate_session_id(req.resume_session_id, "resume_session_id")
+            validate_provider_session_id(req.resume_session_id, "resume_session_id")
         if req.worktree_name:
             validate_worktree_name(req.worktree_name)
         else:
             req.worktree_name = f"berth/{req.agent_session_id}"
         if req.base_ref and (req.base_ref.startswith("-") or "\x00" in req.base_ref):
             raise InvalidArgument("base_ref", "must be a commit-ish, not an option")
-        if not req.model:
+        if req.model:
+            validate_model(req.model, f"session_settings.code.providers.{provider}.model")
+        else:
             req.model = self.config.provider(provider).default_model
         return req
 
@@ -252,7 +267,7 @@ class Supervisor:
         async with self._lock(req.agent_session_id):
             existing = self.store.get_session(req.agent_session_id)
             if existing is not None:
-                return await self._relaunch(existing, req)
+                return await self._relaunch(self._owned(existing, req.owner), req)
             if self._running_count() >= self.config.max_sessions:
                 raise ResourceExhausted(
                     f"this machine runs {self.config.max_sessions} sessions already (max_sessions)"
@@ -267,7 +282,10 @@ class Supervisor:
         assert self.store is not None
         adapter = self._adapter(req.provider)
         adapter.resolve_binary()  # FailedPrecondition naming the path, before anything is created
+        if req.resume_session_id:
+            self._check_resume_id(req.resume_session_id, req.owner)
         repo = await self.worktrees.resolve_repository(req.repository)
+        self._check_worktree_free(self.worktrees.worktree_path(repo, req.worktree_name), req)
         info = await self.worktrees.ensure(repo, req.worktree_name, req.base_ref, defer_checkout=True)
         now = _now()
         rec = SessionRecord(
@@ -288,20 +306,21 @@ class Supervisor:
             settings={"thinking": req.thinking, "mode": req.mode or "agent", **req.settings},
             metadata=req.metadata,
             worktree_created=info.created,
+            owner=req.owner,
         )
         sid = rec.agent_session_id
-        prompt, resume_id = req.initial_prompt or None, req.resume_session_id or None
+        resume_id = req.resume_session_id or None
         try:
             self.store.insert_session(rec)
             self._status(sid, "created", "")
             if req.initial_prompt:
-                self._user_event(sid, req.initial_prompt)
+                self._user_event(sid, req.initial_prompt, pending=True)
             if info.checkout_pending:
                 # Acknowledge now; the files are written and the agent started in the background.
-                live = self._prepare_runner(rec, prompt=prompt, resume_id=resume_id)
+                live = self._prepare_runner(rec, resume_id=resume_id)
                 live.starting = asyncio.get_running_loop().create_task(self._start_after_checkout(sid, live, info))
                 return LaunchResult(session=self._get(sid), reused=False, pid=0, checkout_pending=True)
-            pid = await self._start_runner(rec, prompt=prompt, resume_id=resume_id)
+            pid = await self._start_runner(rec, resume_id=resume_id)
         except BaseException:
             self._live.pop(sid, None)
             self.store.delete_session(sid)
@@ -328,7 +347,8 @@ class Supervisor:
         except Exception as exc:  # noqa: BLE001 - e.g. exec failed: the session says why
             await self._fail_start(sid, live, info, f"the agent did not start: {exc}")
             return
-        self._set(sid, pid=pid or 0)
+        rec = self._set(sid, pid=pid or 0)
+        self._claim_runner_id(rec, live)
         self._status(sid, "active", "")
         log.info("session launched", extra={"session_id": sid, "worktree": str(info.path), "pid": pid})
 
@@ -345,6 +365,7 @@ class Supervisor:
         self._set(sid, pid=0, last_error=error)
         self._event(sid, "system", {"type": "error", "message": error, "is_error": True})
         self._status(sid, "failed", error)
+        self._fail_pending(sid, error)
 
     async def _relaunch(self, rec: SessionRecord, req: LaunchRequest) -> LaunchResult:
         """Launching an id that exists: the same session, never a second process."""
@@ -356,8 +377,68 @@ class Supervisor:
             rec = await self._resume_locked(rec, req.initial_prompt)
         return LaunchResult(session=rec, reused=True, pid=rec.pid)
 
-    async def _start_runner(self, rec: SessionRecord, *, prompt: str | None, resume_id: str | None) -> int:
-        live = self._prepare_runner(rec, prompt=prompt, resume_id=resume_id)
+    # ------------------------------------------------------------ owners
+
+    def _owned(self, rec: SessionRecord, owner: str) -> SessionRecord:
+        """`rec` when it belongs to `owner`; NotFound otherwise. A session of the machine's own user
+        (owner "", e.g. from before owners existed) is adopted by the first owner that launches it."""
+        if rec.owner == owner:
+            return rec
+        if rec.owner:
+            raise NotFound(f"session {rec.agent_session_id} not found")
+        assert self.store is not None
+        ids = [rec.provider_session_id] if rec.provider_session_id else []
+        self.store.reassign_provider_sessions("", owner, ids)
+        return self._set(rec.agent_session_id, owner=owner)
+
+    def _check_resume_id(self, provider_session_id: str, owner: str) -> None:
+        """NotFound unless this daemon recorded `provider_session_id` for `owner`.
+
+        The machine's own user (owner "") may also resume a provider session the daemon never saw
+        (their own CLI's), which is then recorded as theirs."""
+        assert self.store is not None
+        holder = self.store.provider_session_owner(provider_session_id)
+        if holder is None and not owner:
+            self.store.claim_provider_session(provider_session_id, owner)
+            return
+        if holder != owner:
+            raise NotFound(f"resume_session_id: no session {provider_session_id} of this owner on this machine")
+
+    def _claim_provider_id(self, rec: SessionRecord, provider_session_id: str) -> None:
+        assert self.store is not None
+        holder = self.store.claim_provider_session(provider_session_id, rec.owner)
+        if holder != rec.owner:
+            log.warning("provider session %s of %s is recorded for another owner", provider_session_id,
+                        rec.agent_session_id)
+
+    def _check_worktree_free(self, path: Path, req: LaunchRequest) -> None:
+        """FailedPrecondition when the worktree at `path` is another owner's, or a running session's."""
+        assert self.store is not None
+        for other in self.store.sessions_at(str(path)):
+            if other.agent_session_id == req.agent_session_id:
+                continue
+            if other.owner != req.owner:
+                raise FailedPrecondition(
+                    f"worktree_name: {req.worktree_name!r} is taken on this machine by another owner; choose another name",
+                    field="worktree_name",
+                )
+            if other.status in RUNNING_STATUSES or other.agent_session_id in self._live:
+                raise FailedPrecondition(
+                    f"worktree_name: {req.worktree_name!r} is in use by session {other.agent_session_id}; "
+                    "stop it first or choose another name",
+                    field="worktree_name",
+                )
+
+    def _holder_of(self, worktree_path: str) -> SessionRecord | None:
+        """The session that launched into `worktree_path` last (the one its files belong to now)."""
+        assert self.store is not None
+        sessions = self.store.sessions_at(worktree_path)
+        return sessions[-1] if sessions else None
+
+    # ------------------------------------------------------------ runners
+
+    async def _start_runner(self, rec: SessionRecord, *, resume_id: str | None) -> int:
+        live = self._prepare_runner(rec, resume_id=resume_id)
         try:
             pid = await live.runner.start()
         except BaseException:
@@ -365,10 +446,18 @@ class Supervisor:
             await live.runner.stop(0)
             raise
         self._set(rec.agent_session_id, pid=pid or 0)
+        self._claim_runner_id(rec, live)
         return pid or 0
 
-    def _prepare_runner(self, rec: SessionRecord, *, prompt: str | None, resume_id: str | None) -> _Live:
-        """The session's runner, registered as live but not started (messages queue until it is)."""
+    def _claim_runner_id(self, rec: SessionRecord, live: _Live) -> None:
+        """The provider session id the runner chose up front (claude's --session-id) is the owner's."""
+        chosen = live.runner.provider_session_id
+        if chosen:
+            self._claim_provider_id(rec, chosen)
+
+    def _prepare_runner(self, rec: SessionRecord, *, resume_id: str | None) -> _Live:
+        """The session's runner, registered as live but not started, with the session's pending
+        messages queued in order (more queue until it starts)."""
         assert self.store is not None
         adapter = self._adapter(rec.provider)
         spec = TurnSpec(
@@ -376,7 +465,6 @@ class Supervisor:
             model=rec.model,
             thinking=str(rec.settings.get("thinking", "")),
             resume_id=resume_id,
-            prompt=prompt,
         )
         sid = rec.agent_session_id
         live: _Live | None = None
@@ -400,11 +488,39 @@ class Supervisor:
                     self._set(sid, pid=0, last_error=msg)
                     self._event(sid, "system", {"type": "error", "message": msg, "is_error": True})
                     self._status(sid, "failed", msg)
+                self._fail_pending(sid, "the agent exited before it took the message")
 
-        runner = AgentRunner(adapter, spec, on_event=on_event, on_exit=on_exit, base_env=os.environ)
+        async def on_written(seq: int) -> None:
+            if self.store is not None and not self._closed:
+                self.store.mark_written(sid, seq)
+
+        runner = AgentRunner(adapter, spec, on_event=on_event, on_exit=on_exit, base_env=os.environ,
+                             on_written=on_written)
         live = _Live(runner)
         self._live[sid] = live
+        for pending in self.store.pending_messages(sid):
+            if pending.written:
+                # Handed to the agent before it went away (daemon restart, pause): its turn never ended.
+                self.store.drop_pending(sid, pending.seq)
+                self._event(sid, "system", {
+                    "type": "error", "is_error": True,
+                    "message": f"message {pending.message_id} was with the agent when it stopped; its turn did "
+                               "not finish (send it again if it is still wanted)"},
+                    {"message_id": pending.message_id, "reason": "turn_cut"})
+            else:
+                runner.preload(pending.content, pending.seq)
         return live
+
+    def _fail_pending(self, sid: str, reason: str) -> None:
+        """Every pending message of `sid` ends with an error event saying why it was not delivered."""
+        if self.store is None or self._closed:
+            return
+        for pending in self.store.pending_messages(sid):
+            self.store.drop_pending(sid, pending.seq)
+            self._event(sid, "system", {
+                "type": "error", "is_error": True,
+                "message": f"message {pending.message_id} was not delivered: {reason}"},
+                {"message_id": pending.message_id, "reason": "not_delivered"})
 
     # ------------------------------------------------------------------ messages
 
@@ -418,11 +534,15 @@ class Supervisor:
             raise FailedPrecondition(
                 f"session {agent_session_id} is {rec.status}, not running; resume it first"
             )
+        if not isinstance(message_id, str) or len(message_id) > 200:
+            raise InvalidArgument("message_id", "must be at most 200 characters")
         message_id = message_id or "msg-" + secrets.token_hex(8)
         runner = live.runner
         state = "queued" if (not runner.started or runner.turn_running or runner.queued) else "sent"
-        ev = self._user_event(agent_session_id, content, {"message_id": message_id})
-        await live.runner.send(content)
+        # Stored (as pending) before it is acknowledged: a crash from here on does not lose it.
+        ev = self._user_event(agent_session_id, content, {"message_id": message_id}, pending=True,
+                              message_id=message_id)
+        await live.runner.send(content, ev.seq)
         return message_id, state, ev.created_at
 
     async def interrupt(self, agent_session_id: str) -> SessionRecord:
@@ -460,10 +580,18 @@ class Supervisor:
             raise ResourceExhausted(f"this machine runs {self.config.max_sessions} sessions already (max_sessions)")
         if not Path(rec.worktree_path).is_dir():
             raise FailedPrecondition(f"worktree {rec.worktree_path} no longer exists")
+        holder = self._holder_of(rec.worktree_path)
+        if holder is not None and holder.agent_session_id != rec.agent_session_id and (
+            holder.status in RUNNING_STATUSES or holder.agent_session_id in self._live
+        ):
+            raise FailedPrecondition(
+                f"worktree_name: the worktree is in use by session {holder.agent_session_id}; stop it first",
+                field="worktree_name",
+            )
         if prompt:
-            self._user_event(rec.agent_session_id, prompt)
+            self._user_event(rec.agent_session_id, prompt, pending=True)
         self._set(rec.agent_session_id, last_error="")
-        await self._start_runner(rec, prompt=prompt or None, resume_id=rec.provider_session_id or None)
+        await self._start_runner(rec, resume_id=rec.provider_session_id or None)
         return self._status(rec.agent_session_id, "active", "resumed")
 
     async def stop(self, agent_session_id: str, grace: float | None = None) -> SessionRecord:
@@ -474,6 +602,7 @@ class Supervisor:
             await self._end_process(
                 agent_session_id, "completed", self.config.stop_grace_seconds if grace is None else grace
             )
+            self._fail_pending(agent_session_id, "the session was stopped first")
             return self._status(agent_session_id, "completed", "stopped")
 
     async def _end_process(self, agent_session_id: str, status: str, grace: float) -> None:
@@ -541,11 +670,21 @@ class Supervisor:
         repository: str = "",
         worktree_name: str = "",
         base_ref: str = "",
+        owner: str = "",
     ) -> ImportResult:
-        """Write `messages` as a Claude Code session file for the worktree."""
-        validate_session_id(provider_session_id, "provider_session_id")
+        """Write `messages` as a Claude Code session file for the worktree; the provider session id
+        is recorded as `owner`'s (FailedPrecondition when it is another owner's)."""
+        validate_provider_session_id(provider_session_id, "provider_session_id")
+        validate_owner(owner)
         if not messages:
             raise InvalidArgument("messages", "at least one message is required")
+        assert self.store is not None
+        holder = self.store.provider_session_owner(provider_session_id)
+        if holder is not None and holder != owner:
+            raise FailedPrecondition(
+                f"provider_session_id: {provider_session_id} belongs to another owner on this machine",
+                field="provider_session_id",
+            )
         created = False
         info = None
         if worktree_path:
@@ -560,6 +699,10 @@ class Supervisor:
                 raise InvalidArgument("worktree_name", "is required when worktree_path is empty")
             validate_worktree_name(worktree_name)
             repo = await self.worktrees.resolve_repository(repository)
+            self._check_worktree_free(
+                self.worktrees.worktree_path(repo, worktree_name),
+                LaunchRequest(repository=repository, worktree_name=worktree_name, owner=owner),
+            )
             info = await self.worktrees.ensure(repo, worktree_name, base_ref)
             path, branch, created = info.path, info.branch, info.created
         config_dir = self.config.provider("claude_code").env.get("CLAUDE_CONFIG_DIR") or None
@@ -575,24 +718,68 @@ class Supervisor:
             if info is not None and created:
                 await self.worktrees.rollback(info)
             raise
+        self.store.claim_provider_session(provider_session_id, owner)
         return ImportResult(
             path=written, worktree_path=path, branch=branch, message_count=len(messages), worktree_created=created
         )
 
-    async def remove_worktree(self, worktree_path: str, *, force: bool, delete_branch: bool) -> tuple[str, bool]:
+    async def remove_worktree(
+        self,
+        worktree_path: str = "",
+        *,
+        force: bool,
+        delete_branch: bool,
+        agent_session_id: str = "",
+        owner: str = "",
+        check_only: bool = False,
+    ) -> tuple[str, bool]:
+        """Remove a worktree: the one of `agent_session_id` (which must be `owner`'s and still hold
+        it), or the one at `worktree_path`. Never a running session's; never a dirty one unless
+        `force`. With `check_only`, only says whether it would be allowed (a running session aside)."""
+        assert self.store is not None
+        if agent_session_id:
+            rec = self._get(agent_session_id)
+            if rec.owner != owner:
+                raise NotFound(f"session {agent_session_id} not found")
+            if worktree_path and not Path(worktree_path) == Path(rec.worktree_path):
+                raise InvalidArgument("worktree_path", "is not the worktree of agent_session_id")
+            worktree_path = rec.worktree_path
+            holder = self._holder_of(worktree_path)
+            if holder is not None and holder.agent_session_id != agent_session_id:
+                raise FailedPrecondition(
+                    f"the worktree of session {agent_session_id} now belongs to session {holder.agent_session_id}"
+                    if holder.owner == owner else
+                    f"the worktree of session {agent_session_id} now belongs to another session"
+                )
         if not worktree_path:
-            raise InvalidArgument("worktree_path", "is required")
-        for sid, live in self._live.items():
-            rec = self.store.get_session(sid) if self.store else None
-            if rec is not None and Path(rec.worktree_path) == Path(worktree_path):
-                raise FailedPrecondition(f"worktree {worktree_path} is in use by running session {sid}; stop it first")
+            raise InvalidArgument("worktree_path", "is required (or agent_session_id)")
+        if not check_only:
+            for sid in self._live:
+                rec = self.store.get_session(sid)
+                if rec is not None and Path(rec.worktree_path) == Path(worktree_path):
+                    raise FailedPrecondition(
+                        f"worktree {worktree_path} is in use by running session {sid}; stop it first"
+                    )
+        if check_only:
+            path = Path(worktree_path)
+            if not path.is_dir():
+                raise NotFound(f"worktree {worktree_path} does not exist")
+            if not force and await self.worktrees.is_dirty(path):
+                raise FailedPrecondition(
+                    f"force: worktree {worktree_path} has uncommitted changes or untracked files; "
+                    "pass force=true to remove them with it",
+                    field="force",
+                )
+            return "", False
         return await self.worktrees.remove(Path(worktree_path), force=force, delete_branch=delete_branch)
 
     async def machine_info(self) -> dict[str, Any]:
-        if not self._versions:
-            self._versions["git"] = await self.worktrees.git_version()
-            for provider in PROVIDERS:
-                self._versions[provider] = await self._cli_version(provider)
+        async with self._versions_lock:  # concurrent first calls wait for one look-up
+            if not self._versions:
+                versions = {"git": await self.worktrees.git_version()}
+                for provider in PROVIDERS:
+                    versions[provider] = await self._cli_version(provider)
+                self._versions = versions
         return {
             "hostname": socket.gethostname(),
             "daemon_version": daemon.__version__,
@@ -624,19 +811,26 @@ class Supervisor:
     # ------------------------------------------------------------------- events
 
     def _event(self, sid: str, role: str, content: dict[str, Any], metadata: dict[str, Any] | None = None,
-               status: str = "") -> StoredEvent:
+               status: str = "", pending_message_id: str | None = None) -> StoredEvent:
         assert self.store is not None
-        return self.store.append_event(sid, role=role, content=content, metadata=metadata or {}, status=status)
+        content, metadata = make_carriable(content, metadata or {})
+        return self.store.append_event(sid, role=role, content=content, metadata=metadata, status=status,
+                                       pending_message_id=pending_message_id)
 
-    def _user_event(self, sid: str, text: str, metadata: dict[str, Any] | None = None) -> StoredEvent:
-        return self._event(sid, "user", {"type": "text", "text": text}, metadata)
+    def _user_event(self, sid: str, text: str, metadata: dict[str, Any] | None = None, *, pending: bool = False,
+                    message_id: str = "") -> StoredEvent:
+        """Store a user message; `pending` also keeps it until the agent's turn for it has ended."""
+        pending_id = (message_id or "msg-" + secrets.token_hex(8)) if pending else None
+        return self._event(sid, "user", {"type": "text", "text": text}, metadata, pending_message_id=pending_id)
 
     def _agent_event(self, sid: str, ev: AgentEvent) -> None:
         if self._closed:
             return
+        assert self.store is not None
         if ev.provider_session_id:
-            rec = self.store.get_session(sid) if self.store else None
+            rec = self.store.get_session(sid)
             if rec is not None and rec.provider_session_id != ev.provider_session_id:
+                self._claim_provider_id(rec, ev.provider_session_id)
                 self._set(sid, provider_session_id=ev.provider_session_id)
         metadata = dict(ev.metadata)
         if ev.turn_complete:
@@ -644,6 +838,8 @@ class Supervisor:
         if ev.turn_error:
             metadata["turn_error"] = ev.turn_error
         self._event(sid, ev.role, ev.content, metadata)
+        if ev.turn_complete:
+            self.store.finish_written(sid)
 
     def _status(self, sid: str, status: str, reason: str) -> SessionRecord:
         assert self.store is not None

@@ -9,13 +9,27 @@ import re
 
 from daemon.errors import InvalidArgument
 
-__all__ = ["MAX_WORKTREE_NAME_BYTES", "validate_session_id", "validate_worktree_name"]
+__all__ = [
+    "MAX_WORKTREE_NAME_BYTES",
+    "validate_model",
+    "validate_owner",
+    "validate_provider_session_id",
+    "validate_session_id",
+    "validate_worktree_name",
+]
 
 MAX_WORKTREE_NAME_BYTES = 200
+# A worktree's directory is its name with '/' flattened to '--': one path component.
+_MAX_COMPONENT_BYTES = 255
 
 # Characters git forbids anywhere in a ref name (see git-check-ref-format(1)).
 _FORBIDDEN_CHARS = frozenset(" ~^:?*[\\")
 _SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+# Claude session ids and Codex thread ids are both UUIDs (codex: v7), written in lower or upper hex.
+_PROVIDER_ID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+# Model names as the CLIs know them: "haiku", "claude-sonnet-4-5", "gpt-5.1-codex-max", "openai/gpt-oss:20b".
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\[\]@+-]{0,199}")
+_OWNER = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
 
 
 def _problem(name: str) -> str | None:
@@ -24,6 +38,12 @@ def _problem(name: str) -> str | None:
         return "must not be empty"
     if len(name.encode("utf-8", "surrogatepass")) > MAX_WORKTREE_NAME_BYTES:
         return f"must be at most {MAX_WORKTREE_NAME_BYTES} bytes"
+    if len(name.replace("/", "--").encode("utf-8", "surrogatepass")) > _MAX_COMPONENT_BYTES:
+        return f"must be at most {_MAX_COMPONENT_BYTES} bytes with each '/' counted as two (it names one directory)"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid UTF-8 text (no lone surrogates)"
     for ch in name:
         if ord(ch) < 0x20 or ord(ch) == 0x7F:
             return "must not contain control characters"
@@ -81,3 +101,29 @@ def validate_session_id(value: str, field: str = "agent_session_id") -> None:
         raise InvalidArgument(field, f"must be 1-128 characters from A-Z a-z 0-9 . _ - (got {value[:140]!r})")
     if value.startswith("."):
         raise InvalidArgument(field, f"must not start with '.' (got {value!r})")
+
+
+def validate_provider_session_id(value: str, field: str = "resume_session_id") -> None:
+    """Raise InvalidArgument(field, ...) unless `value` is a provider session id: a UUID.
+
+    Claude Code session ids and Codex thread ids are UUIDs; nothing else may reach an
+    agent's command line as one (a value such as "--dangerously-skip-permissions" would be
+    read as an option).
+    """
+    if not isinstance(value, str) or not _PROVIDER_ID.fullmatch(value):
+        raise InvalidArgument(field, f"must be a provider session id (a UUID) (got {str(value)[:140]!r})")
+
+
+def validate_model(value: str, field: str = "model") -> None:
+    """Raise InvalidArgument(field, ...) unless `value` looks like a model name (never an option)."""
+    if not isinstance(value, str) or not _MODEL.fullmatch(value):
+        raise InvalidArgument(
+            field, f"must be a model name: letters, digits and . _ : / [ ] @ + -, not starting with '-' "
+            f"(got {str(value)[:140]!r})"
+        )
+
+
+def validate_owner(value: str, field: str = "owner") -> None:
+    """Raise InvalidArgument(field, ...) unless `value` is empty or 1-200 printable characters."""
+    if value and not _OWNER.fullmatch(value):
+        raise InvalidArgument(field, "must be 1-200 printable characters")

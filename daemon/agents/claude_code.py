@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from daemon.agents.base import AgentAdapter, AgentEvent, TurnSpec, system_text
+from daemon.validation import validate_model, validate_provider_session_id
 
 __all__ = ["ClaudeCodeAdapter"]
 
@@ -31,16 +32,19 @@ class ClaudeCodeAdapter(AgentAdapter):
     def argv(self, spec: TurnSpec) -> list[str]:
         argv = [self.resolve_binary(), "-p", "--input-format", "stream-json", "--output-format", "stream-json",
                 "--verbose"]
+        # Values ride in the same word as their option ("--model=x"), so none can be read as an option.
         model = spec.model or self.config.default_model
         if model:
-            argv += ["--model", model]
+            validate_model(model)
+            argv.append(f"--model={model}")
         if spec.resume_id:
-            argv += ["--resume", spec.resume_id]
+            validate_provider_session_id(spec.resume_id)
+            argv.append(f"--resume={spec.resume_id}")
             self.assigned_session_id = spec.resume_id
         else:
             # Choosing the id ourselves makes it known before the first turn.
             self.assigned_session_id = str(uuid.uuid4())
-            argv += ["--session-id", self.assigned_session_id]
+            argv.append(f"--session-id={self.assigned_session_id}")
         if "--permission-mode" not in self.config.args:
             # Root may not use --dangerously-skip-permissions; acceptEdits lets Write/Edit run.
             argv += ["--permission-mode", "acceptEdits"]

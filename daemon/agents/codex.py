@@ -6,8 +6,12 @@ import uuid
 from typing import Any
 
 from daemon.agents.base import AgentAdapter, AgentEvent, TurnSpec, system_text
+from daemon.errors import InvalidArgument
+from daemon.validation import validate_model, validate_provider_session_id
 
-__all__ = ["CodexAdapter"]
+__all__ = ["REASONING_EFFORTS", "CodexAdapter"]
+
+REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
 
 # Options that already decide codex's sandbox; without one we pick workspace-write.
 _SANDBOX_OPTIONS = ("--sandbox", "-s", "--dangerously-bypass-approvals-and-sandbox", "--full-auto")
@@ -32,13 +36,19 @@ class CodexAdapter(AgentAdapter):
             argv += ["-c", 'sandbox_mode="workspace-write"']
         if not any(a.startswith("approval_policy=") for a in args):
             argv += ["-c", 'approval_policy="never"']
+        # Values ride in the same word as their option ("--model=x"), so none can be read as an option.
         model = spec.model or self.config.default_model
         if model:
-            argv += ["-m", model]
+            validate_model(model)
+            argv.append(f"--model={model}")
         if spec.thinking:
+            if spec.thinking not in REASONING_EFFORTS:
+                raise InvalidArgument("session_settings.code.providers.codex.thinking",
+                                      f"unknown reasoning effort {spec.thinking!r}")
             argv += ["-c", f'model_reasoning_effort="{spec.thinking}"']
         argv += args
         if spec.resume_id:
+            validate_provider_session_id(spec.resume_id)
             argv += ["resume", spec.resume_id]
         # "--" keeps a prompt that starts with "-" from being read as an option.
         return argv + ["--", spec.prompt or ""]

@@ -169,16 +169,30 @@ def test_claude_blank_line_gives_nothing():
 
 def test_claude_argv_with_model_resume_and_extra_args():
     a = claude(args=["--max-turns", "5"], default_model="claude-x")
-    argv = a.argv(TurnSpec(cwd=Path("/tmp"), model="", resume_id="abc"))
+    argv = a.argv(TurnSpec(cwd=Path("/tmp"), model="", resume_id=TID))
     assert argv == ["/bin/true", "-p", "--input-format", "stream-json", "--output-format", "stream-json",
-                    "--verbose", "--model", "claude-x", "--resume", "abc", "--permission-mode", "acceptEdits",
+                    "--verbose", "--model=claude-x", f"--resume={TID}", "--permission-mode", "acceptEdits",
                     "--max-turns", "5"]
-    assert a.assigned_session_id == "abc"
+    assert a.assigned_session_id == TID
     fresh = claude(args=["--permission-mode", "plan"])
     own = fresh.argv(TurnSpec(cwd=Path("/tmp"), model="m"))
-    assert own[own.index("--session-id") + 1] == fresh.assigned_session_id and "--resume" not in own
+    assert f"--session-id={fresh.assigned_session_id}" in own and not any(w.startswith("--resume") for w in own)
     assert own.count("--permission-mode") == 1 and own[-2:] == ["--permission-mode", "plan"]
-    assert own[own.index("--model") + 1] == "m"
+    assert "--model=m" in own
+
+
+@pytest.mark.parametrize("adapter", [claude, codex])
+@pytest.mark.parametrize("field,spec", [
+    ("resume_session_id", {"resume_id": "--dangerously-skip-permissions"}),
+    ("resume_session_id", {"resume_id": "--dangerously-bypass-approvals-and-sandbox"}),
+    ("resume_session_id", {"resume_id": "not-a-uuid"}),
+    ("model", {"model": "--dangerously-skip-permissions"}),
+    ("model", {"model": "-x"}),
+])
+def test_a_caller_value_that_would_read_as_an_option_never_reaches_argv(adapter, field, spec):
+    with pytest.raises(InvalidArgument) as info:
+        adapter().argv(TurnSpec(cwd=Path("/tmp"), prompt="p", **spec))
+    assert info.value.field == field
 
 
 def test_claude_stdin_encoding_and_interrupt_request():
@@ -264,10 +278,10 @@ def test_codex_argv_first_turn_and_resume():
     a = codex(args=["-c", "x=1"])
     first = a.argv(TurnSpec(cwd=Path("/tmp"), model="gpt-x", thinking="high", prompt="-starts with dash"))
     assert first == ["/bin/true", "exec", "--json", "--skip-git-repo-check", "-c", 'sandbox_mode="workspace-write"',
-                     "-c", 'approval_policy="never"', "-m", "gpt-x", "-c", 'model_reasoning_effort="high"',
+                     "-c", 'approval_policy="never"', "--model=gpt-x", "-c", 'model_reasoning_effort="high"',
                      "-c", "x=1", "--", "-starts with dash"]
     resumed = a.argv(TurnSpec(cwd=Path("/tmp"), resume_id=TID, prompt="again"))
-    assert resumed[-4:] == ["resume", TID, "--", "again"] and "-m" not in resumed
+    assert resumed[-4:] == ["resume", TID, "--", "again"] and not any(w.startswith("--model") for w in resumed)
 
 
 def test_codex_argv_keeps_a_configured_sandbox_choice():

@@ -70,11 +70,15 @@ def test_invalid_worktree_name_is_invalid_argument_naming_the_field(harness, git
          "session_settings.code.providers.codex.thinking"),
         ({"agent_session_id": "../../etc/passwd"}, "agent_session_id"),
         ({"resume_session_id": "bad id with spaces"}, "resume_session_id"),
+        ({"resume_session_id": "--dangerously-skip-permissions"}, "resume_session_id"),
+        ({"session_settings": pb.SessionSettings(code=pb.CodeSettings(providers=pb.ProviderSettings(
+            claude_code=pb.ClaudeCodeSettings(model="--dangerously-skip-permissions"))))},
+         "session_settings.code.providers.claude_code.model"),
         ({"base_ref": "--upload-pack=evil"}, "base_ref"),
         ({"base_ref": "no-such-ref"}, "base_ref"),
     ],
     ids=["missing-repository", "unknown-provider", "unknown-mode", "unknown-thinking", "bad-session-id",
-         "bad-resume-id", "option-as-base-ref", "unknown-base-ref"],
+         "bad-resume-id", "option-as-resume-id", "option-as-model", "option-as-base-ref", "unknown-base-ref"],
 )
 def test_bad_launch_fields_are_invalid_argument_naming_the_field(harness, git_repo, fields, field):
     before = branches(git_repo)
@@ -185,12 +189,12 @@ def test_import_with_bad_fields_names_them_and_writes_nothing(harness, git_repo,
     cases = [
         (pb.ImportTranscriptRequest(provider_session_id="../x", messages=[good], repository=str(git_repo),
                                     worktree_name="imp"), "provider_session_id"),
-        (pb.ImportTranscriptRequest(provider_session_id="abc", messages=[], repository=str(git_repo),
+        (pb.ImportTranscriptRequest(provider_session_id="3f1d9a52-5a3c-4c47-9d55-0e6f6f1e2b12", messages=[], repository=str(git_repo),
                                     worktree_name="imp"), "messages"),
-        (pb.ImportTranscriptRequest(provider_session_id="abc", messages=[pb.TranscriptMessage(
+        (pb.ImportTranscriptRequest(provider_session_id="3f1d9a52-5a3c-4c47-9d55-0e6f6f1e2b12", messages=[pb.TranscriptMessage(
             role="robot", content=pb.Content(type="text", text="x"))], repository=str(git_repo),
             worktree_name="imp"), "messages[0].role"),
-        (pb.ImportTranscriptRequest(provider_session_id="abc", messages=[good], worktree_name="imp"), "repository"),
+        (pb.ImportTranscriptRequest(provider_session_id="3f1d9a52-5a3c-4c47-9d55-0e6f6f1e2b12", messages=[good], worktree_name="imp"), "repository"),
     ]
     before = branches(git_repo)
     for request, field in cases:

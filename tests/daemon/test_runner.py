@@ -92,7 +92,7 @@ async def test_persistent_messages_go_out_one_turn_at_a_time_in_order(make_runne
         await runner.send(text)
     await sink.wait_turns(3, timeout=20)
     assert [e.content["text"] for e in sink.of_type("text")] == ["echo: one", "echo: two", "echo: three"]
-    assert runner.provider_session_id == "fake-session-1"
+    assert runner.provider_session_id == "0000fa4e-0000-4000-8000-000000000001"
 
 
 async def test_per_turn_agent_that_exits_without_ending_the_turn_gets_an_error_event(make_runner):
@@ -116,7 +116,7 @@ async def test_per_turn_later_turns_resume_the_thread_the_first_one_started(make
     first, second = (json.loads(e.content["text"]) for e in sink.of_type("text"))
     assert first["prompt"] == "first" and "resume" not in first["argv"]
     assert second["prompt"] == "second"
-    assert second["argv"][-4:] == ["resume", "fake-thread-1", "--", "second"]
+    assert second["argv"][-4:] == ["resume", "0000fa4e-0000-4000-8000-000000000002", "--", "second"]
 
 
 async def test_per_turn_stop_between_turns_reports_exit_once(make_runner):

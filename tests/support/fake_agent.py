@@ -12,7 +12,8 @@ import subprocess
 import sys
 
 MODE = os.environ.get("FAKE_AGENT_MODE", "claude-echo")
-SID = "fake-session-1"
+SID = "0000fa4e-0000-4000-8000-000000000001"
+TID = "0000fa4e-0000-4000-8000-000000000002"
 
 
 def out(obj):
@@ -59,7 +60,7 @@ def claude():
 def codex():
     argv = sys.argv[1:]
     prompt = argv[-1]
-    tid = argv[argv.index("resume") + 1] if "resume" in argv else "fake-thread-1"
+    tid = argv[argv.index("resume") + 1] if "resume" in argv else TID
     out({"type": "thread.started", "thread_id": tid})
     out({"type": "turn.started"})
     if MODE == "codex-exit":

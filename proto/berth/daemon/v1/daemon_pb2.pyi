@@ -54,7 +54,7 @@ class VoiceSettings(_message.Message):
     def __init__(self, language: _Optional[str] = ...) -> None: ...
 
 class LaunchSessionRequest(_message.Message):
-    __slots__ = ("workspace_id", "repository", "worktree_name", "base_ref", "initial_prompt", "session_settings", "resume_session_id", "agent_session_id", "metadata")
+    __slots__ = ("workspace_id", "repository", "worktree_name", "base_ref", "initial_prompt", "session_settings", "resume_session_id", "agent_session_id", "metadata", "owner")
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     REPOSITORY_FIELD_NUMBER: _ClassVar[int]
     WORKTREE_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class LaunchSessionRequest(_message.Message):
     RESUME_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     workspace_id: str
     repository: str
     worktree_name: str
@@ -73,7 +74,8 @@ class LaunchSessionRequest(_message.Message):
     resume_session_id: str
     agent_session_id: str
     metadata: _struct_pb2.Struct
-    def __init__(self, workspace_id: _Optional[str] = ..., repository: _Optional[str] = ..., worktree_name: _Optional[str] = ..., base_ref: _Optional[str] = ..., initial_prompt: _Optional[str] = ..., session_settings: _Optional[_Union[SessionSettings, _Mapping]] = ..., resume_session_id: _Optional[str] = ..., agent_session_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    owner: str
+    def __init__(self, workspace_id: _Optional[str] = ..., repository: _Optional[str] = ..., worktree_name: _Optional[str] = ..., base_ref: _Optional[str] = ..., initial_prompt: _Optional[str] = ..., session_settings: _Optional[_Union[SessionSettings, _Mapping]] = ..., resume_session_id: _Optional[str] = ..., agent_session_id: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class LaunchSessionResponse(_message.Message):
     __slots__ = ("status", "payload", "session")
@@ -142,7 +144,7 @@ class ListSessionsResponse(_message.Message):
     def __init__(self, sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("agent_session_id", "workspace_id", "provider", "model", "status", "provider_session_id", "repository", "worktree_path", "branch", "pid", "created_at", "updated_at", "last_error", "last_seq", "turn_running", "queued_messages", "metadata")
+    __slots__ = ("agent_session_id", "workspace_id", "provider", "model", "status", "provider_session_id", "repository", "worktree_path", "branch", "pid", "created_at", "updated_at", "last_error", "last_seq", "turn_running", "queued_messages", "metadata", "owner")
     AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +162,7 @@ class Session(_message.Message):
     TURN_RUNNING_FIELD_NUMBER: _ClassVar[int]
     QUEUED_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     agent_session_id: str
     workspace_id: str
     provider: str
@@ -177,7 +180,8 @@ class Session(_message.Message):
     turn_running: bool
     queued_messages: int
     metadata: _struct_pb2.Struct
-    def __init__(self, agent_session_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[str] = ..., provider_session_id: _Optional[str] = ..., repository: _Optional[str] = ..., worktree_path: _Optional[str] = ..., branch: _Optional[str] = ..., pid: _Optional[int] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., last_error: _Optional[str] = ..., last_seq: _Optional[int] = ..., turn_running: _Optional[bool] = ..., queued_messages: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    owner: str
+    def __init__(self, agent_session_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[str] = ..., provider_session_id: _Optional[str] = ..., repository: _Optional[str] = ..., worktree_path: _Optional[str] = ..., branch: _Optional[str] = ..., pid: _Optional[int] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., last_error: _Optional[str] = ..., last_seq: _Optional[int] = ..., turn_running: _Optional[bool] = ..., queued_messages: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class StreamEventsRequest(_message.Message):
     __slots__ = ("agent_session_id", "after_seq", "history_only")
@@ -244,20 +248,22 @@ class TranscriptMessage(_message.Message):
     def __init__(self, message_id: _Optional[str] = ..., role: _Optional[str] = ..., content: _Optional[_Union[Content, _Mapping]] = ..., created_at: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ImportTranscriptRequest(_message.Message):
-    __slots__ = ("provider_session_id", "messages", "worktree_path", "repository", "worktree_name", "base_ref")
+    __slots__ = ("provider_session_id", "messages", "worktree_path", "repository", "worktree_name", "base_ref", "owner")
     PROVIDER_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     WORKTREE_PATH_FIELD_NUMBER: _ClassVar[int]
     REPOSITORY_FIELD_NUMBER: _ClassVar[int]
     WORKTREE_NAME_FIELD_NUMBER: _ClassVar[int]
     BASE_REF_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     provider_session_id: str
     messages: _containers.RepeatedCompositeFieldContainer[TranscriptMessage]
     worktree_path: str
     repository: str
     worktree_name: str
     base_ref: str
-    def __init__(self, provider_session_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[TranscriptMessage, _Mapping]]] = ..., worktree_path: _Optional[str] = ..., repository: _Optional[str] = ..., worktree_name: _Optional[str] = ..., base_ref: _Optional[str] = ...) -> None: ...
+    owner: str
+    def __init__(self, provider_session_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[TranscriptMessage, _Mapping]]] = ..., worktree_path: _Optional[str] = ..., repository: _Optional[str] = ..., worktree_name: _Optional[str] = ..., base_ref: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class ImportTranscriptResponse(_message.Message):
     __slots__ = ("path", "worktree_path", "branch", "message_count", "worktree_created")
@@ -274,14 +280,20 @@ class ImportTranscriptResponse(_message.Message):
     def __init__(self, path: _Optional[str] = ..., worktree_path: _Optional[str] = ..., branch: _Optional[str] = ..., message_count: _Optional[int] = ..., worktree_created: _Optional[bool] = ...) -> None: ...
 
 class RemoveWorktreeRequest(_message.Message):
-    __slots__ = ("worktree_path", "force", "delete_branch")
+    __slots__ = ("worktree_path", "force", "delete_branch", "agent_session_id", "owner", "check_only")
     WORKTREE_PATH_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
     DELETE_BRANCH_FIELD_NUMBER: _ClassVar[int]
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    CHECK_ONLY_FIELD_NUMBER: _ClassVar[int]
     worktree_path: str
     force: bool
     delete_branch: bool
-    def __init__(self, worktree_path: _Optional[str] = ..., force: _Optional[bool] = ..., delete_branch: _Optional[bool] = ...) -> None: ...
+    agent_session_id: str
+    owner: str
+    check_only: bool
+    def __init__(self, worktree_path: _Optional[str] = ..., force: _Optional[bool] = ..., delete_branch: _Optional[bool] = ..., agent_session_id: _Optional[str] = ..., owner: _Optional[str] = ..., check_only: _Optional[bool] = ...) -> None: ...
 
 class RemoveWorktreeResponse(_message.Message):
     __slots__ = ("removed", "branch", "branch_deleted")

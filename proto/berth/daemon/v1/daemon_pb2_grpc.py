@@ -110,7 +110,8 @@ class DaemonServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SendMessage(self, request, context):
-        """Queues a follow-up user message; messages are delivered in order.
+        """Queues a follow-up user message; messages are delivered in order. The message is stored
+        before the answer: after a daemon crash it is delivered on restart (or fails with an error event).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -172,7 +173,8 @@ class DaemonServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RemoveWorktree(self, request, context):
-        """Removes a worktree; refuses a dirty one unless force; the branch only if delete_branch.
+        """Removes a worktree (a session's, or one named by path); refuses a dirty one unless force, a
+        running session's, and one that now belongs to another session; the branch only if delete_branch.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
