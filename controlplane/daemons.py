@@ -59,7 +59,7 @@ class DaemonCallError(Exception):
         details = (err.details() if hasattr(err, "details") else None) or str(code)
         http = _HTTP_FOR_CODE.get(code, 502)
         field = None
-        if code == grpc.StatusCode.INVALID_ARGUMENT:
+        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
             m = _FIELD_PREFIX.match(details)
             if m:
                 field = m.group(1)
@@ -107,16 +107,22 @@ class MachineTarget:
 
 
 class DaemonClient:
-    """Calls one daemon; every call carries a deadline and the machine's token when configured."""
+    """Calls one daemon; every call carries a deadline and the machine's token when configured.
+
+    A unix socket is local (its file mode guards it); every TCP address is dialed with TLS, verified
+    against the machine's CA when one is set and the system's CAs otherwise, so a token never
+    travels in clear text. There is no plaintext TCP.
+    """
 
     def __init__(self, target: MachineTarget, *, rpc_deadline: float, metrics: Metrics | None = None) -> None:
         self.target = target
         self.rpc_deadline = rpc_deadline
         self.metrics = metrics
-        if target.address.startswith("unix:") or not target.tls_ca:
+        if target.address.startswith("unix:"):
             self.channel = grpc.aio.insecure_channel(target.address, options=_CHANNEL_OPTIONS)
         else:
-            creds = grpc.ssl_channel_credentials(root_certificates=target.tls_ca.encode())
+            roots = target.tls_ca.encode() if target.tls_ca else None  # None: the system's CAs
+            creds = grpc.ssl_channel_credentials(root_certificates=roots)
             self.channel = grpc.aio.secure_channel(target.address, creds, options=_CHANNEL_OPTIONS)
         self.stub = daemon_pb2_grpc.DaemonServiceStub(self.channel)
         self._metadata = (("authorization", f"Bearer {target.token}"),) if target.token else None
@@ -167,10 +173,16 @@ class DaemonClient:
     async def get_session(self, session_id: str) -> daemon_pb2.Session:
         return await self._unary("GetSession", daemon_pb2.SessionRequest(agent_session_id=session_id))
 
-    async def remove_worktree(self, worktree_path: str, *, force: bool, delete_branch: bool = False) -> Any:
+    async def remove_worktree(
+        self, session_id: str, owner: str, *, force: bool, delete_branch: bool = False, check_only: bool = False
+    ) -> Any:
+        """Remove the worktree of `owner`'s session (or, with check_only, say whether that is allowed)."""
         return await self._unary(
             "RemoveWorktree",
-            daemon_pb2.RemoveWorktreeRequest(worktree_path=worktree_path, force=force, delete_branch=delete_branch),
+            daemon_pb2.RemoveWorktreeRequest(
+                agent_session_id=session_id, owner=owner, force=force, delete_branch=delete_branch,
+                check_only=check_only,
+            ),
         )
 
     async def machine_info(self) -> daemon_pb2.MachineInfo:

@@ -30,9 +30,14 @@ from controlplane.api.common import (
 from controlplane.auth import Principal
 from controlplane.daemons import DaemonCallError, message_to_dict, to_struct
 from controlplane.db.models import AgentSession, Machine, Message, UserSession, Workspace, new_id, utcnow
-from controlplane.schemas import AGENT_TO_PROVIDER, PROVIDER_TO_AGENT, LaunchWorkspaceSessionRequest
+from controlplane.schemas import (
+    AGENT_TO_PROVIDER,
+    PROVIDER_SESSION_ID,
+    PROVIDER_TO_AGENT,
+    LaunchWorkspaceSessionRequest,
+)
 
-__all__ = ["LaunchResult", "launch_session", "transcript_messages"]
+__all__ = ["LaunchResult", "launch_session", "resume_target", "transcript_messages"]
 
 log = logging.getLogger("controlplane.launch")
 
@@ -52,6 +57,30 @@ class LaunchResult:
 
 def _unprocessable(fld: str, msg: str) -> HTTPException:
     return HTTPException(status_code=422, detail=[{"loc": ["body", *fld.split(".")], "msg": msg, "type": "value_error"}])
+
+
+async def resume_target(db: Any, p: Principal, resume_session_id: str) -> AgentSession:
+    """The caller's own session that `resume_session_id` names: its Berth agent_session_id, or a
+    provider session id (claude session / codex thread, a UUID) recorded for it. 404 otherwise, so
+    no other owner's conversation can ever be resumed."""
+    own = await db.get(AgentSession, resume_session_id)
+    if own is not None and own.owner == p.owner:
+        return own
+    if not PROVIDER_SESSION_ID.fullmatch(resume_session_id) and not resume_session_id.startswith("session-"):
+        raise _unprocessable(
+            "resume_session_id", "must be the agent_session_id of one of your sessions or a provider session id (a UUID)"
+        )
+    found = (
+        await db.execute(
+            select(AgentSession)
+            .where(AgentSession.owner == p.owner, AgentSession.provider_session_id == resume_session_id)
+            .order_by(AgentSession.created_at.desc())
+            .limit(1)
+        )
+    ).scalars().first()
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"resume_session_id {resume_session_id!r} not found")
+    return found
 
 
 async def transcript_messages(db, session_id: str) -> list[daemon_pb2.TranscriptMessage]:
@@ -93,19 +122,13 @@ async def launch_session(
         agent: AgentSession | None = None
         if req.agent_session_id:
             agent = await owned_agent_session(db, p, req.agent_session_id)
+            if req.resume_session_id and req.resume_session_id not in (agent.id, agent.provider_session_id):
+                raise _unprocessable("resume_session_id", "names another session than agent_session_id")
         elif req.resume_session_id:
-            # An imported Claude session is found by its claude_session_id too.
-            agent = (
-                await db.execute(
-                    select(AgentSession).where(
-                        AgentSession.owner == p.owner,
-                        AgentSession.workspace_id == ws.id,
-                        AgentSession.provider_session_id == req.resume_session_id,
-                    ).order_by(AgentSession.created_at.desc())
-                )
-            ).scalars().first()
+            agent = await resume_target(db, p, req.resume_session_id)
         if agent is not None and agent.workspace_id not in (None, ws.id):
-            raise _unprocessable("agent_session_id", "the agent session belongs to another workspace")
+            fld = "agent_session_id" if req.agent_session_id else "resume_session_id"
+            raise _unprocessable(fld, "the agent session belongs to another workspace")
         # A session that ran stays on its machine unless the caller names one.
         machine_id = req.machine_id or (agent.machine_id if agent is not None and agent.launched else None)
         machine_id = machine_id or ws.default_machine_id
@@ -166,7 +189,8 @@ async def launch_session(
             agent.imported and agent.provider_session_id and (agent.data or {}).get("transcript_machine_id") != machine.id
         )
         transcript = await transcript_messages(db, agent.id) if needs_transcript else []
-        resume_id = req.resume_session_id or (agent.provider_session_id if agent.imported else "") or ""
+        # Only a provider id recorded for the caller's own session is ever resumed.
+        resume_id = agent.provider_session_id or ""
         if needs_transcript and not transcript:
             # An empty import has no conversation to resume: start fresh.
             needs_transcript = False
@@ -202,6 +226,7 @@ async def launch_session(
                     repository=ws.repository,
                     worktree_name=worktree_name or agent_session_id,
                     base_ref=base_ref,
+                    owner=p.owner,
                 ),
                 deadline,
             )
@@ -218,6 +243,7 @@ async def launch_session(
                 resume_session_id=resume_id,
                 agent_session_id=agent_session_id,
                 metadata=to_struct(meta),
+                owner=p.owner,
             ),
             remaining,
         )

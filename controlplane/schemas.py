@@ -27,6 +27,7 @@ __all__ = [
     "MachineUpdate",
     "MessageList",
     "MessageOut",
+    "PROVIDER_SESSION_ID",
     "ProviderSettings",
     "SendMessageRequest",
     "SendMessageResponse",
@@ -53,6 +54,12 @@ AGENT_TO_PROVIDER = {"CLAUDE_CODE": "claude_code", "CODEX": "codex"}
 PROVIDER_TO_AGENT = {v: k for k, v in AGENT_TO_PROVIDER.items()}
 
 _WORKTREE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+# Claude session ids and Codex thread ids: UUIDs. Nothing else reaches an agent as a provider id.
+PROVIDER_SESSION_ID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+_UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+# A model name as the CLIs take it; never one that could read as an option.
+_MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/\[\]@+-]{0,199}$"
+ContentType = Literal["text", "tool_use", "tool_result", "error", "system"]
 _ADDRESS = re.compile(r"^(unix:(//)?/\S+|[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5})$")
 
 
@@ -67,6 +74,8 @@ def _check_worktree_name(v: str | None) -> str | None:
         return None
     if not _WORKTREE_NAME.match(v) or ".." in v or v.endswith((".lock", "/", ".")) or "//" in v:
         raise ValueError("must be 1-200 characters of letters, digits, '.', '_', '-', '/' (no '..', no leading '-')")
+    if len(v) + v.count("/") > 255:
+        raise ValueError("names one directory with each '/' written as '--': at most 255 characters so")
     return v
 
 
@@ -79,7 +88,7 @@ def _check_worktree_name(v: str | None) -> str | None:
 class Content(TypedDict, total=False):
     """A message's content (text, tool_use, tool_result, error, system); `type` defaults to "text"."""
 
-    type: str
+    type: ContentType
     text: str | None
     name: str | None
     tool_use_id: str | None
@@ -106,8 +115,8 @@ class ImportClaudeSessionRequest(_Strict):
 
     workspace_id: str = Field(min_length=1, description="Workspace ID to import the session into")
     claude_session_id: str = Field(
-        min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$",
-        description="Original Claude CLI session ID (used as SDK resume ID)",
+        pattern=_UUID_PATTERN,
+        description="Original Claude CLI session ID (used as SDK resume ID): a UUID, as Claude Code writes it",
     )
     messages: list[ImportableMessage] = Field(description="Messages to import from the Claude CLI session")
     worktree_name: str | None = Field(default=None, description="Optional worktree name (null for main workspace)")
@@ -130,11 +139,11 @@ class ImportClaudeSessionResponse(BaseModel):
 
 
 class ClaudeCodeProviderSettings(_Strict):
-    model: str | None = Field(default=None, max_length=200)
+    model: str | None = Field(default=None, pattern=_MODEL_PATTERN)
 
 
 class CodexProviderSettings(_Strict):
-    model: str | None = Field(default=None, max_length=200)
+    model: str | None = Field(default=None, pattern=_MODEL_PATTERN)
     thinking: Literal["minimal", "low", "medium", "high"] | None = None
 
 
@@ -196,7 +205,7 @@ class SessionCreate(_Strict):
     workspace_id: str | None = None
     machine_id: str | None = None
     worktree_name: str | None = None
-    model: str | None = Field(default=None, max_length=200)
+    model: str | None = Field(default=None, pattern=_MODEL_PATTERN)
 
     _wt = field_validator("worktree_name")(_check_worktree_name)
 

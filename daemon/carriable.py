@@ -52,19 +52,55 @@ def _cut(text: str, limit: int) -> str:
     return kept + _CUT_MARK.format(n=len(data) - len(kept.encode()))
 
 
+def _string_leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[int, tuple[Any, ...]]]:
+    """(UTF-8 size, path) of every string in `value`."""
+    if isinstance(value, str):
+        return [(len(value.encode()), path)]
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in _string_leaves(v, (*path, k))]
+    if isinstance(value, list):
+        return [leaf for i, v in enumerate(value) for leaf in _string_leaves(v, (*path, i))]
+    return []
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: _replace(value[head], rest, new)}
+    copy = list(value)
+    copy[head] = _replace(copy[head], rest, new)
+    return copy
+
+
+def _get(value: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        value = value[step]
+    return value
+
+
 def _shrink(content: dict[str, Any], metadata: dict[str, Any], notes: list[str]) -> dict[str, Any]:
-    """Cut the largest fields of `content` until the event fits MAX_EVENT_BYTES."""
-    content = dict(content)
+    """Cut the largest strings of `content` (then, if need be, whole fields) until the event fits."""
     budget = MAX_EVENT_BYTES - 64 * 1024  # room for the other fields and the notes
+    for size, path in sorted(_string_leaves(content), reverse=True):
+        excess = _size(content, metadata) - budget
+        if excess <= 0:
+            break
+        keep = max(size - excess - len(_CUT_MARK) - 32, 1024)  # the mark itself takes room too
+        if size <= keep:
+            continue
+        content = _replace(content, path, _cut(_get(content, path), keep))
+        notes.append(f"content.{'.'.join(map(str, path))}: {size} bytes, cut to {keep}")
     for key in sorted(content, key=lambda k: -len(_json_text(content[k]))):
         if _size(content, metadata) <= budget:
             break
-        value = content[key]
-        original = len(_json_text(value).encode())
-        others = _size({k: v for k, v in content.items() if k != key}, metadata)
-        room = max(budget - others, 1024)
-        content[key] = _cut(value if isinstance(value, str) else _json_text(value), room)
-        notes.append(f"content.{key}: {original} bytes, cut to about {room}")
+        value, room = content[key], budget // 2
+        if isinstance(value, dict | list):
+            text = _cut(_json_text(value), room)
+            # Struct fields stay objects; anything else may become text.
+            content = {**content, key: {"cut_by_berth": text} if isinstance(value, dict) else text}
+            notes.append(f"content.{key}: too large, kept as cut JSON text")
     if _size(content, metadata) > MAX_EVENT_BYTES:
         notes.append("metadata: too large, dropped")
         metadata.clear()

@@ -738,9 +738,7 @@ class Supervisor:
         `force`. With `check_only`, only says whether it would be allowed (a running session aside)."""
         assert self.store is not None
         if agent_session_id:
-            rec = self._get(agent_session_id)
-            if rec.owner != owner:
-                raise NotFound(f"session {agent_session_id} not found")
+            rec = self._owned(self._get(agent_session_id), owner)
             if worktree_path and not Path(worktree_path) == Path(rec.worktree_path):
                 raise InvalidArgument("worktree_path", "is not the worktree of agent_session_id")
             worktree_path = rec.worktree_path

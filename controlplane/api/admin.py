@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.api.common import (
     client_for,
     conflict,
@@ -39,7 +40,7 @@ from controlplane.schemas import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["admin"])
+router = APIRouter(prefix="/api/v1", tags=["admin"], route_class=StrictJSONRoute)
 Db = Annotated[AsyncSession, Depends(get_db)]
 Caller = Annotated[Principal, Depends(current_principal)]
 Admin = Annotated[Principal, Depends(require_admin)]

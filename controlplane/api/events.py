@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
+from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.api.common import field_error, owned_agent_session
 from controlplane.auth import Principal, current_principal
 from controlplane.db.models import Message
@@ -23,7 +24,7 @@ from controlplane.ingest import message_json
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=StrictJSONRoute)
 _PAGE = 500
 
 
@@ -41,7 +42,7 @@ async def stream_events(
     session_id: str,
     request: Request,
     p: Annotated[Principal, Depends(current_principal)],
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     state = request.app.state
@@ -50,9 +51,12 @@ async def stream_events(
     start = after_seq or 0
     if last_event_id:
         try:
-            start = max(start, int(last_event_id))
+            seq = int(last_event_id)
         except ValueError:
             raise field_error("last-event-id", "must be an integer seq", where="header") from None
+        if not 0 <= seq < 2**63:
+            raise field_error("last-event-id", "must be a seq from 0 to 2**63-1", where="header")
+        start = max(start, seq)
     # Subscribe before reading the backlog, so nothing stored in between is missed.
     queue = state.broker.subscribe(session_id)
 

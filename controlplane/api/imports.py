@@ -18,10 +18,11 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controlplane.api.common import owned_workspace
+from controlplane.api.strict_json import StrictJSONRoute
+from controlplane.api.common import conflict, field_error, owned_workspace
 from controlplane.auth import Principal, current_principal
 from controlplane.db.models import AgentSession, Message, UserSession, new_id, utcnow
 from controlplane.ingest import parse_time
@@ -29,7 +30,7 @@ from controlplane.schemas import ImportableMessage, ImportClaudeSessionRequest, 
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["import"])
+router = APIRouter(tags=["import"], route_class=StrictJSONRoute)
 
 _COLUMNS = ("id", "agent_session_id", "seq", "role", "content", "metadata", "status", "created_at")
 
@@ -98,19 +99,41 @@ async def _insert_messages(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -
     await conn.exec_driver_sql(sql, bound)
 
 
+def _check_launchable(messages: list[ImportableMessage]) -> None:
+    """422 naming the message for what a later launch could not turn into a Claude Code session."""
+    for i, m in enumerate(messages):
+        content = m["content"]
+        if content.get("type") == "tool_use" and not content.get("name"):
+            raise field_error(f"messages.{i}.content.name", "a tool_use needs the tool's name")
+
+
 @router.post(
     "/api/v1/user-sessions/import-claude-session",
     response_model=ImportClaudeSessionResponse,
     summary="Import Claude Session",
-    responses={404: {"description": "Unknown workspace"}, 422: {"description": "Invalid request"}},
+    responses={
+        404: {"description": "Unknown workspace"},
+        409: {"description": "claude_session_id is another owner's"},
+        422: {"description": "Invalid request; the detail names the field"},
+    },
 )
 async def import_claude_session(
     body: ImportClaudeSessionRequest, request: Request, p: Annotated[Principal, Depends(current_principal)]
 ) -> ImportClaudeSessionResponse:
     """Create a user session and a Claude Code agent session holding every message, in one transaction.
     Launch later with the returned agent_session_id (or resume_session_id = claude_session_id)."""
+    _check_launchable(body.messages)
     async with request.app.state.sessionmaker() as db:
         ws = await owned_workspace(db, p, body.workspace_id)
+        taken = (
+            await db.execute(
+                select(AgentSession.id).where(
+                    AgentSession.provider_session_id == body.claude_session_id, AgentSession.owner != p.owner
+                ).limit(1)
+            )
+        ).first()
+        if taken is not None:
+            raise conflict("claude_session_id is already in use; a conversation is imported under its own id")
         now = utcnow()
         user = UserSession(id=new_id("usess"), owner=p.owner, workspace_id=ws.id, name=body.session_name, created_at=now)
         agent = AgentSession(

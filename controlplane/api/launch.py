@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
 from controlplane.launching import launch_session
 from controlplane.schemas import LaunchWorkspaceSessionRequest, LaunchWorkspaceSessionResponse
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["launch"])
+router = APIRouter(tags=["launch"], route_class=StrictJSONRoute)
 
 _ERRORS = {
     404: {"description": "Unknown (or another owner's) workspace, machine or session"},

@@ -11,7 +11,10 @@ Choices the seed leaves open:
   launches it; created|active|paused→completed stops it; any other change is a 409. The daemon is called first; the
   row changes only when it succeeded.
 - DELETE stops a running agent, then removes the session and its messages; the worktree stays unless
-  `?remove_worktree=true`.
+  `?remove_worktree=true`, which refuses (409, nothing changed) a worktree with uncommitted changes or
+  untracked files unless `&force=true` too, and one that another session has taken over since.
+- POST message answers `"sent"` when the message went to the agent at once and `"queued"` (an addition
+  to the seed's value) when it waits for the current turn; either way the daemon has stored it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.api.common import (
     client_for,
     conflict,
@@ -58,7 +62,7 @@ from controlplane.schemas import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/sessions", tags=["sessions"])
+router = APIRouter(prefix="/api/sessions", tags=["sessions"], route_class=StrictJSONRoute)
 Db = Annotated[AsyncSession, Depends(get_db)]
 Caller = Annotated[Principal, Depends(current_principal)]
 _RUNNING = ("created", "active")
@@ -76,9 +80,13 @@ def _message_count():
 
 
 def _daemon_error(err: DaemonCallError) -> HTTPException:
-    if err.field:
+    if err.field and err.http_status == 422:
         return field_error(err.field, err.message)
     return HTTPException(status_code=err.http_status, detail=err.message)
+
+
+# Offsets and seqs are 64-bit in every database.
+MaxInt64 = 2**63 - 1
 
 
 @router.get("", response_model=SessionList, summary="List sessions")
@@ -89,7 +97,7 @@ async def list_sessions(
     agent_id: AgentId | None = None,
     status: SessionStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MaxInt64)] = 0,
 ) -> dict:
     """The caller's sessions, newest first, filtered by task, agent and status."""
     # One query: the page's rows (plain rows, no ORM objects), each with its message count and the total.
@@ -257,15 +265,19 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request,
 
 @router.delete("/{session_id}", status_code=204, summary="Delete session")
 async def delete_session(
-    session_id: str, request: Request, db: Db, p: Caller, remove_worktree: bool = False
+    session_id: str, request: Request, db: Db, p: Caller, remove_worktree: bool = False, force: bool = False
 ) -> Response:
-    """Stop the agent if it runs, then remove the session; `?remove_worktree=true` removes its worktree too."""
+    """Stop the agent if it runs, then remove the session; `?remove_worktree=true` removes its worktree too
+    (one with uncommitted work only with `&force=true`)."""
     s = await owned_agent_session(db, p, session_id)
     machine = await db.get(Machine, s.machine_id) if s.machine_id else None
     await db.commit()  # hold no transaction while the daemon works
     if machine is not None and s.launched:
         client = client_for(request, machine)
         try:
+            if remove_worktree and s.worktree_path:
+                # Refused before anything is stopped: a dirty worktree (unless force), or another session's.
+                await client.remove_worktree(s.id, p.owner, force=force, check_only=True)
             if s.status in ("created", "active", "paused"):
                 try:
                     await client.stop_session(s.id)
@@ -273,7 +285,7 @@ async def delete_session(
                     if err.code != "NOT_FOUND":
                         raise
             if remove_worktree and s.worktree_path:
-                await client.remove_worktree(s.worktree_path, force=True)
+                await client.remove_worktree(s.id, p.owner, force=force)
         except DaemonCallError as err:
             raise _daemon_error(err) from None
     await request.app.state.ingest.stop(s.id)
@@ -310,7 +322,7 @@ async def send_message(session_id: str, body: SendMessageRequest, request: Reque
     request.app.state.ingest.ensure(s.id)
     return {
         "message_id": ack.message_id or message_id,
-        "status": "sent",
+        "status": ack.status if ack.status in ("sent", "queued") else "sent",
         "timestamp": ack.timestamp or datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
 
@@ -339,8 +351,8 @@ async def list_messages(
     db: Db,
     p: Caller,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    offset: Annotated[int, Query(ge=0, le=MaxInt64)] = 0,
+    after_seq: Annotated[int | None, Query(ge=0, le=MaxInt64)] = None,
 ) -> dict:
     """Messages in order: imported ones first, then the agent's events by seq."""
     s = await owned_agent_session(db, p, session_id)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,7 +73,7 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         s = daemon_pb2.Session(
             agent_session_id=sid, workspace_id=request.workspace_id, provider=provider, model="fake-model",
             status="active", repository=request.repository, worktree_path=wt, branch=request.worktree_name or sid,
-            provider_session_id=request.resume_session_id or f"prov-{sid}",
+            provider_session_id=request.resume_session_id or str(uuid.uuid5(uuid.NAMESPACE_URL, sid)),
         )
         self.sessions[sid] = s
         await self.emit(sid, "system", "session started", status="active")
@@ -96,7 +97,7 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"session is {s.status}")
         await self.emit(s.agent_session_id, "user", request.content)
         await self.emit(s.agent_session_id, "assistant", f"echo: {request.content}")
-        return daemon_pb2.SendMessageResponse(message_id=request.message_id or "m-1", status="queued", timestamp=_now())
+        return daemon_pb2.SendMessageResponse(message_id=request.message_id or "m-1", status="sent", timestamp=_now())
 
     async def _set(self, method: str, request, context, status: str):
         await self._check(method, request, context)

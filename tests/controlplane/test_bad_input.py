@@ -130,7 +130,7 @@ async def test_bodies_over_the_limit_are_413_and_write_nothing(controlplane_fact
     cp = await controlplane_factory(max_body_bytes=64 * 1024)
     alice = await cp.owner("alice")
     ws = await cp.workspace("/srv/repo", "alice", None)
-    big = {"workspace_id": ws["id"], "claude_session_id": "c1",
+    big = {"workspace_id": ws["id"], "claude_session_id": "0c100000-0000-4000-8000-000000000001",
            "messages": [{"role": "user", "content": {"type": "text", "text": "x" * 1000}}] * 100}
     r = await alice.post("/api/v1/user-sessions/import-claude-session", json=big)
     assert r.status_code == 413

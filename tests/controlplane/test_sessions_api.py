@@ -101,8 +101,10 @@ async def test_delete_stops_the_agent_and_removes_rows_keeping_the_worktree_unle
     assert (await alice.get(f"/api/sessions/{sids[0]}")).status_code == 404
     assert (await alice.get(f"/api/sessions/{sids[0]}/messages")).status_code == 404
     assert (await alice.delete(f"/api/sessions/{sids[1]}", params={"remove_worktree": "true"})).status_code == 204
-    (rm,) = fake.called("RemoveWorktree")
-    assert rm.force is True and rm.worktree_path.endswith(sids[1])
+    check, rm = fake.called("RemoveWorktree")
+    # Checked before the agent is stopped, then removed; never forced unless the caller says so.
+    assert check.check_only and not rm.check_only
+    assert rm.force is False and rm.agent_session_id == sids[1] and rm.owner == "alice"
     assert (await alice.get("/api/sessions")).json()["total"] == 0
 
 

@@ -32,6 +32,7 @@ class Rule:
     contains: str
     text: str | None = None  # final answer; default "ok: <user text>"
     write_file: tuple[str, str] | None = None  # (path, content): a tool call before the text
+    tool: tuple[str, dict[str, Any]] | None = None  # (name, input): any tool call before the text (anthropic)
     delay: float = 0.0  # seconds to stall after the first streamed bytes (for interrupts)
     hits: int = 0
 
@@ -80,9 +81,9 @@ class ModelServer:
         return f"http://127.0.0.1:{self.port}"
 
     def script(self, contains: str, *, text: str | None = None, write_file: tuple[str, str] | None = None,
-               delay: float = 0.0) -> Rule:
+               delay: float = 0.0, tool: tuple[str, dict[str, Any]] | None = None) -> Rule:
         """Add a rule (first matching rule wins)."""
-        rule = Rule(contains=contains, text=text, write_file=write_file, delay=delay)
+        rule = Rule(contains=contains, text=text, write_file=write_file, delay=delay, tool=tool)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -290,6 +291,9 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                     path_, content = rule.write_file
                     tool = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": "Write",
                             "input": {"file_path": path_, "content": content}}
+                elif rule.tool and not convo.after_tool:
+                    tool = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": rule.tool[0],
+                            "input": rule.tool[1]}
                 elif rule.text is not None:
                     text = rule.text
             usage = {"input_tokens": 12, "output_tokens": 7, "cache_creation_input_tokens": 0,
