@@ -368,17 +368,26 @@ _UPDATE_SESSION = (
         last_active=bindparam("b_active", type_=_SESSIONS.c.last_active.type),
         status=func.coalesce(bindparam("b_status", type_=_SESSIONS.c.status.type), _SESSIONS.c.status),
         last_error=func.coalesce(bindparam("b_error", type_=_SESSIONS.c.last_error.type), _SESSIONS.c.last_error),
+        provider_session_id=func.coalesce(
+            bindparam("b_provider", type_=_SESSIONS.c.provider_session_id.type), _SESSIONS.c.provider_session_id
+        ),
     )
 )
 
 
 def _session_updates(stored: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per session (parameters of _UPDATE_SESSION): last_seq and last_active of its newest stored event,
-    the latest status it reported and, when one of them failed, that failure's message."""
+    the latest status it reported and, when one of them failed, that failure's message, and the provider
+    session id its agent announced."""
     out: dict[str, dict[str, Any]] = {}
     for r in stored:
         sid = r["agent_session_id"]
-        values = out.setdefault(sid, {"b_id": sid, "b_seq": -1, "b_active": None, "b_status": None, "b_error": None})
+        values = out.setdefault(
+            sid, {"b_id": sid, "b_seq": -1, "b_active": None, "b_status": None, "b_error": None, "b_provider": None}
+        )
+        provider_id = r["metadata"].get("provider_session_id")
+        if isinstance(provider_id, str) and provider_id:
+            values["b_provider"] = provider_id  # the agent announced (or changed) its own session id
         if r["seq"] > values["b_seq"]:
             values["b_seq"] = r["seq"]
             values["b_active"] = r["created_at"]

@@ -825,12 +825,13 @@ class Supervisor:
         if self._closed:
             return
         assert self.store is not None
+        metadata = dict(ev.metadata)
         if ev.provider_session_id:
             rec = self.store.get_session(sid)
             if rec is not None and rec.provider_session_id != ev.provider_session_id:
                 self._claim_provider_id(rec, ev.provider_session_id)
                 self._set(sid, provider_session_id=ev.provider_session_id)
-        metadata = dict(ev.metadata)
+                metadata["provider_session_id"] = ev.provider_session_id  # readers learn it from the stream
         if ev.turn_complete:
             metadata["turn_complete"] = True
         if ev.turn_error:

@@ -52,7 +52,8 @@ async def test_another_owners_conversation_cannot_be_resumed_on_a_shared_daemon(
     assert (await bob.get("/api/sessions")).json()["total"] == 0
     assert not any("what is the secret?" in r.user_text for r in model_server.turn_requests())
 
-    # Alice resumes her own conversation by the same provider id, in a new worktree.
+    # Alice resumes her own (paused) conversation by the same provider id.
+    assert (await alice.patch(f"/api/sessions/{a_sid}", json={"status": "paused"})).status_code == 200
     r = await alice.post(f"/api/v1/workspaces/{aws['id']}/sessions",
                          json={"resume_session_id": a_provider, "initial_prompt": "what is my secret?",
                                "session_settings": settings})
