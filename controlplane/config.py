@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 __all__ = ["ControlPlaneConfig", "from_dict", "load_config"]
 
 
@@ -62,9 +64,49 @@ def _default_state_dir() -> Path:
     return Path(base) / "berth"
 
 
+class _ServerTable(BaseModel):
+    """The [server] table: only these keys, each of exactly its type (a typo or "false" is an error)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    host: str | None = None
+    port: int | None = None
+    state_dir: str | None = None
+    database_url: str | None = None
+    max_body_bytes: int | None = None
+    daemon_deadline_seconds: float | None = None
+    rpc_deadline_seconds: float | None = None
+    log_format: str | None = None
+    metrics_public: bool | None = None
+    sse_keepalive_seconds: float | None = None
+    ingest_max_backoff_seconds: float | None = None
+    secret_key_file: str | None = None
+    cors_origins: list[str] | None = None
+
+
+class _ConfigFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    server: _ServerTable | None = None
+
+
+def _check_file(data: dict[str, Any]) -> None:
+    """ValueError naming every unknown key and every value of the wrong type."""
+    try:
+        _ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            why = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].lower()
+            problems.append(f"{key}: {why}" + ("" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"))
+        raise ValueError("; ".join(problems)) from None
+
+
 def from_dict(data: dict[str, Any], env: dict[str, str] | None = None) -> ControlPlaneConfig:
     """Build a config from parsed TOML plus environment overrides (also used by tests)."""
     env = dict(os.environ) if env is None else env
+    _check_file(data)
     s = dict(data.get("server", {}))
     overrides = {
         "BERTH_DATABASE_URL": "database_url",
@@ -78,14 +120,6 @@ def from_dict(data: dict[str, Any], env: dict[str, str] | None = None) -> Contro
     for var, key in overrides.items():
         if env.get(var):
             s[key] = env[var]
-    known = {
-        "host", "port", "state_dir", "database_url", "max_body_bytes", "daemon_deadline_seconds",
-        "rpc_deadline_seconds", "log_format", "metrics_public", "sse_keepalive_seconds",
-        "ingest_max_backoff_seconds", "secret_key_file", "cors_origins",
-    }
-    unknown = set(s) - known
-    if unknown:
-        raise ValueError(f"server: unknown key(s) {sorted(unknown)}")
     state_dir = Path(os.path.expanduser(str(s["state_dir"]))) if s.get("state_dir") else _default_state_dir()
     database_url = str(s.get("database_url") or f"sqlite+aiosqlite:///{state_dir / 'controlplane.sqlite3'}")
     cfg = ControlPlaneConfig(

@@ -96,6 +96,7 @@ class DevRun:
 
     def write_configs(self, agents: dict[str, str | None]) -> tuple[Path, Path]:
         self.home.mkdir(parents=True, exist_ok=True)
+        _make_private(self.home)
         self.socket = self._reuse_or_pick_socket()
         self.socket.parent.mkdir(parents=True, exist_ok=True)
         providers = ""
@@ -347,8 +348,30 @@ def print_summary(facts: dict[str, Any], agents: dict[str, str | None]) -> None:
     console.print("\nCtrl-C stops everything.\n")
 
 
+def _make_private(home: Path) -> None:
+    """$BERTH_HOME holds tokens, conversations and keys: its directories 0700, its files 0600 (also what an
+    earlier, less careful run left). The checkouts under worktrees/ and repos/ are left as git wrote them."""
+    os.chmod(home, 0o700)
+    for entry in home.iterdir():
+        if entry.is_symlink():
+            continue
+        if entry.is_file():
+            os.chmod(entry, 0o600)
+        elif entry.is_dir() and entry.name in _STATE_DIRS:
+            os.chmod(entry, 0o700)
+            for sub in entry.rglob("*"):
+                if not sub.is_symlink():
+                    os.chmod(sub, 0o700 if sub.is_dir() else 0o600)
+
+
+# The directories of $BERTH_HOME that hold state (not checkouts), made private on every start.
+_STATE_DIRS = ("daemon", "controlplane", "logs", "run")
+
+
 def main() -> int:
     """Entry point of `make run` (python -m controlplane.devrun)."""
+    # Everything make run and its children create is private to the developer (0700 / 0600).
+    os.umask(0o077)
     home = Path(os.environ.get("BERTH_HOME") or ".berth").resolve()
     try:
         port = int(os.environ.get("BERTH_PORT") or 8080)

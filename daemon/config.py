@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 __all__ = ["ProviderConfig", "ListenConfig", "PoolConfig", "DaemonConfig", "load_config", "PROVIDERS"]
 
 PROVIDERS = ("claude_code", "codex")
@@ -126,8 +128,81 @@ def _check_hostport(name: str, value: Any) -> None:
         raise ValueError(f"{name}: expected host:port, got {value!r}")
 
 
+class _Table(BaseModel):
+    """One TOML table: only the keys below, each of exactly its type (a typo or "false" is an error)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _DaemonTable(_Table):
+    state_dir: str | None = None
+    repos_root: str | None = None
+    worktrees_root: str | None = None
+    max_sessions: int | None = None
+    stop_grace_seconds: float | None = None
+    log_format: str | None = None
+    log_level: str | None = None
+    stop_agents_on_shutdown: bool | None = None
+
+
+class _ListenTable(_Table):
+    unix_socket: str | None = None
+    unix_socket_mode: int | None = None
+    tcp: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    token: str | None = None
+    token_file: str | None = None
+    metrics: str | None = None
+
+
+class _ProviderTable(_Table):
+    binary: str | None = None
+    args: list[str] | None = None
+    env: dict[str, str] | None = None
+    default_model: str | None = None
+
+
+class _ProvidersTable(_Table):
+    claude_code: _ProviderTable | None = None
+    codex: _ProviderTable | None = None
+
+
+class _PoolTable(_Table):
+    size: int | None = None
+
+
+class _ConfigFile(_Table):
+    daemon: _DaemonTable | None = None
+    listen: _ListenTable | None = None
+    providers: _ProvidersTable | None = None
+    pool: _PoolTable | None = None
+
+
+def check_shape(model: type[BaseModel], data: dict[str, Any]) -> None:
+    """ValueError naming every unknown key and every value of the wrong type in `data`."""
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                problems.append(f"{key}: unknown key")
+            else:
+                problems.append(f"{key}: {err['msg'].lower()} (got {err.get('input')!r})")
+        raise ValueError("; ".join(problems)) from None
+
+
 def from_dict(data: dict[str, Any]) -> DaemonConfig:
     """Build a config from parsed TOML (also used by tests)."""
+    if "providers" in data and isinstance(data["providers"], dict):
+        unknown = set(data["providers"]) - set(PROVIDERS)
+        if unknown:
+            raise ValueError(f"providers: unknown provider(s) {sorted(unknown)}; known: {list(PROVIDERS)}")
+    if isinstance(data.get("pool"), dict) and "size" in data["pool"]:
+        _pool_size(data["pool"]["size"])
+    check_shape(_ConfigFile, data)
     d = data.get("daemon", {})
     state_dir = _path(d.get("state_dir") or os.environ.get("STATE_DIRECTORY"), _xdg("XDG_STATE_HOME", "~/.local/state") / "berth")
     share = _xdg("XDG_DATA_HOME", "~/.local/share") / "berth"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -95,6 +96,15 @@ _UPDATABLE = frozenset(
         "worktree_created",
     }
 )
+
+
+def _private_file(path: Path) -> None:
+    """Create `path` (and a missing parent, 0700) readable by its owner only; SQLite gives its -wal and
+    -shm files the database file's mode."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
 
 
 def utc_now() -> str:
@@ -204,7 +214,7 @@ class StateStore:
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(self.db_path)
         # One connection, guarded by a lock so a worker thread may also append safely.
         self._db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row

@@ -132,7 +132,8 @@ class Supervisor:
 
     async def start(self) -> None:
         """Open the state store and take back the sessions an earlier run left active."""
-        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self.config.state_dir.exists():
+            self.config.state_dir.mkdir(parents=True, mode=0o700)
         self.store = StateStore(self.config.db_path)
         await self._reconcile()
         if self.config.pool.size:

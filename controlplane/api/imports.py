@@ -17,12 +17,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controlplane.api.strict_json import StrictJSONRoute
-from controlplane.api.common import conflict, field_error, owned_workspace
+from controlplane.api.common import conflict, owned_workspace
 from controlplane.auth import Principal, current_principal
 from controlplane.db.models import AgentSession, Message, UserSession, new_id, utcnow
 from controlplane.ingest import parse_time
@@ -104,7 +104,9 @@ def _check_launchable(messages: list[ImportableMessage]) -> None:
     for i, m in enumerate(messages):
         content = m["content"]
         if content.get("type") == "tool_use" and not content.get("name"):
-            raise field_error(f"messages.{i}.content.name", "a tool_use needs the tool's name")
+            raise HTTPException(status_code=422, detail=[{
+                "loc": ["body", "messages", i, "content", "name"], "msg": "a tool_use needs the tool's name",
+                "type": "value_error"}])
 
 
 @router.post(

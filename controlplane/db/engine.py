@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
@@ -25,7 +26,13 @@ def make_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            db_file = Path(parsed.database)
+            if not db_file.parent.exists():
+                db_file.parent.mkdir(parents=True, mode=0o700)
+            # Tokens' hashes, sealed machine tokens and every conversation: readable by the owner only
+            # (SQLite gives its -wal and -shm files the same mode).
+            os.close(os.open(db_file, os.O_RDWR | os.O_CREAT, 0o600))
+            os.chmod(db_file, 0o600)
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")

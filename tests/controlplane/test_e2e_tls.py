@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.controlplane.helpers import wait_messages
 from tests.support.tls import make_self_signed
 
@@ -35,3 +37,31 @@ async def test_launch_over_tls_with_token_and_wrong_token_is_a_clear_502(cp, dae
     assert (await alice.get(f"/api/sessions/{sid}")).status_code == 200
     await cp.admin.patch(f"/api/v1/machines/{m['id']}", json={"token": TOKEN})
     assert (await alice.delete(f"/api/sessions/{sid}")).status_code == 204
+
+
+async def test_a_tcp_machine_without_a_ca_is_still_dialed_with_tls_and_its_token_never_goes_out_in_clear(cp):
+    """No CA given: the system's CAs verify the daemon, so a plaintext listener sees only a TLS handshake."""
+    received = bytearray()
+    got_bytes = asyncio.Event()
+
+    async def listener(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                received.extend(chunk)
+                got_bytes.set()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(listener, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        alice = await cp.owner("alice")
+        m = await cp.machine(f"127.0.0.1:{port}", "alice", token=TOKEN)
+        info = await alice.get(f"/api/v1/machines/{m['id']}/info")
+        assert info.status_code == 502, info.text
+        await asyncio.wait_for(got_bytes.wait(), 10)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert received[:1] == b"\x16"  # a TLS record: the handshake
+    assert TOKEN.encode() not in received and b"authorization" not in received.lower()

@@ -107,3 +107,10 @@ def test_config_defaults_and_environment_overrides(tmp_path: Path):
         from_dict({"server": {"prot": 1}}, env={})
     with pytest.raises(ValueError, match="max_body_bytes"):
         from_dict({"server": {"max_body_bytes": 5}}, env={})
+    # A wrong type is an error naming the key: "false" is not false.
+    with pytest.raises(ValueError, match="server.metrics_public"):
+        from_dict({"server": {"metrics_public": "false"}}, env={})
+    with pytest.raises(ValueError, match="server.port"):
+        from_dict({"server": {"port": "8080"}}, env={})
+    with pytest.raises(ValueError, match="servr: unknown key"):
+        from_dict({"servr": {}}, env={})

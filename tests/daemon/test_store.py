@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import stat
 import threading
 from pathlib import Path
 
@@ -341,3 +342,43 @@ def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(FailedPrecondition, match="schema version 99"):
         StateStore(path)
+
+
+def test_the_state_database_is_private_to_its_owner(tmp_path: Path) -> None:
+    db = tmp_path / "new-state" / "daemon.sqlite3"
+    store = StateStore(db)
+    try:
+        store.insert_session(SessionRecord(agent_session_id="p1"))
+        assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
+        for path in db.parent.iterdir():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    finally:
+        store.close()
+
+
+def test_a_version_1_database_gains_owners_and_its_provider_ids_stay_its_users(tmp_path: Path) -> None:
+    db = tmp_path / "v1.sqlite3"
+    store = StateStore(db)
+    store.insert_session(SessionRecord(agent_session_id="old", provider_session_id="5e55a000-0000-4000-8000-0000000000aa"))
+    store.close()
+    conn = sqlite3.connect(db)
+    conn.executescript("DROP TABLE provider_sessions; DROP TABLE pending_messages; DROP INDEX sessions_worktree;"
+                       "ALTER TABLE sessions DROP COLUMN owner; PRAGMA user_version=1;")
+    conn.close()
+    store = StateStore(db)
+    try:
+        assert store.get_session("old").owner == ""
+        assert store.provider_session_owner("5e55a000-0000-4000-8000-0000000000aa") == ""
+    finally:
+        store.close()
+
+
+def test_a_pending_message_is_kept_with_its_event_until_its_turn_ends(store: StateStore) -> None:
+    store.insert_session(SessionRecord(agent_session_id="pm"))
+    first = store.append_event("pm", role="user", content={"type": "text", "text": "one"}, pending_message_id="m1")
+    store.append_event("pm", role="user", content={"type": "text", "text": "two"}, pending_message_id="m2")
+    assert [(p.message_id, p.content, p.written) for p in store.pending_messages("pm")] == [
+        ("m1", "one", False), ("m2", "two", False)]
+    store.mark_written("pm", first.seq)
+    store.finish_written("pm")
+    assert [p.message_id for p in store.pending_messages("pm")] == ["m2"]

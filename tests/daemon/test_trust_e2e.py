@@ -162,3 +162,9 @@ def test_an_event_too_deep_or_too_large_to_carry_is_sent_in_a_safe_form_and_the_
     assert big_use.ByteSize() < 2 * 1024 * 1024
     assert "cut by berth" in content(big_use)["arguments"]["content"]
     assert any("content.arguments" in note for note in big_use.metadata["carriable"])
+
+
+def test_twenty_concurrent_first_machine_info_calls_all_answer(harness):
+    calls = [harness.stub.GetMachineInfo.future(pb.GetMachineInfoRequest(), timeout=60) for _ in range(20)]
+    infos = [c.result() for c in calls]
+    assert {i.git_version for i in infos} != {""} and len({i.claude_version for i in infos}) == 1

@@ -106,7 +106,14 @@ def test_devrun_starts_everything_registers_the_machine_and_stops_on_ctrl_c(tmp_
     run = start_devrun(home, repo, port)  # PATH without claude/codex
     facts = run.wait_ready()
 
-    assert stat.S_IMODE((home / "run.json").stat().st_mode) == 0o600
+    # Everything make run keeps is private: directories 0700, files 0600 (tokens, databases, logs).
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    private = [home / "run.json", home / "logs" / "controlplane.log", home / "logs" / "daemon.log",
+               home / "controlplane" / "controlplane.sqlite3", home / "daemon" / "daemon.sqlite3"]
+    for path in private:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for path in (home / "logs", home / "controlplane", home / "daemon", home / "run"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
     assert facts["url"] == f"http://127.0.0.1:{port}"
     assert facts["daemon_socket"] == str(home / "run" / "daemon.sock")
     assert Path(facts["daemon_socket"]).is_socket()
@@ -137,6 +144,9 @@ def test_devrun_again_reuses_token_machine_and_workspace(tmp_path, start_devrun)
     first = start_devrun(home, repo, free_port())
     facts1 = first.wait_ready()
     assert first.interrupt() == 0
+    # What an older, world-readable run left is made private again on the next start.
+    os.chmod(home, 0o755)
+    os.chmod(home / "controlplane" / "controlplane.sqlite3", 0o644)
     second = start_devrun(home, repo, free_port())
     facts2 = second.wait_ready()
     try:
@@ -146,6 +156,8 @@ def test_devrun_again_reuses_token_machine_and_workspace(tmp_path, start_devrun)
         assert len(_api(facts2, "GET", "/api/v1/machines").json()) == 1
         assert len(_api(facts2, "GET", "/api/v1/workspaces").json()) == 1
         assert len(_api(facts2, "GET", "/api/v1/tokens").json()) == 1
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+        assert stat.S_IMODE((home / "controlplane" / "controlplane.sqlite3").stat().st_mode) == 0o600
     finally:
         assert second.interrupt() == 0
 
