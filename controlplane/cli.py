@@ -524,7 +524,9 @@ def _set_status(status: str, verb: str):
 
 
 def cmd_delete(client: Client, out: Output, a: argparse.Namespace) -> None:
-    params = {"remove_worktree": "true"} if a.remove_worktree else None
+    params = {"remove_worktree": "true"} if a.remove_worktree else {}
+    if a.force:
+        params["force"] = "true"
     data = client.request("DELETE", f"/api/sessions/{a.session_id}", params=params)
     out.result(data if data is not None else {"id": a.session_id, "deleted": True}, "Session deleted")
 
@@ -722,7 +724,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("session_id")
     sp = add(sub, "delete", cmd_delete, "stop and delete a session")
     sp.add_argument("session_id")
-    sp.add_argument("--remove-worktree", action="store_true", help="remove its worktree too")
+    sp.add_argument("--remove-worktree", action="store_true",
+                    help="remove its worktree too (refused with uncommitted changes unless --force)")
+    sp.add_argument("--force", action="store_true", help="with --remove-worktree: remove uncommitted work too")
     sp = add(sub, "send", cmd_send, "send a message to a running session ('-' reads stdin)")
     sp.add_argument("session_id")
     sp.add_argument("text")

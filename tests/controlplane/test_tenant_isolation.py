@@ -63,6 +63,12 @@ async def test_foreign_token_gets_404_on_every_endpoint(cp, fake_daemon):
         assert r.status_code == 404, (method, path, body, r.status_code, r.text)
 
     assert (await bob.get("/api/sessions")).json()["total"] == 0
+    # Query ids filter only the caller's own rows.
+    r = await alice.post("/api/sessions", json={"agent_id": "CODEX", "task_id": "task-alice", "workspace_id": aws["id"]})
+    assert r.status_code == 201, r.text
+    for params in ({"task_id": "task-alice"}, {"agent_id": "CODEX"}, {"status": "active"}):
+        assert (await bob.get("/api/sessions", params=params)).json()["total"] == 0, params
+    assert (await alice.get("/api/sessions", params={"task_id": "task-alice"})).json()["total"] == 1
     assert [w["id"] for w in (await bob.get("/api/v1/workspaces")).json()] == [bws["id"]]
     assert [m["id"] for m in (await bob.get("/api/v1/machines")).json()] == [bm["id"]]
     # Alice's session is untouched and nothing reached the daemon on Bob's behalf.
