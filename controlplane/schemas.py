@@ -178,8 +178,12 @@ class LaunchWorkspaceSessionRequest(_Strict):
     initial_prompt: str | None = Field(default=None, description="Prompt delivered to the coding agent at startup")
     worktree_name: str | None = Field(default=None, description="Name for the git worktree/branch of this session")
     session_settings: SessionSettings | None = Field(default=None, description="Optional session settings overrides")
-    resume_session_id: str | None = Field(default=None, description="SDK session ID to resume from (e.g. an import)")
-    agent_session_id: str | None = Field(default=None, description="Existing agent session ID to connect to")
+    resume_session_id: str | None = Field(
+        default=None, max_length=200,
+        description="SDK session ID to resume from: the agent_session_id of one of your sessions (e.g. an import) "
+        "or a provider session id (a UUID) recorded for one of them",
+    )
+    agent_session_id: str | None = Field(default=None, max_length=200, description="Existing agent session ID to connect to")
     # Addition: commit-ish the new branch starts from (default: the workspace's base_ref, else HEAD).
     base_ref: str | None = Field(default=None, max_length=500)
 

@@ -286,33 +286,41 @@ class Supervisor:
         if req.resume_session_id:
             self._check_resume_id(req.resume_session_id, req.owner)
         repo = await self.worktrees.resolve_repository(req.repository)
-        self._check_worktree_free(self.worktrees.worktree_path(repo, req.worktree_name), req)
-        info = await self.worktrees.ensure(repo, req.worktree_name, req.base_ref, defer_checkout=True)
-        now = _now()
-        rec = SessionRecord(
-            agent_session_id=req.agent_session_id,
-            workspace_id=req.workspace_id,
-            provider=req.provider,
-            model=req.model,
-            status="created",
-            provider_session_id=req.resume_session_id,
-            repository=str(repo),
-            worktree_path=str(info.path),
-            branch=info.branch,
-            pid=0,
-            created_at=now,
-            updated_at=now,
-            last_error="",
-            last_seq=0,
-            settings={"thinking": req.thinking, "mode": req.mode or "agent", **req.settings},
-            metadata=req.metadata,
-            worktree_created=info.created,
-            owner=req.owner,
-        )
+        path = self.worktrees.worktree_path(repo, req.worktree_name)
+        # One launch at a time per worktree, from the check until the session is stored as its holder.
+        async with self._lock(f"worktree:{path}"):
+            self._check_worktree_free(path, req)
+            info = await self.worktrees.ensure(repo, req.worktree_name, req.base_ref, defer_checkout=True)
+            now = _now()
+            rec = SessionRecord(
+                agent_session_id=req.agent_session_id,
+                workspace_id=req.workspace_id,
+                provider=req.provider,
+                model=req.model,
+                status="created",
+                provider_session_id=req.resume_session_id,
+                repository=str(repo),
+                worktree_path=str(info.path),
+                branch=info.branch,
+                pid=0,
+                created_at=now,
+                updated_at=now,
+                last_error="",
+                last_seq=0,
+                settings={"thinking": req.thinking, "mode": req.mode or "agent", **req.settings},
+                metadata=req.metadata,
+                worktree_created=info.created,
+                owner=req.owner,
+            )
+            try:
+                self.store.insert_session(rec)
+            except BaseException:
+                if info.created:
+                    await self.worktrees.rollback(info)
+                raise
         sid = rec.agent_session_id
         resume_id = req.resume_session_id or None
         try:
-            self.store.insert_session(rec)
             self._status(sid, "created", "")
             if req.initial_prompt:
                 self._user_event(sid, req.initial_prompt, pending=True)
@@ -517,11 +525,14 @@ class Supervisor:
         if self.store is None or self._closed:
             return
         for pending in self.store.pending_messages(sid):
-            self.store.drop_pending(sid, pending.seq)
-            self._event(sid, "system", {
-                "type": "error", "is_error": True,
-                "message": f"message {pending.message_id} was not delivered: {reason}"},
-                {"message_id": pending.message_id, "reason": "not_delivered"})
+            self._fail_one(sid, pending.seq, pending.message_id, reason)
+
+    def _fail_one(self, sid: str, seq: int, message_id: str, reason: str) -> None:
+        assert self.store is not None
+        self.store.drop_pending(sid, seq)
+        self._event(sid, "system", {
+            "type": "error", "is_error": True, "message": f"message {message_id} was not delivered: {reason}"},
+            {"message_id": message_id, "reason": "not_delivered"})
 
     # ------------------------------------------------------------------ messages
 
@@ -543,7 +554,12 @@ class Supervisor:
         # Stored (as pending) before it is acknowledged: a crash from here on does not lose it.
         ev = self._user_event(agent_session_id, content, {"message_id": message_id}, pending=True,
                               message_id=message_id)
-        await live.runner.send(content, ev.seq)
+        try:
+            await live.runner.send(content, ev.seq)
+        except FailedPrecondition as exc:
+            # Refused after all (the agent is going away): not pending, and the log says so.
+            self._fail_one(agent_session_id, ev.seq, message_id, str(exc))
+            raise
         return message_id, state, ev.created_at
 
     async def interrupt(self, agent_session_id: str) -> SessionRecord:

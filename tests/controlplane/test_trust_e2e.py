@@ -108,3 +108,21 @@ async def test_a_message_sent_during_a_turn_is_answered_queued_and_still_deliver
 
 async def _sync(value):
     return value
+
+
+async def test_an_event_too_deep_for_protobuf_is_stored_in_a_safe_form_and_ingest_moves_on(two_owners, model_server,
+                                                                                          tmp_path):
+    (alice, aws), _ = two_owners
+    deep: dict = {"leaf": "bottom"}
+    for _ in range(150):
+        deep = {"n": deep}
+    model_server.script("go deep", tool=("Write", {"file_path": str(tmp_path / "d.txt"), "content": "x", "nested": deep}),
+                        text="deep done")
+    r = await alice.post(f"/api/v1/workspaces/{aws['id']}/sessions", json={"initial_prompt": "go deep"})
+    sid = r.json()["payload"]["agent_session_id"]
+    msgs = await wait_messages(alice, sid, _has_reply("deep done"), timeout=120, what="the turn after the deep event")
+    (use,) = [m for m in msgs if m["content"].get("type") == "tool_use" and "nested" in m["content"]["arguments"]]
+    assert any("nested deeper" in note for note in use["metadata"]["carriable"])
+    r = await alice.post(f"/api/sessions/{sid}/message", json={"content": "still there?"})
+    assert r.status_code == 200, r.text
+    await wait_messages(alice, sid, _has_reply("ok: still there?"), timeout=120)

@@ -5,6 +5,7 @@ reader could carry (too deep, too large) is sent in a safe form instead of stopp
 from __future__ import annotations
 
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -168,3 +169,19 @@ def test_twenty_concurrent_first_machine_info_calls_all_answer(harness):
     calls = [harness.stub.GetMachineInfo.future(pb.GetMachineInfoRequest(), timeout=60) for _ in range(20)]
     infos = [c.result() for c in calls]
     assert {i.git_version for i in infos} != {""} and len({i.claude_version for i in infos}) == 1
+
+
+def test_concurrent_launches_into_one_worktree_name_start_exactly_one_session(harness, git_repo):
+    def launch(_):
+        try:
+            return harness.launch(git_repo, owner="alice", worktree_name="contended")
+        except grpc.RpcError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(launch, range(6)))
+    acks = [r for r in results if isinstance(r, pb.LaunchSessionResponse)]
+    refused = [r for r in results if isinstance(r, grpc.RpcError)]
+    assert len(acks) == 1 and len(refused) == 5, results
+    assert all(r.code() == grpc.StatusCode.FAILED_PRECONDITION and "worktree_name" in r.details() for r in refused)
+    assert len(harness.stub.ListSessions(pb.ListSessionsRequest(), timeout=10).sessions) == 1
