@@ -14,8 +14,19 @@ from bench.report import Report, Row
 from bench.shared import SharedStack
 from bench.stack import proc_fds, proc_rss_kib, wait_until
 
-__all__ = ["CYCLE_ROW", "FDS_FIT", "FDS_FIRST", "FDS_LAST", "RSS_FIRST", "RSS_FIT", "RSS_LAST", "SECTION", "cycles",
-           "fit_slope", "measure_rss"]
+__all__ = [
+    "CYCLE_ROW",
+    "FDS_FIRST",
+    "FDS_FIT",
+    "FDS_LAST",
+    "RSS_FIRST",
+    "RSS_FIT",
+    "RSS_LAST",
+    "SECTION",
+    "cycles",
+    "fit_slope",
+    "measure_rss",
+]
 
 SECTION = "Footprint (daemon process only)"
 CYCLE_ROW = "launch → stop → remove worktree (one cycle)"

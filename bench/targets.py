@@ -65,8 +65,7 @@ def check_targets(report: Report) -> None:
 
 def _footprint(report: Report) -> None:
     """fds: fitted growth over the run < 1 and last ≤ first + 1; memory: fitted growth < 1 MiB per 1000 cycles."""
-    from bench.footprint import (CYCLE_ROW, FDS_FIRST, FDS_FIT, FDS_LAST, RSS_FIRST, RSS_FIT, RSS_LAST,
-                                 SECTION)
+    from bench.footprint import CYCLE_ROW, FDS_FIRST, FDS_FIT, FDS_LAST, RSS_FIRST, RSS_FIT, RSS_LAST, SECTION
 
     cycles = report.find(SECTION, CYCLE_ROW)
     rows = [report.find(SECTION, n) for n in (FDS_FIRST, FDS_LAST, FDS_FIT, RSS_FIRST, RSS_LAST, RSS_FIT)]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, with_config
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 __all__ = [
     "AGENT_TO_PROVIDER",
+    "PROVIDER_SESSION_ID",
     "PROVIDER_TO_AGENT",
     "AgentId",
     "ClaudeCodeProviderSettings",
@@ -27,7 +28,6 @@ __all__ = [
     "MachineUpdate",
     "MessageList",
     "MessageOut",
-    "PROVIDER_SESSION_ID",
     "ProviderSettings",
     "SendMessageRequest",
     "SendMessageResponse",

@@ -10,6 +10,7 @@ metadata says what was changed (`carriable`).
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 __all__ = ["MAX_DEPTH", "MAX_EVENT_BYTES", "make_carriable"]
@@ -34,7 +35,7 @@ def _flatten_deep(value: Any, depth: int, path: str, notes: list[str]) -> Any:
         if isinstance(value, dict):
             return {str(k): _flatten_deep(v, depth + 1, f"{path}.{k}", notes) for k, v in value.items()}
         return [_flatten_deep(v, depth + 1, f"{path}[{i}]", notes) for i, v in enumerate(value)]
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+    if isinstance(value, float) and not math.isfinite(value):
         notes.append(f"{path}: not a finite number, kept as text")
         return str(value)
     return value

@@ -47,7 +47,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["ProviderConfig", "ListenConfig", "PoolConfig", "DaemonConfig", "load_config", "PROVIDERS"]
+__all__ = ["PROVIDERS", "DaemonConfig", "ListenConfig", "PoolConfig", "ProviderConfig", "load_config"]
 
 PROVIDERS = ("claude_code", "codex")
 _DEFAULT_BINARIES = {"claude_code": "claude", "codex": "codex"}

@@ -9,13 +9,13 @@ from __future__ import annotations
 import grpc
 
 __all__ = [
+    "AlreadyExists",
     "DaemonError",
+    "FailedPrecondition",
+    "Internal",
     "InvalidArgument",
     "NotFound",
-    "FailedPrecondition",
     "ResourceExhausted",
-    "AlreadyExists",
-    "Internal",
 ]
 
 

@@ -10,20 +10,21 @@ import functools
 import json
 import logging
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import json_format, struct_pb2
-
 from berth.daemon.v1 import daemon_pb2 as pb
 from berth.daemon.v1 import daemon_pb2_grpc
+from google.protobuf import json_format, struct_pb2
+
 from daemon import metrics
 from daemon.carriable import make_carriable
 from daemon.errors import DaemonError
 from daemon.store import SessionRecord, StoredEvent
 from daemon.supervisor import LaunchRequest, Supervisor
 
-__all__ = ["DaemonService", "session_to_pb", "event_to_pb"]
+__all__ = ["DaemonService", "event_to_pb", "session_to_pb"]
 
 log = logging.getLogger("berth.daemon.service")
 T = TypeVar("T")
@@ -96,7 +97,7 @@ def _rpc(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     """Map domain errors of a unary handler to gRPC status codes."""
 
     @functools.wraps(fn)
-    async def wrapper(self: "DaemonService", request: Any, context: grpc.aio.ServicerContext) -> T:
+    async def wrapper(self: DaemonService, request: Any, context: grpc.aio.ServicerContext) -> T:
         try:
             return await fn(self, request, context)
         except DaemonError as exc:

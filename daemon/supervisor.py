@@ -17,10 +17,11 @@ import signal
 import socket
 import time
 import weakref
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import daemon
 from daemon import transcripts
@@ -41,7 +42,7 @@ from daemon.validation import (
 )
 from daemon.worktrees import WorktreeInfo, Worktrees
 
-__all__ = ["Supervisor", "LaunchRequest", "LaunchResult", "ImportResult", "STATUSES"]
+__all__ = ["STATUSES", "ImportResult", "LaunchRequest", "LaunchResult", "Supervisor"]
 
 log = logging.getLogger("berth.daemon.supervisor")
 
@@ -59,7 +60,7 @@ _VERSION_RE = re.compile(r"\d+\.\d+(?:\.\d+)?")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -155,7 +156,7 @@ class Supervisor:
             for sid in list(self._live):
                 try:
                     await self.pause(sid)
-                except Exception:  # noqa: BLE001 - shutdown goes on whatever one session does
+                except Exception:
                     log.exception("pausing %s at shutdown failed", sid)
         for live in list(self._live.values()):
             live.ending_status = "shutdown"
@@ -369,7 +370,7 @@ class Supervisor:
             return
         try:
             await self.worktrees.rollback(info)  # never used by an agent: nothing of the user's in it
-        except Exception:  # noqa: BLE001 - the session is failed either way
+        except Exception:
             log.exception("removing the worktree of %s failed", sid)
         self._set(sid, pid=0, last_error=error)
         self._event(sid, "system", {"type": "error", "message": error, "is_error": True})
@@ -818,7 +819,7 @@ class Supervisor:
                 binary, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
             )
             out, _ = await asyncio.wait_for(proc.communicate(), 15)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return ""
         m = _VERSION_RE.search(out.decode(errors="replace"))
         return m.group(0) if m else out.decode(errors="replace").strip()

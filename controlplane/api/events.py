@@ -16,8 +16,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.api.common import field_error, owned_agent_session
+from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
 from controlplane.db.models import Message
 from controlplane.ingest import message_json

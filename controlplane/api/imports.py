@@ -21,8 +21,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.api.common import conflict, owned_workspace
+from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
 from controlplane.db.models import AgentSession, Message, UserSession, new_id, utcnow
 from controlplane.ingest import parse_time

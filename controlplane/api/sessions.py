@@ -27,7 +27,6 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.api.common import (
     client_for,
     conflict,
@@ -41,6 +40,7 @@ from controlplane.api.common import (
     session_detail,
     session_summary,
 )
+from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
 from controlplane.daemons import DaemonCallError
 from controlplane.db.models import AgentSession, Machine, Message, UserSession, Workspace, new_id, utcnow

@@ -52,8 +52,8 @@ async def test_hostile_json_values_are_422_naming_the_field_and_write_nothing(cp
         (alice, "POST", launch, '{"initial_prompt": @}', ["body", "initial_prompt"]),
         (alice, "POST", launch, '{"metadata": {"note": @}}', ["body", "metadata", "note"]),
         (alice, "POST", "/api/v1/user-sessions/import-claude-session",
-         '{"workspace_id": "%s", "claude_session_id": "a11ce000-0000-4000-8000-000000000009", "messages": '
-         '[{"role": "user", "content": {"type": "text", "text": "hi"}, "metadata": {"x": @}}]}' % ws["id"],
+         '{"workspace_id": "WS", "claude_session_id": "a11ce000-0000-4000-8000-000000000009", "messages": '
+         '[{"role": "user", "content": {"type": "text", "text": "hi"}, "metadata": {"x": @}}]}'.replace("WS", ws["id"]),
          ["body", "messages", 0, "metadata", "x"]),
         (alice, "POST", "/api/sessions", '{"agent_id": "CLAUDE_CODE", "prompt": @}', ["body", "prompt"]),
         (alice, "PATCH", f"/api/sessions/{sid}", '{"data": {"k": @}}', ["body", "data", "k"]),

@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from berth.daemon.v1 import daemon_pb2 as pb
 from google.protobuf import json_format
 
-from berth.daemon.v1 import daemon_pb2 as pb
 from daemon.config import ProviderConfig
 from daemon.worktrees import Worktrees
 from tests.support.daemon_proc import DaemonProcess, wait_for
 from tests.support.git_repos import git
 
-__all__ = ["Harness", "provider_table", "settings_for", "wait_until", "branches", "worktree_dirs"]
+__all__ = ["Harness", "branches", "provider_table", "settings_for", "wait_until", "worktree_dirs"]
 
 
 def provider_table(*providers: ProviderConfig) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from berth.daemon.v1 import daemon_pb2 as pb
+
 from tests.daemon.harness import Harness, branches, provider_table, settings_for, worktree_dirs
 from tests.support.agents import live_group_members
 

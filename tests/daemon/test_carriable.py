@@ -4,6 +4,7 @@ become a carriable form that says what changed, and every such event encodes and
 from __future__ import annotations
 
 from berth.daemon.v1 import daemon_pb2 as pb
+
 from daemon.carriable import MAX_DEPTH, MAX_EVENT_BYTES, make_carriable
 from daemon.service import event_to_pb
 from daemon.store import StoredEvent

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from berth.daemon.v1 import daemon_pb2 as pb
+
 from tests.daemon.harness import Harness, branches, content, process_alive, provider_table, turns, wait_until
 from tests.support.git_repos import git, head_commit
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from berth.daemon.v1 import daemon_pb2 as pb
+
 from tests.daemon.harness import Harness, branches, content, provider_table, wait_until
 
 pytestmark = pytest.mark.timeout(300)
