@@ -3,7 +3,6 @@ and the cross-cutting pieces (body limit, error shapes, health, metrics)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -16,13 +15,12 @@ from sqlalchemy import func, select, text
 from controlplane.api import admin, events, imports, launch, sessions
 from controlplane.auth import require_admin
 from controlplane.config import ControlPlaneConfig
-from controlplane.daemons import DaemonCallError, DaemonPool
-from controlplane.db.engine import make_engine, make_sessionmaker, migrate
+from controlplane.daemons import DaemonCallError
 from controlplane.db.models import STATUSES, AgentSession
-from controlplane.ingest import Broker, IngestManager
+from controlplane.errors import Conflict, InvalidField, NotFound
 from controlplane.logs import RequestIdMiddleware
-from controlplane.metrics import CONTENT_TYPE_LATEST, Metrics
-from controlplane.sealing import load_sealer
+from controlplane.metrics import CONTENT_TYPE_LATEST
+from controlplane.services import Services
 
 __all__ = ["BodyLimitMiddleware", "create_app"]
 
@@ -83,27 +81,14 @@ class BodyLimitMiddleware:
 def create_app(config: ControlPlaneConfig) -> FastAPI:
     """The control-plane app for `config`; start-up runs migrations and resumes event followers."""
 
+    services = Services(config)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.sealer = load_sealer(config.secret_key_path)
-        engine = make_engine(config.database_url)
-        await migrate(engine)
-        app.state.engine = engine
-        app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.pool = DaemonPool(rpc_deadline=config.rpc_deadline_seconds, metrics=app.state.metrics)
-        app.state.broker = Broker()
-        app.state.ingest = IngestManager(
-            app.state.sessionmaker, app.state.pool, app.state.broker, app.state.metrics, app.state.sealer,
-            max_backoff=config.ingest_max_backoff_seconds,
-        )
-        await app.state.ingest.start()
-        log.info("control plane ready (database %s)", engine.url.render_as_string(hide_password=True))
-        try:
+        async with services:
+            url = services.engine.url.render_as_string(hide_password=True)
+            log.info("control plane ready (database %s)", url)
             yield
-        finally:
-            await app.state.ingest.close()
-            await app.state.pool.close()
-            await engine.dispose()
 
     app = FastAPI(
         title="Berth control plane",
@@ -112,10 +97,20 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
         "Every endpoint needs `Authorization: Bearer <token>` except /health (and /metrics when public).",
         lifespan=lifespan,
     )
-    app.state.config = config
-    app.state.metrics = Metrics()
-    # Set when the server begins to stop; open SSE streams end on it.
-    app.state.stopping = asyncio.Event()
+    app.state.services = services
+
+    # Domain errors → HTTP, here and nowhere else.
+    @app.exception_handler(NotFound)
+    async def _not_found(_request: Request, err: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": err.message}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_request: Request, err: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": err.message}, status_code=409)
+
+    @app.exception_handler(InvalidField)
+    async def _invalid(_request: Request, err: InvalidField) -> JSONResponse:
+        return JSONResponse({"detail": [{"loc": err.loc, "msg": err.message, "type": "value_error"}]}, status_code=422)
 
     @app.exception_handler(DaemonCallError)
     async def _daemon_error(_request: Request, err: DaemonCallError) -> JSONResponse:
@@ -128,16 +123,16 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
     @app.get("/health", tags=["ops"])
     async def health(request: Request) -> dict:
         """Liveness and database check (no token needed)."""
-        async with request.app.state.sessionmaker() as db:
+        async with services.sessionmaker() as db:
             await db.execute(text("SELECT 1"))
         return {"status": "ok"}
 
     async def _metrics(request: Request) -> Response:
-        async with request.app.state.sessionmaker() as db:
+        async with services.sessionmaker() as db:
             rows = dict((await db.execute(select(AgentSession.status, func.count()).group_by(AgentSession.status))).all())
         for status in STATUSES:
-            app.state.metrics.sessions.labels(status=status).set(rows.get(status, 0))
-        return Response(app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+            services.metrics.sessions.labels(status=status).set(rows.get(status, 0))
+        return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     if config.metrics_public:
         app.add_api_route("/metrics", _metrics, methods=["GET"], tags=["ops"], include_in_schema=False)

@@ -96,11 +96,8 @@ class TokenCache:
 
 
 def token_cache(app: FastAPI) -> TokenCache:
-    """The app's TokenCache (made on first use)."""
-    cache = getattr(app.state, "token_cache", None)
-    if cache is None:
-        cache = app.state.token_cache = TokenCache()
-    return cache
+    """The app's TokenCache."""
+    return app.state.services.token_cache
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -117,7 +114,7 @@ async def current_principal(request: Request) -> Principal:
     cache = token_cache(request.app)
     principal = cache.get(digest)
     if principal is None:
-        async with request.app.state.sessionmaker() as db:
+        async with request.app.state.services.sessionmaker() as db:
             row = (await db.execute(select(Token).where(Token.token_hash == digest))).scalar_one_or_none()
         # The lookup is by hash; compare again in constant time so the check itself never short-circuits.
         if row is None or not hmac.compare_digest(row.token_hash, digest):

@@ -37,6 +37,7 @@ from controlplane.schemas import (
     WorkspaceOut,
     WorkspaceUpdate,
 )
+from controlplane.services import get_services
 
 __all__ = ["router"]
 
@@ -69,7 +70,7 @@ async def create_machine(body: MachineCreate, request: Request, db: Db, p: Admin
     token is stored encrypted)."""
     m = Machine(
         id=new_id("machine"), owner=body.owner or p.owner, name=body.name, address=body.address,
-        tls_ca=body.tls_ca, token=request.app.state.sealer.seal(body.token),
+        tls_ca=body.tls_ca, token=get_services(request).sealer.seal(body.token),
     )
     db.add(m)
     await db.commit()
@@ -106,10 +107,10 @@ async def update_machine(machine_id: str, body: MachineUpdate, request: Request,
         if k in ("name", "address") and v is None:
             raise field_error(k, "must not be null")
         if k == "token":
-            v = request.app.state.sealer.seal(v)
+            v = get_services(request).sealer.seal(v)
         setattr(m, k, (v or None) if k in ("tls_ca", "token") else v)
     await db.commit()
-    await request.app.state.pool.forget(m.id)
+    await get_services(request).pool.forget(m.id)
     return _machine_out(m)
 
 
@@ -128,7 +129,7 @@ async def delete_machine(machine_id: str, request: Request, db: Db, p: Admin) ->
         raise conflict(f"machine {m.id!r} has {running} running session(s); stop or delete them first")
     await db.delete(m)
     await db.commit()
-    await request.app.state.pool.forget(machine_id)
+    await get_services(request).pool.forget(machine_id)
     return Response(status_code=204)
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.auth import Principal
-from controlplane.daemons import DaemonClient, MachineTarget
+from controlplane.daemons import DaemonClient
 from controlplane.db.models import AgentSession, Machine, Message, UserSession, Workspace
+from controlplane.errors import Conflict, InvalidField, NotFound
+from controlplane.services import get_services
 
 __all__ = [
     "client_for",
@@ -31,23 +33,21 @@ __all__ = [
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     """A database session for one request."""
-    async with request.app.state.sessionmaker() as db:
+    async with get_services(request).sessionmaker() as db:
         yield db
 
 
-def not_found(what: str, ident: str) -> HTTPException:
-    return HTTPException(status_code=404, detail=f"{what} {ident!r} not found")
+def not_found(what: str, ident: str) -> NotFound:
+    return NotFound(what, ident)
 
 
-def conflict(detail: str) -> HTTPException:
-    return HTTPException(status_code=409, detail=detail)
+def conflict(detail: str) -> Conflict:
+    return Conflict(detail)
 
 
-def field_error(field: str, msg: str, *, where: str = "body") -> HTTPException:
+def field_error(field: str, msg: str, *, where: str = "body") -> InvalidField:
     """A 422 shaped like FastAPI's own validation errors, naming the field."""
-    return HTTPException(
-        status_code=422, detail=[{"loc": [where, *field.split(".")], "msg": msg, "type": "value_error"}]
-    )
+    return InvalidField(field, msg, where=where)
 
 
 async def owned_workspace(db: AsyncSession, p: Principal, workspace_id: str, *, admin_sees_all: bool = False) -> Workspace:
@@ -79,8 +79,7 @@ async def owned_user_session(db: AsyncSession, p: Principal, user_session_id: st
 
 
 def client_for(request: Request, machine: Machine) -> DaemonClient:
-    token = request.app.state.sealer.open(machine.token)
-    return request.app.state.pool.client(MachineTarget(machine.id, machine.address, machine.tls_ca, token))
+    return get_services(request).client_for(machine)
 
 
 async def message_counts(db: AsyncSession, session_ids: list[str]) -> dict[str, int]:

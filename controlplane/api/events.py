@@ -21,6 +21,7 @@ from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
 from controlplane.db.models import Message
 from controlplane.ingest import message_json
+from controlplane.services import get_services
 
 __all__ = ["router"]
 
@@ -45,7 +46,7 @@ async def stream_events(
     after_seq: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    state = request.app.state
+    state = get_services(request)
     async with state.sessionmaker() as db:
         await owned_agent_session(db, p, session_id)
     start = after_seq or 0

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,8 +25,10 @@ from controlplane.api.common import conflict, owned_workspace
 from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
 from controlplane.db.models import AgentSession, Message, UserSession, new_id, utcnow
+from controlplane.errors import InvalidField
 from controlplane.ingest import parse_time
 from controlplane.schemas import ImportableMessage, ImportClaudeSessionRequest, ImportClaudeSessionResponse
+from controlplane.services import get_services
 
 __all__ = ["router"]
 
@@ -104,9 +106,7 @@ def _check_launchable(messages: list[ImportableMessage]) -> None:
     for i, m in enumerate(messages):
         content = m["content"]
         if content.get("type") == "tool_use" and not content.get("name"):
-            raise HTTPException(status_code=422, detail=[{
-                "loc": ["body", "messages", i, "content", "name"], "msg": "a tool_use needs the tool's name",
-                "type": "value_error"}])
+            raise InvalidField(["messages", i, "content", "name"], "a tool_use needs the tool's name")
 
 
 @router.post(
@@ -125,7 +125,7 @@ async def import_claude_session(
     """Create a user session and a Claude Code agent session holding every message, in one transaction.
     Launch later with the returned agent_session_id (or resume_session_id = claude_session_id)."""
     _check_launchable(body.messages)
-    async with request.app.state.sessionmaker() as db:
+    async with get_services(request).sessionmaker() as db:
         ws = await owned_workspace(db, p, body.workspace_id)
         taken = (
             await db.execute(

@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 
 from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
-from controlplane.launching import launch_session
+from controlplane.launch_service import LaunchService
 from controlplane.schemas import LaunchWorkspaceSessionRequest, LaunchWorkspaceSessionResponse
+from controlplane.services import get_services
 
 __all__ = ["router"]
 
@@ -38,5 +39,5 @@ async def launch_workspace_session(
 ) -> JSONResponse:
     """Start (or re-attach to) an agent session on the workspace's machine; answers the daemon's
     acknowledgement with the ids the web app needs in `payload`."""
-    result = await launch_session(request, p, workspace_id, body)
+    result = await LaunchService(get_services(request)).launch(p, workspace_id, body)
     return JSONResponse(result.body(), status_code=result.http_status)

@@ -45,7 +45,7 @@ from controlplane.auth import Principal, current_principal
 from controlplane.daemons import DaemonCallError
 from controlplane.db.models import AgentSession, Machine, Message, UserSession, Workspace, new_id, utcnow
 from controlplane.ingest import message_json
-from controlplane.launching import launch_session
+from controlplane.launch_service import LaunchService
 from controlplane.schemas import (
     AgentId,
     LaunchWorkspaceSessionRequest,
@@ -59,6 +59,7 @@ from controlplane.schemas import (
     SessionStatus,
     SessionUpdate,
 )
+from controlplane.services import get_services
 
 __all__ = ["router"]
 
@@ -155,7 +156,9 @@ async def create_session(body: SessionCreate, request: Request, db: Db, p: Calle
             worktree_name=body.worktree_name,
             session_settings=settings,
         )
-        result = await launch_session(request, p, ws.id, launch_req, agent_id=body.agent_id, task_id=body.task_id)
+        result = await LaunchService(get_services(request)).launch(
+            p, ws.id, launch_req, agent_id=body.agent_id, task_id=body.task_id
+        )
         if result.status != "ok":
             return JSONResponse(result.body(), status_code=result.http_status)
         await db.rollback()
@@ -238,7 +241,7 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request,
                 )
                 workspace_id, agent_id = s.workspace_id, s.agent_id
                 await db.rollback()  # the launch writes these rows itself
-                result = await launch_session(request, p, workspace_id, launch_req, agent_id=agent_id)
+                result = await LaunchService(get_services(request)).launch(p, workspace_id, launch_req, agent_id=agent_id)
                 if result.status != "ok":
                     return JSONResponse(result.body(), status_code=result.http_status)
                 s = await db.get(AgentSession, session_id, populate_existing=True)
@@ -253,7 +256,7 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request,
         s.status = new
         s.last_active = utcnow()
         if new == "active":
-            request.app.state.ingest.ensure(s.id)
+            get_services(request).ingest.ensure(s.id)
     if body.data is not None:
         s.data = {**(s.data or {}), **body.data}
     if body.prompt is not None:
@@ -288,7 +291,7 @@ async def delete_session(
                 await client.remove_worktree(s.id, p.owner, force=force)
         except DaemonCallError as err:
             raise _daemon_error(err) from None
-    await request.app.state.ingest.stop(s.id)
+    await get_services(request).ingest.stop(s.id)
     user_id = s.user_session_id
     await db.execute(delete(Message).where(Message.agent_session_id == s.id))
     await db.execute(delete(AgentSession).where(AgentSession.id == s.id))
@@ -319,7 +322,7 @@ async def send_message(session_id: str, body: SendMessageRequest, request: Reque
         raise _daemon_error(err) from None
     s.last_active = utcnow()
     await db.commit()
-    request.app.state.ingest.ensure(s.id)
+    get_services(request).ingest.ensure(s.id)
     return {
         "message_id": ack.message_id or message_id,
         "status": ack.status if ack.status in ("sent", "queued") else "sent",

@@ -52,7 +52,7 @@ async def running_controlplane(config: ControlPlaneConfig) -> AsyncIterator[str]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        app.state.stopping.set()
+        app.state.services.stopping.set()
         server.should_exit = True
         await task
 

@@ -1,0 +1,92 @@
+"""The control plane's services in one typed object: configuration, metrics, the database, the daemon
+client pool and the event ingest. Opened and closed with the app (an async context manager), and
+refusing use before it is opened or after it is closed."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from types import TracebackType
+from typing import Self
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from controlplane.auth import TokenCache
+from controlplane.config import ControlPlaneConfig
+from controlplane.daemons import DaemonClient, DaemonPool, MachineTarget
+from controlplane.db.engine import make_engine, make_sessionmaker, migrate
+from controlplane.db.models import Machine
+from controlplane.ingest import Broker, IngestManager
+from controlplane.metrics import Metrics
+from controlplane.sealing import Sealer, load_sealer
+
+__all__ = ["Services", "get_services"]
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Services:
+    """What every request handler and the launch service use."""
+
+    sealer: Sealer
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    pool: DaemonPool
+    broker: Broker
+    ingest: IngestManager
+
+    def __init__(self, config: ControlPlaneConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.token_cache = TokenCache()
+        # Set when the server begins to stop; open SSE streams end on it.
+        self.stopping = asyncio.Event()
+        self._state = _State.UNOPENED
+
+    async def __aenter__(self) -> Self:
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError(f"services are {self._state.value}; they open once")
+        config = self.config
+        self.sealer = load_sealer(config.secret_key_path)
+        self.engine = make_engine(config.database_url)
+        await migrate(self.engine)
+        self.sessionmaker = make_sessionmaker(self.engine)
+        self.pool = DaemonPool(rpc_deadline=config.rpc_deadline_seconds, metrics=self.metrics)
+        self.broker = Broker()
+        self.ingest = IngestManager(
+            self.sessionmaker, self.pool, self.broker, self.metrics, self.sealer,
+            max_backoff=config.ingest_max_backoff_seconds,
+        )
+        self._state = _State.OPEN
+        await self.ingest.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the ingest, close the daemon channels and the engine. Idempotent."""
+        if self._state is not _State.OPEN:
+            self._state = _State.CLOSED
+            return
+        self._state = _State.CLOSED
+        await self.ingest.close()
+        await self.pool.close()
+        await self.engine.dispose()
+
+    def client_for(self, machine: Machine) -> DaemonClient:
+        """The daemon client of `machine` (its token opened from the sealed column)."""
+        token = self.sealer.open(machine.token)
+        return self.pool.client(MachineTarget(machine.id, machine.address, machine.tls_ca, token))
+
+
+def get_services(request: Request) -> Services:
+    """The app's Services (a FastAPI dependency)."""
+    return request.app.state.services
