@@ -97,29 +97,27 @@ async def trace(cycles: int, top: int, frames: int) -> None:
         "pool": {"size": POOL},
     })
     tracemalloc.start(frames)
-    sup = Supervisor(config)
     try:
-        await sup.start()
-        for _ in range(WARM_UP):
-            await _cycle(sup, repo)
-        await _idle(sup, config.worktrees_root, repo)
-        first = tracemalloc.take_snapshot()
-        rss0, traced0, native0 = proc_rss_kib(os.getpid()), tracemalloc.get_traced_memory()[0], _native()
-        own0 = tracemalloc.get_tracemalloc_memory()
-        started = time.monotonic()
-        for i in range(cycles):
-            await _cycle(sup, repo)
-            if (i + 1) % 50 == 0:
-                print(f"  {i + 1}/{cycles} cycles, RSS {proc_rss_kib(os.getpid()) / 1024:.1f} MiB", flush=True)
-        elapsed = time.monotonic() - started
-        await _idle(sup, config.worktrees_root, repo)
-        # Measured before the second snapshot, which would otherwise count itself (the first exists in both).
-        rss1, traced1, native1 = proc_rss_kib(os.getpid()), tracemalloc.get_traced_memory()[0], _native()
-        own1 = tracemalloc.get_tracemalloc_memory()
-        last = tracemalloc.take_snapshot()
-        db_size = sum(f.stat().st_size for f in config.state_dir.glob("*") if f.is_file())
+        async with Supervisor(config) as sup:
+            for _ in range(WARM_UP):
+                await _cycle(sup, repo)
+            await _idle(sup, config.worktrees_root, repo)
+            first = tracemalloc.take_snapshot()
+            rss0, traced0, native0 = proc_rss_kib(os.getpid()), tracemalloc.get_traced_memory()[0], _native()
+            own0 = tracemalloc.get_tracemalloc_memory()
+            started = time.monotonic()
+            for i in range(cycles):
+                await _cycle(sup, repo)
+                if (i + 1) % 50 == 0:
+                    print(f"  {i + 1}/{cycles} cycles, RSS {proc_rss_kib(os.getpid()) / 1024:.1f} MiB", flush=True)
+            elapsed = time.monotonic() - started
+            await _idle(sup, config.worktrees_root, repo)
+            # Measured before the second snapshot, which would otherwise count itself (the first exists in both).
+            rss1, traced1, native1 = proc_rss_kib(os.getpid()), tracemalloc.get_traced_memory()[0], _native()
+            own1 = tracemalloc.get_tracemalloc_memory()
+            last = tracemalloc.take_snapshot()
+            db_size = sum(f.stat().st_size for f in config.state_dir.glob("*") if f.is_file())
     finally:
-        await sup.shutdown()
         tracemalloc.stop()
         shutil.rmtree(base, ignore_errors=True)
     skip = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap*>")]

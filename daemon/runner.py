@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import os
 import signal
@@ -21,7 +22,7 @@ from pathlib import Path
 from daemon.agents.base import AgentAdapter, AgentEvent, TurnSpec
 from daemon.errors import DaemonError, FailedPrecondition
 
-__all__ = ["INTERRUPT_ESCALATE_SECONDS", "STDERR_TAIL_BYTES", "AgentRunner"]
+__all__ = ["INTERRUPT_ESCALATE_SECONDS", "STDERR_TAIL_BYTES", "AgentRunner", "Phase", "Turn"]
 
 STDERR_TAIL_BYTES = 8192
 # A per-turn agent that ignores SIGINT this long gets SIGKILL.
@@ -35,6 +36,26 @@ OnEvent = Callable[[AgentEvent], Awaitable[None]]
 OnExit = Callable[[int | None, str | None], Awaitable[None]]
 # Called with a queued message's key once the message has been handed to the agent.
 OnWritten = Callable[[int], Awaitable[None]]
+
+
+class Phase(enum.Enum):
+    """A runner's life: NEW → RUNNING → STOPPING → EXITED, or NEW → CANCELLED (stopped before start).
+    Nothing goes back: a runner is used once."""
+
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    EXITED = "exited"
+    CANCELLED = "cancelled"
+
+
+class Turn(enum.Enum):
+    """The current turn: IDLE (the next message may go), RUNNING (until its end event is delivered),
+    FINISHING (a per-turn agent whose turn ended and whose process has not exited yet)."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    FINISHING = "finishing"
 
 
 class _Proc:
@@ -78,14 +99,11 @@ class AgentRunner:
         self._task: asyncio.Task[None] | None = None  # reads the current process
         self._escalation: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
-        self._started = False
-        self._stopping = False
-        self._exited = False
+        self._phase = Phase.NEW
+        self._turn = Turn.IDLE
         self._interrupted = False
         self._last_code: int | None = None
         self.provider_session_id: str | None = spec.resume_id
-        self.turn_running = False  # a turn is under way (until its end event is delivered)
-        self._busy = False  # a turn holds the agent: its end not yet seen (persistent) or its process alive
 
     # -- public state ----------------------------------------------------------------------------
 
@@ -100,7 +118,7 @@ class AgentRunner:
     @property
     def running(self) -> bool:
         """True from start() until the agent is gone for good."""
-        return self._started and not self._exited
+        return self._phase in (Phase.RUNNING, Phase.STOPPING)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -109,10 +127,10 @@ class AgentRunner:
 
         Messages sent before start() were queued; they follow the prompt in order.
         """
-        if self._started:
-            raise FailedPrecondition("agent already started")
-        if self._stopping:
-            raise FailedPrecondition("the agent was stopped before it started")
+        if self._phase is not Phase.NEW:
+            raise FailedPrecondition(
+                "the agent was stopped before it started" if self._phase is Phase.CANCELLED else "agent already started"
+            )
         self.adapter.resolve_binary()  # fail here, before anything runs
         if not Path(self.spec.cwd).is_dir():
             raise FailedPrecondition(f"working directory does not exist: {self.spec.cwd}")
@@ -125,18 +143,23 @@ class AgentRunner:
                 if self.spec.prompt:
                     self._queue.popleft()
                 raise
-        self._started = True
+        self._phase = Phase.RUNNING
         await self._pump()
         return self.pid
 
     @property
     def started(self) -> bool:
         """start() has run (the agent may have ended since)."""
-        return self._started
+        return self._phase in (Phase.RUNNING, Phase.STOPPING, Phase.EXITED)
+
+    @property
+    def turn_running(self) -> bool:
+        """A turn is under way (until its end event is delivered)."""
+        return self._turn is Turn.RUNNING
 
     def preload(self, text: str, key: int | None = None) -> None:
         """Queue a message before start() (the session's stored pending messages)."""
-        if self._started:
+        if self._phase is not Phase.NEW:
             raise FailedPrecondition("agent already started")
         self._queue.append((text, key))
 
@@ -146,10 +169,10 @@ class AgentRunner:
         Before start() the message waits for the agent to start. `key` is passed to on_written
         when the message has been handed to the agent.
         """
-        if self._stopping or self._exited:
+        if self._phase not in (Phase.NEW, Phase.RUNNING):
             raise FailedPrecondition("the agent is not running")
         self._queue.append((text, key))
-        if self._started:
+        if self._phase is Phase.RUNNING:
             await self._pump()
 
     async def interrupt(self) -> None:
@@ -175,11 +198,13 @@ class AgentRunner:
 
         Returns the last exit code; on_exit has been awaited when this returns.
         """
-        self._stopping = True
         self._queue.clear()
-        if not self._started:
-            self._exited = True
+        if self._phase is Phase.NEW:
+            self._phase = Phase.CANCELLED
+        if self._phase is Phase.CANCELLED:
             return None
+        if self._phase is Phase.RUNNING:
+            self._phase = Phase.STOPPING
         proc = self._proc
         if proc is not None and proc.alive():
             if proc.process.stdin is not None:
@@ -216,8 +241,7 @@ class AgentRunner:
         The process keeps running; on_exit is not called. The next daemon start
         ends what is left of it and resumes the session by its provider id.
         """
-        self._stopping = True
-        self._exited = True
+        self._phase = Phase.CANCELLED if self._phase is Phase.NEW else Phase.EXITED
         self._queue.clear()
         for task in (self._task, self._escalation):
             if task is not None and not task.done():
@@ -249,11 +273,11 @@ class AgentRunner:
         failed: str | None = None
         failed_key: int | None = None
         async with self._lock:
-            if self._busy or not self._queue or self._stopping or self._exited:
+            if self._turn is not Turn.IDLE or not self._queue or self._phase is not Phase.RUNNING:
                 return
             text, key = self._queue.popleft()
             self._interrupted = False
-            self.turn_running = self._busy = True
+            self._turn = Turn.RUNNING
             try:
                 if self.adapter.persistent:
                     proc = self._proc
@@ -265,7 +289,7 @@ class AgentRunner:
                     spec = replace(self.spec, prompt=text, resume_id=self.provider_session_id)
                     await self._spawn(spec, stdin=False)
             except (DaemonError, ConnectionError, RuntimeError) as exc:
-                self.turn_running = self._busy = False
+                self._turn = Turn.IDLE
                 if self.adapter.persistent:
                     self._queue.appendleft((text, key))  # the exit handler reports the dead process
                     return
@@ -290,7 +314,7 @@ class AgentRunner:
             _log.exception("following %s pid %s failed", self.adapter.provider, proc.pid)
             proc.signal_group(signal.SIGKILL)
             self._last_code = await proc.process.wait()
-            self.turn_running = self._busy = False
+            self._turn = Turn.IDLE
             await self._finish(f"internal error while following the agent: {type(exc).__name__}: {exc}")
 
     async def _follow_inner(self, proc: _Proc) -> None:
@@ -298,13 +322,13 @@ class AgentRunner:
         self._last_code = code
         if self.adapter.persistent:
             error = None
-            if not self._stopping and code != 0:
+            if self._phase is Phase.RUNNING and code != 0:
                 error = f"{self.adapter.provider} exited with code {code}" + _tail(proc)
-            self.turn_running = self._busy = False
+            self._turn = Turn.IDLE
             await self._finish(error)
             return
         # Per-turn: a process that ended without saying the turn ended (interrupt, crash).
-        if not proc.saw_turn_end and not self._stopping:
+        if not proc.saw_turn_end and self._phase is Phase.RUNNING:
             if self._interrupted:
                 message = "interrupted"
             else:
@@ -312,8 +336,8 @@ class AgentRunner:
             await self._deliver(proc, AgentEvent(
                 role="system", content={"type": "error", "message": message},
                 metadata={"raw_type": "runner", "exit_code": code}, turn_complete=True, turn_error=message))
-        self.turn_running = self._busy = False
-        if not self._stopping:
+        self._turn = Turn.IDLE
+        if self._phase is Phase.RUNNING:
             await self._pump()
 
     async def _read(self, proc: _Proc) -> int:
@@ -337,11 +361,10 @@ class AgentRunner:
         await self._on_event(event)
         if event.turn_complete:
             proc.saw_turn_end = True
-            self.turn_running = False
+            # Per-turn agents stay busy until their process has exited (it may still be
+            # writing the session file the next turn resumes).
+            self._turn = Turn.IDLE if self.adapter.persistent else Turn.FINISHING
             if self.adapter.persistent:
-                # Per-turn agents stay busy until their process has exited (it may still be
-                # writing the session file the next turn resumes).
-                self._busy = False
                 await self._pump()
 
     async def _drain_stderr(self, proc: _Proc) -> None:
@@ -356,9 +379,9 @@ class AgentRunner:
             proc.signal_group(signal.SIGKILL)
 
     async def _finish(self, error: str | None) -> None:
-        if self._exited:
+        if self._phase in (Phase.EXITED, Phase.CANCELLED):
             return
-        self._exited = True
+        self._phase = Phase.EXITED
         self._queue.clear()
         await self._on_exit(self._last_code, error)
 

@@ -192,7 +192,7 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
 
     @_rpc
     async def ListSessions(self, request: pb.ListSessionsRequest, context: grpc.aio.ServicerContext) -> pb.ListSessionsResponse:
-        recs = self.supervisor.list(status=request.status, workspace_id=request.workspace_id)
+        recs = self.supervisor.list_sessions(status=request.status, workspace_id=request.workspace_id)
         return pb.ListSessionsResponse(sessions=[self._session(r) for r in recs])
 
     async def StreamEvents(self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Event]:

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import daemon
 from daemon import transcripts
@@ -34,6 +34,7 @@ from daemon.errors import FailedPrecondition, InvalidArgument, NotFound, Resourc
 from daemon.runner import AgentRunner
 from daemon.store import SessionRecord, StateStore, StoredEvent
 from daemon.validation import (
+    validate_base_ref,
     validate_model,
     validate_owner,
     validate_provider_session_id,
@@ -119,7 +120,7 @@ class Supervisor:
 
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
-        self.store: StateStore | None = None
+        self._store: StateStore | None = None
         self.worktrees = Worktrees(config.repos_root, config.worktrees_root, config.pool.size)
         self._live: dict[str, _Live] = {}
         # Weak: a session's lock lives while someone holds or waits on it, then goes.
@@ -131,11 +132,25 @@ class Supervisor:
 
     # ----------------------------------------------------------------- lifecycle
 
+    @property
+    def store(self) -> StateStore:
+        """The state store; FailedPrecondition before start() (or `async with`) has opened it."""
+        if self._store is None:
+            raise FailedPrecondition("the supervisor is not started")
+        return self._store
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
     async def start(self) -> None:
         """Open the state store and take back the sessions an earlier run left active."""
         if not self.config.state_dir.exists():
             self.config.state_dir.mkdir(parents=True, mode=0o700)
-        self.store = StateStore(self.config.db_path)
+        self._store = StateStore(self.config.db_path)
         await self._reconcile()
         if self.config.pool.size:
             # Keep ready worktrees for the repositories this machine already works in.
@@ -166,8 +181,8 @@ class Supervisor:
         for live in list(self._live.values()):
             await live.runner.detach()
         self._live.clear()
-        if self.store is not None:
-            self.store.close()
+        if self._store is not None:
+            self._store.close()
         await self.worktrees.close()
 
     async def stop_all(self, grace: float | None = None) -> None:
@@ -181,12 +196,11 @@ class Supervisor:
     async def _reconcile(self) -> None:
         """Sessions marked running but with no process here: their agent lost its pipes
         when the old daemon went away, so end what is left and resume by provider id."""
-        assert self.store is not None
         for rec in self.store.list_sessions():
             if rec.status not in RUNNING_STATUSES:
                 continue
             if rec.pid:
-                _kill_group(rec.pid, "codex" if rec.provider == "codex" else "claude")
+                await _kill_group(rec.pid, "codex" if rec.provider == "codex" else "claude")
             elif rec.status == "created":
                 # No agent ever ran here: the old daemon went away while writing the worktree (or before
                 # the spawn). Finish the files (no agent touched them) and let a new launch start it.
@@ -254,8 +268,7 @@ class Supervisor:
             validate_worktree_name(req.worktree_name)
         else:
             req.worktree_name = f"berth/{req.agent_session_id}"
-        if req.base_ref and (req.base_ref.startswith("-") or "\x00" in req.base_ref):
-            raise InvalidArgument("base_ref", "must be a commit-ish, not an option")
+        validate_base_ref(req.base_ref)
         if req.model:
             validate_model(req.model, f"session_settings.code.providers.{provider}.model")
         else:
@@ -265,7 +278,6 @@ class Supervisor:
     async def launch(self, req: LaunchRequest) -> LaunchResult:
         """Create (or reuse) the worktree and start the agent; return at once."""
         req = self._normalize(req)
-        assert self.store is not None
         async with self._lock(req.agent_session_id):
             existing = self.store.get_session(req.agent_session_id)
             if existing is not None:
@@ -281,7 +293,6 @@ class Supervisor:
                 self._launching -= 1
 
     async def _launch_new(self, req: LaunchRequest) -> LaunchResult:
-        assert self.store is not None
         adapter = self._adapter(req.provider)
         adapter.resolve_binary()  # FailedPrecondition naming the path, before anything is created
         if req.resume_session_id:
@@ -396,7 +407,6 @@ class Supervisor:
             return rec
         if rec.owner:
             raise NotFound(f"session {rec.agent_session_id} not found")
-        assert self.store is not None
         ids = [rec.provider_session_id] if rec.provider_session_id else []
         self.store.reassign_provider_sessions("", owner, ids)
         return self._set(rec.agent_session_id, owner=owner)
@@ -406,7 +416,6 @@ class Supervisor:
 
         The machine's own user (owner "") may also resume a provider session the daemon never saw
         (their own CLI's), which is then recorded as theirs."""
-        assert self.store is not None
         holder = self.store.provider_session_owner(provider_session_id)
         if holder is None and not owner:
             self.store.claim_provider_session(provider_session_id, owner)
@@ -415,7 +424,6 @@ class Supervisor:
             raise NotFound(f"resume_session_id: no session {provider_session_id} of this owner on this machine")
 
     def _claim_provider_id(self, rec: SessionRecord, provider_session_id: str) -> None:
-        assert self.store is not None
         holder = self.store.claim_provider_session(provider_session_id, rec.owner)
         if holder != rec.owner:
             log.warning("provider session %s of %s is recorded for another owner", provider_session_id,
@@ -423,7 +431,6 @@ class Supervisor:
 
     def _check_worktree_free(self, path: Path, req: LaunchRequest) -> None:
         """FailedPrecondition when the worktree at `path` is another owner's, or a running session's."""
-        assert self.store is not None
         for other in self.store.sessions_at(str(path)):
             if other.agent_session_id == req.agent_session_id:
                 continue
@@ -441,7 +448,6 @@ class Supervisor:
 
     def _holder_of(self, worktree_path: str) -> SessionRecord | None:
         """The session that launched into `worktree_path` last (the one its files belong to now)."""
-        assert self.store is not None
         sessions = self.store.sessions_at(worktree_path)
         return sessions[-1] if sessions else None
 
@@ -468,7 +474,6 @@ class Supervisor:
     def _prepare_runner(self, rec: SessionRecord, *, resume_id: str | None) -> _Live:
         """The session's runner, registered as live but not started, with the session's pending
         messages queued in order (more queue until it starts)."""
-        assert self.store is not None
         adapter = self._adapter(rec.provider)
         spec = TurnSpec(
             cwd=Path(rec.worktree_path),
@@ -501,8 +506,8 @@ class Supervisor:
                 self._fail_pending(sid, "the agent exited before it took the message")
 
         async def on_written(seq: int) -> None:
-            if self.store is not None and not self._closed:
-                self.store.mark_written(sid, seq)
+            if self._store is not None and not self._closed:
+                self._store.mark_written(sid, seq)
 
         runner = AgentRunner(adapter, spec, on_event=on_event, on_exit=on_exit, base_env=os.environ,
                              on_written=on_written)
@@ -523,13 +528,12 @@ class Supervisor:
 
     def _fail_pending(self, sid: str, reason: str) -> None:
         """Every pending message of `sid` ends with an error event saying why it was not delivered."""
-        if self.store is None or self._closed:
+        if self._store is None or self._closed:
             return
         for pending in self.store.pending_messages(sid):
             self._fail_one(sid, pending.seq, pending.message_id, reason)
 
     def _fail_one(self, sid: str, seq: int, message_id: str, reason: str) -> None:
-        assert self.store is not None
         self.store.drop_pending(sid, seq)
         self._event(sid, "system", {
             "type": "error", "is_error": True, "message": f"message {message_id} was not delivered: {reason}"},
@@ -639,7 +643,6 @@ class Supervisor:
     def _get(self, agent_session_id: str) -> SessionRecord:
         if not agent_session_id:
             raise InvalidArgument("agent_session_id", "is required")
-        assert self.store is not None
         rec = self.store.get_session(agent_session_id)
         if rec is None:
             raise NotFound(f"session {agent_session_id} not found")
@@ -655,15 +658,14 @@ class Supervisor:
             return False, 0
         return bool(live.runner.turn_running), int(live.runner.queued)
 
-    def list(self, *, status: str = "", workspace_id: str = "") -> list[SessionRecord]:
+    def list_sessions(self, *, status: str = "", workspace_id: str = "") -> list[SessionRecord]:
         if status and status not in STATUSES:
             raise InvalidArgument("status", f"unknown status {status!r}; known: {', '.join(STATUSES)}")
-        assert self.store is not None
         return self.store.list_sessions(status=status, workspace_id=workspace_id)
 
     def sessions_by_status(self) -> dict[str, int]:
         counts = {s: 0 for s in STATUSES}
-        if self.store is None or self._closed:
+        if self._store is None or self._closed:
             return counts
         for rec in self.store.list_sessions():
             counts[rec.status] = counts.get(rec.status, 0) + 1
@@ -673,7 +675,6 @@ class Supervisor:
         self._get(agent_session_id)
         if after_seq < 0:
             raise InvalidArgument("after_seq", "must be 0 or more")
-        assert self.store is not None
         async for ev in self.store.follow(agent_session_id, after_seq, history_only=history_only):
             yield ev
 
@@ -696,7 +697,6 @@ class Supervisor:
         validate_owner(owner)
         if not messages:
             raise InvalidArgument("messages", "at least one message is required")
-        assert self.store is not None
         holder = self.store.provider_session_owner(provider_session_id)
         if holder is not None and holder != owner:
             raise FailedPrecondition(
@@ -754,7 +754,6 @@ class Supervisor:
         """Remove a worktree: the one of `agent_session_id` (which must be `owner`'s and still hold
         it), or the one at `worktree_path`. Never a running session's; never a dirty one unless
         `force`. With `check_only`, only says whether it would be allowed (a running session aside)."""
-        assert self.store is not None
         if agent_session_id:
             rec = self._owned(self._get(agent_session_id), owner)
             if worktree_path and not Path(worktree_path) == Path(rec.worktree_path):
@@ -828,7 +827,6 @@ class Supervisor:
 
     def _event(self, sid: str, role: str, content: dict[str, Any], metadata: dict[str, Any] | None = None,
                status: str = "", pending_message_id: str | None = None) -> StoredEvent:
-        assert self.store is not None
         content, metadata = make_carriable(content, metadata or {})
         return self.store.append_event(sid, role=role, content=content, metadata=metadata, status=status,
                                        pending_message_id=pending_message_id)
@@ -842,7 +840,6 @@ class Supervisor:
     def _agent_event(self, sid: str, ev: AgentEvent) -> None:
         if self._closed:
             return
-        assert self.store is not None
         metadata = dict(ev.metadata)
         if ev.provider_session_id:
             rec = self.store.get_session(sid)
@@ -859,7 +856,6 @@ class Supervisor:
             self.store.finish_written(sid)
 
     def _status(self, sid: str, status: str, reason: str) -> SessionRecord:
-        assert self.store is not None
         rec = self.store.update_session(sid, status=status)
         message = f"status: {status}" + (f" ({reason})" if reason else "")
         log.info("session %s", status, extra={"session_id": sid, "reason": reason})
@@ -868,11 +864,10 @@ class Supervisor:
         return rec
 
     def _set(self, sid: str, **fields: Any) -> SessionRecord:
-        assert self.store is not None
         return self.store.update_session(sid, **fields)
 
 
-def _kill_group(pid: int, binary_hint: str) -> None:
+async def _kill_group(pid: int, binary_hint: str) -> None:
     """End an orphaned agent's process group, if `pid` still leads one running the agent.
 
     Checks the group and the command line first: after a reboot the pid may
@@ -896,7 +891,7 @@ def _kill_group(pid: int, binary_hint: str) -> None:
             os.killpg(pid, 0)
         except ProcessLookupError:
             return
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)  # the daemon keeps serving meanwhile
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:

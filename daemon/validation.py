@@ -11,6 +11,7 @@ from daemon.errors import InvalidArgument
 
 __all__ = [
     "MAX_WORKTREE_NAME_BYTES",
+    "validate_base_ref",
     "validate_model",
     "validate_owner",
     "validate_provider_session_id",
@@ -112,6 +113,16 @@ def validate_provider_session_id(value: str, field: str = "resume_session_id") -
     """
     if not isinstance(value, str) or not _PROVIDER_ID.fullmatch(value):
         raise InvalidArgument(field, f"must be a provider session id (a UUID) (got {str(value)[:140]!r})")
+
+
+def validate_base_ref(value: str, field: str = "base_ref") -> None:
+    """Raise InvalidArgument(field, ...) unless `value` is empty or could be a commit-ish (never an option).
+
+    Whether the commit exists is git's to say, later."""
+    if not isinstance(value, str):
+        raise InvalidArgument(field, "must be a string")
+    if value.startswith("-") or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidArgument(field, f"is not a valid commit-ish (got {value[:140]!r})")
 
 
 def validate_model(value: str, field: str = "model") -> None:

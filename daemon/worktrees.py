@@ -27,7 +27,7 @@ import git
 from git.refs.symbolic import SymbolicReference
 
 from daemon.errors import FailedPrecondition, InvalidArgument, NotFound
-from daemon.validation import validate_worktree_name
+from daemon.validation import validate_base_ref, validate_worktree_name
 from daemon.worktree_pool import GitFailed, PoolMember, PoolStats, WorktreePool, run_git
 
 __all__ = ["WorktreeInfo", "Worktrees", "is_clone_url"]
@@ -329,10 +329,7 @@ class Worktrees:
         """
         self._check_open()
         validate_worktree_name(name)
-        if not isinstance(base_ref, str):
-            raise InvalidArgument("base_ref", "must be a string")
-        if base_ref.startswith("-") or any(c.isspace() or ord(c) < 0x20 for c in base_ref):
-            raise InvalidArgument("base_ref", f"is not a valid commit-ish (got {base_ref!r})")
+        validate_base_ref(base_ref)
         repository = Path(os.path.realpath(repository))
         path = self.worktree_path(repository, name)
         async with self._lock(str(repository)):
