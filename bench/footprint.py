@@ -12,7 +12,8 @@ from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 from bench.launch import pool_idle
 from bench.report import Report, Row
 from bench.shared import SharedStack
-from bench.stack import proc_fds, proc_rss_kib, wait_until
+from bench.stack import proc_fds, proc_rss_kib
+from tests.support.waiting import wait_for
 
 __all__ = [
     "CYCLE_ROW",
@@ -77,7 +78,8 @@ def cycles(report: Report, quick: bool, shared: SharedStack) -> None:
         if not pool:
             return
         try:
-            wait_until(lambda: pool_idle(worktrees_root, shared.repo, pool), _IDLE_DEADLINE, "an idle pool", 0.05)
+            wait_for(lambda: pool_idle(worktrees_root, shared.repo, pool), timeout=_IDLE_DEADLINE, what="an idle pool",
+                     interval=0.05)
         except TimeoutError:
             late.append(at)
 

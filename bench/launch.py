@@ -20,8 +20,9 @@ from pathlib import Path
 from berth.daemon.v1 import daemon_pb2, daemon_pb2_grpc
 
 from bench.repos import GIT_ENV, git
-from bench.stack import Stack, wait_until
+from bench.stack import Stack
 from tests.support.agents import CLAUDE_BIN, claude_env
+from tests.support.waiting import wait_for
 
 __all__ = ["BerthLauncher", "FloorLauncher", "deletion_window", "floor_env", "pool_idle", "pool_ready",
            "wait_out_deletions"]
@@ -148,7 +149,7 @@ class BerthLauncher:
         if not self.pool:
             return True
         try:
-            wait_until(lambda: pool_ready(self.worktrees_root, self.repo, self.pool), 300, "the pool", 0.05)
+            wait_for(lambda: pool_ready(self.worktrees_root, self.repo, self.pool), timeout=300, what="the pool", interval=0.05)
         except TimeoutError:
             self.note = "the pool never filled within 300 s"
             return False
@@ -181,13 +182,14 @@ class BerthLauncher:
         if payload.get("worktree_path"):
             self.created.append(str(payload["worktree_path"]))
         request = daemon_pb2.SessionRequest(agent_session_id=sid)
-        wait_until(lambda: self._stub.GetSession(request, timeout=30).status == "active", 300,
-                   "the agent to run", 0.002)
+        wait_for(lambda: self._stub.GetSession(request, timeout=30).status == "active", timeout=300,
+                 what="the agent to run", interval=0.002)
         running = time.perf_counter() - t0
         self.stack.api("DELETE", f"/api/sessions/{sid}")
         if self.pool:
             try:
-                wait_until(lambda: pool_idle(self.worktrees_root, self.repo, self.pool), 300, "the pool to refill", 0.05)
+                wait_for(lambda: pool_idle(self.worktrees_root, self.repo, self.pool), timeout=300, what="the pool to refill",
+                         interval=0.05)
             except TimeoutError:
                 self.note = "the pool did not refill within 300 s"
         return elapsed, running

@@ -12,7 +12,8 @@ import httpx
 from bench.http_load import requests_per_second
 from bench.report import Report, Row
 from bench.shared import SharedStack
-from bench.stack import free_port, wait_until
+from bench.stack import free_port
+from tests.support.waiting import wait_for
 
 __all__ = ["run_reads"]
 
@@ -39,7 +40,7 @@ def _start_bare(bodies: Path, log: Path) -> tuple[subprocess.Popen, str]:
         except httpx.HTTPError:
             return False
 
-    wait_until(up, 60, "the bare FastAPI app", 0.1)
+    wait_for(up, timeout=60, what="the bare FastAPI app", interval=0.1)
     return proc, url
 
 

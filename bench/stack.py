@@ -15,7 +15,7 @@ import httpx
 
 from tests.support.agents import CLAUDE_BIN, claude_env
 from tests.support.controlplane_proc import ControlPlaneProcess, cp_env, start_controlplane_process
-from tests.support.daemon_proc import DaemonProcess, daemon_env, default_config, to_toml, wait_for
+from tests.support.daemon_proc import DaemonProcess, daemon_env, default_config, to_toml
 from tests.support.model_server import ModelServer
 
 __all__ = ["STUB_AGENT", "Stack", "free_port", "proc_fds", "proc_rss_kib"]
@@ -179,7 +179,3 @@ def _spawn_daemon(base: Path, extra: dict[str, Any]) -> DaemonProcess:
         raise
     return proc
 
-
-def wait_until(check, timeout: float, what: str, interval: float = 0.02) -> Any:
-    """Poll `check()` until truthy (returned) or raise TimeoutError."""
-    return wait_for(check, timeout=timeout, interval=interval, what=what)

@@ -49,3 +49,23 @@ def claude_provider(model_server: ModelServer, tmp_path: Path) -> ProviderConfig
 def codex_provider(model_server: ModelServer, tmp_path: Path) -> ProviderConfig:
     """The pinned codex CLI pointed at `model_server`, with a HOME of its own."""
     return codex_provider_config(model_server.url, tmp_path / "codex-home")
+
+
+@pytest.fixture(autouse=True)
+def _no_berth_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own BERTH_* variables (BERTH_SECRET_KEY, BERTH_DATABASE_URL …) never reach a test."""
+    for name in list(os.environ):
+        if name.startswith("BERTH_") and name != "BERTH_FUZZ_SECONDS":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_leaked_processes() -> Iterator[None]:
+    """Like dask's clean(): a test module leaves no child process of its own running."""
+    from tests.support.leaks import child_processes, leaked_children
+
+    before = child_processes()
+    yield
+    left = leaked_children(before, timeout=15)
+    if left:
+        pytest.fail(f"child processes left running: {left}")

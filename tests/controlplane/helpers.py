@@ -5,25 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import httpx
 
 __all__ = ["poll", "read_sse", "wait_messages"]
 
-
-async def poll(check: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, what: str = "condition") -> Any:
-    """Await `check()` until it returns something truthy; AssertionError after `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: Any = None
-    while True:
-        last = await check()
-        if last:
-            return last
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
+# One way to wait: re-exported for the control-plane tests.
+from tests.support.waiting import poll
 
 
 async def wait_messages(
@@ -42,7 +30,7 @@ async def wait_messages(
 
     try:
         return await poll(check, timeout=timeout, what=what)
-    except AssertionError as err:
+    except TimeoutError as err:
         summary = [(m["seq"], m["role"], m["content"].get("type"), str(m["content"].get("text") or m["content"].get("message"))[:300]) for m in seen[-30:]]
         raise AssertionError(f"{err}; messages so far: {summary}") from None
 

@@ -14,10 +14,11 @@ from google.protobuf import json_format
 
 from daemon.config import ProviderConfig
 from daemon.worktrees import Worktrees
-from tests.support.daemon_proc import DaemonProcess, wait_for
+from tests.support.daemon_proc import DaemonProcess
 from tests.support.git_repos import git
+from tests.support.waiting import wait_for
 
-__all__ = ["Harness", "branches", "provider_table", "settings_for", "wait_until", "worktree_dirs"]
+__all__ = ["Harness", "branches", "provider_table", "settings_for", "worktree_dirs"]
 
 
 def provider_table(*providers: ProviderConfig) -> dict[str, Any]:
@@ -35,11 +36,6 @@ def settings_for(provider: str, model: str = "") -> pb.SessionSettings:
     elif model:
         s.code.providers.claude_code.model = model
     return s
-
-
-def wait_until(condition: Callable[[], Any], *, timeout: float = 60.0, what: str = "condition") -> Any:
-    """Poll `condition` until it returns something truthy; fails after `timeout` seconds."""
-    return wait_for(condition, timeout=timeout, what=what)
 
 
 def branches(repo: Path) -> set[str]:
@@ -106,7 +102,7 @@ class Harness:
         return self.wait_status(ack.session.agent_session_id, "active", timeout)
 
     def wait_status(self, sid: str, status: str, timeout: float = 30.0) -> pb.Session:
-        return wait_until(lambda: (s := self.session(sid)).status == status and s, timeout=timeout,
+        return wait_for(lambda: (s := self.session(sid)).status == status and s, timeout=timeout,
                           what=f"session {sid} {status}")
 
 

@@ -11,9 +11,10 @@ import pytest
 from daemon.agents import TurnSpec, adapter_for
 from daemon.config import ProviderConfig
 from daemon.runner import AgentRunner
-from tests.support.agents import EventSink, live_group_members, poll_until
+from tests.support.agents import EventSink, live_group_members
 from tests.support.git_repos import make_repo
 from tests.support.model_server import ModelServer
+from tests.support.waiting import poll
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -149,11 +150,10 @@ async def test_claude_stop_ends_the_process_group_and_closes_every_pipe(make_run
 
     assert code == again and runner.pid is None and not runner.running
     assert sink.exits == [(code, None)]
-    await poll_until(lambda: live_group_members(pid) == [], 10, "the process group to be gone")
-    await poll_until(lambda: set(os.listdir("/proc/self/fd")) <= fds_before, 10, "no new open fds")
+    await poll(lambda: live_group_members(pid) == [], timeout=10, what="the process group to be gone")
+    await poll(lambda: set(os.listdir("/proc/self/fd")) <= fds_before, timeout=10, what="no new open fds")
 
 
 async def model_server_saw(server: ModelServer, text: str) -> None:
     """Wait until the model server has received a turn request for `text`."""
-    await poll_until(lambda: any(r.user_text == text for r in server.turn_requests()), 30,
-                     f"the model request for {text!r}")
+    await poll(lambda: any(r.user_text == text for r in server.turn_requests()), timeout=30, what=f"the model request for {text!r}")

@@ -11,8 +11,9 @@ import pytest
 from daemon.agents import TurnSpec, adapter_for
 from daemon.config import ProviderConfig
 from daemon.runner import AgentRunner
-from tests.support.agents import EventSink, live_group_members, poll_until
+from tests.support.agents import EventSink, live_group_members
 from tests.support.git_repos import make_repo
+from tests.support.waiting import poll
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -60,7 +61,7 @@ async def test_codex_turn_runs_a_command_that_writes_a_file_and_reports_events_i
     assert text.content["text"] == "notes written"
     assert done.turn_complete and done.turn_error is None and done.metadata["usage"]["output_tokens"] > 0
     # Between turns no process runs, but the session does.
-    await poll_until(lambda: runner.pid is None, 10, "the turn's process to end")
+    await poll(lambda: runner.pid is None, timeout=10, what="the turn's process to end")
     assert runner.running and not runner.turn_running
 
 
@@ -116,8 +117,7 @@ async def test_codex_interrupt_ends_the_slow_turn_and_the_next_message_resumes(m
     model_server.script("take your time", text="never seen", delay=60)
     runner, sink = make_runner(TurnSpec(cwd=repo, prompt="take your time"))
     await runner.start()
-    await poll_until(lambda: any(r.user_text == "take your time" for r in model_server.turn_requests()), 30,
-                     "the slow model request")
+    await poll(lambda: any(r.user_text == "take your time" for r in model_server.turn_requests()), timeout=30, what="the slow model request")
 
     await runner.interrupt()
     await sink.wait_turns(1, timeout=30)
@@ -139,13 +139,12 @@ async def test_codex_stop_during_a_turn_ends_the_process_group_and_closes_every_
     fds_before = set(os.listdir("/proc/self/fd"))
     runner, sink = make_runner(TurnSpec(cwd=repo, prompt="take your time"))
     pid = await runner.start()
-    await poll_until(lambda: any(r.user_text == "take your time" for r in model_server.turn_requests()), 30,
-                     "the slow model request")
+    await poll(lambda: any(r.user_text == "take your time" for r in model_server.turn_requests()), timeout=30, what="the slow model request")
 
     await runner.stop(grace=5)
     await runner.stop(grace=5)
 
     assert len(sink.exits) == 1 and sink.exits[0][1] is None
     assert runner.pid is None and not runner.running
-    await poll_until(lambda: live_group_members(pid) == [], 10, "the process group to be gone")
-    await poll_until(lambda: set(os.listdir("/proc/self/fd")) <= fds_before, 10, "no new open fds")
+    await poll(lambda: live_group_members(pid) == [], timeout=10, what="the process group to be gone")
+    await poll(lambda: set(os.listdir("/proc/self/fd")) <= fds_before, timeout=10, what="no new open fds")

@@ -14,8 +14,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from daemon.auth import TokenCheck, is_unix_peer
 from daemon.server import DaemonServer, StartupError
 from tests.support import daemon_proc
-from tests.support.daemon_proc import DaemonProcess, inprocess_config, start_daemon, wait_for
+from tests.support.daemon_proc import DaemonProcess, inprocess_config, start_daemon
 from tests.support.tls import make_self_signed
+from tests.support.waiting import wait_for
 
 # Fixtures from the shared daemon helpers.
 unix_socket_dir = daemon_proc.unix_socket_dir

@@ -16,7 +16,8 @@ from daemon.agents import TurnSpec, adapter_for
 from daemon.config import ProviderConfig
 from daemon.errors import FailedPrecondition
 from daemon.runner import AgentRunner
-from tests.support.agents import EventSink, live_group_members, poll_until
+from tests.support.agents import EventSink, live_group_members
+from tests.support.waiting import poll
 
 FAKE_AGENT = Path(__file__).resolve().parents[1] / "support" / "fake_agent.py"
 
@@ -62,7 +63,7 @@ async def test_stop_kills_a_group_that_ignores_sigterm_once_grace_runs_out(make_
     runner, sink = make_runner("claude_code", "claude-stubborn", FAKE_AGENT_PIDFILE=str(pidfile))
     pid = await runner.start()
     await sink.wait_turns(1, timeout=20)
-    await poll_until(pidfile.exists, 10, "the grandchild's pid file")
+    await poll(pidfile.exists, timeout=10, what="the grandchild's pid file")
     grandchild = int(pidfile.read_text())
     assert grandchild in live_group_members(pid)
 
@@ -70,8 +71,8 @@ async def test_stop_kills_a_group_that_ignores_sigterm_once_grace_runs_out(make_
 
     assert code == -signal.SIGKILL
     assert sink.exits == [(code, None)]
-    await poll_until(lambda: live_group_members(pid) == [], 10, "the process group to be gone")
-    await poll_until(lambda: set(os.listdir("/proc/self/fd")) <= fds_before, 10, "no new open fds")
+    await poll(lambda: live_group_members(pid) == [], timeout=10, what="the process group to be gone")
+    await poll(lambda: set(os.listdir("/proc/self/fd")) <= fds_before, timeout=10, what="no new open fds")
 
 
 async def test_junk_output_lines_become_error_events_and_the_turn_still_completes(make_runner):
@@ -123,7 +124,7 @@ async def test_per_turn_stop_between_turns_reports_exit_once(make_runner):
     runner, sink = make_runner("codex", "codex-echo")
     await runner.start()
     await sink.wait_turns(1, timeout=20)
-    await poll_until(lambda: runner.pid is None, 10, "the turn's process to end")
+    await poll(lambda: runner.pid is None, timeout=10, what="the turn's process to end")
 
     assert await runner.stop(grace=1) == 0
     assert sink.exits == [(0, None)] and not runner.running
@@ -202,13 +203,13 @@ async def test_a_failing_event_callback_ends_the_agent_and_reports_why(tmp_path)
                          on_event=on_event, on_exit=on_exit, base_env={"PATH": os.environ["PATH"]})
     pid = await runner.start()
     try:
-        await poll_until(lambda: exits, 20, "the exit callback")
+        await poll(lambda: exits, timeout=20, what="the exit callback")
     finally:
         await runner.stop(grace=1)
     ((code, error),) = exits
     assert code == -signal.SIGKILL and "store is down" in error
     assert not runner.running
-    await poll_until(lambda: live_group_members(pid) == [], 10, "the process group to be gone")
+    await poll(lambda: live_group_members(pid) == [], timeout=10, what="the process group to be gone")
 
 
 @pytest.mark.parametrize("provider", ["claude_code", "codex"])
@@ -229,11 +230,11 @@ async def test_stop_returns_even_when_an_escaped_child_holds_the_output_open(mak
     runner, sink = make_runner("claude_code", "claude-escape", FAKE_AGENT_PIDFILE=str(pidfile))
     await runner.start()
     await sink.wait_turns(1, timeout=20)
-    await poll_until(pidfile.exists, 10, "the escaped child's pid file")
+    await poll(pidfile.exists, timeout=10, what="the escaped child's pid file")
     escaped = int(pidfile.read_text())
     try:
         code = await runner.stop(grace=0.5)
         assert code is not None and sink.exits == [(code, None)] and not runner.running
-        await poll_until(lambda: set(os.listdir("/proc/self/fd")) <= fds_before, 10, "no new open fds")
+        await poll(lambda: set(os.listdir("/proc/self/fd")) <= fds_before, timeout=10, what="no new open fds")
     finally:
         os.kill(escaped, signal.SIGKILL)  # it left our process group on purpose; end it here

@@ -14,7 +14,8 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from daemon import sdnotify
-from tests.support.daemon_proc import start_daemon, wait_for
+from tests.support.daemon_proc import start_daemon
+from tests.support.waiting import wait_for
 
 
 class NotifySocket:

@@ -23,7 +23,8 @@ from daemon.logs import JsonFormatter, TextFormatter, request_id_var, setup_logg
 from daemon.server import DaemonServer
 from daemon.supervisor import Supervisor
 from tests.support import daemon_proc
-from tests.support.daemon_proc import REPO_ROOT, daemon_env, inprocess_config, start_daemon, to_toml, wait_for
+from tests.support.daemon_proc import REPO_ROOT, daemon_env, inprocess_config, start_daemon, to_toml
+from tests.support.waiting import wait_for
 
 # Fixtures from the shared daemon helpers.
 daemon = daemon_proc.daemon

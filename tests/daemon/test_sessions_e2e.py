@@ -13,8 +13,9 @@ import grpc
 import pytest
 from berth.daemon.v1 import daemon_pb2 as pb
 
-from tests.daemon.harness import Harness, branches, content, process_alive, provider_table, turns, wait_until
+from tests.daemon.harness import Harness, branches, content, process_alive, provider_table, turns
 from tests.support.git_repos import git, head_commit
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -57,8 +58,10 @@ def test_launch_creates_worktree_runs_a_tool_turn_and_streams_contiguous_events(
     assert any(e.content.type == "tool_result" for e in events)
     assert any(e.role == "assistant" and e.content.type == "text" and "wrote it" in e.content.text for e in events)
     # The tool result comes after its tool call, the final text after both.
-    order = [k for k in kinds if k[1] in ("tool_use", "tool_result") or k == ("assistant", "text")]
-    assert order.index(("assistant", "tool_use")) < len(order) - 1
+    use = kinds.index(("assistant", "tool_use"))
+    result = next(i for i, k in enumerate(kinds) if k[1] == "tool_result")
+    final = max(i for i, e in enumerate(events) if e.role == "assistant" and "wrote it" in e.content.text)
+    assert use < result < final, kinds
     session = harness.wait_status(f"as-{provider}", "active")
     assert session.provider_session_id, "the provider's session id is recorded"
     assert any(e.status == "active" for e in events)
@@ -92,6 +95,7 @@ def test_messages_sent_during_a_turn_are_queued_and_delivered_in_order(harness, 
                                         timeout=10) for i in range(3)]
 
     assert len({a.message_id for a in answers}) == 3
+    assert [a.status for a in answers] == ["queued"] * 3  # a turn was running: each waited its turn
     events = harness.wait_turns(sid, 4)
     replies = [e.content.text for e in events if e.role == "assistant" and e.content.type == "text"]
     assert [r for r in replies if r.startswith("ok: queued")] == ["ok: queued 0", "ok: queued 1", "ok: queued 2"]
@@ -108,7 +112,7 @@ def test_pause_then_resume_by_resume_id_gives_the_model_the_earlier_history(harn
 
     assert paused.status == "paused" and paused.pid == 0
     if pid:
-        wait_until(lambda: not process_alive(int(pid)), timeout=15, what="agent process gone")
+        wait_for(lambda: not process_alive(int(pid)), timeout=15, what="agent process gone")
     assert Path(paused.worktree_path).is_dir() and paused.provider_session_id
     with pytest.raises(grpc.RpcError) as err:
         harness.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content="hello?"), timeout=10)
@@ -181,7 +185,7 @@ def test_stop_ends_the_agents_whole_process_group_and_completes_the_session(harn
     stopped = harness.stub.StopSession(pb.StopSessionRequest(agent_session_id=sid, grace_seconds=3), timeout=30)
 
     assert stopped.status == "completed" and stopped.pid == 0
-    wait_until(lambda: not process_alive(pid), timeout=10, what="agent gone")
+    wait_for(lambda: not process_alive(pid), timeout=10, what="agent gone")
     statuses = [e.status for e in harness.events(sid) if e.status]
     assert statuses[-1] == "completed"
 
@@ -259,11 +263,11 @@ def test_interrupt_ends_a_slow_turn_and_the_session_takes_the_next_message(harne
     model_server.script("take your time", text="too late", delay=30)
     ack = harness.launch(git_repo, worktree_name="interrupting", initial_prompt="take your time")
     sid, pid = ack.session.agent_session_id, int(harness.started(ack).pid)
-    wait_until(lambda: harness.session(sid).turn_running, timeout=30, what="the slow turn to start")
+    wait_for(lambda: harness.session(sid).turn_running, timeout=30, what="the slow turn to start")
 
     harness.stub.InterruptSession(pb.SessionRequest(agent_session_id=sid), timeout=10)
 
-    wait_until(lambda: not harness.session(sid).turn_running, timeout=30, what="the turn to end")
+    wait_for(lambda: not harness.session(sid).turn_running, timeout=30, what="the turn to end")
     assert process_alive(pid) and harness.session(sid).status == "active"
     harness.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content="after the interrupt"), timeout=10)
     events = harness.wait_events(sid, lambda evs: any("ok: after the interrupt" in e.content.text for e in evs),
@@ -302,7 +306,7 @@ def test_a_daemon_killed_with_sigkill_comes_back_with_its_sessions(daemon_factor
     assert [e.seq for e in second.events(sid)][: len(before)] == [e.seq for e in before]
     session = second.wait_status(sid, "active")
     assert session.pid != old_pid
-    wait_until(lambda: not process_alive(old_pid), timeout=15, what="the orphaned agent to be gone")
+    wait_for(lambda: not process_alive(old_pid), timeout=15, what="the orphaned agent to be gone")
     second.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content="after the crash"), timeout=10)
     second.wait_events(sid, lambda evs: any("ok: after the crash" in e.content.text for e in evs),
                        what="an answer after the crash")
@@ -317,7 +321,7 @@ def test_a_pooled_launch_gives_a_worktree_indistinguishable_from_a_fresh_one(dae
     harness = Harness(daemon_factory(config=config))
     first = harness.launch(git_repo, worktree_name="warm-up")
     pool_dir = Path(first.payload["worktree_path"]).parent / ".pool"
-    wait_until(lambda: pool_dir.is_dir() and len(list(pool_dir.iterdir())) == 2, timeout=60, what="two ready worktrees")
+    wait_for(lambda: pool_dir.is_dir() and len(list(pool_dir.iterdir())) == 2, timeout=60, what="two ready worktrees")
 
     ack = harness.launch(git_repo, worktree_name="feature/pooled")
 
@@ -327,7 +331,7 @@ def test_a_pooled_launch_gives_a_worktree_indistinguishable_from_a_fresh_one(dae
     assert f"worktree {path}\nHEAD {head_commit(git_repo)}\nbranch refs/heads/feature/pooled\n" in _worktree_list(git_repo)
     assert git(path, "status", "--porcelain") == ""
     assert git(path, "rev-parse", "--abbrev-ref", "HEAD") == "feature/pooled"
-    wait_until(lambda: len(list(pool_dir.iterdir())) == 2, timeout=60, what="the pool to refill")
+    wait_for(lambda: len(list(pool_dir.iterdir())) == 2, timeout=60, what="the pool to refill")
 
 
 def _repo_with_files(path: Path, files: int) -> Path:

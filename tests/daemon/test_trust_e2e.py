@@ -12,7 +12,8 @@ import grpc
 import pytest
 from berth.daemon.v1 import daemon_pb2 as pb
 
-from tests.daemon.harness import Harness, branches, content, provider_table, wait_until
+from tests.daemon.harness import Harness, branches, content, provider_table
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -111,7 +112,7 @@ def test_messages_acknowledged_before_a_daemon_sigkill_reach_the_agent_after_the
     first = Harness(daemon_factory(config=config, name="durable"))
     sid = first.launch(git_repo, worktree_name="durable", initial_prompt="slow start").session.agent_session_id
     first.wait_events(sid, lambda evs: any(e.role == "user" for e in evs))
-    wait_until(lambda: any("slow start" in r.user_text for r in model_server.turn_requests()),
+    wait_for(lambda: any("slow start" in r.user_text for r in model_server.turn_requests()),
                what="the first turn to reach the model")
     acks = [first.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content=f"message {i:02}"), timeout=10)
             for i in range(20)]

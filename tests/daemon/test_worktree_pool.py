@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from daemon.errors import FailedPrecondition, NotFound
 from daemon.worktree_pool import POOL_DIR
 from daemon.worktrees import Worktrees
 from tests.support.git_repos import commit_file, git, head_commit, make_repo
+from tests.support.waiting import poll
 
 
 @pytest.fixture
@@ -60,14 +60,6 @@ def pooled_registrations(repo: Path) -> list[str]:
 async def warm(wt: Worktrees, repo: Path, count: int | None = None) -> None:
     await wt.warm(repo)
     await wt.wait_pool_ready(repo, count, timeout=60)
-
-
-async def poll(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def snapshot(worktree: Path) -> dict[str, object]:

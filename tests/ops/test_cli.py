@@ -19,9 +19,10 @@ from controlplane.cli import iter_sse, main
 from tests.ops.support import child_env, free_port
 from tests.support.agents import claude_provider_config
 from tests.support.controlplane_proc import ControlPlaneProcess, start_controlplane_process
-from tests.support.daemon_proc import DaemonProcess, start_daemon, wait_for
+from tests.support.daemon_proc import DaemonProcess, start_daemon
 from tests.support.git_repos import make_repo
 from tests.support.model_server import ModelServer
+from tests.support.waiting import wait_for
 
 
 @dataclass
@@ -104,9 +105,6 @@ def berth(stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
 
     return run
 
-
-def _wait(condition, timeout: float, what: str):
-    return wait_for(condition, timeout=timeout, interval=0.1, what=what)
 
 
 def _machine(berth, stack: Stack, name: str) -> dict[str, Any]:
@@ -210,7 +208,7 @@ def test_session_lifecycle_launch_tail_send_pause_resume_stop_delete(berth, stac
             return any(x["role"] == "assistant" and text in (x["content"].get("text") or "") for x in msgs)
         return check
 
-    _wait(answered("ok: Say hello"), 90, "the first answer")
+    wait_for(answered("ok: Say hello"), timeout=90, interval=0.1, what="the first answer")
     total = berth("--json", "messages", sid)["total"]
     events = berth("--json", "tail", sid, "--max-events", str(total))
     events = events if isinstance(events, list) else [events]
@@ -227,7 +225,7 @@ def test_session_lifecycle_launch_tail_send_pause_resume_stop_delete(berth, stac
     try:
         sent = berth("--json", "send", sid, "Now say goodbye")
         assert sent["status"] == "sent" and sent["message_id"]
-        _wait(answered("ok: Now say goodbye"), 90, "the follow-up's answer")
+        wait_for(answered("ok: Now say goodbye"), timeout=90, interval=0.1, what="the follow-up's answer")
         out, err = live.communicate(timeout=90)
     finally:
         if live.poll() is None:

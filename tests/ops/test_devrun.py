@@ -21,9 +21,9 @@ import pytest
 from controlplane.devrun import SOCKET_LIMIT, socket_path_for
 from tests.ops.support import REPO, child_env, free_port
 from tests.support.agents import claude_env
-from tests.support.daemon_proc import wait_for
 from tests.support.git_repos import make_repo
 from tests.support.model_server import ModelServer
+from tests.support.waiting import wait_for
 
 NODE_BIN = REPO / "node_modules" / ".bin"
 
@@ -67,9 +67,6 @@ def _gone(pid: int) -> bool:
         return True
     return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0
 
-
-def _wait(condition, timeout: float, what: str):
-    return wait_for(condition, timeout=timeout, interval=0.1, what=what)
 
 
 @pytest.fixture
@@ -209,7 +206,7 @@ def test_the_printed_curl_line_launches_a_session_with_the_real_claude(tmp_path,
         return [m for m in msgs if m["role"] == "assistant" and "Say hello" in (m["content"].get("text") or "")]
 
     try:
-        _wait(replied, 90, "the agent's answer stored as a message")
+        wait_for(replied, timeout=90, interval=0.1, what="the agent's answer stored as a message")
     except TimeoutError as exc:
         detail = _api(facts, "GET", f"/api/sessions/{session_id}").text
         logs = home / "logs"

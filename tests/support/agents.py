@@ -23,7 +23,6 @@ __all__ = [
     "codex_env",
     "codex_provider_config",
     "live_group_members",
-    "poll_until",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -132,16 +131,6 @@ class EventSink:
             detail = c.get("text") or c.get("name") or c.get("message") or str(c.get("output", ""))[:60]
             out.append((e.role, c.get("type"), detail))
         return out
-
-
-async def poll_until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll `predicate` until it holds; AssertionError after `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def live_group_members(pgid: int) -> list[int]:

@@ -44,7 +44,6 @@ __all__ = [
     "start_daemon",
     "to_toml",
     "unix_socket_dir",
-    "wait_for",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -55,18 +54,6 @@ STOP_TIMEOUT = 30.0
 
 class DaemonStartError(RuntimeError):
     """The daemon exited or never became SERVING; the message carries its log tail."""
-
-
-def wait_for(condition: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> Any:
-    """Poll `condition()` until it returns something truthy (returned) or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 # -- TOML ---------------------------------------------------------------------

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import SESSION_PROCESSES
+
 __all__ = ["PostgresCluster", "find_pg_bin", "postgres_cluster"]
 
 
@@ -69,6 +71,7 @@ class PostgresCluster:
                       "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
+        SESSION_PROCESSES.add(self.proc.pid)  # lives for the whole run, by design
         deadline = time.monotonic() + 30
         while True:
             ready = subprocess.run(
