@@ -446,7 +446,9 @@ def cmd_launch(client: Client, out: Output, a: argparse.Namespace) -> None:
         raise CliError(f"launch answered status {data.get('status')!r}", None)
     if a.follow:
         session_id = (data.get("payload") or {}).get("agent_session_id")
-        _tail(client, out, session_id, None, a.max_events)
+        if not session_id:
+            raise CliError("the launch answer has no agent_session_id to follow", None)
+        _tail(client, out, str(session_id), None, a.max_events)
 
 
 def cmd_import(client: Client, out: Output, a: argparse.Namespace) -> None:

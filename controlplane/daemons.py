@@ -207,7 +207,7 @@ class DaemonClient:
             call.cancel()
 
     async def close(self) -> None:
-        await self.channel.close()
+        await self.channel.close(grace=None)
 
 
 class DaemonPool:

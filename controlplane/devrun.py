@@ -163,10 +163,11 @@ class DevRun:
     def wait_daemon(self, child: Child) -> None:
         """Until the daemon's health check answers SERVING on its socket."""
         assert self.socket is not None
-        target = f"unix:{self.socket}"
+        socket = self.socket
+        target = f"unix:{socket}"
 
         def serving() -> bool:
-            if not self.socket.exists():
+            if not socket.exists():
                 return False
             with grpc.insecure_channel(target) as channel:
                 try:
@@ -175,7 +176,7 @@ class DevRun:
                     return False
                 return reply.status == health_pb2.HealthCheckResponse.SERVING
 
-        self._wait(child, serving, 60, "the daemon to serve on " + str(self.socket))
+        self._wait(child, serving, 60, "the daemon to serve on " + str(socket))
 
     def wait_controlplane(self, child: Child) -> None:
         """Until the control plane answers HTTP (uvicorn binds only after the app's startup)."""

@@ -14,12 +14,13 @@ and are restarted by launch/resume/message and at start-up.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from berth.daemon.v1 import daemon_pb2
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -174,7 +175,7 @@ class IngestManager:
             self._writer.add_done_callback(self._writer_done)
         task = loop.create_task(self._follow(session_id), name=f"ingest:{session_id}")
         self._tasks[session_id] = task
-        task.add_done_callback(lambda t, sid=session_id: self._done(sid, t))
+        task.add_done_callback(functools.partial(self._done, session_id))
 
     def _done(self, session_id: str, task: asyncio.Task) -> None:
         if self._tasks.get(session_id) is task:
@@ -328,7 +329,7 @@ class IngestManager:
     async def _store(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Insert `rows` (skipping stored seqs) and update their sessions in one transaction; the new rows."""
         async with self.sessionmaker() as db, db.begin():
-            ins = _insert_for(db.bind.dialect.name)
+            ins = _insert_for(db.get_bind().dialect.name)
             new: set[tuple[str, int]] = set()
             for i in range(0, len(rows), _CHUNK):
                 stmt = (
@@ -358,7 +359,7 @@ def _row(session_id: str, event: daemon_pb2.Event) -> dict[str, Any]:
     }
 
 
-_SESSIONS = AgentSession.__table__
+_SESSIONS = cast(Table, AgentSession.__table__)
 # One executemany for every session of a batch; a NULL status or error keeps the stored one.
 _UPDATE_SESSION = (
     update(_SESSIONS)

@@ -67,7 +67,7 @@ class _Plan:
     base_ref: str
     resume_id: str
     transcript: list[daemon_pb2.TranscriptMessage]
-    created_rows: list[tuple[type, str]]
+    created_rows: list[tuple[type[UserSession | AgentSession], str]]
 
     @property
     def ids(self) -> dict[str, str]:
@@ -173,7 +173,7 @@ class LaunchService:
         self, p: Principal, workspace_id: str, req: LaunchWorkspaceSessionRequest, *, agent_id: str | None,
         task_id: str | None,
     ) -> _Plan:
-        created_rows: list[tuple[type, str]] = []
+        created_rows: list[tuple[type[UserSession | AgentSession], str]] = []
         async with self.services.sessionmaker() as db:
             ws = await owned_workspace(db, p, workspace_id)
             agent = await self._agent_to_reuse(db, p, ws, req)

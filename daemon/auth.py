@@ -104,17 +104,21 @@ def wrap_handler(handler: grpc.RpcMethodHandler, guard: Guard) -> grpc.RpcMethod
     """
     ser, de = handler.response_serializer, handler.request_deserializer
     if handler.request_streaming and handler.response_streaming:
+        assert handler.stream_stream is not None
         return grpc.stream_stream_rpc_method_handler(
             _wrap_stream_response(handler.stream_stream, guard), request_deserializer=de, response_serializer=ser
         )
     if handler.request_streaming:
+        assert handler.stream_unary is not None
         return grpc.stream_unary_rpc_method_handler(
             _wrap_unary_response(handler.stream_unary, guard), request_deserializer=de, response_serializer=ser
         )
     if handler.response_streaming:
+        assert handler.unary_stream is not None
         return grpc.unary_stream_rpc_method_handler(
             _wrap_stream_response(handler.unary_stream, guard), request_deserializer=de, response_serializer=ser
         )
+    assert handler.unary_unary is not None
     return grpc.unary_unary_rpc_method_handler(
         _wrap_unary_response(handler.unary_unary, guard), request_deserializer=de, response_serializer=ser
     )

@@ -47,7 +47,7 @@ class StartupError(RuntimeError):
     """The server could not start (socket busy, port in use, bad TLS files, …)."""
 
 
-class _ReflectionServicer(reflection.aio.ReflectionServicer):
+class _ReflectionServicer(reflection.aio.ReflectionServicer):  # type: ignore[name-defined]
     """Reflection that also resolves method symbols ("pkg.Service.Method"), as `grpcurl describe` asks.
 
     The upb descriptor pool only knows top-level symbols; a method resolves to its service's file.
@@ -177,7 +177,7 @@ class _ObservedCall:
         }
         unexpected = exc is not None and code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)
         if unexpected and not isinstance(exc, (grpc.aio.AbortError, DaemonError, NotImplementedError)):
-            log.error("rpc failed", extra=extra, exc_info=(type(exc), exc, exc.__traceback__))
+            log.error("rpc failed", extra=extra, exc_info=exc)
         elif self._method.startswith(_HEALTH_PREFIX):
             log.debug("rpc", extra=extra)
         else:
@@ -221,7 +221,7 @@ class DaemonServer:
         self.config = config
         self.supervisor = supervisor
         self._servicer = servicer
-        self.health = health.aio.HealthServicer()
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._observer = _CallObserver()
         self._server: grpc.aio.Server | None = None
         self._metrics: metrics.MetricsEndpoint | None = None

@@ -504,7 +504,7 @@ class StateStore:
                 yield event
             if batch:
                 continue
-            if history_only or self._closed or self.get_session(agent_session_id) is None:
+            if history_only or waiter is None or self._closed or self.get_session(agent_session_id) is None:
                 return
             await waiter.event.wait()
 

@@ -770,8 +770,8 @@ class Supervisor:
             raise InvalidArgument("worktree_path", "is required (or agent_session_id)")
         if not check_only:
             for sid in self._live:
-                rec = self.store.get_session(sid)
-                if rec is not None and Path(rec.worktree_path) == Path(worktree_path):
+                running = self.store.get_session(sid)
+                if running is not None and Path(running.worktree_path) == Path(worktree_path):
                     raise FailedPrecondition(
                         f"worktree {worktree_path} is in use by running session {sid}; stop it first"
                     )

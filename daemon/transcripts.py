@@ -147,7 +147,7 @@ def _items(messages: Iterable[Any], now: datetime) -> list[_Item]:
             raise InvalidArgument(
                 f"{where}.content.type", f"must be one of {', '.join(CONTENT_TYPES)} (got {ctype!r})"
             )
-        metadata = msg.get("metadata") if isinstance(msg.get("metadata"), dict) else {}
+        metadata: dict[str, Any] = msg["metadata"] if isinstance(msg.get("metadata"), dict) else {}
         # Keep input order even when timestamps are missing: fall back to now + i ms.
         ts = _timestamp(msg.get("created_at"), now + timedelta(milliseconds=i))
         if role == "system" or ctype in ("system", "error"):
@@ -177,7 +177,7 @@ def _items(messages: Iterable[Any], now: datetime) -> list[_Item]:
             if tool_id in seen_tool_ids:
                 continue  # the API refuses duplicate tool_use ids; keep the first
             seen_tool_ids.add(tool_id)
-            block = {"type": "tool_use", "id": tool_id, "name": name, "input": arguments}
+            block: dict[str, Any] = {"type": "tool_use", "id": tool_id, "name": name, "input": arguments}
             items.append(_Item("assistant", block, ts, str(metadata.get("model") or "")))
         else:  # tool_result
             tool_id = content.get("tool_use_id")

@@ -411,7 +411,7 @@ class WorktreePool:
                 repository = Path((pool_dir.parent / _REPO_MARKER).read_text().strip())
             except OSError:
                 repository = None
-            entries = await asyncio.to_thread(lambda d=pool_dir: list(d.iterdir()) if d.is_dir() else [])
+            entries = await asyncio.to_thread(_entries_of, pool_dir)
             for entry in entries:
                 if entry.name.startswith(self._token):
                     continue
@@ -447,3 +447,8 @@ class WorktreePool:
                         continue
                     if os.path.realpath(os.path.dirname(gitdir)) == os.path.realpath(path):
                         shutil.rmtree(admin, ignore_errors=True)
+
+
+def _entries_of(directory: Path) -> list[Path]:
+    """The entries of `directory`, or none when it is gone."""
+    return list(directory.iterdir()) if directory.is_dir() else []

@@ -179,6 +179,7 @@ def _main_repository(repo: git.Repo) -> Path:
         return common
     if common.name == ".git":
         return common.parent
+    assert repo.working_tree_dir is not None  # not bare
     return Path(repo.working_tree_dir).resolve()
 
 
@@ -396,13 +397,15 @@ class Worktrees:
                 base = _rev_parse(repo, f"refs/heads/{name}") or ""
                 return self._create(repo, repository, path, name, base, new_branch=False, defer=defer_checkout)
             if base_ref:
-                base = _rev_parse(repo, base_ref)
-                if base is None:
+                found = _rev_parse(repo, base_ref)
+                if found is None:
                     raise InvalidArgument("base_ref", f"no commit {base_ref!r} in {repository}")
+                base = found
             else:
-                base = _rev_parse(repo, "HEAD")
-                if base is None:
+                head = _rev_parse(repo, "HEAD")
+                if head is None:
                     raise FailedPrecondition(f"repository {repository} has no commits")
+                base = head
                 if claim is not None:
                     claim.head = base
             return self._create(
@@ -434,7 +437,7 @@ class Worktrees:
         if claim is not None and not base_ref:
             claim.head = base
         member = claim.member if claim is not None else None
-        if member is not None and member.commit == base:
+        if claim is not None and member is not None and member.commit == base:
             return self._claim_fast(repository, claim, path, name, base)
         if not defer:
             return None
@@ -534,8 +537,9 @@ class Worktrees:
         On failure leave no directory or branch behind.
         """
         self._mark_repo_dir(repository, path)
-        pooled = new_branch and claim is not None and claim.member is not None
-        if pooled and self._claim_sync(repo, claim, path, name, base):
+        if new_branch and claim is not None and claim.member is not None and self._claim_sync(
+            repo, claim, path, name, base
+        ):
             log.info("created worktree %s (branch %s at %s) from the pool", path, name, base[:12])
             return WorktreeInfo(path, name, repository, base, created=True, branch_created=True, pooled=True)
         args = ["worktree", "add", "--quiet"] + (["--no-checkout"] if defer else [])

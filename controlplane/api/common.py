@@ -93,7 +93,8 @@ async def message_counts(db: AsyncSession, session_ids: list[str]) -> dict[str, 
     return {sid: n for sid, n in rows.all()}
 
 
-def session_summary(s: AgentSession, count: int) -> dict[str, Any]:
+def session_summary(s: Any, count: int) -> dict[str, Any]:
+    """The list shape of a session (an AgentSession or a row with its columns)."""
     return {
         "id": s.id,
         "agent_id": s.agent_id,
@@ -108,7 +109,8 @@ def session_summary(s: AgentSession, count: int) -> dict[str, Any]:
     }
 
 
-def session_detail(s: AgentSession, count: int) -> dict[str, Any]:
+def session_detail(s: Any, count: int) -> dict[str, Any]:
+    """The detail shape of a session (an AgentSession or a row with its columns)."""
     out = session_summary(s, count)
     out.update(
         data=dict(s.data or {}),

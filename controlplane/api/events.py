@@ -106,22 +106,22 @@ async def stream_events(
                 yield _frame(item)
             while True:
                 try:
-                    item = await next_item()
+                    published = await next_item()
                 except StopAsyncIteration:
                     return  # the server is shutting down: end the stream so it can exit promptly
-                if item is None:
+                if published is None:
                     yield ": keep-alive\n\n"
                     continue
-                if item.get("resync") or item["seq"] > last + 1:
+                if published.get("resync") or published["seq"] > last + 1:
                     # Fell behind or raced the backlog: read what is missing from the database.
                     async for row in backlog(last):
                         last = row["seq"]
                         yield _frame(row)
                     continue
-                if item["seq"] <= last:
+                if published["seq"] <= last:
                     continue
-                last = item["seq"]
-                yield _frame(item)
+                last = published["seq"]
+                yield _frame(published)
         finally:
             state.broker.unsubscribe(session_id, queue)
             state.metrics.sse_clients.dec()

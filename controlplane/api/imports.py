@@ -14,11 +14,11 @@ import json
 import secrets
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import orjson
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from controlplane.api.common import conflict, owned_workspace
@@ -70,7 +70,7 @@ def _rows(agent_session_id: str, messages: list[ImportableMessage]) -> list[tupl
         message_id = m.get("message_id")
         if message_id:
             meta["import_message_id"] = message_id
-        content = {"type": "text"}
+        content: dict[str, Any] = {"type": "text"}
         content.update((k, v) for k, v in m["content"].items() if v is not None)
         at = m.get("created_at")
         created = times.get(at)
@@ -82,7 +82,7 @@ def _rows(agent_session_id: str, messages: list[ImportableMessage]) -> list[tupl
 
 async def _insert_messages(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
     """One executemany of `rows` in the connection's transaction."""
-    table = Message.__table__
+    table = cast(Table, Message.__table__)
     dialect = conn.dialect
     if dialect.name != "sqlite":
         await conn.execute(insert(table), [dict(zip(_COLUMNS, r, strict=True)) for r in rows])

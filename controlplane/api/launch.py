@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -17,7 +17,7 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["launch"], route_class=StrictJSONRoute)
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown (or another owner's) workspace, machine or session"},
     422: {"description": "Invalid request; the detail names the field"},
     502: {"description": "Daemon unreachable: {status: 'error', payload: {error}}; the session is marked failed"},

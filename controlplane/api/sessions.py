@@ -56,6 +56,7 @@ from controlplane.schemas import (
     SessionCreated,
     SessionDetail,
     SessionList,
+    SessionSettings,
     SessionStatus,
     SessionUpdate,
 )
@@ -80,7 +81,7 @@ def _message_count():
     )
 
 
-def _daemon_error(err: DaemonCallError) -> HTTPException:
+def _daemon_error(err: DaemonCallError) -> Exception:
     if err.field and err.http_status == 422:
         return field_error(err.field, err.message)
     return HTTPException(status_code=err.http_status, detail=err.message)
@@ -149,7 +150,9 @@ async def create_session(body: SessionCreate, request: Request, db: Db, p: Calle
         settings = None
         if body.model:
             provider = "claude_code" if body.agent_id == "CLAUDE_CODE" else "codex"
-            settings = {"code": {"default_provider": provider, "providers": {provider: {"model": body.model}}}}
+            settings = SessionSettings.model_validate(
+                {"code": {"default_provider": provider, "providers": {provider: {"model": body.model}}}}
+            )
         launch_req = LaunchWorkspaceSessionRequest(
             machine_id=machine.id,
             initial_prompt=body.prompt,
@@ -244,8 +247,9 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request,
                 result = await LaunchService(get_services(request)).launch(p, workspace_id, launch_req, agent_id=agent_id)
                 if result.status != "ok":
                     return JSONResponse(result.body(), status_code=result.http_status)
-                s = await db.get(AgentSession, session_id, populate_existing=True)
-                assert s is not None
+                launched = await db.get(AgentSession, session_id, populate_existing=True)
+                assert launched is not None
+                s = launched
             elif old in ("created", "active", "paused") and new == "completed":
                 if machine is not None and s.launched:
                     await client_for(request, machine).stop_session(s.id)

@@ -37,6 +37,7 @@ async def _schemathesis(url: str, token: str, report: Path, seconds: int, *filte
         "--no-color",
         *filters,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        cwd=report.parent,  # its cache goes there, not into the checkout
     )
     out, _ = await asyncio.wait_for(proc.communicate(), seconds + 400)
     text = out.decode(errors="replace")
