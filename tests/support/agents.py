@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from daemon.config import ProviderConfig
+from tests.support.leaks import processes
 
 __all__ = [
     "CLAUDE_BIN",
@@ -135,16 +135,4 @@ class EventSink:
 
 def live_group_members(pgid: int) -> list[int]:
     """Pids of processes in group `pgid` that are not zombies (zombies wait for init to reap them)."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
-        state, pgrp = fields[0], int(fields[2])
-        if pgrp == pgid and state not in ("Z", "X"):
-            members.append(int(entry))
-    return members
+    return [pid for pid, state, _, pgrp in processes() if pgrp == pgid and state not in ("Z", "X")]

@@ -7,23 +7,28 @@ from pathlib import Path
 
 from tests.support.waiting import SESSION_PROCESSES, wait_for
 
-__all__ = ["child_processes", "leaked_children"]
+__all__ = ["child_processes", "leaked_children", "processes"]
 
 
-def child_processes() -> set[int]:
-    """Live (not zombie) child processes of this process."""
-    me, found = str(os.getpid()), set()
+def processes() -> list[tuple[int, str, int, int]]:
+    """(pid, state, parent pid, process group) of every process, from /proc/<pid>/stat."""
+    table = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            status = Path(f"/proc/{entry}/status").read_text()
+            stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
-        if fields.get("PPid", "").strip() == me and not fields.get("State", "").startswith("Z"):
-            found.add(int(entry))
-    return found
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        table.append((int(entry), fields[0], int(fields[1]), int(fields[2])))
+    return table
+
+
+def child_processes() -> set[int]:
+    """Live (not zombie) child processes of this process."""
+    me = os.getpid()
+    return {pid for pid, state, ppid, _ in processes() if ppid == me and state not in ("Z", "X")}
 
 
 def leaked_children(before: set[int], *, timeout: float) -> dict[int, str]:
