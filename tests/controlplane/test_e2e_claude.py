@@ -14,6 +14,10 @@ def _texts(msgs: list[dict], role: str = "assistant") -> list[str]:
     return [m["content"].get("text") or "" for m in msgs if m["role"] == role and m["content"].get("type") == "text"]
 
 
+def _turns_over(msgs: list[dict]) -> int:
+    return sum(bool(m["metadata"].get("turn_complete")) for m in msgs)
+
+
 def _has_reply(text: str):
     return lambda ms: any(text in t for t in _texts(ms))
 
@@ -42,7 +46,9 @@ async def test_claude_launch_turns_followups_sse_pause_resume_and_delete(cp, cla
     assert worktree.is_dir() and (worktree / ".git").exists()
     assert payload["user_session_id"] and payload["machine_id"] and payload["workspace_id"] == ws["id"]
 
-    msgs = await wait_messages(alice, sid, _has_reply("ok: first question"), what="first turn")
+    # Until the turn has ended (its result, after the text): the next message then goes straight to claude.
+    msgs = await wait_messages(alice, sid, lambda ms: _has_reply("ok: first question")(ms) and _turns_over(ms) >= 1,
+                               what="first turn")
     assert "first question" in _texts(msgs, "user")
     s = (await alice.get(f"/api/sessions/{sid}")).json()
     assert s["status"] == "active" and s["agent_id"] == "CLAUDE_CODE"

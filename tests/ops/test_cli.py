@@ -209,6 +209,11 @@ def test_session_lifecycle_launch_tail_send_pause_resume_stop_delete(berth, stac
         return check
 
     wait_for(answered("ok: Say hello"), timeout=90, interval=0.1, what="the first answer")
+
+    def turn_over() -> bool:  # its result stored: the next message goes straight to the agent ("sent")
+        return any(x["metadata"].get("turn_complete") for x in berth("--json", "messages", sid)["messages"])
+
+    wait_for(turn_over, timeout=90, interval=0.1, what="the first turn to end")
     total = berth("--json", "messages", sid)["total"]
     events = berth("--json", "tail", sid, "--max-events", str(total))
     events = events if isinstance(events, list) else [events]
