@@ -64,20 +64,22 @@ def _bad_text(text: str) -> bool:
     return False
 
 
+def _too_deep(value: Any, level: int = 0) -> bool:
+    """Whether containers nest past MAX_BODY_DEPTH. No paths are built (this runs on every body), and the
+    recursion stops at the bound, so it stays shallow."""
+    if level >= MAX_BODY_DEPTH:
+        return True
+    for child in value.values() if type(value) is dict else value:
+        if (type(child) is dict or type(child) is list) and _too_deep(child, level + 1):
+            return True
+    return False
+
+
 def _depth_problem(value: Any) -> tuple[list[Any], str] | None:
-    """Only the nesting bound (orjson has checked the values already); iterative, containers only."""
-    stack: list[tuple[Any, list[Any], int]] = [(value, [], 0)]
-    while stack:
-        item, where, level = stack.pop()
-        if isinstance(item, dict):
-            if level >= MAX_BODY_DEPTH:
-                return where, f"nested deeper than {MAX_BODY_DEPTH} levels"
-            stack.extend((v, [*where, k], level + 1) for k, v in item.items() if isinstance(v, dict | list))
-        elif isinstance(item, list):
-            if level >= MAX_BODY_DEPTH:
-                return where, f"nested deeper than {MAX_BODY_DEPTH} levels"
-            stack.extend((v, [*where, i], level + 1) for i, v in enumerate(item) if isinstance(v, dict | list))
-    return None
+    """Where containers nest past MAX_BODY_DEPTH, or None."""
+    if not isinstance(value, dict | list) or not _too_deep(value):
+        return None
+    return body_problem(value)
 
 
 def parse_body(raw: bytes) -> Any:
