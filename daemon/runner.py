@@ -1,8 +1,8 @@
 """One live agent for one session: starts the CLI, feeds it messages in order, turns its
 output into events and ends its whole process group.
 
-Persistent adapters (claude) get one process fed on stdin; per-turn adapters (codex) get
-one process per message, each resuming the provider session the first one started.
+Every agent is one long-lived process per session, fed on stdin (claude's stream-json, codex's
+app-server JSON-RPC); the adapter says what to write and how to read what comes back.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from pathlib import Path
 
 from daemon.agents.base import AgentAdapter, AgentEvent, TurnSpec
@@ -25,7 +24,7 @@ from daemon.errors import DaemonError, FailedPrecondition
 __all__ = ["INTERRUPT_ESCALATE_SECONDS", "STDERR_TAIL_BYTES", "AgentRunner", "Phase", "Turn"]
 
 STDERR_TAIL_BYTES = 8192
-# A per-turn agent that ignores SIGINT this long gets SIGKILL.
+# An agent interrupted by SIGINT (its stdin gone) that ignores it this long gets SIGKILL.
 INTERRUPT_ESCALATE_SECONDS = 5.0
 _log = logging.getLogger(__name__)
 # How long stop() waits for a dead agent's output to end.
@@ -50,12 +49,10 @@ class Phase(enum.Enum):
 
 
 class Turn(enum.Enum):
-    """The current turn: IDLE (the next message may go), RUNNING (until its end event is delivered),
-    FINISHING (a per-turn agent whose turn ended and whose process has not exited yet)."""
+    """The current turn: IDLE (the next message may go) or RUNNING (until its end event is delivered)."""
 
     IDLE = "idle"
     RUNNING = "running"
-    FINISHING = "finishing"
 
 
 class _Proc:
@@ -64,7 +61,6 @@ class _Proc:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         self.stderr_tail = bytearray()
-        self.saw_turn_end = False
 
     @property
     def pid(self) -> int:
@@ -101,7 +97,6 @@ class AgentRunner:
         self._lock = asyncio.Lock()
         self._phase = Phase.NEW
         self._turn = Turn.IDLE
-        self._interrupted = False
         self._last_code: int | None = None
         self.provider_session_id: str | None = spec.resume_id
 
@@ -136,13 +131,13 @@ class AgentRunner:
             raise FailedPrecondition(f"working directory does not exist: {self.spec.cwd}")
         if self.spec.prompt:
             self._queue.appendleft((self.spec.prompt, None))
-        if self.adapter.persistent:
-            try:
-                await self._spawn(self.spec, stdin=True)
-            except BaseException:
-                if self.spec.prompt:
-                    self._queue.popleft()
-                raise
+        try:
+            proc = await self._spawn(self.spec)
+            await self._write(proc, self.adapter.startup_bytes())
+        except BaseException:
+            if self.spec.prompt:
+                self._queue.popleft()
+            raise
         self._phase = Phase.RUNNING
         await self._pump()
         return self.pid
@@ -175,12 +170,22 @@ class AgentRunner:
         if self._phase is Phase.RUNNING:
             await self._pump()
 
+    async def answer(self, data: bytes) -> None:
+        """Write protocol lines (an approval's answer) to the running agent; FailedPrecondition when it
+        is gone."""
+        proc = self._proc
+        if self._phase is not Phase.RUNNING or proc is None or not proc.alive() or proc.process.stdin is None:
+            raise FailedPrecondition("the agent is not running")
+        try:
+            await self._write(proc, data)
+        except (ConnectionError, RuntimeError) as exc:
+            raise FailedPrecondition(f"the agent is not reading its input: {exc}") from exc
+
     async def interrupt(self) -> None:
-        """End the current turn; the session (and a persistent process) stays."""
+        """End the current turn; the session and its process stay."""
         proc = self._proc
         if not self.turn_running or proc is None or not proc.alive():
             return
-        self._interrupted = True
         data = self.adapter.interrupt_bytes()
         if data is not None and proc.process.stdin is not None:
             try:
@@ -251,13 +256,13 @@ class AgentRunner:
 
     # -- internals -------------------------------------------------------------------------------
 
-    async def _spawn(self, spec: TurnSpec, *, stdin: bool) -> _Proc:
+    async def _spawn(self, spec: TurnSpec) -> _Proc:
         _warn_if_grpc_forks()
         argv = self.adapter.argv(spec)
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv, cwd=str(spec.cwd), env=self.adapter.env(self._base_env),
-                stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 start_new_session=True, limit=_LINE_LIMIT)
         except OSError as exc:
@@ -269,42 +274,30 @@ class AgentRunner:
         self._task = asyncio.create_task(self._follow(proc), name=f"agent-{process.pid}")
         return proc
 
+    async def _write(self, proc: _Proc, data: bytes) -> None:
+        if data and proc.process.stdin is not None:
+            proc.process.stdin.write(data)
+            await proc.process.stdin.drain()
+
     async def _pump(self) -> None:
-        failed: str | None = None
-        failed_key: int | None = None
         async with self._lock:
             if self._turn is not Turn.IDLE or not self._queue or self._phase is not Phase.RUNNING:
                 return
+            if not self.adapter.ready:
+                return  # the handshake's end pumps again
             text, key = self._queue.popleft()
-            self._interrupted = False
             self._turn = Turn.RUNNING
             try:
-                if self.adapter.persistent:
-                    proc = self._proc
-                    if proc is None or not proc.alive() or proc.process.stdin is None:
-                        raise FailedPrecondition("the agent process has exited")
-                    proc.process.stdin.write(self.adapter.encode_message(text))
-                    await proc.process.stdin.drain()
-                else:
-                    spec = replace(self.spec, prompt=text, resume_id=self.provider_session_id)
-                    await self._spawn(spec, stdin=False)
-            except (DaemonError, ConnectionError, RuntimeError) as exc:
+                proc = self._proc
+                if proc is None or not proc.alive() or proc.process.stdin is None:
+                    raise FailedPrecondition("the agent process has exited")
+                await self._write(proc, self.adapter.encode_message(text))
+            except (DaemonError, ConnectionError, RuntimeError):
                 self._turn = Turn.IDLE
-                if self.adapter.persistent:
-                    self._queue.appendleft((text, key))  # the exit handler reports the dead process
-                    return
-                failed, failed_key = str(exc), key
-            else:
-                if key is not None and self._on_written is not None:
-                    await self._on_written(key)
-        if failed is not None:
-            # This turn could not start; say so (outside the lock) and go on with the next message.
-            if failed_key is not None and self._on_written is not None:
-                await self._on_written(failed_key)  # handled: its turn ends with the error below
-            await self._on_event(AgentEvent(role="system", content={"type": "error", "message": failed},
-                                            metadata={"raw_type": "runner"}, turn_complete=True,
-                                            turn_error=failed))
-            await self._pump()
+                self._queue.appendleft((text, key))  # the exit handler reports the dead process
+                return
+            if key is not None and self._on_written is not None:
+                await self._on_written(key)
 
     async def _follow(self, proc: _Proc) -> None:
         """Read one process to its end: events in order, then exit handling."""
@@ -320,25 +313,13 @@ class AgentRunner:
     async def _follow_inner(self, proc: _Proc) -> None:
         code = await self._read(proc)
         self._last_code = code
-        if self.adapter.persistent:
-            error = None
-            if self._phase is Phase.RUNNING and code != 0:
-                error = f"{self.adapter.provider} exited with code {code}" + _tail(proc)
-            self._turn = Turn.IDLE
-            await self._finish(error)
-            return
-        # Per-turn: a process that ended without saying the turn ended (interrupt, crash).
-        if not proc.saw_turn_end and self._phase is Phase.RUNNING:
-            if self._interrupted:
-                message = "interrupted"
-            else:
-                message = f"{self.adapter.provider} exited with code {code} before the turn ended" + _tail(proc)
-            await self._deliver(proc, AgentEvent(
-                role="system", content={"type": "error", "message": message},
-                metadata={"raw_type": "runner", "exit_code": code}, turn_complete=True, turn_error=message))
+        error = None
+        if self._phase is Phase.RUNNING and self.adapter.failure is not None:
+            error = self.adapter.failure
+        elif self._phase is Phase.RUNNING and code != 0:
+            error = f"{self.adapter.provider} exited with code {code}" + _tail(proc)
         self._turn = Turn.IDLE
-        if self._phase is Phase.RUNNING:
-            await self._pump()
+        await self._finish(error)
 
     async def _read(self, proc: _Proc) -> int:
         process = proc.process
@@ -346,8 +327,16 @@ class AgentRunner:
         stderr_task = asyncio.create_task(self._drain_stderr(proc))
         try:
             while line := await process.stdout.readline():
+                was_ready = self.adapter.ready
                 for event in self.adapter.parse_line(line):
                     await self._deliver(proc, event)
+                for reply in self.adapter.take_outgoing():
+                    with contextlib.suppress(ConnectionError, RuntimeError):  # a dead agent's exit says why
+                        await self._write(proc, reply)
+                if self.adapter.failure is not None:
+                    proc.signal_group(signal.SIGTERM)  # the session cannot go on; the exit says why
+                elif not was_ready and self.adapter.ready:
+                    await self._pump()
             await stderr_task
             return await process.wait()
         finally:
@@ -360,12 +349,8 @@ class AgentRunner:
             self.provider_session_id = event.provider_session_id
         await self._on_event(event)
         if event.turn_complete:
-            proc.saw_turn_end = True
-            # Per-turn agents stay busy until their process has exited (it may still be
-            # writing the session file the next turn resumes).
-            self._turn = Turn.IDLE if self.adapter.persistent else Turn.FINISHING
-            if self.adapter.persistent:
-                await self._pump()
+            self._turn = Turn.IDLE
+            await self._pump()
 
     async def _drain_stderr(self, proc: _Proc) -> None:
         assert proc.process.stderr is not None

@@ -19,12 +19,13 @@ from berth.daemon.v1 import daemon_pb2_grpc
 from google.protobuf import json_format, struct_pb2
 
 from daemon import metrics
+from daemon.agents.base import Decision
 from daemon.carriable import make_carriable
-from daemon.errors import DaemonError
-from daemon.store import SessionRecord, StoredEvent
+from daemon.errors import DaemonError, InvalidArgument
+from daemon.store import ApprovalRecord, SessionRecord, StoredEvent
 from daemon.supervisor import LaunchRequest, Supervisor
 
-__all__ = ["DaemonService", "event_to_pb", "session_to_pb"]
+__all__ = ["DaemonService", "approval_to_pb", "event_to_pb", "session_to_pb"]
 
 log = logging.getLogger("berth.daemon.service")
 T = TypeVar("T")
@@ -42,7 +43,17 @@ def _dict(s: struct_pb2.Struct) -> dict[str, Any]:
     return json_format.MessageToDict(s)
 
 
-def session_to_pb(rec: SessionRecord, *, turn_running: bool = False, queued: int = 0) -> pb.Session:
+def approval_to_pb(rec: ApprovalRecord) -> pb.Approval:
+    """A stored approval as the wire message."""
+    return pb.Approval(id=rec.approval_id, agent_session_id=rec.agent_session_id, kind=rec.kind,
+                       tool_name=rec.tool_name, input=_struct(rec.input), status=rec.status,
+                       created_at=rec.created_at, decided_at=rec.decided_at, message=rec.message,
+                       remember=rec.remember, tool_use_id=rec.tool_use_id, decided_by=rec.decided_by,
+                       detail=_struct(rec.detail))
+
+
+def session_to_pb(rec: SessionRecord, *, turn_running: bool = False, queued: int = 0,
+                  pending_approvals: int = 0) -> pb.Session:
     """A stored session as the wire message."""
     return pb.Session(
         agent_session_id=rec.agent_session_id,
@@ -63,6 +74,7 @@ def session_to_pb(rec: SessionRecord, *, turn_running: bool = False, queued: int
         queued_messages=queued,
         metadata=_struct(rec.metadata),
         owner=rec.owner,
+        pending_approvals=pending_approvals,
     )
 
 
@@ -115,7 +127,8 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
 
     def _session(self, rec: SessionRecord) -> pb.Session:
         running, queued = self.supervisor.live_state(rec.agent_session_id)
-        return session_to_pb(rec, turn_running=running, queued=queued)
+        return session_to_pb(rec, turn_running=running, queued=queued,
+                             pending_approvals=self.supervisor.pending_approvals(rec.agent_session_id))
 
     @_rpc
     async def LaunchSession(self, request: pb.LaunchSessionRequest, context: grpc.aio.ServicerContext) -> pb.LaunchSessionResponse:
@@ -142,6 +155,9 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
                 metadata=_dict(request.metadata),
                 settings={"session_settings": settings} if settings else {},
                 owner=request.owner,
+                permissions=code.permissions,
+                allowed_tools=list(code.allowed_tools),
+                approval_timeout_seconds=code.approval_timeout_seconds,
             )
         )
         rec = result.session
@@ -248,3 +264,19 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
     @_rpc
     async def GetMachineInfo(self, request: pb.GetMachineInfoRequest, context: grpc.aio.ServicerContext) -> pb.MachineInfo:
         return pb.MachineInfo(**await self.supervisor.machine_info())
+
+    @_rpc
+    async def ListApprovals(self, request: pb.ListApprovalsRequest, context: grpc.aio.ServicerContext) -> pb.ListApprovalsResponse:
+        recs = self.supervisor.approvals(request.agent_session_id, request.owner, request.status)
+        return pb.ListApprovalsResponse(approvals=[approval_to_pb(r) for r in recs])
+
+    @_rpc
+    async def DecideApproval(self, request: pb.DecideApprovalRequest, context: grpc.aio.ServicerContext) -> pb.Approval:
+        if request.decision not in ("allow", "deny"):
+            raise InvalidArgument("decision", f"must be \"allow\" or \"deny\" (got {request.decision[:40]!r})")
+        updated = _dict(request.updated_input) if request.HasField("updated_input") else None
+        decision = Decision(allow=request.decision == "allow", message=request.message, updated_input=updated,
+                            remember=request.remember)
+        rec = await self.supervisor.decide_approval(request.agent_session_id, request.approval_id, request.owner,
+                                                    decision)
+        return approval_to_pb(rec)

@@ -1,5 +1,6 @@
 """The daemon's durable state: sessions, each session's numbered event log, which owner each provider
-session id belongs to, and the user messages not yet handed to an agent (SQLite, WAL).
+session id belongs to, the user messages not yet handed to an agent, and the agents' permission
+requests with their decisions (SQLite, WAL).
 
 Events are stored before anyone is told about them, and `seq` is assigned in
 the same transaction that stores the event, so numbering has no gaps, is never
@@ -23,10 +24,11 @@ from typing import Any
 
 from daemon.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
-__all__ = ["SESSION_STATUSES", "PendingMessage", "SessionRecord", "StateStore", "StoredEvent", "utc_now"]
+__all__ = ["APPROVAL_STATUSES", "SESSION_STATUSES", "ApprovalRecord", "PendingMessage", "SessionRecord", "StateStore", "StoredEvent", "utc_now"]
 
 SESSION_STATUSES = ("created", "active", "paused", "completed", "failed")
-_SCHEMA_VERSION = 2
+APPROVAL_STATUSES = ("pending", "allowed", "denied", "cancelled", "expired")
+_SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     agent_session_id    TEXT PRIMARY KEY,
@@ -64,6 +66,23 @@ CREATE TABLE IF NOT EXISTS pending_messages (
     written          INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (agent_session_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS approvals (
+    approval_id      TEXT PRIMARY KEY,
+    agent_session_id TEXT NOT NULL,
+    request_key      TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    tool_name        TEXT NOT NULL,
+    input            TEXT NOT NULL DEFAULT '{}',
+    tool_use_id      TEXT NOT NULL DEFAULT '',
+    detail           TEXT NOT NULL DEFAULT '{}',
+    status           TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    decided_at       TEXT NOT NULL DEFAULT '',
+    message          TEXT NOT NULL DEFAULT '',
+    remember         INTEGER NOT NULL DEFAULT 0,
+    decided_by       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS approvals_session ON approvals (agent_session_id, created_at);
 CREATE TABLE IF NOT EXISTS events (
     agent_session_id TEXT NOT NULL,
     seq              INTEGER NOT NULL,
@@ -149,6 +168,26 @@ class PendingMessage:
 
 
 @dataclass
+class ApprovalRecord:
+    """One question an agent put before a tool ran (a permission) or to its user (a question)."""
+
+    approval_id: str
+    agent_session_id: str
+    request_key: str  # the agent's own id for the request (claude's request_id, codex's JSON-RPC id)
+    kind: str  # "permission" | "question"
+    tool_name: str
+    input: dict[str, Any]
+    status: str = "pending"  # one of APPROVAL_STATUSES
+    created_at: str = ""
+    decided_at: str = ""
+    message: str = ""  # the reason given with the decision (or why it ended without one)
+    remember: bool = False
+    tool_use_id: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)  # what else the agent said (suggestions, cwd …)
+    decided_by: str = ""  # "user" | "rule" | "remembered" | "timeout" | "" (not decided)
+
+
+@dataclass
 class StoredEvent:
     """One numbered event of a session's log."""
 
@@ -176,6 +215,17 @@ def _session_from_row(row: sqlite3.Row) -> SessionRecord:
     for name in _BOOL_FIELDS:
         values[name] = bool(values[name])
     return SessionRecord(**values)
+
+
+_APPROVAL_COLUMNS = [f.name for f in fields(ApprovalRecord)]
+
+
+def _approval_from_row(row: sqlite3.Row) -> ApprovalRecord:
+    values = {name: row[name] for name in _APPROVAL_COLUMNS}
+    values["input"] = json.loads(values["input"])
+    values["detail"] = json.loads(values["detail"])
+    values["remember"] = bool(values["remember"])
+    return ApprovalRecord(**values)
 
 
 def _event_from_row(row: sqlite3.Row) -> StoredEvent:
@@ -345,6 +395,7 @@ class StateStore:
         with self._transaction() as db:
             db.execute("DELETE FROM events WHERE agent_session_id = ?", (agent_session_id,))
             db.execute("DELETE FROM pending_messages WHERE agent_session_id = ?", (agent_session_id,))
+            db.execute("DELETE FROM approvals WHERE agent_session_id = ?", (agent_session_id,))
             db.execute("DELETE FROM sessions WHERE agent_session_id = ?", (agent_session_id,))
         self._wake(agent_session_id)
 
@@ -430,6 +481,60 @@ class StateStore:
             db.execute(
                 "DELETE FROM pending_messages WHERE agent_session_id = ? AND seq = ?", (agent_session_id, seq)
             )
+
+    # ---- approvals -----------------------------------------------------------
+
+    def insert_approval(self, rec: ApprovalRecord) -> ApprovalRecord:
+        """Store a new approval (created_at filled when empty)."""
+        rec.created_at = rec.created_at or utc_now()
+        values = []
+        for name in _APPROVAL_COLUMNS:
+            value = getattr(rec, name)
+            if name in ("input", "detail"):
+                value = json.dumps(value or {})
+            elif name == "remember":
+                value = int(bool(value))
+            values.append(value)
+        with self._transaction() as db:
+            db.execute(
+                f"INSERT INTO approvals ({', '.join(_APPROVAL_COLUMNS)}) VALUES ({', '.join('?' for _ in values)})",
+                values,
+            )
+        return rec
+
+    def decide_approval(
+        self, approval_id: str, *, status: str, message: str = "", remember: bool = False, decided_by: str = "user"
+    ) -> ApprovalRecord | None:
+        """Move a pending approval to `status`; None when it is not pending (any more)."""
+        if status not in APPROVAL_STATUSES or status == "pending":
+            raise InvalidArgument("status", f"must be one of {', '.join(APPROVAL_STATUSES[1:])}")
+        with self._transaction() as db:
+            row = db.execute(
+                "UPDATE approvals SET status = ?, decided_at = ?, message = ?, remember = ?, decided_by = ?"
+                " WHERE approval_id = ? AND status = 'pending' RETURNING *",
+                (status, utc_now(), message, int(remember), decided_by, approval_id),
+            ).fetchone()
+        return _approval_from_row(row) if row is not None else None
+
+    def get_approval(self, approval_id: str) -> ApprovalRecord | None:
+        rows = self._query("SELECT * FROM approvals WHERE approval_id = ?", (approval_id,))
+        return _approval_from_row(rows[0]) if rows else None
+
+    def list_approvals(self, agent_session_id: str, *, status: str = "") -> list[ApprovalRecord]:
+        """The session's approvals, oldest first (only those with `status` when given)."""
+        sql = "SELECT * FROM approvals WHERE agent_session_id = ?"
+        params: tuple[Any, ...] = (agent_session_id,)
+        if status:
+            sql += " AND status = ?"
+            params += (status,)
+        rows = self._query(sql + " ORDER BY created_at, approval_id", params)
+        return [_approval_from_row(row) for row in rows]
+
+    def count_pending_approvals(self, agent_session_id: str) -> int:
+        rows = self._query(
+            "SELECT count(*) FROM approvals WHERE agent_session_id = ? AND status = 'pending'", (agent_session_id,)
+        )
+        return int(rows[0][0])
 
     # ---- provider session ownership -----------------------------------------
 

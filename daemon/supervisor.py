@@ -26,19 +26,21 @@ from typing import Any, Self
 import daemon
 from daemon import transcripts
 from daemon.agents import adapter_for
-from daemon.agents.base import AgentAdapter, AgentEvent, TurnSpec
+from daemon.agents.base import PERMISSIONS, AgentAdapter, AgentEvent, ApprovalAsk, Decision, TurnSpec
 from daemon.agents.codex import REASONING_EFFORTS
+from daemon.approvals import ApprovalDesk
 from daemon.carriable import make_carriable
 from daemon.config import PROVIDERS, DaemonConfig
 from daemon.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from daemon.runner import AgentRunner
-from daemon.store import SessionRecord, StateStore, StoredEvent
+from daemon.store import APPROVAL_STATUSES, ApprovalRecord, SessionRecord, StateStore, StoredEvent
 from daemon.validation import (
     validate_base_ref,
     validate_model,
     validate_owner,
     validate_provider_session_id,
     validate_session_id,
+    validate_tool_rule,
     validate_worktree_name,
 )
 from daemon.worktrees import WorktreeInfo, Worktrees
@@ -57,6 +59,9 @@ _PROVIDER_ALIASES = {
     "codex": "codex",
 }
 _THINKING = ("", *REASONING_EFFORTS)
+MODES = ("agent", "plan")
+# A pending approval waits at most this long when the launch sets a timeout (a day).
+MAX_APPROVAL_TIMEOUT_SECONDS = 86400.0
 _VERSION_RE = re.compile(r"\d+\.\d+(?:\.\d+)?")
 
 
@@ -82,6 +87,9 @@ class LaunchRequest:
     metadata: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     owner: str = ""
+    permissions: str = ""  # one of PERMISSIONS; "" = "ask"
+    allowed_tools: list[str] = field(default_factory=list)
+    approval_timeout_seconds: float = 0.0
 
 
 @dataclass
@@ -121,6 +129,7 @@ class Supervisor:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         self._store: StateStore | None = None
+        self._desk: ApprovalDesk | None = None
         self.worktrees = Worktrees(config.repos_root, config.worktrees_root, config.pool.size)
         self._live: dict[str, _Live] = {}
         # Weak: a session's lock lives while someone holds or waits on it, then goes.
@@ -131,6 +140,13 @@ class Supervisor:
         self._closed = False
 
     # ----------------------------------------------------------------- lifecycle
+
+    @property
+    def desk(self) -> ApprovalDesk:
+        """The approvals of every session; FailedPrecondition before start()."""
+        if self._desk is None:
+            raise FailedPrecondition("the supervisor is not started")
+        return self._desk
 
     @property
     def store(self) -> StateStore:
@@ -151,6 +167,10 @@ class Supervisor:
         if not self.config.state_dir.exists():
             self.config.state_dir.mkdir(parents=True, mode=0o700)
         self._store = StateStore(self.config.db_path)
+        self._desk = ApprovalDesk(self._store, self._emit, self._deliver_decision)
+        # Asks of agents the old daemon ran: those agents are gone (or are ended below) and cannot be answered.
+        self._desk.expire_all([rec.agent_session_id for rec in self._store.list_sessions()],
+                              "the daemon restarted while the request was pending")
         await self._reconcile()
         if self.config.pool.size:
             # Keep ready worktrees for the repositories this machine already works in.
@@ -181,6 +201,8 @@ class Supervisor:
         for live in list(self._live.values()):
             await live.runner.detach()
         self._live.clear()
+        if self._desk is not None:
+            await self._desk.close()
         if self._store is not None:
             self._store.close()
         await self.worktrees.close()
@@ -250,8 +272,21 @@ class Supervisor:
                 f"unknown provider {req.provider!r}; known: claude_code, codex",
             )
         req.provider = provider
-        if req.mode not in ("", "agent"):
-            raise InvalidArgument("session_settings.code.mode", f"unknown mode {req.mode!r}; known: agent")
+        req.mode = req.mode or "agent"
+        if req.mode not in MODES:
+            raise InvalidArgument("session_settings.code.mode", f"unknown mode {req.mode!r}; known: {', '.join(MODES)}")
+        req.permissions = req.permissions or "ask"
+        if req.permissions not in PERMISSIONS:
+            raise InvalidArgument("session_settings.code.permissions",
+                                  f"unknown permissions {req.permissions!r}; known: {', '.join(PERMISSIONS)}")
+        if len(req.allowed_tools) > 200:
+            raise InvalidArgument("session_settings.code.allowed_tools", "at most 200 rules")
+        for rule in req.allowed_tools:
+            validate_tool_rule(rule, "session_settings.code.allowed_tools")
+        timeout = req.approval_timeout_seconds
+        if not (0 <= timeout <= MAX_APPROVAL_TIMEOUT_SECONDS):  # also refuses NaN
+            raise InvalidArgument("session_settings.code.approval_timeout_seconds",
+                                  f"must be 0 (no timeout) to {MAX_APPROVAL_TIMEOUT_SECONDS:g} seconds")
         if req.thinking not in _THINKING:
             raise InvalidArgument(
                 "session_settings.code.providers.codex.thinking",
@@ -295,6 +330,9 @@ class Supervisor:
     async def _launch_new(self, req: LaunchRequest) -> LaunchResult:
         adapter = self._adapter(req.provider)
         adapter.resolve_binary()  # FailedPrecondition naming the path, before anything is created
+        # Options the CLI would refuse (e.g. claude's bypass as root) fail here, before anything is created.
+        adapter.argv(TurnSpec(cwd=Path("."), model=req.model, thinking=req.thinking, mode=req.mode,
+                              permissions=req.permissions, allowed_tools=tuple(req.allowed_tools)))
         if req.resume_session_id:
             self._check_resume_id(req.resume_session_id, req.owner)
         repo = await self.worktrees.resolve_repository(req.repository)
@@ -319,7 +357,9 @@ class Supervisor:
                 updated_at=now,
                 last_error="",
                 last_seq=0,
-                settings={"thinking": req.thinking, "mode": req.mode or "agent", **req.settings},
+                settings={"thinking": req.thinking, "mode": req.mode, "permissions": req.permissions,
+                          "allowed_tools": list(req.allowed_tools),
+                          "approval_timeout_seconds": req.approval_timeout_seconds, **req.settings},
                 metadata=req.metadata,
                 worktree_created=info.created,
                 owner=req.owner,
@@ -475,24 +515,45 @@ class Supervisor:
         """The session's runner, registered as live but not started, with the session's pending
         messages queued in order (more queue until it starts)."""
         adapter = self._adapter(rec.provider)
+        settings = rec.settings
+        allowed = [str(r) for r in settings.get("allowed_tools") or []]
         spec = TurnSpec(
             cwd=Path(rec.worktree_path),
             model=rec.model,
-            thinking=str(rec.settings.get("thinking", "")),
+            thinking=str(settings.get("thinking", "")),
             resume_id=resume_id,
+            mode=str(settings.get("mode") or "agent"),
+            permissions=str(settings.get("permissions") or "ask"),
+            allowed_tools=tuple(allowed),
         )
         sid = rec.agent_session_id
         live: _Live | None = None
+        self.desk.open_session(sid, allowed, float(settings.get("approval_timeout_seconds") or 0))
 
         async def on_event(ev: AgentEvent) -> None:
+            if self._closed:
+                return
+            if ev.ask is not None:
+                if ev.ask.kind == "permission" and (spec.permissions == "deny" or spec.mode == "plan"):
+                    await self._refuse_unasked(sid, ev.ask)
+                else:
+                    await self.desk.ask(sid, ev.ask)
+                return
+            if ev.withdrawn is not None:
+                self.desk.withdraw(sid, ev.withdrawn)
+                return
             self._agent_event(sid, ev)
+            if ev.turn_complete:
+                self.desk.end_pending(sid, "cancelled", "the turn ended before a decision")
 
         async def on_exit(code: int | None, error: str | None) -> None:
             if live is None or self._live.get(sid) is not live:
                 return
             self._live.pop(sid, None)
             if live.ending_status == "shutdown" or self._closed:
-                return
+                return  # pending asks stay stored; the next start expires them
+            ending = {"paused": "the session was paused", "completed": "the session was stopped"}
+            self.desk.end_pending(sid, "cancelled", ending.get(live.ending_status or "", "the agent exited"))
             if live.ending_status is None:
                 # The agent went away on its own.
                 if code in (0, None) and not error:
@@ -822,6 +883,56 @@ class Supervisor:
             return ""
         m = _VERSION_RE.search(out.decode(errors="replace"))
         return m.group(0) if m else out.decode(errors="replace").strip()
+
+    # ---------------------------------------------------------------- approvals
+
+    def approvals(self, agent_session_id: str, owner: str, status: str = "") -> list[ApprovalRecord]:
+        """The session's approvals, oldest first; NotFound unless the session is `owner`'s."""
+        self._check_owner(self._get(agent_session_id), owner)
+        if status and status not in APPROVAL_STATUSES:
+            raise InvalidArgument("status", f"unknown status {status!r}; known: {', '.join(APPROVAL_STATUSES)}")
+        return self.desk.of_session(agent_session_id, status)
+
+    async def decide_approval(self, agent_session_id: str, approval_id: str, owner: str, decision: Decision
+                              ) -> ApprovalRecord:
+        """Answer a pending approval; NotFound for another owner's session or an unknown approval,
+        FailedPrecondition when it is no longer pending."""
+        self._check_owner(self._get(agent_session_id), owner)
+        if not approval_id:
+            raise InvalidArgument("approval_id", "is required")
+        if len(decision.message) > 10_000:
+            raise InvalidArgument("message", "must be at most 10000 characters")
+        return await self.desk.decide(agent_session_id, approval_id, decision)
+
+    def pending_approvals(self, agent_session_id: str) -> int:
+        return self.store.count_pending_approvals(agent_session_id)
+
+    @staticmethod
+    def _check_owner(rec: SessionRecord, owner: str) -> None:
+        # The machine's own user ("", grpcurl on the socket) sees every session; an owner only theirs.
+        if owner and rec.owner != owner:
+            raise NotFound(f"session {rec.agent_session_id} not found")
+
+    async def _deliver_decision(self, sid: str, ask: ApprovalAsk, decision: Decision) -> None:
+        live = self._live.get(sid)
+        if live is None or not live.runner.running:
+            raise FailedPrecondition(f"session {sid} is not running")
+        await live.runner.answer(live.runner.adapter.encode_decision(ask, decision))
+
+    async def _refuse_unasked(self, sid: str, ask: ApprovalAsk) -> None:
+        """permissions "deny", or plan mode (read and plan only): what would ask a person for permission is
+        refused at once, and the log says so. (A plan-mode question still reaches the user.)"""
+        why = "permissions: deny" if self.get(sid).settings.get("permissions") == "deny" else "plan mode"
+        message = f"{ask.tool_name} was refused without asking ({why})"
+        try:
+            await self._deliver_decision(sid, ask, Decision(allow=False, message=message))
+        except FailedPrecondition:
+            return
+        self._event(sid, "system", {"type": "error", "message": message},
+                    {"raw_type": "permission_denied", "tool_name": ask.tool_name, "tool_use_id": ask.tool_use_id})
+
+    def _emit(self, sid: str, role: str, content: dict[str, Any], metadata: dict[str, Any]) -> StoredEvent:
+        return self._event(sid, role, content, metadata)
 
     # ------------------------------------------------------------------- events
 

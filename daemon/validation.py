@@ -16,6 +16,7 @@ __all__ = [
     "validate_owner",
     "validate_provider_session_id",
     "validate_session_id",
+    "validate_tool_rule",
     "validate_worktree_name",
 ]
 
@@ -31,6 +32,8 @@ _PROVIDER_ID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-F
 # Model names as the CLIs know them: "haiku", "claude-sonnet-4-5", "gpt-5.1-codex-max", "openai/gpt-oss:20b".
 _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\[\]@+-]{0,199}")
 _OWNER = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
+# A tool rule as claude writes them: "Read", "Bash(npm test:*)", "mcp__server__tool", "WebFetch(domain:x.org)".
+_TOOL_RULE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}(\([^\x00-\x1f\x7f()]{1,400}\))?")
 
 
 def _problem(name: str) -> str | None:
@@ -138,3 +141,12 @@ def validate_owner(value: str, field: str = "owner") -> None:
     """Raise InvalidArgument(field, ...) unless `value` is empty or 1-200 printable characters."""
     if value and not _OWNER.fullmatch(value):
         raise InvalidArgument(field, "must be 1-200 printable characters")
+
+
+def validate_tool_rule(value: str, field: str = "allowed_tools") -> None:
+    """Raise InvalidArgument(field, ...) unless `value` is a tool rule: a tool name, optionally with
+    `(specifier)`, e.g. "Bash(npm test:*)" (never an option: it starts with a letter)."""
+    if not isinstance(value, str) or not _TOOL_RULE.fullmatch(value):
+        raise InvalidArgument(
+            field, f"must be a tool rule such as Read or Bash(npm test:*) (got {str(value)[:140]!r})"
+        )

@@ -17,7 +17,34 @@ from typing import Any
 from daemon.config import ProviderConfig
 from daemon.errors import FailedPrecondition
 
-__all__ = ["AgentAdapter", "AgentEvent", "TurnSpec", "junk_event", "system_text"]
+__all__ = ["PERMISSIONS", "AgentAdapter", "AgentEvent", "ApprovalAsk", "Decision", "TurnSpec", "junk_event",
+           "system_text"]
+
+# How an agent may act: "ask" relays what the CLI would ask a person; "auto" lets everything run (where the
+# CLI permits it); "deny" refuses, unasked, whatever the CLI would ask about.
+PERMISSIONS = ("ask", "auto", "deny")
+
+
+@dataclass
+class ApprovalAsk:
+    """The agent waits for a person: may a tool run (a permission), or what is the answer (a question)?"""
+
+    request_key: str  # the agent's id for the request, echoed in the answer
+    kind: str  # "permission" | "question"
+    tool_name: str
+    input: dict[str, Any]
+    tool_use_id: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Decision:
+    """A person's (or a rule's) answer to an ApprovalAsk."""
+
+    allow: bool
+    message: str = ""
+    updated_input: dict[str, Any] | None = None  # the tool's input as it should run (a question's answers)
+    remember: bool = False
 
 
 @dataclass
@@ -32,6 +59,8 @@ class AgentEvent:
     provider_session_id: str | None = None
     turn_complete: bool = False
     turn_error: str | None = None
+    ask: ApprovalAsk | None = None  # the agent waits for this to be answered
+    withdrawn: str | None = None  # the request_key of an ask the agent no longer waits for
 
 
 @dataclass
@@ -41,6 +70,9 @@ class TurnSpec:
     cwd: Path
     model: str = ""  # "" = the CLI's default
     thinking: str = ""  # codex reasoning effort
+    mode: str = "agent"  # "agent" | "plan" (read and plan only)
+    permissions: str = "ask"  # one of PERMISSIONS
+    allowed_tools: tuple[str, ...] = ()  # tool rules that run unasked (claude's rule syntax)
     resume_id: str | None = None  # provider session id to resume
     prompt: str | None = None  # first message
 
@@ -60,13 +92,14 @@ def system_text(message: str, **metadata: Any) -> AgentEvent:
 class AgentAdapter(ABC):
     """Translation between Berth and one agent CLI."""
 
-    provider: str
-    persistent: bool  # True: one long-lived process fed on stdin; False: one process per turn
+    provider: str  # every agent is one long-lived process per session, fed on stdin
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
         # The provider session id the last argv() chose up front, when the CLI lets us choose.
         self.assigned_session_id: str | None = None
+        # Set when the agent's protocol broke down for good (e.g. codex could not open its thread).
+        self.failure: str | None = None
 
     def resolve_binary(self) -> str:
         """The CLI's absolute path; FailedPrecondition naming what was tried when unusable."""
@@ -91,9 +124,26 @@ class AgentAdapter(ABC):
         """`base` (the daemon's environment) plus the provider's extra variables."""
         return {**base, **self.config.env}
 
+    @abstractmethod
     def encode_message(self, text: str) -> bytes:
-        """One stdin line carrying a user message (persistent adapters only)."""
-        raise NotImplementedError(f"{self.provider} takes messages on the command line")
+        """The stdin line(s) carrying a user message (a new turn)."""
+
+    def startup_bytes(self) -> bytes:
+        """What the agent is sent on stdin as soon as it starts (a protocol handshake)."""
+        return b""
+
+    @property
+    def ready(self) -> bool:
+        """The agent can take a message now (its handshake, if any, is done)."""
+        return True
+
+    def take_outgoing(self) -> list[bytes]:
+        """Lines the adapter must send the agent after the output it just read (protocol replies)."""
+        return []
+
+    def encode_decision(self, ask: ApprovalAsk, decision: Decision) -> bytes:
+        """The stdin line(s) answering `ask`."""
+        raise NotImplementedError(f"{self.provider} asks no questions")
 
     def interrupt_bytes(self) -> bytes | None:
         """A stdin control message that interrupts the turn, or None (then the runner signals)."""

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from typing import Any
 
-from daemon.agents.base import AgentAdapter, AgentEvent, TurnSpec, system_text
-from daemon.validation import validate_model, validate_provider_session_id
+from daemon.agents.base import AgentAdapter, AgentEvent, ApprovalAsk, Decision, TurnSpec, system_text
+from daemon.errors import FailedPrecondition
+from daemon.validation import validate_model, validate_provider_session_id, validate_tool_rule
 
-__all__ = ["ClaudeCodeAdapter"]
+__all__ = ["QUESTION_TOOLS", "ClaudeCodeAdapter"]
+
+# Tools whose "permission" request is really a question for the user: the answer rides in updatedInput.
+QUESTION_TOOLS = frozenset({"AskUserQuestion"})
 
 
 def _tool_output(content: Any) -> Any:
@@ -23,11 +28,11 @@ class ClaudeCodeAdapter(AgentAdapter):
     """`claude -p --input-format stream-json --output-format stream-json --verbose …`."""
 
     provider = "claude_code"
-    persistent = True
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self._announced_session: str | None = None
+        self._outgoing: list[bytes] = []
 
     def argv(self, spec: TurnSpec) -> list[str]:
         argv = [self.resolve_binary(), "-p", "--input-format", "stream-json", "--output-format", "stream-json",
@@ -46,9 +51,47 @@ class ClaudeCodeAdapter(AgentAdapter):
             self.assigned_session_id = str(uuid.uuid4())
             argv.append(f"--session-id={self.assigned_session_id}")
         if "--permission-mode" not in self.config.args:
-            # Root may not use --dangerously-skip-permissions; acceptEdits lets Write/Edit run.
-            argv += ["--permission-mode", "acceptEdits"]
+            argv += self._permission_args(spec)
+        for rule in spec.allowed_tools:
+            validate_tool_rule(rule)
+            argv.append(f"--allowedTools={rule}")
         return argv + list(self.config.args)
+
+    @staticmethod
+    def _permission_args(spec: TurnSpec) -> list[str]:
+        """How claude decides on a tool. Edits inside the worktree run unasked (acceptEdits); what claude
+        would ask a person comes to the daemon as a can_use_tool control request (--permission-prompt-tool
+        stdio) unless asking is off ("deny": refused unasked, as claude -p does by itself)."""
+        if spec.mode == "plan":
+            # claude's plan mode: reads and plans, writes nothing; its asks (ExitPlanMode …) still come here.
+            return ["--permission-mode", "plan", "--permission-prompt-tool", "stdio"]
+        if spec.permissions == "auto":
+            if hasattr(os, "geteuid") and os.geteuid() == 0:
+                raise FailedPrecondition(
+                    "session_settings.code.permissions: claude refuses \"auto\" (bypassPermissions) as root; "
+                    "run the daemon as a normal user or choose \"ask\"",
+                    field="session_settings.code.permissions",
+                )
+            return ["--permission-mode", "bypassPermissions"]
+        if spec.permissions == "deny":
+            return ["--permission-mode", "acceptEdits"]
+        return ["--permission-mode", "acceptEdits", "--permission-prompt-tool", "stdio"]
+
+    def take_outgoing(self) -> list[bytes]:
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def encode_decision(self, ask: ApprovalAsk, decision: Decision) -> bytes:
+        if decision.allow:
+            updated = dict(ask.input)
+            if decision.updated_input:
+                updated.update(decision.updated_input)
+            answer: dict[str, Any] = {"behavior": "allow", "updatedInput": updated}
+        else:
+            answer = {"behavior": "deny", "message": decision.message or "The user denied this."}
+        if ask.tool_use_id:
+            answer["toolUseID"] = ask.tool_use_id
+        return _control_response(ask.request_key, answer)
 
     def encode_message(self, text: str) -> bytes:
         line = {"type": "user", "message": {"role": "user", "content": text}}
@@ -72,8 +115,37 @@ class ClaudeCodeAdapter(AgentAdapter):
             return self._user(data, sid)
         if kind == "result":
             return [self._result(data, sid)]
+        if kind == "control_request":
+            return self._control_request(data)
+        if kind == "control_cancel_request":
+            key = str(data.get("request_id") or "")
+            return [AgentEvent(role="system", content={"type": "system", "message": "request withdrawn"},
+                               metadata={"raw_type": kind}, withdrawn=key)] if key else []
         # control_response, stream_event, rate-limit notices …: nothing to record.
         return []
+
+    def _control_request(self, data: dict[str, Any]) -> list[AgentEvent]:
+        key = str(data.get("request_id") or "")
+        raw = data.get("request")
+        request: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        if request.get("subtype") != "can_use_tool" or not key:
+            # Nothing else was asked for at start (no hooks, no SDK MCP servers): say so rather than leave
+            # claude waiting.
+            if key:
+                self._outgoing.append(json.dumps({"type": "control_response", "response": {
+                    "subtype": "error", "request_id": key,
+                    "error": f"unsupported control request {request.get('subtype')!r}"}}).encode() + b"\n")
+            return []
+        name = str(request.get("tool_name") or "")
+        given = request.get("input")
+        tool_input: dict[str, Any] = given if isinstance(given, dict) else {}
+        detail = {k: request[k] for k in ("permission_suggestions", "blocked_path", "decision_reason", "title",
+                                          "description", "agent_id") if request.get(k) is not None}
+        ask = ApprovalAsk(request_key=key, kind="question" if name in QUESTION_TOOLS else "permission",
+                          tool_name=name, input=tool_input, tool_use_id=str(request.get("tool_use_id") or ""),
+                          detail=detail)
+        return [AgentEvent(role="system", content={"type": "system", "message": f"{name} asks for permission"},
+                           metadata={"raw_type": "control_request/can_use_tool"}, ask=ask)]
 
     def _system(self, data: dict[str, Any], sid: str | None) -> list[AgentEvent]:
         subtype = data.get("subtype")
@@ -92,6 +164,13 @@ class ClaudeCodeAdapter(AgentAdapter):
                 metadata={"raw_type": "system/api_retry", "error_status": data.get("error_status")})
             ev.provider_session_id = sid
             return [ev]
+        if subtype == "permission_denied":
+            name = data.get("tool_name", "")
+            return [AgentEvent(role="system", content={
+                "type": "error", "message": f"{name} was refused without asking (permissions)"},
+                metadata={"raw_type": "system/permission_denied", "tool_name": name,
+                          "tool_use_id": data.get("tool_use_id"),
+                          "decision_reason_type": data.get("decision_reason_type")})]
         if subtype == "compact_boundary":
             return [system_text("conversation compacted", raw_type="system/compact_boundary")]
         return []
@@ -166,3 +245,9 @@ class ClaudeCodeAdapter(AgentAdapter):
             error = str(data.get("subtype") or "error")
         return AgentEvent(role="system", content={"type": "error", "message": error}, metadata=meta,
                           provider_session_id=sid, turn_complete=True, turn_error=error)
+
+
+def _control_response(request_id: str, response: dict[str, Any]) -> bytes:
+    line = {"type": "control_response", "response": {"subtype": "success", "request_id": request_id,
+                                                     "response": response}}
+    return json.dumps(line).encode() + b"\n"

@@ -27,10 +27,13 @@ def provider_table(*providers: ProviderConfig) -> dict[str, Any]:
 
 
 def settings_for(provider: str, model: str = "") -> pb.SessionSettings:
+    """Launch settings for `provider`. Codex runs with permissions "auto": its shell commands (how the
+    scripted model writes files) would otherwise wait for an approval; tests of approvals set their own."""
     s = pb.SessionSettings()
     s.code.mode = "agent"
     s.code.default_provider = provider
     if provider == "codex":
+        s.code.permissions = "auto"
         s.code.providers.codex.model = model or "gpt-5.1-codex-max"
         s.code.providers.codex.thinking = "low"
     elif model:
@@ -66,8 +69,12 @@ class Harness:
     def worktree_path(self, repo: Path, name: str) -> Path:
         return Worktrees(Path(self.proc.config["daemon"]["repos_root"]), self.worktrees_root).worktree_path(repo, name)
 
-    def launch(self, repo: Path, *, provider: str = "claude_code", timeout: float = 30.0, **fields: Any) -> pb.LaunchSessionResponse:
-        req = pb.LaunchSessionRequest(repository=str(repo), session_settings=settings_for(provider), **fields)
+    def launch(self, repo: Path, *, provider: str = "claude_code", timeout: float = 30.0, permissions: str = "",
+               **fields: Any) -> pb.LaunchSessionResponse:
+        settings = settings_for(provider)
+        if permissions:
+            settings.code.permissions = permissions
+        req = pb.LaunchSessionRequest(repository=str(repo), session_settings=settings, **fields)
         return self.stub.LaunchSession(req, timeout=timeout)
 
     def session(self, sid: str) -> pb.Session:

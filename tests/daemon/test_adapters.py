@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.agents import ClaudeCodeAdapter, CodexAdapter, TurnSpec, adapter_for
+from daemon.agents.base import Decision
 from daemon.config import ProviderConfig
 from daemon.errors import FailedPrecondition, InvalidArgument
 
@@ -55,26 +56,6 @@ CLAUDE_API_RETRY = (
 CLAUDE_CONTROL_RESPONSE = (
     '{"type":"control_response","response":{"subtype":"success","request_id":"req_1",'
     '"response":{"still_queued":[]}}}')
-
-CODEX_THREAD = '{"type":"thread.started","thread_id":"' + TID + '"}'
-CODEX_TURN_STARTED = '{"type":"turn.started"}'
-CODEX_CMD_STARTED = (
-    '{"type":"item.started","item":{"id":"item_0","type":"command_execution","command":"/bin/bash -c '
-    '\\"printf %s \'hi there\' > /tmp/repo/hello.txt\\"","aggregated_output":"","exit_code":null,'
-    '"status":"in_progress"}}')
-CODEX_CMD_DONE = (
-    '{"type":"item.completed","item":{"id":"item_0","type":"command_execution","command":"/bin/bash -c '
-    '\\"printf %s \'hi there\' > /tmp/repo/hello.txt\\"","aggregated_output":"","exit_code":0,'
-    '"status":"completed"}}')
-CODEX_MESSAGE = '{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"done writing"}}'
-CODEX_TURN_DONE = (
-    '{"type":"turn.completed","usage":{"input_tokens":42,"cached_input_tokens":0,"cache_write_input_tokens":0,'
-    '"output_tokens":18,"reasoning_output_tokens":0}}')
-CODEX_ERROR = '{"type":"error","message":"We\u2019re currently experiencing high demand."}'
-CODEX_TURN_FAILED = '{"type":"turn.failed","error":{"message":"We\u2019re currently experiencing high demand."}}'
-CODEX_ITEM_ERROR = (
-    '{"type":"item.completed","item":{"id":"item_0","type":"error","message":"Code Mode is unavailable."}}')
-
 
 def claude(**kw) -> ClaudeCodeAdapter:
     return ClaudeCodeAdapter(ProviderConfig(name="claude_code", binary="/bin/true", **kw))
@@ -172,7 +153,7 @@ def test_claude_argv_with_model_resume_and_extra_args():
     argv = a.argv(TurnSpec(cwd=Path("/tmp"), model="", resume_id=TID))
     assert argv == ["/bin/true", "-p", "--input-format", "stream-json", "--output-format", "stream-json",
                     "--verbose", "--model=claude-x", f"--resume={TID}", "--permission-mode", "acceptEdits",
-                    "--max-turns", "5"]
+                    "--permission-prompt-tool", "stdio", "--max-turns", "5"]
     assert a.assigned_session_id == TID
     fresh = claude(args=["--permission-mode", "plan"])
     own = fresh.argv(TurnSpec(cwd=Path("/tmp"), model="m"))
@@ -213,82 +194,173 @@ def test_env_adds_provider_env_over_the_base():
 # -- codex ----------------------------------------------------------------------------------------
 
 
-def test_codex_full_turn_of_real_lines():
+def _rpc(obj: dict) -> str:
+    return json.dumps(obj)
+
+
+def _ready(a: CodexAdapter, spec: TurnSpec | None = None) -> list[dict]:
+    """Start `a` (argv + handshake) and answer its thread request; the handshake lines it wrote."""
+    a.argv(spec or TurnSpec(cwd=Path("/tmp/wt"), model="gpt-x"))
+    sent = [json.loads(line) for line in a.startup_bytes().splitlines()]
+    thread = sent[-1]
+    parse(a, _rpc({"id": thread["id"], "result": {"thread": {"id": TID, "cliVersion": "0.169.0"}}}))
+    return sent
+
+
+def test_codex_handshake_opens_a_thread_then_takes_messages_as_turns():
     a = codex()
-    events = [ev for line in (CODEX_THREAD, CODEX_TURN_STARTED, CODEX_CMD_STARTED, CODEX_CMD_DONE, CODEX_MESSAGE,
-                              CODEX_TURN_DONE) for ev in parse(a, line)]
+    assert not a.ready
+    sent = _ready(a)
+    assert [m.get("method") for m in sent] == ["initialize", "initialized", "thread/start"]
+    assert sent[2]["params"] == {"cwd": "/tmp/wt", "approvalPolicy": "untrusted", "sandbox": "workspace-write",
+                                 "model": "gpt-x"}
+    assert a.ready
+    turn = json.loads(a.encode_message("-starts with dash"))
+    assert turn["method"] == "turn/start" and turn["params"] == {
+        "threadId": TID, "input": [{"type": "text", "text": "-starts with dash"}]}
+
+
+def test_codex_resume_asks_for_the_thread_by_id_and_announces_it_once():
+    a = codex()
+    sent = _ready(a, TurnSpec(cwd=Path("/tmp/wt"), resume_id=TID))
+    assert sent[2]["method"] == "thread/resume" and sent[2]["params"]["threadId"] == TID
+    assert a.assigned_session_id == TID
+
+
+def test_codex_permissions_and_plan_mode_choose_policy_and_sandbox():
+    def policy(**spec):
+        params = _ready(codex(), TurnSpec(cwd=Path("/tmp"), **spec))[2]["params"]
+        return params["approvalPolicy"], params["sandbox"]
+    assert policy() == ("untrusted", "workspace-write")
+    assert policy(permissions="deny") == ("untrusted", "workspace-write")  # the daemon refuses each ask
+    assert policy(permissions="auto") == ("never", "danger-full-access")
+    assert policy(mode="plan") == ("never", "read-only")
+
+
+def test_codex_turn_of_notifications_becomes_tool_use_result_text_and_turn_end():
+    a = codex()
+    _ready(a)
+    cmd = {"type": "commandExecution", "id": "exec-1", "command": "/bin/bash -c \"printf hi > hello.txt\"",
+           "status": "inProgress"}
+    lines = [
+        _rpc({"id": "turn-2", "result": {"turn": {"id": "t1", "status": "inProgress"}}}),
+        _rpc({"method": "item/started", "params": {"item": {"type": "userMessage", "id": "u1", "content": []}}}),
+        _rpc({"method": "item/started", "params": {"item": cmd}}),
+        _rpc({"method": "item/completed", "params": {"item": {**cmd, "status": "completed", "exitCode": 0,
+                                                              "aggregatedOutput": ""}}}),
+        _rpc({"method": "thread/tokenUsage/updated", "params": {"tokenUsage": {"last": {"outputTokens": 9}}}}),
+        _rpc({"method": "item/completed", "params": {"item": {"type": "agentMessage", "id": "m", "text": "done"}}}),
+        _rpc({"method": "turn/completed", "params": {"turn": {"id": "t1", "status": "completed"}}}),
+    ]
+    events = [ev for line in lines for ev in parse(a, line)]
     assert [(e.role, e.content["type"]) for e in events] == [
-        ("system", "system"), ("assistant", "tool_use"), ("tool", "tool_result"), ("assistant", "text"),
-        ("system", "system")]
-    started, use, result, text, done = events
-    assert started.provider_session_id == TID
-    assert use.content["name"] == "command_execution" and "hello.txt" in use.content["arguments"]["command"]
-    assert result.content["tool_use_id"] == use.content["tool_use_id"]
-    assert result.content["success"] is True and result.content["output"] == "" and result.metadata["exit_code"] == 0
-    assert text.content["text"] == "done writing"
-    assert done.turn_complete and done.turn_error is None and done.metadata["usage"]["output_tokens"] == 18
+        ("assistant", "tool_use"), ("tool", "tool_result"), ("assistant", "text"), ("system", "system")]
+    use, result, text, done = events
+    assert use.content["arguments"] == {"command": "printf hi > hello.txt"}  # the script, not the bash line
+    assert result.content["tool_use_id"] == "exec-1" and result.content["success"] is True
+    assert text.content["text"] == "done"
+    assert done.turn_complete and done.turn_error is None and done.metadata["usage"] == {"output_tokens": 9}
 
 
-def test_codex_tool_ids_differ_between_turns_and_thread_is_announced_once():
+def test_codex_failed_and_interrupted_turns_end_with_their_error():
     a = codex()
-    first = [e for line in (CODEX_THREAD, CODEX_TURN_STARTED, CODEX_CMD_STARTED) for e in parse(a, line)]
-    second = [e for line in (CODEX_THREAD, CODEX_TURN_STARTED, CODEX_CMD_STARTED) for e in parse(a, line)]
-    assert len(first) == 2 and len(second) == 1  # no second "session started"
-    assert first[1].content["tool_use_id"] != second[0].content["tool_use_id"]
+    _ready(a)
+    (failed,) = parse(a, _rpc({"method": "turn/completed", "params": {"turn": {
+        "id": "t", "status": "failed", "error": {"message": "quota exceeded"}}}}))
+    assert failed.turn_error == "quota exceeded" and failed.content["type"] == "error"
+    (cut,) = parse(a, _rpc({"method": "turn/completed", "params": {"turn": {"id": "t", "status": "interrupted"}}}))
+    assert cut.turn_error == "interrupted"
+    (refused,) = parse(a, _rpc({"id": "turn-9", "error": {"code": -1, "message": "busy"}}))
+    assert refused.turn_complete and refused.turn_error == "busy"
 
 
-def test_codex_failed_command_is_an_error_result_even_without_a_started_line():
-    line = json.dumps({"type": "item.completed", "item": {"id": "item_3", "type": "command_execution",
-                                                          "command": "false", "aggregated_output": "nope",
-                                                          "exit_code": 1, "status": "failed"}})
-    use, result = parse(codex(), line)
-    assert use.content["type"] == "tool_use"
-    assert result.content == {"type": "tool_result", "tool_use_id": use.content["tool_use_id"], "output": "nope",
-                              "is_error": True, "success": False}
-
-
-def test_codex_file_change_becomes_tool_use_and_result():
-    changes = [{"path": "/tmp/repo/a.txt", "kind": "add"}]
-    line = json.dumps({"type": "item.completed", "item": {"id": "item_1", "type": "file_change",
-                                                          "changes": changes, "status": "completed"}})
-    use, result = parse(codex(), line)
-    assert use.content["name"] == "file_change" and use.content["arguments"] == {"changes": changes}
-    assert result.content["success"] is True and result.content["output"]["changes"] == changes
-
-
-def test_codex_errors_and_failed_turn():
+def test_codex_approval_request_becomes_an_ask_and_the_decision_its_answer():
     a = codex()
-    (err,) = parse(a, CODEX_ERROR)
-    assert err.role == "system" and err.content["type"] == "error" and not err.turn_complete
-    (failed,) = parse(a, CODEX_TURN_FAILED)
-    assert failed.turn_complete and failed.turn_error.startswith("We\u2019re currently")
-    (item_err,) = parse(a, CODEX_ITEM_ERROR)
-    assert item_err.content == {"type": "error", "message": "Code Mode is unavailable."}
+    _ready(a)
+    (ev,) = parse(a, _rpc({"id": 0, "method": "item/commandExecution/requestApproval", "params": {
+        "itemId": "exec-1", "threadId": TID, "turnId": "t1", "startedAtMs": 1,
+        "command": "/bin/bash -c \"npm test\"", "cwd": "/tmp/wt", "reason": "needs network"}}))
+    ask = ev.ask
+    assert ask.kind == "permission" and ask.tool_name == "command_execution" and ask.request_key == "0"
+    assert ask.input["command"] == "npm test" and ask.detail["reason"] == "needs network"
+    assert json.loads(a.encode_decision(ask, Decision(allow=True))) == {"id": 0, "result": {"decision": "accept"}}
+    assert json.loads(a.encode_decision(ask, Decision(allow=True, remember=True)))["result"] == {
+        "decision": "acceptForSession"}
+    decline, steer = (json.loads(line) for line in a.encode_decision(
+        ask, Decision(allow=False, message="not now")).splitlines())
+    assert decline == {"id": 0, "result": {"decision": "decline"}}
+    assert steer["method"] == "turn/steer" and steer["params"]["expectedTurnId"] == "t1"
+    assert "not now" in steer["params"]["input"][0]["text"]
+    (gone,) = parse(a, _rpc({"method": "serverRequest/resolved", "params": {"threadId": TID, "requestId": 0}}))
+    assert gone.withdrawn == "0"
 
 
-def test_codex_reasoning_and_unknown_lines_are_skipped():
+def test_codex_question_and_unknown_server_requests():
     a = codex()
-    assert parse(a, '{"type":"item.completed","item":{"id":"i","type":"reasoning","text":"hmm"}}') == []
-    assert parse(a, '{"type":"something.new"}') == []
-    (junk,) = a.parse_line(b"Reading additional input from stdin...")
-    assert junk.content["type"] == "error"
+    _ready(a)
+    (ev,) = parse(a, _rpc({"id": "q1", "method": "item/tool/requestUserInput", "params": {
+        "itemId": "i", "threadId": TID, "turnId": "t", "isBlocking": True,
+        "questions": [{"id": "color", "header": "Color", "question": "Which?"}]}}))
+    assert ev.ask.kind == "question"
+    answer = {"answers": {"color": {"answers": ["teal"]}}}
+    assert json.loads(a.encode_decision(ev.ask, Decision(allow=True, updated_input=answer))) == {
+        "id": "q1", "result": answer}
+    assert parse(a, _rpc({"id": 7, "method": "account/chatgptAuthTokens/refresh", "params": {}})) == []
+    (reply,) = a.take_outgoing()
+    assert json.loads(reply)["id"] == 7 and "not supported" in json.loads(reply)["error"]["message"]
 
 
-def test_codex_argv_first_turn_and_resume():
-    a = codex(args=["-c", "x=1"])
-    first = a.argv(TurnSpec(cwd=Path("/tmp"), model="gpt-x", thinking="high", prompt="-starts with dash"))
-    assert first == ["/bin/true", "exec", "--json", "--skip-git-repo-check", "-c", 'sandbox_mode="workspace-write"',
-                     "-c", 'approval_policy="never"', "--model=gpt-x", "-c", 'model_reasoning_effort="high"',
-                     "-c", "x=1", "--", "-starts with dash"]
-    resumed = a.argv(TurnSpec(cwd=Path("/tmp"), resume_id=TID, prompt="again"))
-    assert resumed[-4:] == ["resume", TID, "--", "again"] and not any(w.startswith("--model") for w in resumed)
+def test_codex_thread_that_cannot_open_fails_the_session():
+    a = codex()
+    a.argv(TurnSpec(cwd=Path("/tmp"), resume_id=TID))
+    thread = json.loads(a.startup_bytes().splitlines()[-1])
+    (ev,) = parse(a, _rpc({"id": thread["id"], "error": {"code": -1, "message": "no rollout found"}}))
+    assert ev.content["type"] == "error" and "no rollout found" in (a.failure or "") and not a.ready
 
 
-def test_codex_argv_keeps_a_configured_sandbox_choice():
-    argv = codex(args=["--dangerously-bypass-approvals-and-sandbox"]).argv(TurnSpec(cwd=Path("/"), prompt="p"))
-    assert not any("sandbox_mode" in a for a in argv)
-    assert codex().persistent is False and claude().persistent is True
-    assert codex().interrupt_bytes() is None
+def test_codex_interrupt_names_the_running_turn_and_waits_for_its_id():
+    a = codex()
+    _ready(a)
+    a.encode_message("go")
+    assert a.interrupt_bytes() == b""  # the turn's id is not known yet
+    parse(a, _rpc({"method": "turn/started", "params": {"turn": {"id": "t7"}}}))
+    (late,) = a.take_outgoing()
+    assert json.loads(late)["method"] == "turn/interrupt" and json.loads(late)["params"]["turnId"] == "t7"
+    assert json.loads(a.interrupt_bytes())["params"] == {"threadId": TID, "turnId": "t7"}
+
+
+def test_claude_can_use_tool_becomes_an_ask_and_decisions_its_control_response():
+    a = claude()
+    line = _rpc({"type": "control_request", "request_id": "r1", "request": {
+        "subtype": "can_use_tool", "tool_name": "Bash", "input": {"command": "npm test"},
+        "tool_use_id": "toolu_1", "permission_suggestions": [{"type": "addRules"}]}})
+    (ev,) = parse(a, line)
+    assert ev.ask.kind == "permission" and ev.ask.input == {"command": "npm test"}
+    allow = json.loads(a.encode_decision(ev.ask, Decision(allow=True, updated_input={"command": "npm test -s"})))
+    assert allow["response"] == {"subtype": "success", "request_id": "r1", "response": {
+        "behavior": "allow", "updatedInput": {"command": "npm test -s"}, "toolUseID": "toolu_1"}}
+    deny = json.loads(a.encode_decision(ev.ask, Decision(allow=False, message="no")))["response"]["response"]
+    assert deny["behavior"] == "deny" and deny["message"] == "no"
+    (gone,) = parse(a, _rpc({"type": "control_cancel_request", "request_id": "r1"}))
+    assert gone.withdrawn == "r1"
+    assert parse(a, _rpc({"type": "control_request", "request_id": "r2", "request": {"subtype": "hook_callback"}})) == []
+    assert json.loads(a.take_outgoing()[0])["response"]["subtype"] == "error"
+
+
+def test_claude_permissions_choose_the_permission_mode_and_the_prompt_tool():
+    def flags(**spec):
+        argv = claude().argv(TurnSpec(cwd=Path("/tmp"), **spec))
+        return argv[argv.index("--permission-mode"):]
+    assert flags() == ["--permission-mode", "acceptEdits", "--permission-prompt-tool", "stdio"]
+    assert flags(permissions="deny") == ["--permission-mode", "acceptEdits"]
+    assert flags(mode="plan") == ["--permission-mode", "plan", "--permission-prompt-tool", "stdio"]
+    assert flags(allowed_tools=("Bash(npm test:*)",))[-1] == "--allowedTools=Bash(npm test:*)"
+    with pytest.raises(InvalidArgument):
+        claude().argv(TurnSpec(cwd=Path("/tmp"), allowed_tools=("--dangerously-skip-permissions",)))
+    if os.geteuid() == 0:
+        with pytest.raises(FailedPrecondition) as info:
+            claude().argv(TurnSpec(cwd=Path("/tmp"), permissions="auto"))
+        assert info.value.field == "session_settings.code.permissions"
 
 
 # -- adapter_for / binaries -----------------------------------------------------------------------

@@ -1,9 +1,13 @@
-"""The real codex CLI driven by AgentRunner (one `codex exec` per turn) against the scripted model server."""
+"""The real codex CLI driven by AgentRunner (one `codex app-server` per session) against the scripted model server.
+
+No supervisor answers approvals here, so these runs use permissions "auto" (codex asks nothing).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,6 +33,7 @@ async def make_runner(codex_provider: ProviderConfig) -> AsyncIterator[Callable[
 
     def make(spec: TurnSpec) -> tuple[AgentRunner, EventSink]:
         sink = EventSink()
+        spec = replace(spec, permissions="auto")
         runner = AgentRunner(adapter_for("codex", codex_provider), spec, on_event=sink.on_event,
                              on_exit=sink.on_exit)
         runners.append(runner)
@@ -60,9 +65,8 @@ async def test_codex_turn_runs_a_command_that_writes_a_file_and_reports_events_i
     assert tool_result.content["success"] is True and tool_result.content["is_error"] is False
     assert text.content["text"] == "notes written"
     assert done.turn_complete and done.turn_error is None and done.metadata["usage"]["output_tokens"] > 0
-    # Between turns no process runs, but the session does.
-    await poll(lambda: runner.pid is None, timeout=10, what="the turn's process to end")
-    assert runner.running and not runner.turn_running
+    # Between turns the one app-server process stays, waiting for the next message.
+    assert runner.pid == pid and runner.running and not runner.turn_running
 
 
 async def test_codex_second_message_resumes_the_same_thread(make_runner, repo, model_server):
@@ -86,6 +90,7 @@ async def test_codex_messages_sent_during_a_turn_wait_for_it_and_keep_their_orde
     model_server.script("slow one", text="slow done", delay=1.0)
     runner, sink = make_runner(TurnSpec(cwd=repo, prompt="slow one"))
     await runner.start()
+    await poll(lambda: runner.turn_running, timeout=30, what="the first turn (after the handshake)")
     await runner.send("then two")
     await runner.send("then three")
     assert runner.queued == 2 and runner.turn_running

@@ -96,38 +96,26 @@ async def test_persistent_messages_go_out_one_turn_at_a_time_in_order(make_runne
     assert runner.provider_session_id == "0000fa4e-0000-4000-8000-000000000001"
 
 
-async def test_per_turn_agent_that_exits_without_ending_the_turn_gets_an_error_event(make_runner):
-    runner, sink = make_runner("codex", "codex-exit")
+async def test_an_app_server_agent_that_exits_at_start_fails_naming_its_error(make_runner):
+    runner, sink = make_runner("codex", "codex-exit", prompt="first")
     await runner.start()
-    await sink.wait_turns(1, timeout=20)
-
-    end = next(e for e in sink.events if e.turn_complete)
-    assert end.content["type"] == "error" and "code 2" in end.turn_error and "kaput" in end.turn_error
-    assert runner.running and not runner.turn_running and sink.exits == []
-    await runner.send("again")  # the session goes on with a new process
-    await sink.wait_turns(2, timeout=20)
+    await poll(lambda: sink.exits, timeout=20, what="the exit")
+    code, error = sink.exits[0]
+    assert code == 2 and "kaput" in (error or "")
+    assert not runner.running
 
 
-async def test_per_turn_later_turns_resume_the_thread_the_first_one_started(make_runner):
+async def test_app_server_turns_follow_the_handshake_on_one_process_in_order(make_runner):
     runner, sink = make_runner("codex", "codex-echo", prompt="first")
     await runner.start()
+    pid = runner.pid
     await runner.send("second")
     await sink.wait_turns(2, timeout=20)
 
     first, second = (json.loads(e.content["text"]) for e in sink.of_type("text"))
-    assert first["prompt"] == "first" and "resume" not in first["argv"]
-    assert second["prompt"] == "second"
-    assert second["argv"][-4:] == ["resume", "0000fa4e-0000-4000-8000-000000000002", "--", "second"]
-
-
-async def test_per_turn_stop_between_turns_reports_exit_once(make_runner):
-    runner, sink = make_runner("codex", "codex-echo")
-    await runner.start()
-    await sink.wait_turns(1, timeout=20)
-    await poll(lambda: runner.pid is None, timeout=10, what="the turn's process to end")
-
-    assert await runner.stop(grace=1) == 0
-    assert sink.exits == [(0, None)] and not runner.running
+    assert (first["prompt"], second["prompt"]) == ("first", "second")
+    assert first["argv"][0] == "app-server" and runner.pid == pid  # one long-lived process
+    assert runner.provider_session_id == "0000fa4e-0000-4000-8000-000000000002"
 
 
 @pytest.mark.parametrize("provider", ["claude_code", "codex"])
@@ -174,19 +162,6 @@ async def test_interrupt_without_a_running_turn_does_nothing(make_runner):
     await runner.send("still fine")
     await sink.wait_turns(1, timeout=20)
     assert [e.turn_error for e in sink.events if e.turn_complete] == [None]
-
-
-async def test_per_turn_interrupt_after_the_turn_ended_does_not_touch_the_next_turn(make_runner):
-    runner, sink = make_runner("codex", "codex-echo", prompt="first")
-    await runner.start()
-    await sink.wait_turns(1, timeout=20)
-    assert not runner.turn_running
-
-    await runner.send("second")  # may wait for the first process to exit
-    await runner.interrupt()  # no turn under way: nothing to interrupt
-    await sink.wait_turns(2, timeout=20)
-    assert [e.turn_error for e in sink.events if e.turn_complete] == [None, None]
-    assert json.loads(sink.of_type("text")[-1].content["text"])["prompt"] == "second"
 
 
 async def test_a_failing_event_callback_ends_the_agent_and_reports_why(tmp_path):

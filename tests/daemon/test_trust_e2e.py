@@ -147,7 +147,8 @@ def test_an_event_too_deep_or_too_large_to_carry_is_sent_in_a_safe_form_and_the_
     big = "y" * (20 * 1024 * 1024)
     model_server.script("go big", tool=("Write", {"file_path": str(tmp_path / "big.txt"), "content": big}),
                         text="big done")
-    ack = harness.launch(git_repo, worktree_name="deep", initial_prompt="go deep")
+    # Writes outside the worktree would wait for an approval; refused unasked, their events are as large.
+    ack = harness.launch(git_repo, worktree_name="deep", initial_prompt="go deep", permissions="deny")
     sid = ack.session.agent_session_id
     harness.wait_events(sid, lambda evs: any(e.content.text == "deep done" for e in evs), timeout=120)
     harness.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content="go big"), timeout=10)

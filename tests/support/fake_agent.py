@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A fake agent CLI for runner edge cases only (crashes, stubborn processes, junk output).
 
-Speaks just enough claude stream-json or codex --json; FAKE_AGENT_MODE picks the behaviour:
+Speaks just enough claude stream-json or codex app-server JSON-RPC; FAKE_AGENT_MODE picks the behaviour:
 claude-echo, claude-crash, claude-stubborn, claude-escape, claude-junk, codex-echo, codex-exit.
 """
 
@@ -58,17 +58,27 @@ def claude():
 
 
 def codex():
+    """Just enough `codex app-server`: the handshake, a thread, and one echoed answer per turn/start."""
     argv = sys.argv[1:]
-    prompt = argv[-1]
-    tid = argv[argv.index("resume") + 1] if "resume" in argv else TID
-    out({"type": "thread.started", "thread_id": tid})
-    out({"type": "turn.started"})
     if MODE == "codex-exit":
         sys.stderr.write("codex: kaput\n")
         sys.exit(2)
-    out({"type": "item.completed", "item": {"id": "item_0", "type": "agent_message",
-                                            "text": json.dumps({"prompt": prompt, "argv": argv})}})
-    out({"type": "turn.completed", "usage": {"output_tokens": 1}})
+    turn = 0
+    for line in sys.stdin:
+        msg = json.loads(line)
+        method, rid, params = msg.get("method"), msg.get("id"), msg.get("params") or {}
+        if method == "initialize":
+            out({"id": rid, "result": {"userAgent": "fake"}})
+        elif method in ("thread/start", "thread/resume"):
+            out({"id": rid, "result": {"thread": {"id": params.get("threadId") or TID}}})
+        elif method == "turn/start":
+            turn += 1
+            tid = f"turn-{turn}"
+            out({"id": rid, "result": {"turn": {"id": tid, "status": "inProgress"}}})
+            text = params["input"][0]["text"]
+            out({"method": "item/completed", "params": {"turnId": tid, "item": {
+                "id": f"msg-{turn}", "type": "agentMessage", "text": json.dumps({"prompt": text, "argv": argv})}}})
+            out({"method": "turn/completed", "params": {"turn": {"id": tid, "status": "completed"}}})
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ class Rule:
     text: str | None = None  # final answer; default "ok: <user text>"
     write_file: tuple[str, str] | None = None  # (path, content): a tool call before the text
     tool: tuple[str, dict[str, Any]] | None = None  # (name, input): any tool call before the text (anthropic)
+    command: str | None = None  # a shell command to run before the text (claude's Bash, codex's exec_command)
     delay: float = 0.0  # seconds to stall after the first streamed bytes (for interrupts)
     hits: int = 0
 
@@ -81,9 +82,9 @@ class ModelServer:
         return f"http://127.0.0.1:{self.port}"
 
     def script(self, contains: str, *, text: str | None = None, write_file: tuple[str, str] | None = None,
-               delay: float = 0.0, tool: tuple[str, dict[str, Any]] | None = None) -> Rule:
+               delay: float = 0.0, tool: tuple[str, dict[str, Any]] | None = None, command: str | None = None) -> Rule:
         """Add a rule (first matching rule wins)."""
-        rule = Rule(contains=contains, text=text, write_file=write_file, delay=delay, tool=tool)
+        rule = Rule(contains=contains, text=text, write_file=write_file, delay=delay, tool=tool, command=command)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -197,9 +198,9 @@ def _codex_write_cmd(path: str, content: str) -> str:
     return f"printf %s {shlex.quote(content)} > {shlex.quote(path)}"
 
 
-def _codex_write_js(path: str, content: str) -> str:
-    """Code-mode source for codex's `exec` tool: write the file through exec_command."""
-    cmd = _codex_write_cmd(path, content)
+def _codex_exec_js(cmd: str) -> str:
+    """Code-mode source for codex's `exec` tool (the default model's only tool): run `cmd` through
+    exec_command."""
     return (f"const r = await tools.exec_command({json.dumps({'cmd': cmd, 'login': False})});\n"
             "text(r.output ?? '');\n")
 
@@ -294,6 +295,9 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                 elif rule.tool and not convo.after_tool:
                     tool = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": rule.tool[0],
                             "input": rule.tool[1]}
+                elif rule.command and not convo.after_tool:
+                    tool = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": "Bash",
+                            "input": {"command": rule.command, "description": "run a command"}}
                 elif rule.text is not None:
                     text = rule.text
             usage = {"input_tokens": 12, "output_tokens": 7, "cache_creation_input_tokens": 0,
@@ -339,17 +343,19 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
             text = f"ok: {convo.user_text}"
             item: dict[str, Any]
             offered = {t.get("name") for t in body.get("tools", []) if isinstance(t, dict)}
-            if rule is not None and rule.write_file and not convo.after_tool and "exec" not in offered \
-                    and "exec_command" in offered:
+            shell = None
+            if rule is not None and not convo.after_tool:
+                shell = _codex_write_cmd(*rule.write_file) if rule.write_file else rule.command
+            if shell is not None and "exec" not in offered and "exec_command" in offered:
                 # Models whose tool set has exec_command as a plain function (e.g. gpt-5.1-codex-max).
                 item = {"type": "function_call", "id": f"fc_{uuid.uuid4().hex[:20]}",
                         "call_id": f"call_{uuid.uuid4().hex[:20]}", "name": "exec_command",
-                        "arguments": json.dumps({"cmd": _codex_write_cmd(*rule.write_file), "login": False}),
+                        "arguments": json.dumps({"cmd": shell, "login": False}),
                         "status": "completed"}
-            elif rule is not None and rule.write_file and not convo.after_tool:
+            elif shell is not None:
                 item = {"type": "custom_tool_call", "id": f"ctc_{uuid.uuid4().hex[:20]}",
                         "call_id": f"call_{uuid.uuid4().hex[:20]}", "name": "exec", "namespace": "functions",
-                        "input": _codex_write_js(*rule.write_file), "status": "completed"}
+                        "input": _codex_exec_js(shell), "status": "completed"}
             else:
                 if rule is not None and rule.text is not None:
                     text = rule.text

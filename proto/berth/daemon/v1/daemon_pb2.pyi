@@ -16,14 +16,20 @@ class SessionSettings(_message.Message):
     def __init__(self, code: _Optional[_Union[CodeSettings, _Mapping]] = ..., voice: _Optional[_Union[VoiceSettings, _Mapping]] = ...) -> None: ...
 
 class CodeSettings(_message.Message):
-    __slots__ = ("mode", "default_provider", "providers")
+    __slots__ = ("mode", "default_provider", "providers", "permissions", "allowed_tools", "approval_timeout_seconds")
     MODE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_PROVIDER_FIELD_NUMBER: _ClassVar[int]
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    PERMISSIONS_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_TOOLS_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     mode: str
     default_provider: str
     providers: ProviderSettings
-    def __init__(self, mode: _Optional[str] = ..., default_provider: _Optional[str] = ..., providers: _Optional[_Union[ProviderSettings, _Mapping]] = ...) -> None: ...
+    permissions: str
+    allowed_tools: _containers.RepeatedScalarFieldContainer[str]
+    approval_timeout_seconds: float
+    def __init__(self, mode: _Optional[str] = ..., default_provider: _Optional[str] = ..., providers: _Optional[_Union[ProviderSettings, _Mapping]] = ..., permissions: _Optional[str] = ..., allowed_tools: _Optional[_Iterable[str]] = ..., approval_timeout_seconds: _Optional[float] = ...) -> None: ...
 
 class ProviderSettings(_message.Message):
     __slots__ = ("claude_code", "codex")
@@ -144,7 +150,7 @@ class ListSessionsResponse(_message.Message):
     def __init__(self, sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("agent_session_id", "workspace_id", "provider", "model", "status", "provider_session_id", "repository", "worktree_path", "branch", "pid", "created_at", "updated_at", "last_error", "last_seq", "turn_running", "queued_messages", "metadata", "owner")
+    __slots__ = ("agent_session_id", "workspace_id", "provider", "model", "status", "provider_session_id", "repository", "worktree_path", "branch", "pid", "created_at", "updated_at", "last_error", "last_seq", "turn_running", "queued_messages", "metadata", "owner", "pending_approvals")
     AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     WORKSPACE_ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +169,7 @@ class Session(_message.Message):
     QUEUED_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    PENDING_APPROVALS_FIELD_NUMBER: _ClassVar[int]
     agent_session_id: str
     workspace_id: str
     provider: str
@@ -181,7 +188,8 @@ class Session(_message.Message):
     queued_messages: int
     metadata: _struct_pb2.Struct
     owner: str
-    def __init__(self, agent_session_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[str] = ..., provider_session_id: _Optional[str] = ..., repository: _Optional[str] = ..., worktree_path: _Optional[str] = ..., branch: _Optional[str] = ..., pid: _Optional[int] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., last_error: _Optional[str] = ..., last_seq: _Optional[int] = ..., turn_running: _Optional[bool] = ..., queued_messages: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., owner: _Optional[str] = ...) -> None: ...
+    pending_approvals: int
+    def __init__(self, agent_session_id: _Optional[str] = ..., workspace_id: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., status: _Optional[str] = ..., provider_session_id: _Optional[str] = ..., repository: _Optional[str] = ..., worktree_path: _Optional[str] = ..., branch: _Optional[str] = ..., pid: _Optional[int] = ..., created_at: _Optional[str] = ..., updated_at: _Optional[str] = ..., last_error: _Optional[str] = ..., last_seq: _Optional[int] = ..., turn_running: _Optional[bool] = ..., queued_messages: _Optional[int] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., owner: _Optional[str] = ..., pending_approvals: _Optional[int] = ...) -> None: ...
 
 class StreamEventsRequest(_message.Message):
     __slots__ = ("agent_session_id", "after_seq", "history_only")
@@ -339,3 +347,67 @@ class MachineInfo(_message.Message):
     repos_root: str
     worktrees_root: str
     def __init__(self, hostname: _Optional[str] = ..., daemon_version: _Optional[str] = ..., git_version: _Optional[str] = ..., claude_version: _Optional[str] = ..., codex_version: _Optional[str] = ..., sessions_by_status: _Optional[_Mapping[str, int]] = ..., max_sessions: _Optional[int] = ..., running_sessions: _Optional[int] = ..., repos_root: _Optional[str] = ..., worktrees_root: _Optional[str] = ...) -> None: ...
+
+class ListApprovalsRequest(_message.Message):
+    __slots__ = ("agent_session_id", "owner", "status")
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    agent_session_id: str
+    owner: str
+    status: str
+    def __init__(self, agent_session_id: _Optional[str] = ..., owner: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
+
+class ListApprovalsResponse(_message.Message):
+    __slots__ = ("approvals",)
+    APPROVALS_FIELD_NUMBER: _ClassVar[int]
+    approvals: _containers.RepeatedCompositeFieldContainer[Approval]
+    def __init__(self, approvals: _Optional[_Iterable[_Union[Approval, _Mapping]]] = ...) -> None: ...
+
+class DecideApprovalRequest(_message.Message):
+    __slots__ = ("agent_session_id", "approval_id", "owner", "decision", "message", "updated_input", "remember")
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_INPUT_FIELD_NUMBER: _ClassVar[int]
+    REMEMBER_FIELD_NUMBER: _ClassVar[int]
+    agent_session_id: str
+    approval_id: str
+    owner: str
+    decision: str
+    message: str
+    updated_input: _struct_pb2.Struct
+    remember: bool
+    def __init__(self, agent_session_id: _Optional[str] = ..., approval_id: _Optional[str] = ..., owner: _Optional[str] = ..., decision: _Optional[str] = ..., message: _Optional[str] = ..., updated_input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., remember: _Optional[bool] = ...) -> None: ...
+
+class Approval(_message.Message):
+    __slots__ = ("id", "agent_session_id", "kind", "tool_name", "input", "status", "created_at", "decided_at", "message", "remember", "tool_use_id", "decided_by", "detail")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TOOL_NAME_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REMEMBER_FIELD_NUMBER: _ClassVar[int]
+    TOOL_USE_ID_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    agent_session_id: str
+    kind: str
+    tool_name: str
+    input: _struct_pb2.Struct
+    status: str
+    created_at: str
+    decided_at: str
+    message: str
+    remember: bool
+    tool_use_id: str
+    decided_by: str
+    detail: _struct_pb2.Struct
+    def __init__(self, id: _Optional[str] = ..., agent_session_id: _Optional[str] = ..., kind: _Optional[str] = ..., tool_name: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., status: _Optional[str] = ..., created_at: _Optional[str] = ..., decided_at: _Optional[str] = ..., message: _Optional[str] = ..., remember: _Optional[bool] = ..., tool_use_id: _Optional[str] = ..., decided_by: _Optional[str] = ..., detail: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...

@@ -95,6 +95,16 @@ class DaemonServiceStub:
                 request_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.GetMachineInfoRequest.SerializeToString,
                 response_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.MachineInfo.FromString,
                 _registered_method=True)
+        self.ListApprovals = channel.unary_unary(
+                '/berth.daemon.v1.DaemonService/ListApprovals',
+                request_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.ListApprovalsRequest.SerializeToString,
+                response_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.ListApprovalsResponse.FromString,
+                _registered_method=True)
+        self.DecideApproval = channel.unary_unary(
+                '/berth.daemon.v1.DaemonService/DecideApproval',
+                request_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.DecideApprovalRequest.SerializeToString,
+                response_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.Approval.FromString,
+                _registered_method=True)
 
 
 class DaemonServiceServicer:
@@ -186,6 +196,23 @@ class DaemonServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListApprovals(self, request, context):
+        """The session's approvals (the agent's permission requests and questions), oldest first. Each is
+        stored before its "approval_request" event is sent; a daemon restart expires the pending ones.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideApproval(self, request, context):
+        """Answers a pending approval: the decision goes to the waiting agent, then is stored, and an
+        "approval_decision" event follows. NOT_FOUND for an unknown approval (or another owner's session),
+        FAILED_PRECONDITION when it is no longer pending.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DaemonServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -248,6 +275,16 @@ def add_DaemonServiceServicer_to_server(servicer, server):
                     servicer.GetMachineInfo,
                     request_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.GetMachineInfoRequest.FromString,
                     response_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.MachineInfo.SerializeToString,
+            ),
+            'ListApprovals': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApprovals,
+                    request_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.ListApprovalsRequest.FromString,
+                    response_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.ListApprovalsResponse.SerializeToString,
+            ),
+            'DecideApproval': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideApproval,
+                    request_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.DecideApprovalRequest.FromString,
+                    response_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.Approval.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -575,6 +612,60 @@ class DaemonService:
             '/berth.daemon.v1.DaemonService/GetMachineInfo',
             berth_dot_daemon_dot_v1_dot_daemon__pb2.GetMachineInfoRequest.SerializeToString,
             berth_dot_daemon_dot_v1_dot_daemon__pb2.MachineInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApprovals(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/berth.daemon.v1.DaemonService/ListApprovals',
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.ListApprovalsRequest.SerializeToString,
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.ListApprovalsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideApproval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/berth.daemon.v1.DaemonService/DecideApproval',
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.DecideApprovalRequest.SerializeToString,
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.Approval.FromString,
             options,
             channel_credentials,
             insecure,
