@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--parts launch,import,events,reads,footprint]` → docs/BENCHMARKS.md + docs/bench-launch.png."""
+"""`python -m bench [--quick] [--parts launch,import,events,approvals,reads,footprint]` → docs/BENCHMARKS.md + docs/bench-launch.png."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bench.stack import Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORK = Path(__file__).resolve().parent / ".work"
-PARTS = ("launch", "import", "events", "reads", "footprint")
+PARTS = ("launch", "import", "events", "approvals", "reads", "footprint")
 POOL = 2
 SESSIONS = 50
 
@@ -105,6 +105,7 @@ def run_launch(report: Report, quick: bool, repos: dict[int, Path], run_dir: Pat
 
 def run_shared(report: Report, quick: bool, run_dir: Path, repo: Path, parts: list[str]) -> None:
     """import, events, reads and footprint on one stub-agent daemon + control plane."""
+    from bench.approvals import run_approvals
     from bench.events import run_events
     from bench.footprint import SECTION as FOOTPRINT
     from bench.footprint import cycles, measure_rss
@@ -119,13 +120,16 @@ def run_shared(report: Report, quick: bool, run_dir: Path, repo: Path, parts: li
         if "import" in parts:
             print("import", flush=True)
             run_import(report, quick, run_dir, repo, shared)
-        if {"events", "reads", "footprint"} & set(parts):
+        if {"events", "approvals", "reads", "footprint"} & set(parts):
             print(f"launching {SESSIONS} stub sessions", flush=True)
             for _ in range(SESSIONS):
                 shared.launch()
         if "events" in parts:
             print("events", flush=True)
             run_events(report, quick, shared, SESSIONS)
+        if "approvals" in parts:
+            print("approvals", flush=True)
+            run_approvals(report, quick, shared)
         if "reads" in parts:
             print("reads", flush=True)
             run_reads(report, quick, run_dir, shared)

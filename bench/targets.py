@@ -60,6 +60,17 @@ def check_targets(report: Report) -> None:
             f"p99 {p99:.1f} ms (median {row.summary.median:.1f} ms, n={row.summary.n})",
             "met" if p99 < 50 else "not met",
         ))
+    ap = "Approvals (agent request → SSE client; decision POST → agent)"
+    for name, what in (("request written → SSE client", "Approval request written by the agent → SSE client"),
+                       ("decision POSTed → agent has it", "Decision POSTed → the agent has the answer")):
+        row = report.find(ap, name)
+        if row and row.values:
+            p99 = row.summary.p99
+            report.targets.append((
+                f"{what}: p99 < 50 ms",
+                f"p99 {p99:.1f} ms (median {row.summary.median:.1f} ms, n={row.summary.n})",
+                "met" if p99 < 50 else "not met",
+            ))
     _footprint(report)
 
 

@@ -211,7 +211,7 @@ class Output:
         if not items:
             self.err.print(f"[dim]no {title.lower()}[/dim]")
 
-    def event(self, record: dict[str, Any]) -> None:
+    def event(self, record: dict[str, Any], session_id: str = "SESSION") -> None:
         if self.as_json:
             self.json(record)
             return
@@ -223,8 +223,15 @@ class Output:
         role = str(data.get("role", record.get("event", "")))
         line = Text(f"{seq:>5} ", style="dim")
         line.append(f"{role:<9}", style=ROLE_STYLES.get(role, ""))
-        line.append(describe_content(data.get("content") or {}, data.get("status")))
+        content = data.get("content") or {}
+        line.append(describe_content(content, data.get("status")))
         self.out.print(line)
+        meta = data.get("metadata") or {}
+        if content.get("type") == "approval_request" and meta.get("approval_id"):
+            sid, aid = session_id, meta["approval_id"]
+            self.out.print(Text(f"        answer: berth approve {sid} {aid}   or: berth approve {sid} {aid} --deny "
+                                "--message WHY",
+                                style="bold yellow"))
 
     def status(self, message: str):
         """A spinner on stderr while a request runs (people only)."""
@@ -260,6 +267,13 @@ def describe_content(content: dict[str, Any], status: str | None = None) -> Text
         return Text(f"← {_clip(text)}", style="red" if content.get("is_error") else "magenta")
     if kind == "error":
         return Text(content.get("message") or content.get("text") or "error", style="bold red")
+    if kind == "approval_request":
+        return Text(f"? approval needed: {content.get('message') or content.get('name')}", style="bold yellow")
+    if kind == "approval_decision":
+        verdict = "allowed" if content.get("success") else "not allowed"
+        reason = f" ({content['message']})" if content.get("message") else ""
+        return Text(f"{'✓' if content.get('success') else '✗'} {content.get('name')} {verdict}{reason}",
+                    style="green" if content.get("success") else "yellow")
     if kind == "system":
         return Text(content.get("text") or content.get("message") or "", style="dim")
     return Text(content.get("text") or "")
@@ -377,7 +391,8 @@ def cmd_machine_remove(client: Client, out: Output, a: argparse.Namespace) -> No
 
 
 def cmd_workspace_add(client: Client, out: Output, a: argparse.Namespace) -> None:
-    body = {"name": a.name, "repository": a.repository, "default_machine_id": a.machine, "base_ref": a.base_ref, "owner": a.owner}
+    body = {"name": a.name, "repository": a.repository, "default_machine_id": a.machine, "base_ref": a.base_ref,
+            "owner": a.owner, "allowed_tools": a.allow, "approval_timeout_seconds": a.approval_timeout}
     data = client.request("POST", "/api/v1/workspaces", body={k: v for k, v in body.items() if v is not None})
     out.result(data, "Workspace added")
 
@@ -392,7 +407,8 @@ def cmd_workspace_show(client: Client, out: Output, a: argparse.Namespace) -> No
 
 
 def cmd_workspace_update(client: Client, out: Output, a: argparse.Namespace) -> None:
-    body = {"name": a.name, "repository": a.repository, "default_machine_id": a.machine, "base_ref": a.base_ref}
+    body = {"name": a.name, "repository": a.repository, "default_machine_id": a.machine, "base_ref": a.base_ref,
+            "allowed_tools": a.allow, "approval_timeout_seconds": a.approval_timeout}
     body = {k: v for k, v in body.items() if v is not None}
     out.result(client.request("PATCH", f"/api/v1/workspaces/{a.workspace_id}", body=body), "Workspace updated")
 
@@ -403,7 +419,7 @@ def cmd_workspace_remove(client: Client, out: Output, a: argparse.Namespace) -> 
 
 
 def _session_settings(a: argparse.Namespace) -> dict[str, Any] | None:
-    if not (a.provider or a.model or a.thinking):
+    if not (a.provider or a.model or a.thinking or a.mode or a.permissions or a.allow or a.approval_timeout):
         return None
     provider = a.provider or "claude_code"
     settings: dict[str, Any] = {}
@@ -413,9 +429,15 @@ def _session_settings(a: argparse.Namespace) -> dict[str, Any] | None:
         if provider != "codex":
             raise CliError("--thinking applies to --provider codex only")
         settings["thinking"] = a.thinking
-    code: dict[str, Any] = {"mode": "agent", "default_provider": provider}
+    code: dict[str, Any] = {"mode": a.mode or "agent", "default_provider": provider}
     if settings:
         code["providers"] = {provider: settings}
+    if a.permissions:
+        code["permissions"] = a.permissions
+    if a.allow:
+        code["allowed_tools"] = a.allow
+    if a.approval_timeout:
+        code["approval_timeout_seconds"] = a.approval_timeout
     return {"code": code}
 
 
@@ -548,7 +570,7 @@ def cmd_messages(client: Client, out: Output, a: argparse.Namespace) -> None:
         out.json(data)
         return
     for message in _items(data, "messages"):
-        out.event({"id": message.get("seq"), "event": message.get("role"), "data": message})
+        out.event({"id": message.get("seq"), "event": message.get("role"), "data": message}, a.session_id)
 
 
 def _tail(client: Client, out: Output, session_id: str, after: int | None, max_events: int | None) -> None:
@@ -557,7 +579,7 @@ def _tail(client: Client, out: Output, session_id: str, after: int | None, max_e
     while True:
         try:
             for record in client.stream_events(session_id, after):
-                out.event(record)
+                out.event(record, session_id)
                 seen, delay = seen + 1, 0.5
                 if str(record.get("id", "")).isdigit():
                     after = int(record["id"])
@@ -577,6 +599,33 @@ def cmd_tail(client: Client, out: Output, a: argparse.Namespace) -> None:
     _tail(client, out, a.session_id, a.after, a.max_events)
 
 
+def _approval_summary(item: dict[str, Any]) -> str:
+    data = item.get("input") or {}
+    text = data.get("command") or data.get("file_path") or json.dumps(data, default=str)
+    return _clip(str(text), 80)
+
+
+def cmd_approvals(client: Client, out: Output, a: argparse.Namespace) -> None:
+    params = {"status": a.status} if a.status else None
+    data = client.request("GET", f"/api/sessions/{a.session_id}/approvals", params=params)
+    items = [{**item, "asks": _approval_summary(item)} for item in _items(data, "approvals")]
+    out.rows(items, ["id", "status", "kind", "tool_name", "asks", "created_at"], "Approvals", data)
+    pending = [item["id"] for item in items if item.get("status") == "pending"]
+    if pending and not out.as_json:
+        out.err.print(Text(f"answer with: berth approve {a.session_id} {pending[0]}  (or --deny --message WHY)",
+                           style="dim"))
+
+
+def cmd_approve(client: Client, out: Output, a: argparse.Namespace) -> None:
+    body: dict[str, Any] = {"decision": "deny" if a.deny else "allow", "remember": a.remember}
+    if a.message is not None:
+        body["message"] = a.message
+    if a.input is not None:
+        body["updated_input"] = _json_arg(a.input, "--input")
+    data = client.request("POST", f"/api/sessions/{a.session_id}/approvals/{a.approval_id}", body=body)
+    out.result(data, "Denied" if a.deny else "Allowed")
+
+
 def cmd_health(client: Client, out: Output, a: argparse.Namespace) -> None:
     out.result(client.request("GET", "/health"), "Control plane")
 
@@ -590,6 +639,13 @@ def cmd_metrics(client: Client, out: Output, a: argparse.Namespace) -> None:
 
 
 # --- parser -------------------------------------------------------------------------------------
+
+
+def _approval_options(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--allow", action="append", metavar="RULE",
+                    help="a tool rule that runs unasked, e.g. 'Bash(npm test:*)' (repeatable)")
+    sp.add_argument("--approval-timeout", type=float, metavar="SECONDS",
+                    help="refuse an approval nobody answers within this time")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -654,6 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--machine", help="default machine id")
     sp.add_argument("--base-ref", help="commit-ish new branches start from")
     sp.add_argument("--owner", help="owner of the workspace (default: the caller)")
+    _approval_options(sp)
     add(ws, "list", cmd_workspace_list, "list workspaces")
     sp = add(ws, "show", cmd_workspace_show, "show one workspace")
     sp.add_argument("workspace_id")
@@ -663,6 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--repository")
     sp.add_argument("--machine")
     sp.add_argument("--base-ref")
+    _approval_options(sp)
     sp = add(ws, "remove", cmd_workspace_remove, "remove a workspace")
     sp.add_argument("workspace_id")
 
@@ -673,6 +731,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--provider", choices=["claude_code", "codex"])
     sp.add_argument("--model")
     sp.add_argument("--thinking", choices=["minimal", "low", "medium", "high"], help="codex reasoning effort")
+    sp.add_argument("--mode", choices=["agent", "plan"], help="plan: read and plan only, nothing is written")
+    sp.add_argument("--permissions", choices=["ask", "auto", "deny"],
+                    help="ask (default): requests wait for `berth approve`; auto: run everything; deny: refuse")
+    _approval_options(sp)
     sp.add_argument("--worktree", help="worktree and branch name")
     sp.add_argument("--base-ref")
     sp.add_argument("--machine", help="machine id (default: the workspace's)")
@@ -740,6 +802,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("session_id")
     sp.add_argument("--after", type=int, help="start after this seq (default: from the beginning)")
     sp.add_argument("--max-events", type=int, help="stop after this many events")
+    sp = add(sub, "approvals", cmd_approvals, "list a session's approvals (the agent's permission requests)")
+    sp.add_argument("session_id")
+    sp.add_argument("--status", choices=["pending", "allowed", "denied", "cancelled", "expired"])
+    sp = add(sub, "approve", cmd_approve, "allow (or --deny) a pending approval; the agent goes on")
+    sp.add_argument("session_id")
+    sp.add_argument("approval_id")
+    sp.add_argument("--deny", action="store_true", help="refuse instead of allowing")
+    sp.add_argument("--message", "-m", help="the reason (the agent's model reads it)")
+    sp.add_argument("--remember", action="store_true", help="allow this command or tool for the rest of the session")
+    sp.add_argument("--input", help="JSON object: the tool input to run instead (a question's answers)")
     add(sub, "health", cmd_health, "check the control plane answers")
     add(sub, "metrics", cmd_metrics, "print the control plane's Prometheus metrics")
     return p

@@ -185,6 +185,13 @@ class DaemonClient:
             ),
         )
 
+    async def list_approvals(self, session_id: str, owner: str, status: str = "") -> daemon_pb2.ListApprovalsResponse:
+        return await self._unary("ListApprovals", daemon_pb2.ListApprovalsRequest(
+            agent_session_id=session_id, owner=owner, status=status))
+
+    async def decide_approval(self, req: daemon_pb2.DecideApprovalRequest) -> daemon_pb2.Approval:
+        return await self._unary("DecideApproval", req)
+
     async def machine_info(self) -> daemon_pb2.MachineInfo:
         return await self._unary("GetMachineInfo", daemon_pb2.GetMachineInfoRequest())
 

@@ -372,23 +372,30 @@ _UPDATE_SESSION = (
         provider_session_id=func.coalesce(
             bindparam("b_provider", type_=_SESSIONS.c.provider_session_id.type), _SESSIONS.c.provider_session_id
         ),
+        pending_approvals=func.coalesce(
+            bindparam("b_pending", type_=_SESSIONS.c.pending_approvals.type), _SESSIONS.c.pending_approvals
+        ),
     )
 )
 
 
 def _session_updates(stored: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per session (parameters of _UPDATE_SESSION): last_seq and last_active of its newest stored event,
-    the latest status it reported and, when one of them failed, that failure's message, and the provider
-    session id its agent announced."""
+    the latest status it reported and, when one of them failed, that failure's message, the provider
+    session id its agent announced, and the daemon's latest count of pending approvals."""
     out: dict[str, dict[str, Any]] = {}
     for r in stored:
         sid = r["agent_session_id"]
         values = out.setdefault(
-            sid, {"b_id": sid, "b_seq": -1, "b_active": None, "b_status": None, "b_error": None, "b_provider": None}
+            sid, {"b_id": sid, "b_seq": -1, "b_active": None, "b_status": None, "b_error": None, "b_provider": None,
+                  "b_pending": None}
         )
         provider_id = r["metadata"].get("provider_session_id")
         if isinstance(provider_id, str) and provider_id:
             values["b_provider"] = provider_id  # the agent announced (or changed) its own session id
+        pending = r["metadata"].get("pending_approvals")
+        if isinstance(pending, (int, float)) and not isinstance(pending, bool) and r["seq"] > values["b_seq"]:
+            values["b_pending"] = int(pending)  # the daemon's count as of this approval event
         if r["seq"] > values["b_seq"]:
             values["b_seq"] = r["seq"]
             values["b_active"] = r["created_at"]

@@ -281,6 +281,12 @@ class LaunchService:
         settings.code.default_provider = plan.provider
         if not settings.code.mode:
             settings.code.mode = "agent"
+        # The workspace's allow-list comes first; the launch may add rules and its own timeout.
+        rules = list(dict.fromkeys([*(plan.workspace.allowed_tools or []), *settings.code.allowed_tools]))
+        del settings.code.allowed_tools[:]
+        settings.code.allowed_tools.extend(rules)
+        if not settings.code.approval_timeout_seconds and plan.workspace.approval_timeout_seconds:
+            settings.code.approval_timeout_seconds = plan.workspace.approval_timeout_seconds
         meta = dict(req.metadata or {})
         meta.setdefault("user_session_id", plan.user_session_id)
         if task_id:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, with_config
 from typing_extensions import TypedDict
@@ -59,7 +59,11 @@ PROVIDER_SESSION_ID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-
 _UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
 # A model name as the CLIs take it; never one that could read as an option.
 _MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/\[\]@+-]{0,199}$"
-ContentType = Literal["text", "tool_use", "tool_result", "error", "system"]
+ContentType = Literal["text", "tool_use", "tool_result", "error", "system", "approval_request", "approval_decision"]
+# A tool rule in Claude Code's syntax ("Read", "Bash(npm test:*)"); "Bash" also names codex's shell tool.
+ToolRule = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,99}(\([^\x00-\x1f\x7f()]{1,400}\))?$")]
+ApprovalTimeout = Annotated[float, Field(gt=0, le=86400)]
+Permissions = Literal["ask", "auto", "deny"]
 _ADDRESS = re.compile(r"^(unix:(//)?/\S+|[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5})$")
 
 
@@ -153,9 +157,21 @@ class ProviderSettings(_Strict):
 
 
 class CodeSettings(_Strict):
-    mode: Literal["agent"] = "agent"
+    mode: Literal["agent", "plan"] = Field(
+        default="agent", description='"agent", or (an addition) "plan": read and plan only, nothing is written')
     default_provider: Literal["claude_code", "codex"] | None = None
     providers: ProviderSettings | None = None
+    # Additions: how the agent's permission requests are answered.
+    permissions: Permissions | None = Field(
+        default=None,
+        description='"ask" (default): edits inside the worktree run, what the CLI would ask a person about '
+        'becomes an approval (GET/POST /api/sessions/{id}/approvals); "auto": everything runs unasked, where the '
+        'CLI permits it (409 where it does not, e.g. claude as root); "deny": refused unasked')
+    allowed_tools: list[ToolRule] | None = Field(
+        default=None, max_length=200,
+        description="Tool rules that run unasked, added to the workspace's, e.g. [\"Bash(npm test:*)\"]")
+    approval_timeout_seconds: ApprovalTimeout | None = Field(
+        default=None, description="Refuse an approval nobody answers within this time (default: the workspace's)")
 
 
 class VoiceSettings(_Strict):
@@ -239,6 +255,7 @@ class SessionSummary(BaseModel):
     workspace_id: str | None = None
     machine_id: str | None = None
     user_session_id: str | None = None
+    pending_approvals: int = Field(default=0, description="Approvals waiting for a decision")
 
 
 class SessionDetail(SessionSummary):
@@ -336,6 +353,11 @@ class WorkspaceCreate(_Strict):
     repository: str = Field(min_length=1, max_length=2000, description="Path or clone URL on the machine")
     default_machine_id: str | None = None
     base_ref: str | None = Field(default=None, max_length=500)
+    allowed_tools: list[ToolRule] = Field(
+        default_factory=list, max_length=200,
+        description='Tool rules every session of the workspace runs unasked, e.g. ["Read", "Bash(npm test:*)"]')
+    approval_timeout_seconds: ApprovalTimeout | None = Field(
+        default=None, description="A pending approval nobody answers within this time is refused (default: none)")
     owner: str | None = Field(default=None, description="Owner the workspace belongs to (default: the caller)")
 
 
@@ -344,6 +366,8 @@ class WorkspaceUpdate(_Strict):
     repository: str | None = Field(default=None, min_length=1, max_length=2000)
     default_machine_id: str | None = None
     base_ref: str | None = Field(default=None, max_length=500)
+    allowed_tools: list[ToolRule] | None = Field(default=None, max_length=200)
+    approval_timeout_seconds: ApprovalTimeout | None = None
 
 
 class WorkspaceOut(BaseModel):
@@ -354,6 +378,8 @@ class WorkspaceOut(BaseModel):
     default_machine_id: str | None
     base_ref: str | None
     created_at: datetime
+    allowed_tools: list[str] = Field(default_factory=list)
+    approval_timeout_seconds: float | None = None
 
 
 class TokenCreate(_Strict):
@@ -372,3 +398,42 @@ class TokenOut(BaseModel):
 
 class TokenCreated(TokenOut):
     token: str = Field(description="The token itself; shown only in this response")
+
+
+# --- approvals (an addition) ---------------------------------------------------------------------
+
+ApprovalStatus = Literal["pending", "allowed", "denied", "cancelled", "expired"]
+
+
+class Approval(BaseModel):
+    """A permission request of the agent (may this tool run?) or its question for the user."""
+
+    id: str
+    tool_name: str = Field(description="e.g. Bash, Write, AskUserQuestion; codex: command_execution, file_change")
+    input: dict[str, Any] = Field(description="The tool's input as the agent asked to run it")
+    kind: Literal["permission", "question"]
+    status: ApprovalStatus
+    created_at: datetime
+    decided_at: datetime | None = None
+    message: str | None = Field(default=None, description="The decision's reason, or why it ended without one")
+    # Additions to the issue's shape.
+    decided_by: str | None = Field(
+        default=None, description='"user", "rule" (allow-list or remembered), "timeout", "agent" (withdrawn)')
+    remember: bool = False
+    tool_use_id: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict, description="What else the agent said (suggestions …)")
+
+
+class ApprovalList(BaseModel):
+    approvals: list[Approval]
+
+
+class ApprovalDecision(_Strict):
+    """POST /api/sessions/{id}/approvals/{approval_id}."""
+
+    decision: Literal["allow", "deny"]
+    message: str | None = Field(default=None, max_length=10000, description="The reason; the model reads it")
+    updated_input: dict[str, Any] | None = Field(
+        default=None, description="The tool's input as it should run; for a question, its answers: claude "
+        '{"answers": {"<question>": "<label>"}}, codex {"answers": {"<id>": {"answers": ["<label>"]}}}')
+    remember: bool = Field(default=False, description="Allow this command (shell) or tool for the rest of the session")

@@ -58,6 +58,7 @@ def _workspace_out(w: Workspace) -> dict:
     return {
         "id": w.id, "owner": w.owner, "name": w.name, "repository": w.repository,
         "default_machine_id": w.default_machine_id, "base_ref": w.base_ref, "created_at": w.created_at,
+        "allowed_tools": list(w.allowed_tools or []), "approval_timeout_seconds": w.approval_timeout_seconds,
     }
 
 
@@ -152,6 +153,7 @@ async def create_workspace(body: WorkspaceCreate, db: Db, p: Admin) -> dict:
     w = Workspace(
         id=new_id("ws"), owner=owner, name=body.name, repository=body.repository,
         default_machine_id=body.default_machine_id, base_ref=body.base_ref,
+        allowed_tools=list(body.allowed_tools), approval_timeout_seconds=body.approval_timeout_seconds,
     )
     db.add(w)
     await db.commit()
@@ -175,6 +177,8 @@ async def get_workspace(workspace_id: str, db: Db, p: Caller) -> dict:
 async def update_workspace(workspace_id: str, body: WorkspaceUpdate, db: Db, p: Admin) -> dict:
     w = await owned_workspace(db, p, workspace_id, admin_sees_all=True)
     changes = body.model_dump(exclude_unset=True)
+    if "allowed_tools" in changes and changes["allowed_tools"] is None:
+        changes["allowed_tools"] = []
     for k in ("name", "repository"):
         if k in changes and changes[k] is None:
             raise field_error(k, "must not be null")

@@ -106,6 +106,7 @@ def session_summary(s: Any, count: int) -> dict[str, Any]:
         "workspace_id": s.workspace_id,
         "machine_id": s.machine_id,
         "user_session_id": s.user_session_id,
+        "pending_approvals": s.pending_approvals or 0,
     }
 
 

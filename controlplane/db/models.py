@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -111,6 +112,9 @@ class Workspace(Base):
     )
     base_ref: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Tool rules every session of the workspace runs unasked; the timeout after which an approval is refused.
+    allowed_tools: Mapped[list[str]] = mapped_column(JSON, default=list)
+    approval_timeout_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class UserSession(Base):
@@ -153,6 +157,8 @@ class AgentSession(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_active: Mapped[datetime | None] = mapped_column(nullable=True)
+    # How many of the agent's approvals wait for a decision (as the daemon last said, from the event stream).
+    pending_approvals: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Message(Base):

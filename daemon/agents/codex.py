@@ -259,7 +259,7 @@ class CodexAdapter(AgentAdapter):
             last = usage.get("last") or usage.get("total")
             if isinstance(last, dict):
                 # The names codex exec and the Responses API use, for every provider's usage alike.
-                self._usage = {_USAGE_NAMES.get(k, k): v for k, v in last.items()}
+                self._usage = {_USAGE_NAMES.get(str(k), str(k)): v for k, v in last.items()}
             return []
         if method == "serverRequest/resolved":
             rid = params.get("requestId")

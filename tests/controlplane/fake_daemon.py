@@ -154,6 +154,14 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         await self._check("RemoveWorktree", request, context)
         return daemon_pb2.RemoveWorktreeResponse(removed=True, branch="b")
 
+    async def ListApprovals(self, request, context):
+        await self._check("ListApprovals", request, context)
+        return daemon_pb2.ListApprovalsResponse()
+
+    async def DecideApproval(self, request, context):
+        await self._check("DecideApproval", request, context)
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"approval {request.approval_id} not found")
+
     async def GetMachineInfo(self, request, context):
         await self._check("GetMachineInfo", request, context)
         return daemon_pb2.MachineInfo(hostname="fake", daemon_version="0-fake")

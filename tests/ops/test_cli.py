@@ -257,6 +257,32 @@ def test_session_lifecycle_launch_tail_send_pause_resume_stop_delete(berth, stac
     assert "HTTP 404" in err
 
 
+def test_approvals_are_listed_answered_and_shown_in_the_tail(berth, stack):
+    command = "python3 -c 'open(\"cli.txt\", \"w\").write(\"yes\")'"
+    stack.model.script("cli check", command=command, text="cli check done")
+    m = _machine(berth, stack, "approvals-machine")
+    ws = berth("--json", "workspace", "add", "approvals", str(stack.repo), "--machine", m["id"],
+               "--approval-timeout", "600")
+    assert ws["approval_timeout_seconds"] == 600 and ws["allowed_tools"] == []
+    ack = berth("--json", "launch", ws["id"], "-p", "please do the cli check", "--permissions", "ask",
+                "--worktree", "cli-approvals")
+    sid, worktree = ack["payload"]["agent_session_id"], Path(ack["payload"]["worktree_path"])
+
+    pending = wait_for(lambda: berth("--json", "approvals", sid, "--status", "pending")["approvals"], timeout=90,
+                       interval=0.2, what="a pending approval")[0]
+    _, table, hint = berth("approvals", sid)
+    assert pending["id"] in table and "pending" in table and f"berth approve {sid} {pending['id']}" in hint
+    _, tail, _ = berth("tail", sid, "--max-events", str(berth("--json", "show", sid)["message_count"]))
+    assert "approval needed" in tail and f"berth approve {sid} {pending['id']}" in tail
+
+    decided = berth("--json", "approve", sid, pending["id"], "--message", "fine")
+    assert decided["status"] == "allowed" and decided["message"] == "fine"
+    wait_for(lambda: (worktree / "cli.txt").exists(), timeout=90, interval=0.1, what="the command to run")
+    _, _, err = berth("approve", sid, pending["id"], "--deny", ok=False)
+    assert "HTTP 409" in err and "allowed already" in err
+    berth("--json", "stop", sid)
+
+
 def test_sessions_create_and_import(berth, stack, tmp_path):
     m = _machine(berth, stack, "imp-machine")
     ws = berth("--json", "workspace", "add", "imp", str(stack.repo), "--machine", m["id"])

@@ -26,6 +26,7 @@ from tests.ops.support import REPO
 from tests.support.daemon_proc import start_daemon
 from tests.support.git_repos import make_repo
 from tests.support.tls import make_self_signed
+from tests.support.waiting import wait_for
 
 README = (REPO / "README.md").read_text()
 COMMANDS = readme_grpcurl_commands(README)
@@ -92,6 +93,12 @@ def _check(cmd: Command, result: Result, repo: Path) -> None:
     elif cmd.method == "berth.daemon.v1.DaemonService/GetSession":
         assert docs[0]["agent_session_id"] == body["agent_session_id"], text
         assert docs[0]["worktree_path"], text
+    elif cmd.method == "berth.daemon.v1.DaemonService/ListApprovals":
+        approvals = docs[0]["approvals"]
+        tool = approvals[0].get("toolName") or approvals[0].get("tool_name") if approvals else None
+        assert approvals and approvals[0]["status"] == "pending" and tool == "Bash", text
+    elif cmd.method == "berth.daemon.v1.DaemonService/DecideApproval":
+        assert docs[0]["status"] == "allowed" and docs[0]["id"] == body["approval_id"], text
     elif cmd.method == "berth.daemon.v1.DaemonService/StopSession":
         assert docs[0]["agent_session_id"] == body["agent_session_id"], text
         assert docs[0]["status"] != "active", text
@@ -108,7 +115,13 @@ def _run_guide(client, lines: list[str], variables: dict[str, str], repo: Path, 
             # The live stream follows until Ctrl-C: stop once the follow-up's answer arrived.
             until = lambda docs: _saw_reply(docs, "Now say goodbye")
         try:
-            result = client.run(cmd, until=until, timeout=90)
+            if cmd.method == "berth.daemon.v1.DaemonService/ListApprovals":
+                # The agent's request comes a moment after the launch: ask again until it is there.
+                result = wait_for(lambda: (r := client.run(cmd, until=None, timeout=30)).docs[0].get("approvals") and r,
+                                  timeout=90, what="a pending approval")
+                variables["APPROVAL"] = result.docs[0]["approvals"][0]["id"]
+            else:
+                result = client.run(cmd, until=until, timeout=90)
             _check(cmd, result, repo)
         except Exception as exc:
             raise AssertionError(
@@ -130,7 +143,9 @@ def test_the_guide_covers_list_describe_health_launch_send_and_stream_on_both_tr
 
 @pytest.mark.parametrize("client", CLIENTS)
 def test_every_unix_socket_grpcurl_command_in_the_readme_works(client, tmp_path: Path,
-                                                             claude_provider: ProviderConfig):
+                                                             claude_provider: ProviderConfig, model_server):
+    # "Run the check" makes the agent ask before a shell command: the guide's approval lines answer it.
+    model_server.script("Run the check", command="python3 -c 'print(42)'", text="checked")
     repo = make_repo(tmp_path / "repo")
     daemon = start_daemon(tmp_path, config={"providers": {"claude_code": claude_provider}})
     try:

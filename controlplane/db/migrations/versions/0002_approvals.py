@@ -1,0 +1,29 @@
+"""approvals: pending count per session, allow-list and approval timeout per workspace
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-12-02 01:00:00
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0002'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('agent_sessions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('pending_approvals', sa.Integer(), nullable=False, server_default='0'))
+    with op.batch_alter_table('workspaces', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('allowed_tools', sa.JSON(), nullable=False, server_default='[]'))
+        batch_op.add_column(sa.Column('approval_timeout_seconds', sa.Float(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('workspaces', schema=None) as batch_op:
+        batch_op.drop_column('approval_timeout_seconds')
+        batch_op.drop_column('allowed_tools')
+    with op.batch_alter_table('agent_sessions', schema=None) as batch_op:
+        batch_op.drop_column('pending_approvals')
