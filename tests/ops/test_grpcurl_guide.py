@@ -117,7 +117,7 @@ def _run_guide(client, lines: list[str], variables: dict[str, str], repo: Path, 
         try:
             if cmd.method == "berth.daemon.v1.DaemonService/ListApprovals":
                 # The agent's request comes a moment after the launch: ask again until it is there.
-                result = wait_for(lambda: (r := client.run(cmd, until=None, timeout=30)).docs[0].get("approvals") and r,
+                result = wait_for(lambda c=cmd: (r := client.run(c, until=None, timeout=30)).docs[0].get("approvals") and r,
                                   timeout=90, what="a pending approval")
                 variables["APPROVAL"] = result.docs[0]["approvals"][0]["id"]
             else:
