@@ -626,6 +626,53 @@ def cmd_approve(client: Client, out: Output, a: argparse.Namespace) -> None:
     out.result(data, "Denied" if a.deny else "Allowed")
 
 
+def cmd_diff(client: Client, out: Output, a: argparse.Namespace) -> None:
+    params: dict[str, Any] = {"stat_only": "true" if a.stat else "false"}
+    if a.path:
+        params["path"] = a.path
+    data = client.request("GET", f"/api/sessions/{a.session_id}/diff", params=params)
+    if out.as_json:
+        out.json(data)
+        return
+    lines = [Text(f"{data.get('base_commit', '')[:12]}..worktree of {a.session_id}", style="dim")]
+    for f in data.get("files") or []:
+        name = f"{f['old_path']} → {f['path']}" if f.get("old_path") else f["path"]
+        stat = Text(f" {f['status']:<9} ", style="bold")
+        stat.append(name)
+        stat.append(f"  +{f['additions']}", style="green")
+        stat.append(f" -{f['deletions']}", style="red")
+        lines.append(stat)
+    patch = data.get("patch") or ""
+    styles = {"+": "green", "-": "red", "@": "cyan"}
+    for line in patch.splitlines():
+        style = "bold" if line.startswith(("diff --git", "+++", "---", "index ")) else styles.get(line[:1], "")
+        lines.append(Text(line, style=style))
+    if data.get("truncated"):
+        lines.append(Text("… the patch was cut (see --path for one file)", style="yellow"))
+    if out.out.is_terminal and len(lines) > out.out.height:
+        with out.out.pager(styles=True):  # paged like git (less -R)
+            for text in lines:
+                out.out.print(text)
+    else:
+        for text in lines:
+            out.out.print(text)
+
+
+def cmd_commit(client: Client, out: Output, a: argparse.Namespace) -> None:
+    body = {"message": a.message, **({"author": a.author} if a.author else {})}
+    out.result(client.request("POST", f"/api/sessions/{a.session_id}/commit", body=body), "Committed")
+
+
+def cmd_merge(client: Client, out: Output, a: argparse.Namespace) -> None:
+    body = {"strategy": a.strategy, **({"into": a.into} if a.into else {}), **({"message": a.message} if a.message else {})}
+    out.result(client.request("POST", f"/api/sessions/{a.session_id}/merge", body=body), "Merged")
+
+
+def cmd_push(client: Client, out: Output, a: argparse.Namespace) -> None:
+    body = {"remote": a.remote, **({"branch": a.branch} if a.branch else {})}
+    out.result(client.request("POST", f"/api/sessions/{a.session_id}/push", body=body), "Pushed")
+
+
 def cmd_health(client: Client, out: Output, a: argparse.Namespace) -> None:
     out.result(client.request("GET", "/health"), "Control plane")
 
@@ -812,6 +859,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--message", "-m", help="the reason (the agent's model reads it)")
     sp.add_argument("--remember", action="store_true", help="allow this command or tool for the rest of the session")
     sp.add_argument("--input", help="JSON object: the tool input to run instead (a question's answers)")
+    sp = add(sub, "diff", cmd_diff, "show a session's changes against the commit it started from (coloured, paged)")
+    sp.add_argument("session_id")
+    sp.add_argument("--stat", action="store_true", help="files and counts only")
+    sp.add_argument("--path", help="one file")
+    sp = add(sub, "commit", cmd_commit, "commit everything in a session's worktree on its branch")
+    sp.add_argument("session_id")
+    sp.add_argument("--message", "-m", required=True)
+    sp.add_argument("--author", help='"Name <email>"')
+    sp = add(sub, "merge", cmd_merge, "merge a session's branch (default: into the branch it started from)")
+    sp.add_argument("session_id")
+    sp.add_argument("--into", help="target branch")
+    sp.add_argument("--strategy", choices=["merge", "squash", "fast-forward"], default="merge")
+    sp.add_argument("--message", "-m", help="the merge or squash commit's message")
+    sp = add(sub, "push", cmd_push, "push a session's branch with the machine's git credentials")
+    sp.add_argument("session_id")
+    sp.add_argument("--remote", default="origin")
+    sp.add_argument("--branch", help="remote branch name (default: the session's)")
     add(sub, "health", cmd_health, "check the control plane answers")
     add(sub, "metrics", cmd_metrics, "print the control plane's Prometheus metrics")
     return p

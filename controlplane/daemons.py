@@ -192,6 +192,19 @@ class DaemonClient:
     async def decide_approval(self, req: daemon_pb2.DecideApprovalRequest) -> daemon_pb2.Approval:
         return await self._unary("DecideApproval", req)
 
+    async def get_diff(self, req: daemon_pb2.GetDiffRequest) -> daemon_pb2.Diff:
+        return await self._unary("GetDiff", req, self.rpc_deadline + 60)
+
+    async def commit(self, req: daemon_pb2.CommitRequest) -> daemon_pb2.CommitResponse:
+        return await self._unary("Commit", req, self.rpc_deadline + 60)
+
+    async def merge(self, req: daemon_pb2.MergeRequest) -> daemon_pb2.MergeResponse:
+        return await self._unary("Merge", req, self.rpc_deadline + 60)
+
+    async def push(self, req: daemon_pb2.PushRequest) -> daemon_pb2.PushResponse:
+        # A push waits on the network: allow it time beyond the usual deadline.
+        return await self._unary("Push", req, self.rpc_deadline + 120)
+
     async def machine_info(self) -> daemon_pb2.MachineInfo:
         return await self._unary("GetMachineInfo", daemon_pb2.GetMachineInfoRequest())
 

@@ -437,3 +437,55 @@ class ApprovalDecision(_Strict):
         default=None, description="The tool's input as it should run; for a question, its answers: claude "
         '{"answers": {"<question>": "<label>"}}, codex {"answers": {"<id>": {"answers": ["<label>"]}}}')
     remember: bool = Field(default=False, description="Allow this command (shell) or tool for the rest of the session")
+
+
+# --- review and ship (an addition) ---------------------------------------------------------------
+
+
+class DiffFileOut(BaseModel):
+    path: str
+    old_path: str | None = None
+    status: Literal["added", "modified", "deleted", "renamed", "binary"]
+    additions: int
+    deletions: int
+
+
+class DiffResult(BaseModel):
+    base_ref: str | None = None
+    base_commit: str
+    head_commit: str
+    files: list[DiffFileOut]
+    patch: str | None = Field(default=None, description="The unified diff (null with stat_only)")
+    truncated: bool = False
+
+
+class CommitRequest(_Strict):
+    message: str = Field(min_length=1, max_length=100_000)
+    author: str | None = Field(default=None, max_length=400, pattern=r"^[^<>\x00-\x1f]{1,200} <[^<>\s\x00-\x1f]{1,200}>$",
+                               description='"Name <email>"; default: git\'s configured user on the machine')
+
+
+class CommitResult(BaseModel):
+    commit: str
+
+
+class MergeRequest(_Strict):
+    into: str | None = Field(default=None, max_length=200, description="Branch to merge into; default: the base branch")
+    strategy: Literal["merge", "squash", "fast-forward"] = "merge"
+    message: str | None = Field(default=None, max_length=100_000)
+
+
+class MergeResult(BaseModel):
+    merged_commit: str
+    into: str
+    strategy: str
+
+
+class PushRequest(_Strict):
+    remote: str = Field(default="origin", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    branch: str | None = Field(default=None, max_length=200, description="Remote branch; default: the session's")
+
+
+class PushResult(BaseModel):
+    remote: str
+    ref: str

@@ -266,6 +266,34 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
         return pb.MachineInfo(**await self.supervisor.machine_info())
 
     @_rpc
+    async def GetDiff(self, request: pb.GetDiffRequest, context: grpc.aio.ServicerContext) -> pb.Diff:
+        result, base_ref = await self.supervisor.get_diff(
+            request.agent_session_id, request.owner, path=request.path, stat_only=request.stat_only,
+            max_patch_bytes=request.max_patch_bytes)
+        return pb.Diff(base_ref=base_ref, base_commit=result.base_commit, head_commit=result.head_commit,
+                       patch=result.patch, truncated=result.truncated,
+                       files=[pb.DiffFile(path=f.path, old_path=f.old_path or "", status=f.status,
+                                          additions=f.additions, deletions=f.deletions) for f in result.files])
+
+    @_rpc
+    async def Commit(self, request: pb.CommitRequest, context: grpc.aio.ServicerContext) -> pb.CommitResponse:
+        commit = await self.supervisor.commit(request.agent_session_id, request.owner, request.message, request.author)
+        return pb.CommitResponse(commit=commit)
+
+    @_rpc
+    async def Merge(self, request: pb.MergeRequest, context: grpc.aio.ServicerContext) -> pb.MergeResponse:
+        result = await self.supervisor.merge(request.agent_session_id, request.owner, into=request.into,
+                                             strategy=request.strategy, message=request.message)
+        return pb.MergeResponse(merged_commit=result.merged_commit, into=result.into, strategy=result.strategy,
+                                conflicts=result.conflicts)
+
+    @_rpc
+    async def Push(self, request: pb.PushRequest, context: grpc.aio.ServicerContext) -> pb.PushResponse:
+        ref = await self.supervisor.push(request.agent_session_id, request.owner, remote=request.remote,
+                                         branch=request.branch)
+        return pb.PushResponse(remote=request.remote or "origin", ref=ref)
+
+    @_rpc
     async def ListApprovals(self, request: pb.ListApprovalsRequest, context: grpc.aio.ServicerContext) -> pb.ListApprovalsResponse:
         recs = self.supervisor.approvals(request.agent_session_id, request.owner, request.status)
         return pb.ListApprovalsResponse(approvals=[approval_to_pb(r) for r in recs])

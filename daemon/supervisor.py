@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import daemon
-from daemon import transcripts
+from daemon import review, transcripts
 from daemon.agents import adapter_for
 from daemon.agents.base import PERMISSIONS, AgentAdapter, AgentEvent, ApprovalAsk, Decision, TurnSpec
 from daemon.agents.codex import REASONING_EFFORTS
@@ -358,6 +358,7 @@ class Supervisor:
                 last_error="",
                 last_seq=0,
                 settings={"thinking": req.thinking, "mode": req.mode, "permissions": req.permissions,
+                          "base_ref": req.base_ref, "base_commit": info.base_commit,
                           "allowed_tools": list(req.allowed_tools),
                           "approval_timeout_seconds": req.approval_timeout_seconds, **req.settings},
                 metadata=req.metadata,
@@ -883,6 +884,61 @@ class Supervisor:
             return ""
         m = _VERSION_RE.search(out.decode(errors="replace"))
         return m.group(0) if m else out.decode(errors="replace").strip()
+
+    # ------------------------------------------------------------- review / ship
+
+    def _session_of(self, agent_session_id: str, owner: str) -> SessionRecord:
+        rec = self._get(agent_session_id)
+        self._check_owner(rec, owner)
+        if not rec.worktree_path or not rec.branch:
+            raise FailedPrecondition(f"session {agent_session_id} has no worktree branch")
+        return rec
+
+    async def _base_commit(self, rec: SessionRecord) -> str:
+        base = str(rec.settings.get("base_commit") or "")
+        if base:
+            return base
+        # Sessions from before the base was recorded: where the branch left the repository's HEAD.
+        return await asyncio.to_thread(review.fork_point, Path(rec.worktree_path), Path(rec.repository))
+
+    async def get_diff(self, agent_session_id: str, owner: str, *, path: str = "", stat_only: bool = False,
+                       max_patch_bytes: int = 0) -> tuple[review.Diff, str]:
+        """(the session's diff against its base commit, its base_ref)."""
+        rec = self._session_of(agent_session_id, owner)
+        if path and (len(path) > 4096 or "\0" in path or path.startswith("-")):
+            raise InvalidArgument("path", "must be a path inside the worktree")
+        if max_patch_bytes < 0:
+            raise InvalidArgument("max_patch_bytes", "must be 0 or more")
+        base = await self._base_commit(rec)
+        result = await asyncio.to_thread(review.diff, Path(rec.worktree_path), base, path=path or None,
+                                         stat_only=stat_only, max_patch_bytes=max_patch_bytes or review.MAX_PATCH_BYTES)
+        return result, str(rec.settings.get("base_ref") or "")
+
+    async def commit(self, agent_session_id: str, owner: str, message: str, author: str = "") -> str:
+        rec = self._session_of(agent_session_id, owner)
+        if self.live_state(agent_session_id)[0]:
+            raise FailedPrecondition(f"session {agent_session_id} is in a turn; commit when the turn has ended")
+        async with self.worktrees.repository_lock(Path(rec.repository)):
+            return await asyncio.to_thread(review.commit_all, Path(rec.worktree_path), message, author)
+
+    async def merge(self, agent_session_id: str, owner: str, *, into: str = "", strategy: str = "",
+                    message: str = "") -> review.MergeResult:
+        rec = self._session_of(agent_session_id, owner)
+        strategy = strategy or "merge"
+        if strategy not in ("merge", "squash", "fast-forward"):
+            raise InvalidArgument("strategy", "must be merge, squash or fast-forward")
+        repo = Path(rec.repository)
+        async with self.worktrees.repository_lock(repo):
+            target = into or await asyncio.to_thread(review.default_target, repo, str(rec.settings.get("base_ref") or ""))
+            if target == rec.branch:
+                raise InvalidArgument("into", "is the session's own branch")
+            return await asyncio.to_thread(review.merge, repo, rec.branch, target, strategy,  # type: ignore[arg-type]
+                                           message)
+
+    async def push(self, agent_session_id: str, owner: str, *, remote: str = "", branch: str = "") -> str:
+        rec = self._session_of(agent_session_id, owner)
+        async with self.worktrees.repository_lock(Path(rec.repository)):
+            return await asyncio.to_thread(review.push, Path(rec.worktree_path), rec.branch, remote or "origin", branch)
 
     # ---------------------------------------------------------------- approvals
 

@@ -208,6 +208,10 @@ class Worktrees:
             refresh_seconds=pool_refresh_seconds,
         )
 
+    def repository_lock(self, repository: Path) -> asyncio.Lock:
+        """The lock every git change in `repository` (and its worktrees) is made under."""
+        return self._lock(str(repository))
+
     def _lock(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
         if lock is None:

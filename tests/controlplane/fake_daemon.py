@@ -162,6 +162,22 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         await self._check("DecideApproval", request, context)
         await context.abort(grpc.StatusCode.NOT_FOUND, f"approval {request.approval_id} not found")
 
+    async def GetDiff(self, request, context):
+        await self._check("GetDiff", request, context)
+        return daemon_pb2.Diff(base_commit="0" * 40, head_commit="0" * 40)
+
+    async def Commit(self, request, context):
+        await self._check("Commit", request, context)
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "nothing to commit: the worktree has no changes")
+
+    async def Merge(self, request, context):
+        await self._check("Merge", request, context)
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "nothing to merge")
+
+    async def Push(self, request, context):
+        await self._check("Push", request, context)
+        await context.abort(grpc.StatusCode.NOT_FOUND, "remote: the repository has no remote")
+
     async def GetMachineInfo(self, request, context):
         await self._check("GetMachineInfo", request, context)
         return daemon_pb2.MachineInfo(hostname="fake", daemon_version="0-fake")

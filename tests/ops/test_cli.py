@@ -283,6 +283,28 @@ def test_approvals_are_listed_answered_and_shown_in_the_tail(berth, stack):
     berth("--json", "stop", sid)
 
 
+def test_diff_commit_merge_and_push_a_sessions_work(berth, stack, tmp_path):
+    m = _machine(berth, stack, "review-machine")
+    ws = berth("--json", "workspace", "add", "review", str(stack.repo), "--machine", m["id"])
+    ack = berth("--json", "launch", ws["id"], "--worktree", "cli-review")
+    sid, worktree = ack["payload"]["agent_session_id"], Path(ack["payload"]["worktree_path"])
+    (worktree / "review.txt").write_text("reviewed\n")  # what an agent would have written
+
+    assert [f["path"] for f in berth("--json", "diff", sid, "--stat")["files"]] == ["review.txt"]
+    _, shown, _ = berth("diff", sid)
+    assert "review.txt" in shown and "+reviewed" in shown
+    commit = berth("--json", "commit", sid, "-m", "Add review notes")["commit"]
+    merged = berth("--json", "merge", sid)
+    assert merged["merged_commit"] == commit and merged["into"] == "main"
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    subprocess.run(["git", "-C", str(stack.repo), "remote", "add", "origin", str(remote)], check=True)
+    assert berth("--json", "push", sid)["ref"] == "refs/heads/cli-review"
+    _, _, err = berth("commit", sid, "-m", "again", ok=False)
+    assert "HTTP 409" in err and "nothing to commit" in err
+    berth("--json", "stop", sid)
+
+
 def test_sessions_create_and_import(berth, stack, tmp_path):
     m = _machine(berth, stack, "imp-machine")
     ws = berth("--json", "workspace", "add", "imp", str(stack.repo), "--machine", m["id"])

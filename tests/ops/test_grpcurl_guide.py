@@ -93,6 +93,8 @@ def _check(cmd: Command, result: Result, repo: Path) -> None:
     elif cmd.method == "berth.daemon.v1.DaemonService/GetSession":
         assert docs[0]["agent_session_id"] == body["agent_session_id"], text
         assert docs[0]["worktree_path"], text
+    elif cmd.method == "berth.daemon.v1.DaemonService/GetDiff":
+        assert len(docs[0].get("baseCommit") or docs[0].get("base_commit") or "") == 40, text
     elif cmd.method == "berth.daemon.v1.DaemonService/ListApprovals":
         approvals = docs[0]["approvals"]
         tool = approvals[0].get("toolName") or approvals[0].get("tool_name") if approvals else None

@@ -411,3 +411,111 @@ class Approval(_message.Message):
     decided_by: str
     detail: _struct_pb2.Struct
     def __init__(self, id: _Optional[str] = ..., agent_session_id: _Optional[str] = ..., kind: _Optional[str] = ..., tool_name: _Optional[str] = ..., input: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., status: _Optional[str] = ..., created_at: _Optional[str] = ..., decided_at: _Optional[str] = ..., message: _Optional[str] = ..., remember: _Optional[bool] = ..., tool_use_id: _Optional[str] = ..., decided_by: _Optional[str] = ..., detail: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class GetDiffRequest(_message.Message):
+    __slots__ = ("agent_session_id", "owner", "path", "stat_only", "max_patch_bytes")
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    STAT_ONLY_FIELD_NUMBER: _ClassVar[int]
+    MAX_PATCH_BYTES_FIELD_NUMBER: _ClassVar[int]
+    agent_session_id: str
+    owner: str
+    path: str
+    stat_only: bool
+    max_patch_bytes: int
+    def __init__(self, agent_session_id: _Optional[str] = ..., owner: _Optional[str] = ..., path: _Optional[str] = ..., stat_only: _Optional[bool] = ..., max_patch_bytes: _Optional[int] = ...) -> None: ...
+
+class DiffFile(_message.Message):
+    __slots__ = ("path", "old_path", "status", "additions", "deletions")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    OLD_PATH_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ADDITIONS_FIELD_NUMBER: _ClassVar[int]
+    DELETIONS_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    old_path: str
+    status: str
+    additions: int
+    deletions: int
+    def __init__(self, path: _Optional[str] = ..., old_path: _Optional[str] = ..., status: _Optional[str] = ..., additions: _Optional[int] = ..., deletions: _Optional[int] = ...) -> None: ...
+
+class Diff(_message.Message):
+    __slots__ = ("base_ref", "base_commit", "head_commit", "files", "patch", "truncated")
+    BASE_REF_FIELD_NUMBER: _ClassVar[int]
+    BASE_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    HEAD_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    PATCH_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    base_ref: str
+    base_commit: str
+    head_commit: str
+    files: _containers.RepeatedCompositeFieldContainer[DiffFile]
+    patch: str
+    truncated: bool
+    def __init__(self, base_ref: _Optional[str] = ..., base_commit: _Optional[str] = ..., head_commit: _Optional[str] = ..., files: _Optional[_Iterable[_Union[DiffFile, _Mapping]]] = ..., patch: _Optional[str] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class CommitRequest(_message.Message):
+    __slots__ = ("agent_session_id", "owner", "message", "author")
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
+    agent_session_id: str
+    owner: str
+    message: str
+    author: str
+    def __init__(self, agent_session_id: _Optional[str] = ..., owner: _Optional[str] = ..., message: _Optional[str] = ..., author: _Optional[str] = ...) -> None: ...
+
+class CommitResponse(_message.Message):
+    __slots__ = ("commit",)
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    commit: str
+    def __init__(self, commit: _Optional[str] = ...) -> None: ...
+
+class MergeRequest(_message.Message):
+    __slots__ = ("agent_session_id", "owner", "into", "strategy", "message")
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    INTO_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    agent_session_id: str
+    owner: str
+    into: str
+    strategy: str
+    message: str
+    def __init__(self, agent_session_id: _Optional[str] = ..., owner: _Optional[str] = ..., into: _Optional[str] = ..., strategy: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class MergeResponse(_message.Message):
+    __slots__ = ("merged_commit", "into", "strategy", "conflicts")
+    MERGED_COMMIT_FIELD_NUMBER: _ClassVar[int]
+    INTO_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    merged_commit: str
+    into: str
+    strategy: str
+    conflicts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, merged_commit: _Optional[str] = ..., into: _Optional[str] = ..., strategy: _Optional[str] = ..., conflicts: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PushRequest(_message.Message):
+    __slots__ = ("agent_session_id", "owner", "remote", "branch")
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    REMOTE_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    agent_session_id: str
+    owner: str
+    remote: str
+    branch: str
+    def __init__(self, agent_session_id: _Optional[str] = ..., owner: _Optional[str] = ..., remote: _Optional[str] = ..., branch: _Optional[str] = ...) -> None: ...
+
+class PushResponse(_message.Message):
+    __slots__ = ("remote", "ref")
+    REMOTE_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
+    remote: str
+    ref: str
+    def __init__(self, remote: _Optional[str] = ..., ref: _Optional[str] = ...) -> None: ...

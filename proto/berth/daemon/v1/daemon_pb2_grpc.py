@@ -105,6 +105,26 @@ class DaemonServiceStub:
                 request_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.DecideApprovalRequest.SerializeToString,
                 response_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.Approval.FromString,
                 _registered_method=True)
+        self.GetDiff = channel.unary_unary(
+                '/berth.daemon.v1.DaemonService/GetDiff',
+                request_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.GetDiffRequest.SerializeToString,
+                response_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.Diff.FromString,
+                _registered_method=True)
+        self.Commit = channel.unary_unary(
+                '/berth.daemon.v1.DaemonService/Commit',
+                request_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.CommitRequest.SerializeToString,
+                response_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.CommitResponse.FromString,
+                _registered_method=True)
+        self.Merge = channel.unary_unary(
+                '/berth.daemon.v1.DaemonService/Merge',
+                request_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.MergeRequest.SerializeToString,
+                response_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.MergeResponse.FromString,
+                _registered_method=True)
+        self.Push = channel.unary_unary(
+                '/berth.daemon.v1.DaemonService/Push',
+                request_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.PushRequest.SerializeToString,
+                response_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.PushResponse.FromString,
+                _registered_method=True)
 
 
 class DaemonServiceServicer:
@@ -213,6 +233,38 @@ class DaemonServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDiff(self, request, context):
+        """The session's worktree (committed, uncommitted and untracked changes) against the commit it started
+        from, read into a private copy of its index: a consistent snapshot while the agent works.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Commit(self, request, context):
+        """Commits everything in the session's worktree on its branch. FAILED_PRECONDITION while a turn runs
+        or when there is nothing to commit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Merge(self, request, context):
+        """Merges the session's branch into `into` (default: the branch it started from, else the repository's
+        current branch). The result is computed without a working tree (git merge-tree); the branch moves
+        only if no checkout of it has uncommitted changes. A conflict answers `conflicts` and changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Push(self, request, context):
+        """Pushes the session's branch with the machine's own git credentials; a refusal is FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DaemonServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -285,6 +337,26 @@ def add_DaemonServiceServicer_to_server(servicer, server):
                     servicer.DecideApproval,
                     request_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.DecideApprovalRequest.FromString,
                     response_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.Approval.SerializeToString,
+            ),
+            'GetDiff': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDiff,
+                    request_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.GetDiffRequest.FromString,
+                    response_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.Diff.SerializeToString,
+            ),
+            'Commit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Commit,
+                    request_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.CommitRequest.FromString,
+                    response_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.CommitResponse.SerializeToString,
+            ),
+            'Merge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Merge,
+                    request_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.MergeRequest.FromString,
+                    response_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.MergeResponse.SerializeToString,
+            ),
+            'Push': grpc.unary_unary_rpc_method_handler(
+                    servicer.Push,
+                    request_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.PushRequest.FromString,
+                    response_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.PushResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -666,6 +738,114 @@ class DaemonService:
             '/berth.daemon.v1.DaemonService/DecideApproval',
             berth_dot_daemon_dot_v1_dot_daemon__pb2.DecideApprovalRequest.SerializeToString,
             berth_dot_daemon_dot_v1_dot_daemon__pb2.Approval.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDiff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/berth.daemon.v1.DaemonService/GetDiff',
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.GetDiffRequest.SerializeToString,
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.Diff.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Commit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/berth.daemon.v1.DaemonService/Commit',
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.CommitRequest.SerializeToString,
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.CommitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Merge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/berth.daemon.v1.DaemonService/Merge',
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.MergeRequest.SerializeToString,
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.MergeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Push(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/berth.daemon.v1.DaemonService/Push',
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.PushRequest.SerializeToString,
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.PushResponse.FromString,
             options,
             channel_credentials,
             insecure,

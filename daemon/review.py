@@ -1,0 +1,272 @@
+"""A session's work in git: its diff against the commit it started from, commit, merge and push.
+
+Every function runs git in the session's worktree or repository and never leaves anyone's checkout half
+done: the diff reads the worktree into a private copy of its index (the worktree's own index is never
+written), a merge is computed with `git merge-tree --write-tree` (no working tree involved) and moves
+the target branch only when no checkout of it has local changes, a push sends one ref. Callers hold the
+repository's lock.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from daemon.errors import FailedPrecondition, InvalidArgument, NotFound
+from daemon.validation import validate_worktree_name
+
+__all__ = [
+    "MAX_PATCH_BYTES",
+    "Diff",
+    "DiffFile",
+    "MergeResult",
+    "commit_all",
+    "diff",
+    "merge",
+    "push",
+]
+
+MAX_PATCH_BYTES = 1024 * 1024
+# Never wait for a password or a host-key prompt: the daemon has no terminal.
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")}
+_STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "added", "T": "modified"}
+_AUTHOR = re.compile(r"[^<>\x00-\x1f]{1,200} <[^<>\s\x00-\x1f]{1,200}>")
+_REMOTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+Strategy = Literal["merge", "squash", "fast-forward"]
+
+
+@dataclass
+class DiffFile:
+    path: str
+    status: str  # added | modified | deleted | renamed | binary
+    additions: int = 0
+    deletions: int = 0
+    old_path: str | None = None
+
+
+@dataclass
+class Diff:
+    base_commit: str
+    head_commit: str
+    files: list[DiffFile] = field(default_factory=list)
+    patch: str = ""
+    truncated: bool = False
+
+
+@dataclass
+class MergeResult:
+    merged_commit: str
+    into: str
+    strategy: str
+    conflicts: list[str] = field(default_factory=list)
+
+
+def _git(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True,
+         input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **_GIT_ENV, **(env or {})}, text=True,
+                          capture_output=True, check=False, input=input_text,
+                          stdin=None if input_text is not None else subprocess.DEVNULL)
+    if check and done.returncode != 0:
+        raise FailedPrecondition(f"git {args[0]}: {_last_line(done.stderr) or f'exit {done.returncode}'}")
+    return done
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _git_dir(worktree: Path) -> Path:
+    return Path(_git(worktree, "rev-parse", "--absolute-git-dir").stdout.strip())
+
+
+def _snapshot_tree(worktree: Path) -> str:
+    """The worktree as it is now (untracked files included, ignored ones not) as a tree object, read into a
+    copy of its index so the stat cache spares unchanged files and the real index is never touched."""
+    index = _git_dir(worktree) / "index"
+    with tempfile.TemporaryDirectory(prefix="berth-diff-") as tmp:
+        private = Path(tmp) / "index"
+        if index.exists():
+            shutil.copyfile(index, private)
+        env = {"GIT_INDEX_FILE": str(private)}
+        if not index.exists():
+            _git(worktree, "read-tree", "HEAD", env=env)
+        _git(worktree, "add", "-A", env=env)
+        return _git(worktree, "write-tree", env=env).stdout.strip()
+
+
+def _z(text: str) -> list[str]:
+    return [p for p in text.split("\0") if p != ""]
+
+
+def diff(worktree: Path, base_commit: str, *, path: str | None = None, stat_only: bool = False,
+         max_patch_bytes: int = MAX_PATCH_BYTES) -> Diff:
+    """The worktree (committed, uncommitted and untracked changes) against `base_commit`."""
+    if not worktree.is_dir():
+        raise NotFound(f"worktree {worktree} no longer exists")
+    head = _git(worktree, "rev-parse", "HEAD").stdout.strip()
+    tree = _snapshot_tree(worktree)
+    limit = ["--", path] if path else []
+    stats: dict[str, tuple[int, int, bool]] = {}
+    fields = _z(_git(worktree, "diff", "--numstat", "-z", "-M", base_commit, tree, *limit).stdout)
+    i = 0
+    while i < len(fields):
+        added, deleted, name = fields[i].split("\t", 2)
+        if name == "":  # a rename: old and new path follow
+            name = fields[i + 2]
+            i += 3
+        else:
+            i += 1
+        binary = added == "-"
+        stats[name] = (0 if binary else int(added), 0 if binary else int(deleted), binary)
+    files: list[DiffFile] = []
+    fields = _z(_git(worktree, "diff", "--name-status", "-z", "-M", base_commit, tree, *limit).stdout)
+    i = 0
+    while i < len(fields):
+        code = fields[i][0]
+        if code in "RC":
+            old, new = fields[i + 1], fields[i + 2]
+            i += 3
+        else:
+            old, new = None, fields[i + 1]
+            i += 2
+        adds, dels, binary = stats.get(new, (0, 0, False))
+        status = "binary" if binary else _STATUS.get(code, "modified")
+        files.append(DiffFile(path=new, status=status, additions=adds, deletions=dels,
+                              old_path=old if code == "R" else None))
+    out = Diff(base_commit=base_commit, head_commit=head, files=files)
+    if not stat_only:
+        patch = _git(worktree, "diff", "--binary", "-M", base_commit, tree, *limit).stdout
+        data = patch.encode("utf-8", "surrogateescape")
+        if len(data) > max_patch_bytes:
+            out.patch = data[:max_patch_bytes].decode("utf-8", "ignore")
+            out.truncated = True
+        else:
+            out.patch = patch
+    return out
+
+
+def _identity(worktree: Path) -> dict[str, str]:
+    """Committer identity for git when the machine has none configured (the daemon's user may not)."""
+    configured = _git(worktree, "config", "user.email", check=False).stdout.strip()
+    if configured:
+        return {}
+    return {"GIT_COMMITTER_NAME": "Berth", "GIT_COMMITTER_EMAIL": "berth@localhost",
+            "GIT_AUTHOR_NAME": "Berth", "GIT_AUTHOR_EMAIL": "berth@localhost"}
+
+
+def commit_all(worktree: Path, message: str, author: str = "") -> str:
+    """Commit everything in the worktree on its branch; FailedPrecondition when there is nothing to commit."""
+    if not message.strip():
+        raise InvalidArgument("message", "must not be empty")
+    if author and not _AUTHOR.fullmatch(author):
+        raise InvalidArgument("author", 'must look like "Name <email>"')
+    if not worktree.is_dir():
+        raise NotFound(f"worktree {worktree} no longer exists")
+    _git(worktree, "add", "-A")
+    if _git(worktree, "diff", "--cached", "--quiet", check=False).returncode == 0:
+        raise FailedPrecondition("nothing to commit: the worktree has no changes")
+    args = ["commit", "--no-verify", "--quiet", "-F", "-"]
+    if author:
+        args.append(f"--author={author}")
+    _git(worktree, *args, env=_identity(worktree), input_text=message)
+    return _git(worktree, "rev-parse", "HEAD").stdout.strip()
+
+
+def _checkouts_of(repository: Path, branch: str) -> list[Path]:
+    """Every worktree (the main one included) that has `branch` checked out."""
+    out = _git(repository, "worktree", "list", "--porcelain", "-z").stdout
+    found, path = [], None
+    for item in out.split("\0"):
+        if item.startswith("worktree "):
+            path = Path(item[len("worktree "):])
+        elif item == f"branch refs/heads/{branch}" and path is not None:
+            found.append(path)
+    return found
+
+
+def merge(repository: Path, branch: str, into: str, strategy: Strategy = "merge", message: str = "") -> MergeResult:
+    """Merge the session's `branch` into `into` without touching a working tree until the result is known;
+    a conflict → MergeResult with `conflicts` and nothing changed."""
+    validate_worktree_name(into, "into")
+    target = _git(repository, "rev-parse", "--verify", "--quiet", f"refs/heads/{into}^{{commit}}", check=False)
+    if target.returncode != 0:
+        raise NotFound(f"into: no branch {into!r} in the repository")
+    old = target.stdout.strip()
+    head = _git(repository, "rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}").stdout.strip()
+    if head == old or _git(repository, "merge-base", "--is-ancestor", head, old, check=False).returncode == 0:
+        raise FailedPrecondition(f"nothing to merge: {into!r} already has every commit of {branch!r}")
+    fast_forward = _git(repository, "merge-base", "--is-ancestor", old, head, check=False).returncode == 0
+    if strategy == "fast-forward" and not fast_forward:
+        raise FailedPrecondition(f"strategy: {into!r} has commits that {branch!r} lacks; a fast-forward is not possible",
+                                 field="strategy")
+    if strategy == "fast-forward" or (strategy == "merge" and fast_forward):
+        new = head
+    else:
+        tree = _git(repository, "merge-tree", "--write-tree", "--name-only", "-z", old, head, check=False)
+        if tree.returncode == 1:
+            fields = tree.stdout.split("\0")
+            # The tree, the conflicted paths, an empty field, then informational messages.
+            end = fields.index("", 1) if "" in fields[1:] else len(fields)
+            conflicts = sorted(set(fields[1:end]))
+            return MergeResult(merged_commit="", into=into, strategy=strategy, conflicts=conflicts)
+        if tree.returncode != 0:
+            raise FailedPrecondition(f"git merge-tree: {_last_line(tree.stderr)}")
+        result_tree = _z(tree.stdout)[0]
+        parents = ["-p", old, "-p", head] if strategy == "merge" else ["-p", old]
+        text = message or (f"Merge branch '{branch}' into {into}" if strategy == "merge" else f"Squashed {branch}")
+        new = _git(repository, "commit-tree", result_tree, *parents, "-F", "-", env=_identity(repository),
+                   input_text=text).stdout.strip()
+    checkouts = _checkouts_of(repository, into)
+    for checkout in checkouts:
+        if _git(checkout, "status", "--porcelain", "--untracked-files=no").stdout.strip():
+            raise FailedPrecondition(f"into: the checkout of {into!r} at {checkout} has uncommitted changes; "
+                                     "commit or stash them first (nothing was changed)", field="into")
+    if checkouts:
+        # The checkout is clean: fast-forward it (ref, index and files together) to the merged commit.
+        _git(checkouts[0], "merge", "--ff-only", "--quiet", new, env=_identity(repository))
+    else:
+        _git(repository, "update-ref", f"refs/heads/{into}", new, old)
+    return MergeResult(merged_commit=new, into=into, strategy=strategy)
+
+
+def push(worktree: Path, branch: str, remote: str = "origin", remote_branch: str = "") -> str:
+    """Push the session's branch with the machine's own git credentials; the remote's refusal is a
+    FailedPrecondition with git's words. Returns the ref pushed to."""
+    if not _REMOTE.fullmatch(remote):
+        raise InvalidArgument("remote", "must be a remote's name (letters, digits, . _ -)")
+    target = remote_branch or branch
+    validate_worktree_name(target, "branch")
+    if _git(worktree, "remote", "get-url", remote, check=False).returncode != 0:
+        raise NotFound(f"remote: the repository has no remote {remote!r}")
+    done = _git(worktree, "push", "--porcelain", remote, f"refs/heads/{branch}:refs/heads/{target}", check=False)
+    if done.returncode != 0:
+        reason = _last_line(done.stderr) or _last_line(done.stdout)
+        rejected = [ln for ln in done.stdout.splitlines() if ln.startswith("!")]
+        raise FailedPrecondition(f"push to {remote} refused: {rejected[0] if rejected else reason}")
+    return f"refs/heads/{target}"
+
+
+def fork_point(worktree: Path, repository: Path) -> str:
+    """Where the worktree's branch left the repository's HEAD (its merge base)."""
+    head = _git(repository, "rev-parse", "HEAD").stdout.strip()
+    return _git(worktree, "merge-base", "HEAD", head).stdout.strip()
+
+
+def default_target(repository: Path, base_ref: str) -> str:
+    """The branch a merge goes into by default: `base_ref` when it names a branch, else the branch the
+    repository has checked out."""
+    if base_ref and _git(repository, "show-ref", "--verify", "--quiet", f"refs/heads/{base_ref}",
+                         check=False).returncode == 0:
+        return base_ref
+    current = _git(repository, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    if current.returncode != 0 or not current.stdout.strip():
+        raise FailedPrecondition("into: the repository has no branch checked out; name the branch to merge into",
+                                 field="into")
+    return current.stdout.strip()
