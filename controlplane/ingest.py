@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
 from berth.daemon.v1 import daemon_pb2
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import BigInteger, Float, Integer, Table, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -375,21 +375,49 @@ _UPDATE_SESSION = (
         pending_approvals=func.coalesce(
             bindparam("b_pending", type_=_SESSIONS.c.pending_approvals.type), _SESSIONS.c.pending_approvals
         ),
+        usage_input_tokens=_SESSIONS.c.usage_input_tokens + bindparam("b_in", type_=BigInteger()),
+        usage_output_tokens=_SESSIONS.c.usage_output_tokens + bindparam("b_out", type_=BigInteger()),
+        usage_cache_read_tokens=_SESSIONS.c.usage_cache_read_tokens + bindparam("b_cache_read", type_=BigInteger()),
+        usage_cache_creation_tokens=_SESSIONS.c.usage_cache_creation_tokens
+        + bindparam("b_cache_creation", type_=BigInteger()),
+        usage_turns=_SESSIONS.c.usage_turns + bindparam("b_turns", type_=Integer()),
+        usage_duration_ms=_SESSIONS.c.usage_duration_ms + bindparam("b_duration", type_=BigInteger()),
+        # NULL until a turn says what it cost.
+        usage_cost_usd=case(
+            (bindparam("b_cost", type_=Float()).is_(None), _SESSIONS.c.usage_cost_usd),
+            else_=func.coalesce(_SESSIONS.c.usage_cost_usd, 0.0) + bindparam("b_cost", type_=Float()),
+        ),
     )
 )
+
+
+def _count(value: Any) -> int:
+    return max(int(value), 0) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 def _session_updates(stored: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per session (parameters of _UPDATE_SESSION): last_seq and last_active of its newest stored event,
     the latest status it reported and, when one of them failed, that failure's message, the provider
-    session id its agent announced, and the daemon's latest count of pending approvals."""
+    session id its agent announced, the daemon's latest count of pending approvals, and the usage of the
+    turns that ended (added to the session's totals)."""
     out: dict[str, dict[str, Any]] = {}
     for r in stored:
         sid = r["agent_session_id"]
         values = out.setdefault(
             sid, {"b_id": sid, "b_seq": -1, "b_active": None, "b_status": None, "b_error": None, "b_provider": None,
-                  "b_pending": None}
+                  "b_pending": None, "b_in": 0, "b_out": 0, "b_cache_read": 0, "b_cache_creation": 0, "b_turns": 0,
+                  "b_duration": 0, "b_cost": None}
         )
+        usage = r["metadata"].get("turn_usage") if r["metadata"].get("turn_complete") else None
+        if isinstance(usage, dict):
+            values["b_turns"] += 1
+            for key, param in (("input_tokens", "b_in"), ("output_tokens", "b_out"),
+                               ("cache_read_tokens", "b_cache_read"), ("cache_creation_tokens", "b_cache_creation"),
+                               ("duration_ms", "b_duration")):
+                values[param] += _count(usage.get(key))
+            cost = usage.get("cost_usd")
+            if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+                values["b_cost"] = (values["b_cost"] or 0.0) + float(cost)
         provider_id = r["metadata"].get("provider_session_id")
         if isinstance(provider_id, str) and provider_id:
             values["b_provider"] = provider_id  # the agent announced (or changed) its own session id

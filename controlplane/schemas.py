@@ -243,6 +243,18 @@ class SessionCreated(BaseModel):
     launch: LaunchWorkspaceSessionResponse | None = None
 
 
+class Usage(BaseModel):
+    """The agent's usage summed over its turns, from the agents' own reports."""
+
+    input_tokens: int = Field(description="Input tokens, cache reads not included")
+    output_tokens: int
+    cache_read_tokens: int
+    cache_creation_tokens: int
+    cost_usd: float | None = Field(description="null where the agent does not say (codex)")
+    turns: int
+    duration_ms: int
+
+
 class SessionSummary(BaseModel):
     id: str
     agent_id: str
@@ -256,6 +268,7 @@ class SessionSummary(BaseModel):
     machine_id: str | None = None
     user_session_id: str | None = None
     pending_approvals: int = Field(default=0, description="Approvals waiting for a decision")
+    usage: Usage | None = None
 
 
 class SessionDetail(SessionSummary):

@@ -107,6 +107,12 @@ def session_summary(s: Any, count: int) -> dict[str, Any]:
         "machine_id": s.machine_id,
         "user_session_id": s.user_session_id,
         "pending_approvals": s.pending_approvals or 0,
+        "usage": {
+            "input_tokens": s.usage_input_tokens or 0, "output_tokens": s.usage_output_tokens or 0,
+            "cache_read_tokens": s.usage_cache_read_tokens or 0,
+            "cache_creation_tokens": s.usage_cache_creation_tokens or 0, "cost_usd": s.usage_cost_usd,
+            "turns": s.usage_turns or 0, "duration_ms": s.usage_duration_ms or 0,
+        },
     }
 
 

@@ -159,6 +159,15 @@ class AgentSession(Base):
     last_active: Mapped[datetime | None] = mapped_column(nullable=True)
     # How many of the agent's approvals wait for a decision (as the daemon last said, from the event stream).
     pending_approvals: Mapped[int] = mapped_column(Integer, default=0)
+    # The agent's usage summed over its turns (from each turn's metadata.turn_usage); cost is NULL while no
+    # turn reported one (codex does not).
+    usage_input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    usage_output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    usage_cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    usage_cache_creation_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    usage_cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    usage_turns: Mapped[int] = mapped_column(Integer, default=0)
+    usage_duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Message(Base):

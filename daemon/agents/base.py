@@ -17,12 +17,18 @@ from typing import Any
 from daemon.config import ProviderConfig
 from daemon.errors import FailedPrecondition
 
-__all__ = ["PERMISSIONS", "AgentAdapter", "AgentEvent", "ApprovalAsk", "Decision", "TurnSpec", "junk_event",
+__all__ = ["PERMISSIONS", "USAGE_KEYS", "AgentAdapter", "AgentEvent", "ApprovalAsk", "Decision", "TurnSpec", "junk_event",
            "system_text"]
 
 # How an agent may act: "ask" relays what the CLI would ask a person; "auto" lets everything run (where the
 # CLI permits it); "deny" refuses, unasked, whatever the CLI would ask about.
 PERMISSIONS = ("ask", "auto", "deny")
+
+
+# A turn's usage in one shape for every provider (metadata.turn_usage of the event that ends the turn).
+# input_tokens excludes cache reads (as Anthropic counts them); cost_usd is None where the agent does not say.
+USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "cost_usd",
+              "duration_ms")
 
 
 @dataclass

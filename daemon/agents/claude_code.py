@@ -33,6 +33,7 @@ class ClaudeCodeAdapter(AgentAdapter):
         super().__init__(config)
         self._announced_session: str | None = None
         self._outgoing: list[bytes] = []
+        self._cost_so_far = 0.0  # claude reports the process's running total cost with every result
 
     def argv(self, spec: TurnSpec) -> list[str]:
         argv = [self.resolve_binary(), "-p", "--input-format", "stream-json", "--output-format", "stream-json",
@@ -222,12 +223,28 @@ class ClaudeCodeAdapter(AgentAdapter):
                                          metadata=dict(meta), provider_session_id=sid))
         return events
 
+    def _turn_usage(self, data: dict[str, Any]) -> dict[str, Any]:
+        """This turn's usage: the result's usage is the turn's; its total_cost_usd is the process's so far."""
+        raw = data.get("usage")
+        usage: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        total = data.get("total_cost_usd")
+        cost = None
+        if isinstance(total, (int, float)) and not isinstance(total, bool):
+            cost = float(total) - self._cost_so_far if total >= self._cost_so_far else float(total)
+            self._cost_so_far = float(total)
+        return {"input_tokens": _int(usage.get("input_tokens")), "output_tokens": _int(usage.get("output_tokens")),
+                "cache_read_tokens": _int(usage.get("cache_read_input_tokens")),
+                "cache_creation_tokens": _int(usage.get("cache_creation_input_tokens")),
+                "cost_usd": round(cost, 10) if cost is not None else None,
+                "duration_ms": _int(data.get("duration_ms"))}
+
     def _result(self, data: dict[str, Any], sid: str | None) -> AgentEvent:
         meta = {"raw_type": f"result/{data.get('subtype')}", "usage": data.get("usage"),
                 "total_cost_usd": data.get("total_cost_usd"), "duration_ms": data.get("duration_ms"),
                 "num_turns": data.get("num_turns"), "stop_reason": data.get("stop_reason"),
                 "terminal_reason": data.get("terminal_reason")}
         meta = {k: v for k, v in meta.items() if v is not None}
+        meta["turn_usage"] = self._turn_usage(data)
         failed = bool(data.get("is_error")) or data.get("subtype") not in (None, "success")
         if not failed:
             return AgentEvent(role="system", content={"type": "system", "message": "turn completed"}, metadata=meta,
@@ -245,6 +262,10 @@ class ClaudeCodeAdapter(AgentAdapter):
             error = str(data.get("subtype") or "error")
         return AgentEvent(role="system", content={"type": "error", "message": error}, metadata=meta,
                           provider_session_id=sid, turn_complete=True, turn_error=error)
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 def _control_response(request_id: str, response: dict[str, Any]) -> bytes:

@@ -44,6 +44,12 @@ def _script(command: str) -> str:
     return command
 
 
+def _counts(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): int(v) for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
 def _line(message: dict[str, Any]) -> bytes:
     return json.dumps(message).encode() + b"\n"
 
@@ -65,6 +71,9 @@ class CodexAdapter(AgentAdapter):
         self._outgoing: list[bytes] = []
         self._items: dict[str, dict[str, Any]] = {}  # tool items started and not completed
         self._usage: dict[str, Any] | None = None
+        # The thread's cumulative token counts when the current turn began (codex reports running totals).
+        self._total_before: dict[str, int] | None = None
+        self._total_now: dict[str, int] = {}
 
     # -- process ---------------------------------------------------------------------------------
 
@@ -260,6 +269,11 @@ class CodexAdapter(AgentAdapter):
             if isinstance(last, dict):
                 # The names codex exec and the Responses API use, for every provider's usage alike.
                 self._usage = {_USAGE_NAMES.get(str(k), str(k)): v for k, v in last.items()}
+            total, last = _counts(usage.get("total")), _counts(usage.get("last"))
+            if total:
+                if self._total_before is None:  # the first report of this turn: what came before it
+                    self._total_before = {k: total.get(k, 0) - last.get(k, 0) for k in total}
+                self._total_now = total
             return []
         if method == "serverRequest/resolved":
             rid = params.get("requestId")
@@ -283,6 +297,7 @@ class CodexAdapter(AgentAdapter):
             meta["usage"] = self._usage
         if turn.get("durationMs") is not None:
             meta["duration_ms"] = turn.get("durationMs")
+        meta["turn_usage"] = self._turn_usage(turn)
         self._turn_id = None
         self._usage = None
         self._items.clear()
@@ -296,6 +311,18 @@ class CodexAdapter(AgentAdapter):
             error = str(err.get("message") if isinstance(err, dict) else err) or f"turn {status}"
         return AgentEvent(role="system", content={"type": "error", "message": error}, metadata=meta,
                           turn_complete=True, turn_error=error)
+
+    def _turn_usage(self, turn: dict[str, Any]) -> dict[str, Any]:
+        """This turn's tokens: the thread's totals now minus those when the turn began."""
+        before, now = self._total_before or {}, self._total_now
+        delta = {k: max(now.get(k, 0) - before.get(k, 0), 0) for k in now}
+        self._total_before = dict(now) if now else None
+        cached = delta.get("cachedInputTokens", 0)
+        duration = turn.get("durationMs")
+        return {"input_tokens": max(delta.get("inputTokens", 0) - cached, 0),
+                "output_tokens": delta.get("outputTokens", 0), "cache_read_tokens": cached,
+                "cache_creation_tokens": delta.get("cacheWriteInputTokens", 0), "cost_usd": None,
+                "duration_ms": int(duration) if isinstance(duration, (int, float)) else 0}
 
     def _item(self, method: str, item: dict[str, Any]) -> list[AgentEvent]:
         itype = item.get("type")

@@ -400,3 +400,37 @@ def test_resolve_binary_finds_a_name_on_path(tmp_path):
     a = ClaudeCodeAdapter(ProviderConfig(name="claude_code", binary="fake-claude",
                                          env={"PATH": f"{tmp_path}{os.pathsep}/usr/bin"}))
     assert a.resolve_binary() == str(exe)
+
+
+def test_claude_turn_usage_is_the_turns_tokens_and_its_share_of_the_running_cost():
+    a = claude()
+
+    def result(cost: float, tokens: int) -> dict:
+        (ev,) = parse(a, json.dumps({"type": "result", "subtype": "success", "session_id": SID, "duration_ms": 5,
+                                     "total_cost_usd": cost, "usage": {"input_tokens": tokens, "output_tokens": 1,
+                                                                       "cache_read_input_tokens": 3}}))
+        return ev.metadata["turn_usage"]
+    assert result(0.25, 10) == {"input_tokens": 10, "output_tokens": 1, "cache_read_tokens": 3,
+                                "cache_creation_tokens": 0, "cost_usd": 0.25, "duration_ms": 5}
+    assert result(0.75, 4)["cost_usd"] == 0.5  # total 0.75 so far: this turn cost 0.5
+
+
+def test_codex_turn_usage_is_the_threads_growth_over_the_turn_not_its_resumed_history():
+    a = codex()
+    _ready(a)
+
+    def report(total_in: int, last_in: int) -> None:
+        parse(a, _rpc({"method": "thread/tokenUsage/updated", "params": {"tokenUsage": {
+            "total": {"inputTokens": total_in, "cachedInputTokens": 0, "outputTokens": total_in // 10},
+            "last": {"inputTokens": last_in, "cachedInputTokens": 0, "outputTokens": last_in // 10}}}}))
+
+    def end() -> dict:
+        (ev,) = parse(a, _rpc({"method": "turn/completed", "params": {"turn": {"id": "t", "status": "completed",
+                                                                               "durationMs": 9}}}))
+        return ev.metadata["turn_usage"]
+    report(1000 + 20, 20)  # a resumed thread: 1000 tokens before this process
+    report(1000 + 50, 30)
+    assert end()["input_tokens"] == 50
+    report(1000 + 80, 30)
+    second = end()
+    assert (second["input_tokens"], second["output_tokens"], second["cost_usd"]) == (30, 3, None)

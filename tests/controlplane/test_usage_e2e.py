@@ -1,0 +1,54 @@
+"""Usage through REST with the real claude and codex: each turn's tokens, as the scripted model reported
+them, are summed per session in the detail and the list; claude's cost is the CLI's own running total."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.controlplane.helpers import poll, wait_messages
+
+pytestmark = pytest.mark.timeout(300)
+
+# What tests/support/model_server.py reports for every conversation request.
+PER_REQUEST = {"claude_code": (12, 7), "codex": (21, 9)}
+
+
+@pytest.mark.parametrize("provider", ["claude_code", "codex"])
+async def test_session_usage_is_the_sum_of_what_the_model_reported_for_each_turn(
+        cp, daemon_factory, claude_provider, codex_provider, git_repo, model_server, provider, tmp_path):
+    d = daemon_factory(config={"providers": {"claude_code": claude_provider, "codex": codex_provider}})
+    alice = await cp.owner("alice")
+    m = await cp.machine(d.target, "alice")
+    ws = await cp.workspace(str(git_repo), "alice", m["id"])
+    model_server.script("write the notes", write_file=(str(tmp_path / "notes.txt"), "n"), text="noted")
+    r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={
+        "initial_prompt": "please write the notes",
+        "session_settings": {"code": {"default_provider": provider, "permissions": "auto" if provider == "codex"
+                                      else "deny"}}})
+    assert r.status_code == 200, r.text
+    sid = r.json()["payload"]["agent_session_id"]
+
+    def turns(n):
+        return lambda ms: sum(1 for m in ms if m["metadata"].get("turn_complete")) >= n
+    await wait_messages(alice, sid, turns(1), timeout=120)
+    assert (await alice.post(f"/api/sessions/{sid}/message", json={"content": "and now just say hi"})).status_code == 200
+    messages = await wait_messages(alice, sid, turns(2), timeout=120)
+
+    requests = len(model_server.turn_requests("anthropic" if provider == "claude_code" else "openai"))
+    assert requests == 3  # the tool call, its answer, the second turn
+    tokens_in, tokens_out = PER_REQUEST[provider]
+
+    async def usage():
+        u = (await alice.get(f"/api/sessions/{sid}")).json()["usage"]
+        return u if u["turns"] == 2 else None
+    u = await poll(usage, what="both turns' usage")
+    assert (u["input_tokens"], u["output_tokens"]) == (requests * tokens_in, requests * tokens_out)
+    assert u["cache_read_tokens"] == 0 and u["cache_creation_tokens"] == 0 and u["duration_ms"] > 0
+    ends = [m for m in messages if m["metadata"].get("turn_complete")]
+    if provider == "claude_code":
+        assert u["cost_usd"] == pytest.approx(ends[-1]["metadata"]["total_cost_usd"])  # claude's running total
+        assert u["cost_usd"] > 0
+    else:
+        assert u["cost_usd"] is None  # codex does not say
+    listed = (await alice.get("/api/sessions")).json()["sessions"][0]
+    assert listed["usage"] == u
