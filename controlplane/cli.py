@@ -392,7 +392,8 @@ def cmd_machine_remove(client: Client, out: Output, a: argparse.Namespace) -> No
 
 def cmd_workspace_add(client: Client, out: Output, a: argparse.Namespace) -> None:
     body = {"name": a.name, "repository": a.repository, "default_machine_id": a.machine, "base_ref": a.base_ref,
-            "owner": a.owner, "allowed_tools": a.allow, "approval_timeout_seconds": a.approval_timeout}
+            "owner": a.owner, "allowed_tools": a.allow, "approval_timeout_seconds": a.approval_timeout,
+            "max_turns": a.max_turns, "max_cost_usd": a.max_cost}
     data = client.request("POST", "/api/v1/workspaces", body={k: v for k, v in body.items() if v is not None})
     out.result(data, "Workspace added")
 
@@ -408,7 +409,8 @@ def cmd_workspace_show(client: Client, out: Output, a: argparse.Namespace) -> No
 
 def cmd_workspace_update(client: Client, out: Output, a: argparse.Namespace) -> None:
     body = {"name": a.name, "repository": a.repository, "default_machine_id": a.machine, "base_ref": a.base_ref,
-            "allowed_tools": a.allow, "approval_timeout_seconds": a.approval_timeout}
+            "allowed_tools": a.allow, "approval_timeout_seconds": a.approval_timeout,
+            "max_turns": a.max_turns, "max_cost_usd": a.max_cost}
     body = {k: v for k, v in body.items() if v is not None}
     out.result(client.request("PATCH", f"/api/v1/workspaces/{a.workspace_id}", body=body), "Workspace updated")
 
@@ -419,7 +421,8 @@ def cmd_workspace_remove(client: Client, out: Output, a: argparse.Namespace) -> 
 
 
 def _session_settings(a: argparse.Namespace) -> dict[str, Any] | None:
-    if not (a.provider or a.model or a.thinking or a.mode or a.permissions or a.allow or a.approval_timeout):
+    if not (a.provider or a.model or a.thinking or a.mode or a.permissions or a.allow or a.approval_timeout
+            or a.max_turns or a.max_cost):
         return None
     provider = a.provider or "claude_code"
     settings: dict[str, Any] = {}
@@ -438,6 +441,10 @@ def _session_settings(a: argparse.Namespace) -> dict[str, Any] | None:
         code["allowed_tools"] = a.allow
     if a.approval_timeout:
         code["approval_timeout_seconds"] = a.approval_timeout
+    if a.max_turns:
+        code["max_turns"] = a.max_turns
+    if a.max_cost:
+        code["max_cost_usd"] = a.max_cost
     return {"code": code}
 
 
@@ -693,6 +700,8 @@ def _approval_options(sp: argparse.ArgumentParser) -> None:
                     help="a tool rule that runs unasked, e.g. 'Bash(npm test:*)' (repeatable)")
     sp.add_argument("--approval-timeout", type=float, metavar="SECONDS",
                     help="refuse an approval nobody answers within this time")
+    sp.add_argument("--max-turns", type=int, metavar="N", help="budget: stop the session after N turns")
+    sp.add_argument("--max-cost", type=float, metavar="USD", help="budget: stop the session once it cost this much")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -287,6 +287,10 @@ class LaunchService:
         settings.code.allowed_tools.extend(rules)
         if not settings.code.approval_timeout_seconds and plan.workspace.approval_timeout_seconds:
             settings.code.approval_timeout_seconds = plan.workspace.approval_timeout_seconds
+        if not settings.code.max_turns and plan.workspace.max_turns:
+            settings.code.max_turns = plan.workspace.max_turns
+        if not settings.code.max_cost_usd and plan.workspace.max_cost_usd:
+            settings.code.max_cost_usd = plan.workspace.max_cost_usd
         meta = dict(req.metadata or {})
         meta.setdefault("user_session_id", plan.user_session_id)
         if task_id:

@@ -63,6 +63,8 @@ ContentType = Literal["text", "tool_use", "tool_result", "error", "system", "app
 # A tool rule in Claude Code's syntax ("Read", "Bash(npm test:*)"); "Bash" also names codex's shell tool.
 ToolRule = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,99}(\([^\x00-\x1f\x7f()]{1,400}\))?$")]
 ApprovalTimeout = Annotated[float, Field(gt=0, le=86400)]
+MaxTurns = Annotated[int, Field(ge=1, le=1_000_000)]
+MaxCost = Annotated[float, Field(gt=0, le=1_000_000)]
 Permissions = Literal["ask", "auto", "deny"]
 _ADDRESS = re.compile(r"^(unix:(//)?/\S+|[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5})$")
 
@@ -172,6 +174,11 @@ class CodeSettings(_Strict):
         description="Tool rules that run unasked, added to the workspace's, e.g. [\"Bash(npm test:*)\"]")
     approval_timeout_seconds: ApprovalTimeout | None = Field(
         default=None, description="Refuse an approval nobody answers within this time (default: the workspace's)")
+    max_turns: MaxTurns | None = Field(
+        default=None, description="Stop the session after this many turns (default: the workspace's)")
+    max_cost_usd: MaxCost | None = Field(
+        default=None, description="Stop the session once its turns cost this much, as the agent reports it "
+        "(claude does; codex reports no cost) (default: the workspace's)")
 
 
 class VoiceSettings(_Strict):
@@ -371,6 +378,8 @@ class WorkspaceCreate(_Strict):
         description='Tool rules every session of the workspace runs unasked, e.g. ["Read", "Bash(npm test:*)"]')
     approval_timeout_seconds: ApprovalTimeout | None = Field(
         default=None, description="A pending approval nobody answers within this time is refused (default: none)")
+    max_turns: MaxTurns | None = Field(default=None, description="Budget of every session: turns")
+    max_cost_usd: MaxCost | None = Field(default=None, description="Budget of every session: cost in USD")
     owner: str | None = Field(default=None, description="Owner the workspace belongs to (default: the caller)")
 
 
@@ -381,6 +390,8 @@ class WorkspaceUpdate(_Strict):
     base_ref: str | None = Field(default=None, max_length=500)
     allowed_tools: list[ToolRule] | None = Field(default=None, max_length=200)
     approval_timeout_seconds: ApprovalTimeout | None = None
+    max_turns: MaxTurns | None = None
+    max_cost_usd: MaxCost | None = None
 
 
 class WorkspaceOut(BaseModel):
@@ -393,6 +404,8 @@ class WorkspaceOut(BaseModel):
     created_at: datetime
     allowed_tools: list[str] = Field(default_factory=list)
     approval_timeout_seconds: float | None = None
+    max_turns: int | None = None
+    max_cost_usd: float | None = None
 
 
 class TokenCreate(_Strict):

@@ -98,6 +98,7 @@ class AgentRunner:
         self._phase = Phase.NEW
         self._turn = Turn.IDLE
         self._last_code: int | None = None
+        self._held = False  # hold(): no further message goes to the agent
         self.provider_session_id: str | None = spec.resume_id
 
     # -- public state ----------------------------------------------------------------------------
@@ -169,6 +170,10 @@ class AgentRunner:
         self._queue.append((text, key))
         if self._phase is Phase.RUNNING:
             await self._pump()
+
+    def hold(self) -> None:
+        """Hand the agent no further message (the session is about to stop, e.g. at its budget)."""
+        self._held = True
 
     async def answer(self, data: bytes) -> None:
         """Write protocol lines (an approval's answer) to the running agent; FailedPrecondition when it
@@ -283,8 +288,8 @@ class AgentRunner:
         async with self._lock:
             if self._turn is not Turn.IDLE or not self._queue or self._phase is not Phase.RUNNING:
                 return
-            if not self.adapter.ready:
-                return  # the handshake's end pumps again
+            if not self.adapter.ready or self._held:
+                return  # the handshake's end pumps again; a held runner takes nothing more
             text, key = self._queue.popleft()
             self._turn = Turn.RUNNING
             try:

@@ -158,6 +158,8 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
                 permissions=code.permissions,
                 allowed_tools=list(code.allowed_tools),
                 approval_timeout_seconds=code.approval_timeout_seconds,
+                max_turns=code.max_turns,
+                max_cost_usd=code.max_cost_usd,
             )
         )
         rec = result.session

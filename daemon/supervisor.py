@@ -90,6 +90,8 @@ class LaunchRequest:
     permissions: str = ""  # one of PERMISSIONS; "" = "ask"
     allowed_tools: list[str] = field(default_factory=list)
     approval_timeout_seconds: float = 0.0
+    max_turns: int = 0  # 0: no limit
+    max_cost_usd: float = 0.0
 
 
 @dataclass
@@ -138,6 +140,7 @@ class Supervisor:
         self._versions: dict[str, str] = {}
         self._versions_lock = asyncio.Lock()
         self._closed = False
+        self._budget_stops: set[asyncio.Task[None]] = set()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -283,6 +286,10 @@ class Supervisor:
             raise InvalidArgument("session_settings.code.allowed_tools", "at most 200 rules")
         for rule in req.allowed_tools:
             validate_tool_rule(rule, "session_settings.code.allowed_tools")
+        if not (0 <= req.max_turns <= 1_000_000):
+            raise InvalidArgument("session_settings.code.max_turns", "must be 0 (no limit) to 1000000")
+        if not (0 <= req.max_cost_usd <= 1_000_000):  # also refuses NaN
+            raise InvalidArgument("session_settings.code.max_cost_usd", "must be 0 (no limit) to 1000000")
         timeout = req.approval_timeout_seconds
         if not (0 <= timeout <= MAX_APPROVAL_TIMEOUT_SECONDS):  # also refuses NaN
             raise InvalidArgument("session_settings.code.approval_timeout_seconds",
@@ -360,7 +367,8 @@ class Supervisor:
                 settings={"thinking": req.thinking, "mode": req.mode, "permissions": req.permissions,
                           "base_ref": req.base_ref, "base_commit": info.base_commit,
                           "allowed_tools": list(req.allowed_tools),
-                          "approval_timeout_seconds": req.approval_timeout_seconds, **req.settings},
+                          "approval_timeout_seconds": req.approval_timeout_seconds,
+                          "max_turns": req.max_turns, "max_cost_usd": req.max_cost_usd, **req.settings},
                 metadata=req.metadata,
                 worktree_created=info.created,
                 owner=req.owner,
@@ -546,6 +554,7 @@ class Supervisor:
             self._agent_event(sid, ev)
             if ev.turn_complete:
                 self.desk.end_pending(sid, "cancelled", "the turn ended before a decision")
+                self._count_turn(sid, ev)
 
         async def on_exit(code: int | None, error: str | None) -> None:
             if live is None or self._live.get(sid) is not live:
@@ -609,6 +618,8 @@ class Supervisor:
             raise InvalidArgument("content", "is empty")
         rec = self._get(agent_session_id)
         live = self._live.get(agent_session_id)
+        if rec.settings.get("budget_reached"):
+            raise FailedPrecondition(f"session {agent_session_id} reached its budget: {rec.settings['budget_reached']}")
         if live is None or rec.status not in RUNNING_STATUSES:
             raise FailedPrecondition(
                 f"session {agent_session_id} is {rec.status}, not running; resume it first"
@@ -659,7 +670,53 @@ class Supervisor:
                 return self._get(agent_session_id)
             return await self._resume_locked(rec, prompt)
 
+    def _count_turn(self, sid: str, ev: AgentEvent) -> None:
+        """Add a finished turn to the session's spend; at its budget, stop it (the turn is over)."""
+        rec = self.store.get_session(sid)
+        if rec is None:
+            return
+        usage = ev.metadata.get("turn_usage") if isinstance(ev.metadata.get("turn_usage"), dict) else {}
+        spent = dict(rec.settings.get("spent") or {})
+        spent["turns"] = int(spent.get("turns", 0)) + 1
+        cost = usage.get("cost_usd") if usage else None
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+            spent["cost_usd"] = float(spent.get("cost_usd", 0.0)) + float(cost)
+        settings = {**rec.settings, "spent": spent}
+        max_turns = int(rec.settings.get("max_turns") or 0)
+        max_cost = float(rec.settings.get("max_cost_usd") or 0)
+        reached = ""
+        if max_turns and spent["turns"] >= max_turns:
+            reached = f"max_turns {max_turns} ({spent['turns']} turn{'s' if spent['turns'] != 1 else ''} run)"
+        elif max_cost and float(spent.get("cost_usd", 0.0)) >= max_cost:
+            reached = f"max_cost_usd {max_cost:g} (${spent['cost_usd']:.4f} spent)"
+        if reached:
+            settings["budget_reached"] = reached
+        self._set(sid, settings=settings)
+        live = self._live.get(sid)
+        if reached and live is not None:
+            live.runner.hold()  # the queued messages stay pending; the stop reports them
+            self._event(sid, "system", {"type": "system", "message": f"budget reached: {reached}; stopping the session"},
+                        {"reason": "budget", "budget": reached})
+            # After the turn's end has been handled: stop() takes the session's lock.
+            task = asyncio.get_running_loop().create_task(self._stop_for_budget(sid, reached))
+            self._budget_stops.add(task)
+            task.add_done_callback(self._budget_stops.discard)
+
+    async def _stop_for_budget(self, sid: str, reached: str) -> None:
+        try:
+            async with self._lock(sid):
+                if sid not in self._live or self._closed:
+                    return
+                await self._end_process(sid, "completed", self.config.stop_grace_seconds)
+                self._fail_pending(sid, f"the session reached its budget: {reached}")
+                self._status(sid, "completed", f"budget reached: {reached}")
+        except Exception:
+            log.exception("stopping %s at its budget failed", sid)
+
     async def _resume_locked(self, rec: SessionRecord, prompt: str) -> SessionRecord:
+        if rec.settings.get("budget_reached"):
+            raise FailedPrecondition(
+                f"session {rec.agent_session_id} reached its budget: {rec.settings['budget_reached']}")
         if self._running_count() >= self.config.max_sessions:
             raise ResourceExhausted(f"this machine runs {self.config.max_sessions} sessions already (max_sessions)")
         if not Path(rec.worktree_path).is_dir():

@@ -59,6 +59,7 @@ def _workspace_out(w: Workspace) -> dict:
         "id": w.id, "owner": w.owner, "name": w.name, "repository": w.repository,
         "default_machine_id": w.default_machine_id, "base_ref": w.base_ref, "created_at": w.created_at,
         "allowed_tools": list(w.allowed_tools or []), "approval_timeout_seconds": w.approval_timeout_seconds,
+        "max_turns": w.max_turns, "max_cost_usd": w.max_cost_usd,
     }
 
 
@@ -154,6 +155,7 @@ async def create_workspace(body: WorkspaceCreate, db: Db, p: Admin) -> dict:
         id=new_id("ws"), owner=owner, name=body.name, repository=body.repository,
         default_machine_id=body.default_machine_id, base_ref=body.base_ref,
         allowed_tools=list(body.allowed_tools), approval_timeout_seconds=body.approval_timeout_seconds,
+        max_turns=body.max_turns, max_cost_usd=body.max_cost_usd,
     )
     db.add(w)
     await db.commit()

@@ -115,6 +115,9 @@ class Workspace(Base):
     # Tool rules every session of the workspace runs unasked; the timeout after which an approval is refused.
     allowed_tools: Mapped[list[str]] = mapped_column(JSON, default=list)
     approval_timeout_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Budget defaults of the workspace's sessions.
+    max_turns: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class UserSession(Base):

@@ -52,3 +52,37 @@ async def test_session_usage_is_the_sum_of_what_the_model_reported_for_each_turn
         assert u["cost_usd"] is None  # codex does not say
     listed = (await alice.get("/api/sessions")).json()["sessions"][0]
     assert listed["usage"] == u
+
+
+@pytest.mark.parametrize("provider", ["claude_code", "codex"])
+async def test_a_budget_of_one_turn_stops_the_session_after_its_first_turn(
+        cp, daemon_factory, claude_provider, codex_provider, git_repo, model_server, provider):
+    d = daemon_factory(config={"providers": {"claude_code": claude_provider, "codex": codex_provider}})
+    alice = await cp.owner("alice")
+    m = await cp.machine(d.target, "alice")
+    ws = await cp.workspace(str(git_repo), "alice", m["id"])
+    model_server.script("a slow first turn", text="first answer", delay=2)
+    r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={
+        "initial_prompt": "a slow first turn",
+        "session_settings": {"code": {"default_provider": provider, "max_turns": 1}}})
+    assert r.status_code == 200, r.text
+    sid = r.json()["payload"]["agent_session_id"]
+    await poll(lambda: _turn_started(model_server), what="the first turn to reach the model")
+    queued = await alice.post(f"/api/sessions/{sid}/message", json={"content": "a second turn"})
+    assert queued.status_code == 200 and queued.json()["status"] == "queued", queued.text
+
+    async def completed():
+        return (await alice.get(f"/api/sessions/{sid}")).json()["status"] == "completed"
+    await poll(completed, timeout=120, what="the session to stop at its budget")
+    messages = await wait_messages(alice, sid, lambda ms: any("budget reached" in str(m["content"]) for m in ms))
+    assert any("max_turns 1" in str(m["content"]) for m in messages)
+    assert any("not delivered" in str(m["content"]) and "budget" in str(m["content"]) for m in messages)
+    assert not any("a second turn" in r.user_text for r in model_server.turn_requests())
+    r = await alice.post(f"/api/sessions/{sid}/message", json={"content": "more please"})
+    assert r.status_code == 409, r.text
+    r = await alice.patch(f"/api/sessions/{sid}", json={"status": "active"})
+    assert r.status_code == 409 and "max_turns" in r.text, r.text
+
+
+def _turn_started(model_server) -> bool:
+    return any("a slow first turn" in r.user_text for r in model_server.turn_requests())

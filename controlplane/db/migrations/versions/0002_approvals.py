@@ -1,5 +1,5 @@
-"""approvals and usage: pending count and usage totals per session, allow-list and approval timeout
-per workspace
+"""approvals, usage and budgets: pending count and usage totals per session; allow-list, approval
+timeout and budget defaults per workspace
 
 Revision ID: 0002
 Revises: 0001
@@ -24,10 +24,14 @@ def upgrade() -> None:
     with op.batch_alter_table('workspaces', schema=None) as batch_op:
         batch_op.add_column(sa.Column('allowed_tools', sa.JSON(), nullable=False, server_default='[]'))
         batch_op.add_column(sa.Column('approval_timeout_seconds', sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column('max_turns', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('max_cost_usd', sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('workspaces', schema=None) as batch_op:
+        batch_op.drop_column('max_cost_usd')
+        batch_op.drop_column('max_turns')
         batch_op.drop_column('approval_timeout_seconds')
         batch_op.drop_column('allowed_tools')
     with op.batch_alter_table('agent_sessions', schema=None) as batch_op:

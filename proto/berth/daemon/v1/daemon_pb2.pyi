@@ -16,20 +16,24 @@ class SessionSettings(_message.Message):
     def __init__(self, code: _Optional[_Union[CodeSettings, _Mapping]] = ..., voice: _Optional[_Union[VoiceSettings, _Mapping]] = ...) -> None: ...
 
 class CodeSettings(_message.Message):
-    __slots__ = ("mode", "default_provider", "providers", "permissions", "allowed_tools", "approval_timeout_seconds")
+    __slots__ = ("mode", "default_provider", "providers", "permissions", "allowed_tools", "approval_timeout_seconds", "max_turns", "max_cost_usd")
     MODE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_PROVIDER_FIELD_NUMBER: _ClassVar[int]
     PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     PERMISSIONS_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_TOOLS_FIELD_NUMBER: _ClassVar[int]
     APPROVAL_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TURNS_FIELD_NUMBER: _ClassVar[int]
+    MAX_COST_USD_FIELD_NUMBER: _ClassVar[int]
     mode: str
     default_provider: str
     providers: ProviderSettings
     permissions: str
     allowed_tools: _containers.RepeatedScalarFieldContainer[str]
     approval_timeout_seconds: float
-    def __init__(self, mode: _Optional[str] = ..., default_provider: _Optional[str] = ..., providers: _Optional[_Union[ProviderSettings, _Mapping]] = ..., permissions: _Optional[str] = ..., allowed_tools: _Optional[_Iterable[str]] = ..., approval_timeout_seconds: _Optional[float] = ...) -> None: ...
+    max_turns: int
+    max_cost_usd: float
+    def __init__(self, mode: _Optional[str] = ..., default_provider: _Optional[str] = ..., providers: _Optional[_Union[ProviderSettings, _Mapping]] = ..., permissions: _Optional[str] = ..., allowed_tools: _Optional[_Iterable[str]] = ..., approval_timeout_seconds: _Optional[float] = ..., max_turns: _Optional[int] = ..., max_cost_usd: _Optional[float] = ...) -> None: ...
 
 class ProviderSettings(_message.Message):
     __slots__ = ("claude_code", "codex")
