@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--parts launch,import,events,approvals,reads,footprint]` → docs/BENCHMARKS.md + docs/bench-launch.png."""
+"""`python -m bench [--quick] [--parts launch,import,events,approvals,review,reads,footprint]` → docs/BENCHMARKS.md + docs/bench-launch.png."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bench.stack import Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORK = Path(__file__).resolve().parent / ".work"
-PARTS = ("launch", "import", "events", "approvals", "reads", "footprint")
+PARTS = ("launch", "import", "events", "approvals", "review", "reads", "footprint")
 POOL = 2
 SESSIONS = 50
 
@@ -103,7 +103,8 @@ def run_launch(report: Report, quick: bool, repos: dict[int, Path], run_dir: Pat
     return series
 
 
-def run_shared(report: Report, quick: bool, run_dir: Path, repo: Path, parts: list[str]) -> None:
+def run_shared(report: Report, quick: bool, run_dir: Path, repo: Path, parts: list[str],
+               big_repo: Path | None = None) -> None:
     """import, events, reads and footprint on one stub-agent daemon + control plane."""
     from bench.approvals import run_approvals
     from bench.events import run_events
@@ -112,6 +113,7 @@ def run_shared(report: Report, quick: bool, run_dir: Path, repo: Path, parts: li
     from bench.imports import run_import
     from bench.launch import wait_out_deletions
     from bench.reads import run_reads
+    from bench.review import run_review
     from bench.shared import SharedStack
 
     shared = SharedStack(run_dir, repo)
@@ -130,6 +132,9 @@ def run_shared(report: Report, quick: bool, run_dir: Path, repo: Path, parts: li
         if "approvals" in parts:
             print("approvals", flush=True)
             run_approvals(report, quick, shared)
+        if "review" in parts and big_repo is not None:
+            print("review", flush=True)
+            run_review(report, quick, shared, big_repo)
         if "reads" in parts:
             print("reads", flush=True)
             run_reads(report, quick, run_dir, shared)
@@ -172,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             plot_launch(series, args.plot)
         shared_parts = [p for p in parts if p != "launch"]
         if shared_parts:
-            run_shared(report, args.quick, run_dir, repos[1000], shared_parts)
+            run_shared(report, args.quick, run_dir, repos[1000], shared_parts, repos.get(max(repos)))
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     from bench.targets import check_targets

@@ -60,6 +60,17 @@ def check_targets(report: Report) -> None:
             f"p99 {p99:.1f} ms (median {row.summary.median:.1f} ms, n={row.summary.n})",
             "met" if p99 < 50 else "not met",
         ))
+    from bench.review import BERTH, FLOOR
+    from bench.review import SECTION as REVIEW
+
+    floor_diff, berth_diff = _median(report, REVIEW, FLOOR), _median(report, REVIEW, BERTH)
+    if floor_diff and berth_diff:
+        ratio = berth_diff / floor_diff
+        report.targets.append((
+            "diff?stat_only=true, 50k files, 10 changed: ≤ 1.5× plain `git diff --stat` (p50)",
+            f"{berth_diff:.0f} ms vs {floor_diff:.0f} ms = {ratio:.2f}×",
+            "met" if ratio <= 1.5 else "not met",
+        ))
     ap = "Approvals (agent request → SSE client; decision POST → agent)"
     for name, what in (("request written → SSE client", "Approval request written by the agent → SSE client"),
                        ("decision POSTed → agent has it", "Decision POSTed → the agent has the answer")):
