@@ -680,6 +680,13 @@ def cmd_push(client: Client, out: Output, a: argparse.Namespace) -> None:
     out.result(client.request("POST", f"/api/sessions/{a.session_id}/push", body=body), "Pushed")
 
 
+def cmd_usage(client: Client, out: Output, a: argparse.Namespace) -> None:
+    params = {"group_by": a.group_by, **({"since": a.since} if a.since else {}), **({"until": a.until} if a.until else {})}
+    data = client.request("GET", "/api/v1/usage", params=params)
+    out.rows(_items(data, "groups"), ["key", "turns", "sessions", "input_tokens", "output_tokens", "cost_usd"],
+             f"Usage by {a.group_by}", data)
+
+
 def cmd_health(client: Client, out: Output, a: argparse.Namespace) -> None:
     out.result(client.request("GET", "/health"), "Control plane")
 
@@ -885,6 +892,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("session_id")
     sp.add_argument("--remote", default="origin")
     sp.add_argument("--branch", help="remote branch name (default: the session's)")
+    sp = add(sub, "usage", cmd_usage, "tokens, cost and turns of your sessions (admins: everyone's)")
+    sp.add_argument("--group-by", choices=["workspace", "owner", "day"], default="workspace")
+    sp.add_argument("--since", help="ISO time: turns that ended at or after it")
+    sp.add_argument("--until", help="ISO time: turns that ended before it")
     add(sub, "health", cmd_health, "check the control plane answers")
     add(sub, "metrics", cmd_metrics, "print the control plane's Prometheus metrics")
     return p

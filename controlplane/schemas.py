@@ -515,3 +515,18 @@ class PushRequest(_Strict):
 class PushResult(BaseModel):
     remote: str
     ref: str
+
+
+# --- usage report (an addition) ------------------------------------------------------------------
+
+
+class UsageGroup(Usage):
+    key: str = Field(description="The workspace id, the owner, or the UTC day (YYYY-MM-DD)")
+    sessions: int
+
+
+class UsageReport(BaseModel):
+    group_by: Literal["workspace", "owner", "day"]
+    since: datetime | None = None
+    until: datetime | None = None
+    groups: list[UsageGroup]

@@ -53,6 +53,24 @@ async def test_session_usage_is_the_sum_of_what_the_model_reported_for_each_turn
     listed = (await alice.get("/api/sessions")).json()["sessions"][0]
     assert listed["usage"] == u
 
+    # The usage report sums the same turns, per workspace, owner and day; others see none of it.
+    for group_by, key in (("workspace", ws["id"]), ("owner", "alice")):
+        report = (await alice.get("/api/v1/usage", params={"group_by": group_by})).json()
+        (group,) = report["groups"]
+        assert group["key"] == key and group["sessions"] == 1
+        assert {k: group[k] for k in u} == pytest.approx(u)
+    day = (await alice.get("/api/v1/usage", params={"group_by": "day"})).json()["groups"]
+    assert len(day) == 1 and day[0]["turns"] == 2 and len(day[0]["key"]) == 10
+    bob = await cp.owner("bob")
+    assert (await bob.get("/api/v1/usage")).json()["groups"] == []
+    assert len((await cp.admin.get("/api/v1/usage", params={"group_by": "owner"})).json()["groups"]) == 1
+    later = (await alice.get("/api/v1/usage", params={"since": "2999-01-01T00:00:00Z"})).json()
+    assert later["groups"] == []
+    r = await alice.get("/api/v1/usage", params={"group_by": "planet"})
+    assert r.status_code == 422 and "group_by" in r.text
+    r = await alice.get("/api/v1/usage", params={"since": "2030-01-01T00:00:00Z", "until": "2020-01-01T00:00:00Z"})
+    assert r.status_code == 422 and "until" in r.text
+
 
 @pytest.mark.parametrize("provider", ["claude_code", "codex"])
 async def test_a_budget_of_one_turn_stops_the_session_after_its_first_turn(

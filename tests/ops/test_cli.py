@@ -351,6 +351,14 @@ def test_help_lists_every_command():
     assert os.path.basename(sys.executable)
 
 
+def test_usage_report_by_workspace_owner_and_day(berth, stack):
+    for group_by in ("workspace", "owner", "day"):
+        report = berth("--json", "usage", "--group-by", group_by)
+        assert report["group_by"] == group_by and isinstance(report["groups"], list)
+    _, table, _ = berth("usage", "--since", "2020-01-01T00:00:00Z")
+    assert "Usage by workspace" in table
+
+
 def test_health_and_metrics_commands(berth, stack):
     assert berth("--json", "health") == {"status": "ok"}
     _, out, _ = berth("metrics")
