@@ -81,6 +81,15 @@ def _message_count():
     )
 
 
+async def _status_reason(db: AsyncSession, session_id: str) -> str:
+    """Why the session has its status (e.g. "budget reached: max_turns 1"), from its last status event."""
+    row = (await db.execute(
+        select(Message.meta).where(Message.agent_session_id == session_id, Message.status.is_not(None))
+        .order_by(Message.seq.desc()).limit(1))).first()
+    reason = (row[0] or {}).get("reason") if row else None
+    return reason if isinstance(reason, str) else ""
+
+
 def _daemon_error(err: DaemonCallError) -> Exception:
     if err.field and err.http_status == 422:
         return field_error(err.field, err.message)
@@ -314,7 +323,9 @@ async def send_message(session_id: str, body: SendMessageRequest, request: Reque
     """Queue a follow-up message for the running agent; the agent's answer arrives as messages/events."""
     s = await owned_agent_session(db, p, session_id)
     if not s.launched or s.status not in _RUNNING or s.machine_id is None:
-        raise conflict(f"session {s.id!r} is not running (status {s.status!r}); launch or resume it first")
+        why = await _status_reason(db, s.id)
+        raise conflict(f"session {s.id!r} is not running (status {s.status!r}{': ' + why if why else ''}); "
+                       "launch or resume it first")
     machine = await db.get(Machine, s.machine_id)
     if machine is None:
         raise conflict(f"session {s.id!r} has no machine")

@@ -151,3 +151,22 @@ async def test_review_calls_are_the_owners_and_refuse_bad_input(alice, cp, git_r
     r = await client.post(f"/api/sessions/{sid}/push", json={"remote": "-oProxyCommand=x"})
     assert r.status_code == 422 and "remote" in r.text, r.text
     assert git(git_repo, "status", "--porcelain").strip() == ""
+
+
+async def test_commit_waits_for_the_turn_to_end(alice, model_server):
+    client, ws = alice
+    model_server.script("think slowly", text="done thinking", delay=3)
+    r = await client.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "think slowly"})
+    assert r.status_code == 200, r.text
+    sid, worktree = r.json()["payload"]["agent_session_id"], Path(r.json()["payload"]["worktree_path"])
+
+    async def turn_running():
+        return any("think slowly" in q.user_text for q in model_server.turn_requests())
+    from tests.controlplane.helpers import poll
+    await poll(turn_running, what="the turn to reach the model")
+    (worktree / "half.txt").write_text("half done")
+    r = await client.post(f"/api/sessions/{sid}/commit", json={"message": "too early"})
+    assert r.status_code == 409 and "turn" in r.text, r.text
+    assert git(worktree, "status", "--porcelain") == "?? half.txt"  # nothing was staged or committed
+    await wait_messages(client, sid, _turn_done, timeout=120)
+    assert (await client.post(f"/api/sessions/{sid}/commit", json={"message": "now"})).status_code == 200

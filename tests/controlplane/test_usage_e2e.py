@@ -104,3 +104,22 @@ async def test_a_budget_of_one_turn_stops_the_session_after_its_first_turn(
 
 def _turn_started(model_server) -> bool:
     return any("a slow first turn" in r.user_text for r in model_server.turn_requests())
+
+
+async def test_a_workspace_cost_budget_stops_a_claude_session_once_claude_reports_that_much(
+        cp, daemon_factory, claude_provider, git_repo, model_server):
+    d = daemon_factory(config={"providers": {"claude_code": claude_provider}})
+    alice = await cp.owner("alice")
+    m = await cp.machine(d.target, "alice")
+    ws = await cp.workspace(str(git_repo), "alice", m["id"])
+    r = await cp.admin.patch(f"/api/v1/workspaces/{ws['id']}", json={"max_cost_usd": 0.0001})
+    assert r.status_code == 200 and r.json()["max_cost_usd"] == 0.0001, r.text
+    r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "hello there"})
+    assert r.status_code == 200, r.text
+    sid = r.json()["payload"]["agent_session_id"]
+
+    async def completed():
+        return (await alice.get(f"/api/sessions/{sid}")).json()["status"] == "completed"
+    await poll(completed, timeout=120, what="the session to stop at its cost budget")
+    r = await alice.post(f"/api/sessions/{sid}/message", json={"content": "again"})
+    assert r.status_code == 409 and "max_cost_usd" in r.text, r.text
