@@ -22,8 +22,9 @@ from daemon import metrics
 from daemon.agents.base import Decision
 from daemon.carriable import make_carriable
 from daemon.errors import DaemonError, InvalidArgument
+from daemon.launch_request import LaunchRequest
 from daemon.store import ApprovalRecord, SessionRecord, StoredEvent
-from daemon.supervisor import LaunchRequest, Supervisor
+from daemon.supervisor import Supervisor
 
 __all__ = ["DaemonService", "approval_to_pb", "event_to_pb", "session_to_pb"]
 

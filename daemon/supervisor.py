@@ -11,14 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import secrets
-import signal
 import socket
-import time
 import weakref
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -26,21 +23,19 @@ from typing import Any, Self
 import daemon
 from daemon import review, transcripts
 from daemon.agents import adapter_for
-from daemon.agents.base import PERMISSIONS, AgentAdapter, AgentEvent, ApprovalAsk, Decision, TurnSpec
-from daemon.agents.codex import REASONING_EFFORTS
+from daemon.agents.base import AgentAdapter, AgentEvent, ApprovalAsk, Decision, TurnSpec
 from daemon.approvals import ApprovalDesk
 from daemon.carriable import make_carriable
-from daemon.config import PROVIDERS, DaemonConfig
+from daemon.config import DaemonConfig
 from daemon.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from daemon.launch_request import LaunchRequest, normalize_launch
+from daemon.machine import MachineFacts
+from daemon.recovery import end_orphan_group
 from daemon.runner import AgentRunner
 from daemon.store import APPROVAL_STATUSES, ApprovalRecord, SessionRecord, StateStore, StoredEvent
 from daemon.validation import (
-    validate_base_ref,
-    validate_model,
     validate_owner,
     validate_provider_session_id,
-    validate_session_id,
-    validate_tool_rule,
     validate_worktree_name,
 )
 from daemon.worktrees import WorktreeInfo, Worktrees
@@ -51,47 +46,10 @@ log = logging.getLogger("berth.daemon.supervisor")
 
 STATUSES = ("created", "active", "paused", "completed", "failed")
 RUNNING_STATUSES = ("created", "active")
-_PROVIDER_ALIASES = {
-    "": "claude_code",
-    "claude_code": "claude_code",
-    "claude": "claude_code",
-    "claude-code": "claude_code",
-    "codex": "codex",
-}
-_THINKING = ("", *REASONING_EFFORTS)
-MODES = ("agent", "plan")
-# A pending approval waits at most this long when the launch sets a timeout (a day).
-MAX_APPROVAL_TIMEOUT_SECONDS = 86400.0
-_VERSION_RE = re.compile(r"\d+\.\d+(?:\.\d+)?")
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass
-class LaunchRequest:
-    """A validated-on-entry launch, independent of the wire format."""
-
-    repository: str
-    workspace_id: str = ""
-    worktree_name: str = ""
-    base_ref: str = ""
-    initial_prompt: str = ""
-    provider: str = ""
-    mode: str = ""
-    model: str = ""
-    thinking: str = ""
-    resume_session_id: str = ""
-    agent_session_id: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
-    owner: str = ""
-    permissions: str = ""  # one of PERMISSIONS; "" = "ask"
-    allowed_tools: list[str] = field(default_factory=list)
-    approval_timeout_seconds: float = 0.0
-    max_turns: int = 0  # 0: no limit
-    max_cost_usd: float = 0.0
 
 
 @dataclass
@@ -137,8 +95,7 @@ class Supervisor:
         # Weak: a session's lock lives while someone holds or waits on it, then goes.
         self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._launching = 0
-        self._versions: dict[str, str] = {}
-        self._versions_lock = asyncio.Lock()
+        self._facts = MachineFacts(self.worktrees.git_version, self._adapter)
         self._closed = False
         self._budget_stops: set[asyncio.Task[None]] = set()
 
@@ -225,7 +182,7 @@ class Supervisor:
             if rec.status not in RUNNING_STATUSES:
                 continue
             if rec.pid:
-                await _kill_group(rec.pid, "codex" if rec.provider == "codex" else "claude")
+                await end_orphan_group(rec.pid, "codex" if rec.provider == "codex" else "claude")
             elif rec.status == "created":
                 # No agent ever ran here: the old daemon went away while writing the worktree (or before
                 # the spawn). Finish the files (no agent touched them) and let a new launch start it.
@@ -266,56 +223,7 @@ class Supervisor:
         return adapter_for(provider, self.config.provider(provider))
 
     def _normalize(self, req: LaunchRequest) -> LaunchRequest:
-        if not req.repository.strip():
-            raise InvalidArgument("repository", "is required (a path on this machine or a clone URL)")
-        provider = _PROVIDER_ALIASES.get(req.provider.strip().lower().replace(" ", "_"))
-        if provider is None or provider not in PROVIDERS:
-            raise InvalidArgument(
-                "session_settings.code.default_provider",
-                f"unknown provider {req.provider!r}; known: claude_code, codex",
-            )
-        req.provider = provider
-        req.mode = req.mode or "agent"
-        if req.mode not in MODES:
-            raise InvalidArgument("session_settings.code.mode", f"unknown mode {req.mode!r}; known: {', '.join(MODES)}")
-        req.permissions = req.permissions or "ask"
-        if req.permissions not in PERMISSIONS:
-            raise InvalidArgument("session_settings.code.permissions",
-                                  f"unknown permissions {req.permissions!r}; known: {', '.join(PERMISSIONS)}")
-        if len(req.allowed_tools) > 200:
-            raise InvalidArgument("session_settings.code.allowed_tools", "at most 200 rules")
-        for rule in req.allowed_tools:
-            validate_tool_rule(rule, "session_settings.code.allowed_tools")
-        if not (0 <= req.max_turns <= 1_000_000):
-            raise InvalidArgument("session_settings.code.max_turns", "must be 0 (no limit) to 1000000")
-        if not (0 <= req.max_cost_usd <= 1_000_000):  # also refuses NaN
-            raise InvalidArgument("session_settings.code.max_cost_usd", "must be 0 (no limit) to 1000000")
-        timeout = req.approval_timeout_seconds
-        if not (0 <= timeout <= MAX_APPROVAL_TIMEOUT_SECONDS):  # also refuses NaN
-            raise InvalidArgument("session_settings.code.approval_timeout_seconds",
-                                  f"must be 0 (no timeout) to {MAX_APPROVAL_TIMEOUT_SECONDS:g} seconds")
-        if req.thinking not in _THINKING:
-            raise InvalidArgument(
-                "session_settings.code.providers.codex.thinking",
-                f"unknown reasoning effort {req.thinking!r}; known: {', '.join(t for t in _THINKING if t)}",
-            )
-        if req.agent_session_id:
-            validate_session_id(req.agent_session_id, "agent_session_id")
-        else:
-            req.agent_session_id = "as-" + secrets.token_hex(8)
-        validate_owner(req.owner)
-        if req.resume_session_id:
-            validate_provider_session_id(req.resume_session_id, "resume_session_id")
-        if req.worktree_name:
-            validate_worktree_name(req.worktree_name)
-        else:
-            req.worktree_name = f"berth/{req.agent_session_id}"
-        validate_base_ref(req.base_ref)
-        if req.model:
-            validate_model(req.model, f"session_settings.code.providers.{provider}.model")
-        else:
-            req.model = self.config.provider(provider).default_model
-        return req
+        return normalize_launch(req, self.config)
 
     async def launch(self, req: LaunchRequest) -> LaunchResult:
         """Create (or reuse) the worktree and start the agent; return at once."""
@@ -908,39 +816,19 @@ class Supervisor:
         return await self.worktrees.remove(Path(worktree_path), force=force, delete_branch=delete_branch)
 
     async def machine_info(self) -> dict[str, Any]:
-        async with self._versions_lock:  # concurrent first calls wait for one look-up
-            if not self._versions:
-                versions = {"git": await self.worktrees.git_version()}
-                for provider in PROVIDERS:
-                    versions[provider] = await self._cli_version(provider)
-                self._versions = versions
+        versions = await self._facts.versions()
         return {
             "hostname": socket.gethostname(),
             "daemon_version": daemon.__version__,
-            "git_version": self._versions["git"],
-            "claude_version": self._versions["claude_code"],
-            "codex_version": self._versions["codex"],
+            "git_version": versions["git"],
+            "claude_version": versions["claude_code"],
+            "codex_version": versions["codex"],
             "sessions_by_status": self.sessions_by_status(),
             "max_sessions": self.config.max_sessions,
             "running_sessions": len(self._live),
             "repos_root": str(self.config.repos_root),
             "worktrees_root": str(self.config.worktrees_root),
         }
-
-    async def _cli_version(self, provider: str) -> str:
-        try:
-            binary = self._adapter(provider).resolve_binary()
-        except FailedPrecondition:
-            return ""
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                binary, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
-            )
-            out, _ = await asyncio.wait_for(proc.communicate(), 15)
-        except (TimeoutError, OSError):
-            return ""
-        m = _VERSION_RE.search(out.decode(errors="replace"))
-        return m.group(0) if m else out.decode(errors="replace").strip()
 
     # ------------------------------------------------------------- review / ship
 
@@ -1089,34 +977,3 @@ class Supervisor:
 
     def _set(self, sid: str, **fields: Any) -> SessionRecord:
         return self.store.update_session(sid, **fields)
-
-
-async def _kill_group(pid: int, binary_hint: str) -> None:
-    """End an orphaned agent's process group, if `pid` still leads one running the agent.
-
-    Checks the group and the command line first: after a reboot the pid may
-    belong to something else entirely.
-    """
-    try:
-        if os.getpgid(pid) != pid:
-            return
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except (ProcessLookupError, PermissionError, FileNotFoundError, OSError):
-        return
-    if binary_hint not in cmdline:
-        return
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        await asyncio.sleep(0.05)  # the daemon keeps serving meanwhile
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
