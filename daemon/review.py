@@ -86,19 +86,27 @@ def _git_dir(worktree: Path) -> Path:
     return Path(_git(worktree, "rev-parse", "--absolute-git-dir").stdout.strip())
 
 
-def _snapshot_tree(worktree: Path) -> str:
-    """The worktree as it is now (untracked files included, ignored ones not) as a tree object, read into a
-    copy of its index so the stat cache spares unchanged files and the real index is never touched."""
-    index = _git_dir(worktree) / "index"
-    with tempfile.TemporaryDirectory(prefix="berth-diff-") as tmp:
-        private = Path(tmp) / "index"
+# Berth's own index of a worktree, beside git's: `git add -A` makes it match the files whatever it held
+# before, so it can be kept between diffs; its stat data and untracked cache spare unchanged files.
+_PRIVATE_INDEX = "berth-diff-index"
+
+
+def _snapshot_tree(worktree: Path, git_dir: Path) -> str:
+    """The worktree as it is now (untracked files included, ignored ones not) as a tree object, read through
+    Berth's private index, so the worktree's own index is never touched."""
+    private = git_dir / _PRIVATE_INDEX
+    if not private.exists():
+        index = git_dir / "index"
+        with tempfile.NamedTemporaryFile(dir=git_dir, prefix=f"{_PRIVATE_INDEX}.", delete=False) as tmp:
+            seed = Path(tmp.name)
         if index.exists():
-            shutil.copyfile(index, private)
-        env = {"GIT_INDEX_FILE": str(private)}
-        if not index.exists():
-            _git(worktree, "read-tree", "HEAD", env=env)
-        _git(worktree, "add", "-A", env=env)
-        return _git(worktree, "write-tree", env=env).stdout.strip()
+            shutil.copyfile(index, seed)  # a warm stat cache from the start
+        else:
+            _git(worktree, "read-tree", "HEAD", env={"GIT_INDEX_FILE": str(seed)})
+        os.replace(seed, private)
+    env = {"GIT_INDEX_FILE": str(private)}
+    _git(worktree, "-c", "core.untrackedCache=true", "add", "-A", env=env)
+    return _git(worktree, "write-tree", env=env).stdout.strip()
 
 
 def _z(text: str) -> list[str]:
@@ -110,14 +118,26 @@ def diff(worktree: Path, base_commit: str, *, path: str | None = None, stat_only
     """The worktree (committed, uncommitted and untracked changes) against `base_commit`."""
     if not worktree.is_dir():
         raise NotFound(f"worktree {worktree} no longer exists")
-    head = _git(worktree, "rev-parse", "HEAD").stdout.strip()
-    tree = _snapshot_tree(worktree)
+    head, git_dir = _git(worktree, "rev-parse", "HEAD", "--absolute-git-dir").stdout.split("\n")[:2]
+    tree = _snapshot_tree(worktree, Path(git_dir))
     limit = ["--", path] if path else []
+    # One pass: --raw records (":mode mode sha sha STATUS\0path[\0path]") then --numstat records.
+    fields = _z(_git(worktree, "diff", "--raw", "--numstat", "-z", "-M", base_commit, tree, *limit).stdout)
+    changes: list[tuple[str, str | None, str]] = []
     stats: dict[str, tuple[int, int, bool]] = {}
-    fields = _z(_git(worktree, "diff", "--numstat", "-z", "-M", base_commit, tree, *limit).stdout)
     i = 0
     while i < len(fields):
-        added, deleted, name = fields[i].split("\t", 2)
+        item = fields[i]
+        if item.startswith(":"):
+            code = item.split()[-1][0]
+            if code in "RC":
+                changes.append((code, fields[i + 1], fields[i + 2]))
+                i += 3
+            else:
+                changes.append((code, None, fields[i + 1]))
+                i += 2
+            continue
+        added, deleted, name = item.split("\t", 2)
         if name == "":  # a rename: old and new path follow
             name = fields[i + 2]
             i += 3
@@ -126,16 +146,7 @@ def diff(worktree: Path, base_commit: str, *, path: str | None = None, stat_only
         binary = added == "-"
         stats[name] = (0 if binary else int(added), 0 if binary else int(deleted), binary)
     files: list[DiffFile] = []
-    fields = _z(_git(worktree, "diff", "--name-status", "-z", "-M", base_commit, tree, *limit).stdout)
-    i = 0
-    while i < len(fields):
-        code = fields[i][0]
-        if code in "RC":
-            old, new = fields[i + 1], fields[i + 2]
-            i += 3
-        else:
-            old, new = None, fields[i + 1]
-            i += 2
+    for code, old, new in changes:
         adds, dels, binary = stats.get(new, (0, 0, False))
         status = "binary" if binary else _STATUS.get(code, "modified")
         files.append(DiffFile(path=new, status=status, additions=adds, deletions=dels,

@@ -472,6 +472,7 @@ class Supervisor:
                 return  # pending asks stay stored; the next start expires them
             ending = {"paused": "the session was paused", "completed": "the session was stopped"}
             self.desk.end_pending(sid, "cancelled", ending.get(live.ending_status or "", "the agent exited"))
+            self.desk.forget(sid)  # its rules and lock; the next start opens them again
             if live.ending_status is None:
                 # The agent went away on its own.
                 if code in (0, None) and not error:

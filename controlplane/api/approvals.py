@@ -14,11 +14,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from google.protobuf import json_format
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.api.common import client_for, field_error, get_db, owned_agent_session
+from controlplane.api.common import daemon_error, get_db, session_daemon
 from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
-from controlplane.daemons import DaemonCallError, DaemonClient, to_struct
-from controlplane.db.models import Machine
+from controlplane.daemons import DaemonCallError, to_struct
 from controlplane.ingest import parse_time
 from controlplane.schemas import Approval, ApprovalDecision, ApprovalList, ApprovalStatus
 from controlplane.services import get_services
@@ -48,32 +47,18 @@ def approval_json(a: daemon_pb2.Approval) -> dict[str, Any]:
     }
 
 
-def _error(err: DaemonCallError) -> Exception:
-    if err.field and err.http_status == 422:
-        return field_error(err.field, err.message)
-    return HTTPException(status_code=err.http_status, detail=err.message)
-
-
-async def _daemon(request: Request, db: AsyncSession, p: Principal, session_id: str) -> DaemonClient | None:
-    """The session's daemon, or None when the session never ran on one (then it has no approvals)."""
-    s = await owned_agent_session(db, p, session_id)
-    machine = await db.get(Machine, s.machine_id) if s.launched and s.machine_id else None
-    await db.commit()  # hold no transaction while the daemon works
-    return client_for(request, machine) if machine is not None else None
-
-
 @router.get("/{session_id}/approvals", response_model=ApprovalList, summary="List a session's approvals")
 async def list_approvals(
     session_id: str, request: Request, db: Db, p: Caller, status: Annotated[ApprovalStatus | None, Query()] = None
 ) -> dict:
     """The agent's permission requests and questions, oldest first (only those with `status` when given)."""
-    client = await _daemon(request, db, p, session_id)
+    client = await session_daemon(request, db, p, session_id)
     if client is None:
         return {"approvals": []}
     try:
         answer = await client.list_approvals(session_id, p.owner, status or "")
     except DaemonCallError as err:
-        raise _error(err) from None
+        raise daemon_error(err) from None
     return {"approvals": [approval_json(a) for a in answer.approvals]}
 
 
@@ -83,7 +68,7 @@ async def decide_approval(
 ) -> dict:
     """Allow or deny a pending approval; the agent goes on at once. 404 for an unknown approval, 409 for one
     already decided, withdrawn or expired."""
-    client = await _daemon(request, db, p, session_id)
+    client = await session_daemon(request, db, p, session_id)
     if client is None or len(approval_id) > 200:
         raise HTTPException(status_code=404, detail=f"approval {approval_id[:200]!r} not found")
     req = daemon_pb2.DecideApprovalRequest(
@@ -94,6 +79,6 @@ async def decide_approval(
     try:
         decided = await client.decide_approval(req)
     except DaemonCallError as err:
-        raise _error(err) from None
+        raise daemon_error(err) from None
     get_services(request).ingest.ensure(session_id)
     return approval_json(decided)

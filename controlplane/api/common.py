@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.auth import Principal
-from controlplane.daemons import DaemonClient
+from controlplane.daemons import DaemonCallError, DaemonClient
 from controlplane.db.models import AgentSession, Machine, Message, UserSession, Workspace
 from controlplane.errors import Conflict, InvalidField, NotFound
 from controlplane.services import get_services
@@ -127,3 +127,19 @@ def session_detail(s: Any, count: int) -> dict[str, Any]:
         last_error=s.last_error,
     )
     return out
+
+
+def daemon_error(err: DaemonCallError) -> Exception:
+    """A daemon's refusal as the HTTP error to raise: 422 naming the field, else its mapped status."""
+    if err.field and err.http_status == 422:
+        return field_error(err.field, err.message)
+    return HTTPException(status_code=err.http_status, detail=err.message)
+
+
+async def session_daemon(request: Request, db: AsyncSession, p: Principal, session_id: str) -> DaemonClient | None:
+    """The daemon of the caller's session `session_id` (404 when it is not theirs), or None when the session
+    never ran on one. No transaction stays open while the daemon works."""
+    s = await owned_agent_session(db, p, session_id)
+    machine = await db.get(Machine, s.machine_id) if s.launched and s.machine_id else None
+    await db.commit()
+    return client_for(request, machine) if machine is not None else None

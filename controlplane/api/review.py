@@ -15,11 +15,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.api.common import client_for, field_error, get_db, owned_agent_session
+from controlplane.api.common import daemon_error, get_db, session_daemon
 from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
 from controlplane.daemons import DaemonCallError, DaemonClient
-from controlplane.db.models import Machine
 from controlplane.schemas import (
     CommitRequest,
     CommitResult,
@@ -37,19 +36,11 @@ Db = Annotated[AsyncSession, Depends(get_db)]
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
-def _error(err: DaemonCallError) -> Exception:
-    if err.field and err.http_status == 422:
-        return field_error(err.field, err.message)
-    return HTTPException(status_code=err.http_status, detail=err.message)
-
-
 async def _daemon(request: Request, db: AsyncSession, p: Principal, session_id: str) -> DaemonClient:
-    s = await owned_agent_session(db, p, session_id)
-    machine = await db.get(Machine, s.machine_id) if s.launched and s.machine_id else None
-    await db.commit()  # hold no transaction while git works
-    if machine is None:
-        raise HTTPException(status_code=409, detail=f"session {s.id!r} was never launched: it has no worktree")
-    return client_for(request, machine)
+    client = await session_daemon(request, db, p, session_id)
+    if client is None:
+        raise HTTPException(status_code=409, detail=f"session {session_id!r} was never launched: it has no worktree")
+    return client
 
 
 @router.get("/{session_id}/diff", response_model=DiffResult, summary="The session's changes")
@@ -68,7 +59,7 @@ async def get_diff(
             agent_session_id=session_id, owner=p.owner, path=path or "", stat_only=stat_only,
             max_patch_bytes=max_patch_bytes))
     except DaemonCallError as err:
-        raise _error(err) from None
+        raise daemon_error(err) from None
     return {
         "base_ref": d.base_ref or None, "base_commit": d.base_commit, "head_commit": d.head_commit,
         "files": [{"path": f.path, "old_path": f.old_path or None, "status": f.status, "additions": f.additions,
@@ -85,7 +76,7 @@ async def commit(session_id: str, body: CommitRequest, request: Request, db: Db,
         done = await client.commit(daemon_pb2.CommitRequest(
             agent_session_id=session_id, owner=p.owner, message=body.message, author=body.author or ""))
     except DaemonCallError as err:
-        raise _error(err) from None
+        raise daemon_error(err) from None
     return {"commit": done.commit}
 
 
@@ -100,7 +91,7 @@ async def merge(session_id: str, body: MergeRequest, request: Request, db: Db, p
             agent_session_id=session_id, owner=p.owner, into=body.into or "", strategy=body.strategy,
             message=body.message or ""))
     except DaemonCallError as err:
-        raise _error(err) from None
+        raise daemon_error(err) from None
     if done.conflicts:
         return JSONResponse(status_code=409, content={
             "detail": f"merging into {done.into!r} conflicts in {len(done.conflicts)} file(s); nothing was changed",
@@ -117,5 +108,5 @@ async def push(session_id: str, body: PushRequest, request: Request, db: Db, p: 
         done = await client.push(daemon_pb2.PushRequest(
             agent_session_id=session_id, owner=p.owner, remote=body.remote, branch=body.branch or ""))
     except DaemonCallError as err:
-        raise _error(err) from None
+        raise daemon_error(err) from None
     return {"remote": done.remote, "ref": done.ref}

@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from controlplane.api.common import (
     client_for,
     conflict,
+    daemon_error,
     field_error,
     get_db,
     message_counts,
@@ -88,12 +89,6 @@ async def _status_reason(db: AsyncSession, session_id: str) -> str:
         .order_by(Message.seq.desc()).limit(1))).first()
     reason = (row[0] or {}).get("reason") if row else None
     return reason if isinstance(reason, str) else ""
-
-
-def _daemon_error(err: DaemonCallError) -> Exception:
-    if err.field and err.http_status == 422:
-        return field_error(err.field, err.message)
-    return HTTPException(status_code=err.http_status, detail=err.message)
 
 
 # Offsets and seqs are 64-bit in every database.
@@ -265,7 +260,7 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request,
             else:
                 raise conflict(f"cannot change a session from {old!r} to {new!r}")
         except DaemonCallError as err:
-            raise _daemon_error(err) from None
+            raise daemon_error(err) from None
         s.status = new
         s.last_active = utcnow()
         if new == "active":
@@ -303,7 +298,7 @@ async def delete_session(
             if remove_worktree and s.worktree_path:
                 await client.remove_worktree(s.id, p.owner, force=force)
         except DaemonCallError as err:
-            raise _daemon_error(err) from None
+            raise daemon_error(err) from None
     await get_services(request).ingest.stop(s.id)
     user_id = s.user_session_id
     await db.execute(delete(Message).where(Message.agent_session_id == s.id))
@@ -334,7 +329,7 @@ async def send_message(session_id: str, body: SendMessageRequest, request: Reque
     try:
         ack = await client_for(request, machine).send_message(s.id, body.content, message_id)
     except DaemonCallError as err:
-        raise _daemon_error(err) from None
+        raise daemon_error(err) from None
     s.last_active = utcnow()
     await db.commit()
     get_services(request).ingest.ensure(s.id)
@@ -358,7 +353,7 @@ async def interrupt_session(session_id: str, request: Request, db: Db, p: Caller
     try:
         await client_for(request, machine).interrupt_session(s.id)
     except DaemonCallError as err:
-        raise _daemon_error(err) from None
+        raise daemon_error(err) from None
     counts = await message_counts(db, [s.id])
     return session_detail(s, counts.get(s.id, 0))
 
