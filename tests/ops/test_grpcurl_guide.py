@@ -24,7 +24,7 @@ from tests.ops.grpcurl_client import (
 )
 from tests.ops.support import REPO
 from tests.support.daemon_proc import start_daemon
-from tests.support.git_repos import make_repo
+from tests.support.git_repos import git, make_repo
 from tests.support.tls import make_self_signed
 from tests.support.waiting import wait_for
 
@@ -101,11 +101,27 @@ def _check(cmd: Command, result: Result, repo: Path) -> None:
         assert approvals and approvals[0]["status"] == "pending" and tool == "Bash", text
     elif cmd.method == "berth.daemon.v1.DaemonService/DecideApproval":
         assert docs[0]["status"] == "allowed" and docs[0]["id"] == body["approval_id"], text
+    elif cmd.method == "berth.daemon.v1.DaemonService/Commit":
+        assert len(docs[0]["commit"]) == 40, text
+    elif cmd.method == "berth.daemon.v1.DaemonService/Merge":
+        merged = docs[0].get("mergedCommit") or docs[0].get("merged_commit")
+        assert merged and docs[0]["into"] == "main", text
+        assert git(repo, "show", "main:check.txt") == "checked"
+    elif cmd.method == "berth.daemon.v1.DaemonService/Push":
+        assert docs[0]["ref"] == "refs/heads/berth/demo-3", text
+        assert git(repo.parent / "origin.git", "rev-parse", "refs/heads/berth/demo-3") == git(repo, "rev-parse", "main")
     elif cmd.method == "berth.daemon.v1.DaemonService/StopSession":
         assert docs[0]["agent_session_id"] == body["agent_session_id"], text
         assert docs[0]["status"] != "active", text
     else:
         pytest.fail(f"the README has a grpcurl command this test has no check for: {cmd.line}")
+
+
+def _try(client, cmd: Command) -> Result | None:
+    try:
+        return client.run(cmd, until=None, timeout=30)
+    except Exception:  # noqa: BLE001 - FAILED_PRECONDITION while the turn runs: ask again
+        return None
 
 
 def _run_guide(client, lines: list[str], variables: dict[str, str], repo: Path, daemon) -> list[str]:
@@ -117,7 +133,10 @@ def _run_guide(client, lines: list[str], variables: dict[str, str], repo: Path, 
             # The live stream follows until Ctrl-C: stop once the follow-up's answer arrived.
             until = lambda docs: _saw_reply(docs, "Now say goodbye")
         try:
-            if cmd.method == "berth.daemon.v1.DaemonService/ListApprovals":
+            if cmd.method == "berth.daemon.v1.DaemonService/Commit":
+                # The allowed command runs, then the turn ends: a commit is refused until then.
+                result = wait_for(lambda c=cmd: _try(client, c), timeout=90, what="the turn's end (commit)")
+            elif cmd.method == "berth.daemon.v1.DaemonService/ListApprovals":
                 # The agent's request comes a moment after the launch: ask again until it is there.
                 result = wait_for(lambda c=cmd: (r := client.run(c, until=None, timeout=30)).docs[0].get("approvals") and r,
                                   timeout=90, what="a pending approval")
@@ -146,9 +165,13 @@ def test_the_guide_covers_list_describe_health_launch_send_and_stream_on_both_tr
 @pytest.mark.parametrize("client", CLIENTS)
 def test_every_unix_socket_grpcurl_command_in_the_readme_works(client, tmp_path: Path,
                                                              claude_provider: ProviderConfig, model_server):
-    # "Run the check" makes the agent ask before a shell command: the guide's approval lines answer it.
-    model_server.script("Run the check", command="python3 -c 'print(42)'", text="checked")
+    # "Run the check" makes the agent ask before a shell command that writes check.txt: the guide's
+    # approval lines allow it, then commit, merge and push its work (to a bare repository as origin).
+    model_server.script("Run the check", command="python3 -c \"open('check.txt', 'w').write('checked')\"",
+                        text="checked")
     repo = make_repo(tmp_path / "repo")
+    git(tmp_path, "init", "-q", "--bare", str(tmp_path / "origin.git"))
+    git(repo, "remote", "add", "origin", str(tmp_path / "origin.git"))
     daemon = start_daemon(tmp_path, config={"providers": {"claude_code": claude_provider}})
     try:
         done = _run_guide(client, UNIX, {"SOCK": str(daemon.socket_path), "REPO": str(repo)}, repo, daemon)
