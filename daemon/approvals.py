@@ -121,8 +121,11 @@ class ApprovalDesk:
         self._announce(rec)
         if rule is not None:
             async with self._lock(sid):
-                await self._decide_locked(rec, Decision(allow=True, message=f"allowed by the rule {rule}"),
-                                          decided_by="rule")
+                try:
+                    await self._decide_locked(rec, Decision(allow=True, message=f"allowed by the rule {rule}"),
+                                              decided_by="rule")
+                except FailedPrecondition:
+                    pass  # the agent went away meanwhile: the ask is recorded as cancelled, and its exit says why
         elif policy.timeout_seconds:
             self._timers[rec.approval_id] = asyncio.get_running_loop().create_task(
                 self._expire_after(rec.approval_id, policy.timeout_seconds), name=f"approval-{rec.approval_id}")

@@ -30,7 +30,7 @@ Example (every key optional)::
 
     [providers.codex]
     binary = "codex"
-    args = []
+    args = []                               # extra `codex app-server` options, e.g. ["-c", "key=value"]
     env = {}
 
     [pool]

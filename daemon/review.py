@@ -23,6 +23,7 @@ from daemon.validation import validate_worktree_name
 
 __all__ = [
     "MAX_PATCH_BYTES",
+    "PATCH_BYTES_LIMIT",
     "Diff",
     "DiffFile",
     "MergeResult",
@@ -33,6 +34,8 @@ __all__ = [
 ]
 
 MAX_PATCH_BYTES = 1024 * 1024
+# The largest patch a caller may ask for: well inside gRPC's 64 MiB message limit.
+PATCH_BYTES_LIMIT = 16 * 1024 * 1024
 # Never wait for a password or a host-key prompt: the daemon has no terminal.
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")}
 _STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "added", "T": "modified"}
@@ -105,7 +108,9 @@ def _snapshot_tree(worktree: Path, git_dir: Path) -> str:
             _git(worktree, "read-tree", "HEAD", env={"GIT_INDEX_FILE": str(seed)})
         os.replace(seed, private)
     env = {"GIT_INDEX_FILE": str(private)}
-    _git(worktree, "-c", "core.untrackedCache=true", "add", "-A", env=env)
+    # core.untrackedCache for this command only (what `-c` does, keeping "add" first for error messages).
+    _git(worktree, "add", "-A", env={**env, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.untrackedCache",
+                                     "GIT_CONFIG_VALUE_0": "true"})
     return _git(worktree, "write-tree", env=env).stdout.strip()
 
 

@@ -853,11 +853,14 @@ class Supervisor:
         rec = self._session_of(agent_session_id, owner)
         if path and (len(path) > 4096 or "\0" in path or path.startswith("-")):
             raise InvalidArgument("path", "must be a path inside the worktree")
-        if max_patch_bytes < 0:
-            raise InvalidArgument("max_patch_bytes", "must be 0 or more")
+        if not 0 <= max_patch_bytes <= review.PATCH_BYTES_LIMIT:
+            raise InvalidArgument("max_patch_bytes", f"must be 0 (1 MiB) to {review.PATCH_BYTES_LIMIT}")
         base = await self._base_commit(rec)
-        result = await asyncio.to_thread(review.diff, Path(rec.worktree_path), base, path=path or None,
-                                         stat_only=stat_only, max_patch_bytes=max_patch_bytes or review.MAX_PATCH_BYTES)
+        # One diff at a time per session: each reads the worktree through the same private index.
+        async with self._lock(f"diff:{agent_session_id}"):
+            result = await asyncio.to_thread(review.diff, Path(rec.worktree_path), base, path=path or None,
+                                             stat_only=stat_only,
+                                             max_patch_bytes=max_patch_bytes or review.MAX_PATCH_BYTES)
         return result, str(rec.settings.get("base_ref") or "")
 
     async def commit(self, agent_session_id: str, owner: str, message: str, author: str = "") -> str:

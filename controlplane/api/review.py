@@ -48,7 +48,7 @@ async def get_diff(
     session_id: str, request: Request, db: Db, p: Caller,
     path: Annotated[str | None, Query(max_length=4096)] = None,
     stat_only: bool = False,
-    max_patch_bytes: Annotated[int, Query(ge=0, le=64 * 1024 * 1024)] = 0,
+    max_patch_bytes: Annotated[int, Query(ge=0, le=16 * 1024 * 1024)] = 0,
 ) -> dict:
     """Committed, uncommitted and untracked changes of the session's worktree against the commit it
     started from; `path` for one file, `stat_only` for no patch; a patch over `max_patch_bytes` (default
