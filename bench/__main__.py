@@ -105,14 +105,13 @@ def run_launch(report: Report, quick: bool, repos: dict[int, Path], run_dir: Pat
 
 def run_shared(report: Report, quick: bool, run_dir: Path, repo: Path, parts: list[str],
                big_repo: Path | None = None) -> None:
-    """import, events, reads and footprint on one stub-agent daemon + control plane."""
+    """import, events, approvals, review and footprint on one stub-agent daemon + control plane."""
     from bench.approvals import run_approvals
-    from bench.events import run_events
+    from bench.events import run_events, run_listeners
     from bench.footprint import SECTION as FOOTPRINT
     from bench.footprint import cycles, measure_rss
     from bench.imports import run_import
     from bench.launch import wait_out_deletions
-    from bench.reads import run_reads
     from bench.review import run_review
     from bench.shared import SharedStack
 
@@ -122,22 +121,20 @@ def run_shared(report: Report, quick: bool, run_dir: Path, repo: Path, parts: li
         if "import" in parts:
             print("import", flush=True)
             run_import(report, quick, run_dir, repo, shared)
-        if {"events", "approvals", "reads", "footprint"} & set(parts):
+        if {"events", "approvals", "footprint"} & set(parts):
             print(f"launching {SESSIONS} stub sessions", flush=True)
             for _ in range(SESSIONS):
                 shared.launch()
         if "events" in parts:
             print("events", flush=True)
             run_events(report, quick, shared, SESSIONS)
+            run_listeners(report, quick, shared, SESSIONS)
         if "approvals" in parts:
             print("approvals", flush=True)
             run_approvals(report, quick, shared)
         if "review" in parts and big_repo is not None:
             print("review", flush=True)
             run_review(report, quick, shared, big_repo)
-        if "reads" in parts:
-            print("reads", flush=True)
-            run_reads(report, quick, run_dir, shared)
         if "footprint" in parts:
             print("footprint", flush=True)
             busy = measure_rss(shared)
@@ -175,9 +172,14 @@ def main(argv: list[str] | None = None) -> int:
             print("launch", flush=True)
             series = run_launch(report, args.quick, repos, run_dir)
             plot_launch(series, args.plot)
-        shared_parts = [p for p in parts if p != "launch"]
+        shared_parts = [p for p in parts if p not in ("launch", "reads")]
         if shared_parts:
             run_shared(report, args.quick, run_dir, repos[1000], shared_parts, repos.get(max(repos)))
+        if "reads" in parts:
+            from bench.reads import run_reads
+
+            print("reads", flush=True)
+            run_reads(report, args.quick, run_dir)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     from bench.targets import check_targets

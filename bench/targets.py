@@ -82,7 +82,60 @@ def check_targets(report: Report) -> None:
                 f"p99 {p99:.1f} ms (median {row.summary.median:.1f} ms, n={row.summary.n})",
                 "met" if p99 < 50 else "not met",
             ))
+    _listeners(report)
+    _reads(report)
     _footprint(report)
+
+
+def _listeners(report: Report) -> None:
+    from bench.events import LISTENERS
+
+    row = next((r for r in report.sections.get(LISTENERS, []) if r.name.endswith("sessions") and r.values), None)
+    rss = next((r for r in report.sections.get(LISTENERS, []) if "streaming" in r.name and r.values), None)
+    if row is not None:
+        p99 = row.summary.p99
+        extra = f"; control-plane RSS {rss.values[0]:.0f} MiB with them" if rss is not None else ""
+        report.targets.append((
+            "1,000 SSE clients over 50 sessions on one control plane: event latency p99 < 100 ms",
+            f"p99 {p99:.1f} ms (median {row.summary.median:.1f} ms, n={row.summary.n}){extra}",
+            "met" if p99 < 100 else "not met",
+        ))
+
+
+def _reads(report: Report) -> None:
+    from bench.reads import PAGES, SECTION
+
+    for label in ("SQLite", "PostgreSQL"):
+        rows = {r.name: r for r in report.sections.get(SECTION, []) if r.name.startswith(label + ":")}
+        medians = {name: r.summary.median for name, r in rows.items() if r.values}
+
+        def find(prefix: str, phase: str, medians: dict[str, float] = medians, label: str = label) -> float | None:
+            return next((v for k, v in medians.items() if k.startswith(f"{label}: {prefix}") and phase in k), None)
+
+        for what, bare_name, mine, need in (("GET /api/sessions/{id}", "bare FastAPI, same session JSON",
+                                             "GET /api/sessions/{id}", 0.5),
+                                            ("GET /api/sessions (50 sessions)", "bare FastAPI, same list JSON",
+                                             "GET /api/sessions,", 0.25)):
+            bare, berth = find(bare_name, "51 sessions"), find(mine, "51 sessions, ")
+            if bare and berth:
+                ratio = berth / bare
+                report.targets.append((
+                    f"{label}: {what} ≥ {need}× the bare app serving the same JSON",
+                    f"{berth:.0f} vs {bare:.0f} req/s = {ratio:.2f}×", "met" if ratio >= need else "not met"))
+            deep = find(mine, "1000 sessions")
+            if berth and deep:
+                slower = berth / deep
+                report.targets.append((
+                    f"{label}: {what} with 1,000 sessions and 1,000,000 messages within 1.2× of the figure with 51",
+                    f"{deep:.0f} vs {berth:.0f} req/s = {slower:.2f}× slower",
+                    "met" if slower <= 1.2 else "not met"))
+        pages = [r for r in report.sections.get(PAGES, []) if r.name.startswith(f"{label}: after_seq=") and r.values]
+        if pages:
+            worst = max(pages, key=lambda r: r.summary.median)
+            report.targets.append((
+                f"{label}: message page (keyset) deep in a 100,000-message session, p50 < 10 ms at every depth",
+                f"worst p50 {worst.summary.median:.1f} ms ({worst.name.split(': ', 1)[1]})",
+                "met" if worst.summary.median < 10 else "not met"))
 
 
 def _footprint(report: Report) -> None:

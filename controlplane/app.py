@@ -44,6 +44,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        chunked = False
         for k, v in scope.get("headers", []):
             if k == b"content-length":
                 try:
@@ -53,7 +54,10 @@ class BodyLimitMiddleware:
                 if too_big:
                     await self._reject(send)
                     return
-        if not any(k == b"content-length" for k, _ in scope.get("headers", [])):
+            elif k == b"transfer-encoding":
+                chunked = True
+        # A request with neither header has no body (RFC 9112 §6.3): nothing to count, nothing to replay.
+        if chunked:
             # No length given (chunked): read up to the limit first, then replay it to the app.
             chunks: list[bytes] = []
             seen = 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
@@ -343,6 +344,8 @@ class IngestManager:
             updates = _session_updates(stored)
             if updates:
                 await db.execute(_UPDATE_SESSION, list(updates.values()))
+                counts = Counter(r["agent_session_id"] for r in stored)
+                await db.execute(_COUNT_MESSAGES, [{"b_id": sid, "b_count": n} for sid, n in counts.items()])
         return stored
 
 
@@ -388,6 +391,13 @@ _UPDATE_SESSION = (
             else_=func.coalesce(_SESSIONS.c.usage_cost_usd, 0.0) + bindparam("b_cost", type_=Float()),
         ),
     )
+)
+
+# Every stored row counts, whatever its seq (the update above skips seqs at or below the stored last_seq).
+_COUNT_MESSAGES = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("b_id"))
+    .values(message_count=_SESSIONS.c.message_count + bindparam("b_count", type_=BigInteger()))
 )
 
 

@@ -1,5 +1,5 @@
-"""The control plane's services in one typed object: configuration, metrics, the database, the daemon
-client pool and the event ingest. Opened and closed with the app (an async context manager), and
+"""The control plane's services in one typed object: configuration, metrics, the database (and its hot
+reads), the daemon client pool and the event ingest. Opened and closed with the app (an async context manager), and
 refusing use before it is opened or after it is closed."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from controlplane.db.engine import make_engine, make_sessionmaker, migrate
 from controlplane.db.models import Machine
 from controlplane.ingest import Broker, IngestManager
 from controlplane.metrics import Metrics
+from controlplane.reads import SessionReads
 from controlplane.sealing import Sealer, load_sealer
 
 __all__ = ["Services", "get_services"]
@@ -39,6 +40,7 @@ class Services:
     pool: DaemonPool
     broker: Broker
     ingest: IngestManager
+    reads: SessionReads
 
     def __init__(self, config: ControlPlaneConfig) -> None:
         self.config = config
@@ -56,6 +58,8 @@ class Services:
         self.engine = make_engine(config.database_url)
         await migrate(self.engine)
         self.sessionmaker = make_sessionmaker(self.engine)
+        self.reads = SessionReads(self.engine)
+        await self.reads.open()
         self.pool = DaemonPool(rpc_deadline=config.rpc_deadline_seconds, metrics=self.metrics)
         self.broker = Broker()
         self.ingest = IngestManager(
@@ -79,6 +83,7 @@ class Services:
         self._state = _State.CLOSED
         await self.ingest.close()
         await self.pool.close()
+        await self.reads.close()
         await self.engine.dispose()
 
     def client_for(self, machine: Machine) -> DaemonClient:

@@ -1,17 +1,15 @@
-"""Helpers shared by the routers: database sessions, owner-scoped look-ups, serialization."""
+"""Helpers shared by the routers: database sessions, owner-scoped look-ups, daemon errors."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import HTTPException, Request
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.auth import Principal
 from controlplane.daemons import DaemonCallError, DaemonClient
-from controlplane.db.models import AgentSession, Machine, Message, UserSession, Workspace
+from controlplane.db.models import AgentSession, Machine, UserSession, Workspace
 from controlplane.errors import Conflict, InvalidField, NotFound
 from controlplane.services import get_services
 
@@ -20,14 +18,11 @@ __all__ = [
     "conflict",
     "field_error",
     "get_db",
-    "message_counts",
     "not_found",
     "owned_agent_session",
     "owned_machine",
     "owned_user_session",
     "owned_workspace",
-    "session_detail",
-    "session_summary",
 ]
 
 
@@ -80,53 +75,6 @@ async def owned_user_session(db: AsyncSession, p: Principal, user_session_id: st
 
 def client_for(request: Request, machine: Machine) -> DaemonClient:
     return get_services(request).client_for(machine)
-
-
-async def message_counts(db: AsyncSession, session_ids: list[str]) -> dict[str, int]:
-    if not session_ids:
-        return {}
-    rows = await db.execute(
-        select(Message.agent_session_id, func.count())
-        .where(Message.agent_session_id.in_(session_ids))
-        .group_by(Message.agent_session_id)
-    )
-    return {sid: n for sid, n in rows.all()}
-
-
-def session_summary(s: Any, count: int) -> dict[str, Any]:
-    """The list shape of a session (an AgentSession or a row with its columns)."""
-    return {
-        "id": s.id,
-        "agent_id": s.agent_id,
-        "task_id": s.task_id,
-        "status": s.status,
-        "created_at": s.created_at,
-        "last_active": s.last_active,
-        "message_count": count,
-        "workspace_id": s.workspace_id,
-        "machine_id": s.machine_id,
-        "user_session_id": s.user_session_id,
-        "pending_approvals": s.pending_approvals or 0,
-        "usage": {
-            "input_tokens": s.usage_input_tokens or 0, "output_tokens": s.usage_output_tokens or 0,
-            "cache_read_tokens": s.usage_cache_read_tokens or 0,
-            "cache_creation_tokens": s.usage_cache_creation_tokens or 0, "cost_usd": s.usage_cost_usd,
-            "turns": s.usage_turns or 0, "duration_ms": s.usage_duration_ms or 0,
-        },
-    }
-
-
-def session_detail(s: Any, count: int) -> dict[str, Any]:
-    """The detail shape of a session (an AgentSession or a row with its columns)."""
-    out = session_summary(s, count)
-    out.update(
-        data=dict(s.data or {}),
-        prompt=s.prompt,
-        provider_session_id=s.provider_session_id,
-        worktree_name=s.worktree_name,
-        last_error=s.last_error,
-    )
-    return out
 
 
 def daemon_error(err: DaemonCallError) -> Exception:

@@ -58,8 +58,6 @@ async def stream_events(
         if not 0 <= seq < 2**63:
             raise field_error("last-event-id", "must be a seq from 0 to 2**63-1", where="header")
         start = max(start, seq)
-    # Subscribe before reading the backlog, so nothing stored in between is missed.
-    queue = state.broker.subscribe(session_id)
 
     async def backlog(after: int) -> AsyncIterator[dict]:
         while True:
@@ -78,7 +76,7 @@ async def stream_events(
                 return
             after = rows[-1].seq or after
 
-    async def next_item() -> dict | None:
+    async def next_item(queue: asyncio.Queue) -> dict | None:
         """The next published item; None after a keep-alive interval; raises StopAsyncIteration when
         the server is stopping."""
         get = asyncio.ensure_future(queue.get())
@@ -98,6 +96,9 @@ async def stream_events(
 
     async def gen() -> AsyncIterator[str]:
         last = start
+        # Subscribed when the stream starts (a client gone before that leaves nothing behind), and before
+        # the backlog is read, so that nothing stored in between is missed.
+        queue = state.broker.subscribe(session_id)
         state.metrics.sse_clients.inc()
         try:
             yield ": connected\n\n"
@@ -106,7 +107,7 @@ async def stream_events(
                 yield _frame(item)
             while True:
                 try:
-                    published = await next_item()
+                    published = await next_item(queue)
                 except StopAsyncIteration:
                     return  # the server is shutting down: end the stream so it can exit promptly
                 if published is None:

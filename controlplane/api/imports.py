@@ -152,12 +152,13 @@ async def import_claude_session(
             created_at=now,
             last_active=now,
         )
+        with _no_gc_pauses():
+            rows = _rows(agent.id, body.messages)
+        agent.message_count = len(rows)
         db.add(user)
         await db.flush()
         db.add(agent)
         await db.flush()
-        with _no_gc_pauses():
-            rows = _rows(agent.id, body.messages)
         if rows:
             await _insert_messages(await db.connection(), rows)
         await db.commit()

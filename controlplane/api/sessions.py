@@ -33,20 +33,17 @@ from controlplane.api.common import (
     daemon_error,
     field_error,
     get_db,
-    message_counts,
     not_found,
     owned_agent_session,
     owned_machine,
     owned_workspace,
-    session_detail,
-    session_summary,
 )
 from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
 from controlplane.daemons import DaemonCallError
 from controlplane.db.models import AgentSession, Machine, Message, UserSession, Workspace, new_id, utcnow
-from controlplane.ingest import message_json
 from controlplane.launch_service import LaunchService
+from controlplane.reads import session_detail
 from controlplane.schemas import (
     AgentId,
     LaunchWorkspaceSessionRequest,
@@ -69,17 +66,6 @@ router = APIRouter(prefix="/api/sessions", tags=["sessions"], route_class=Strict
 Db = Annotated[AsyncSession, Depends(get_db)]
 Caller = Annotated[Principal, Depends(current_principal)]
 _RUNNING = ("created", "active")
-_COLUMNS = tuple(AgentSession.__table__.c)
-
-
-def _message_count():
-    """The row's message count, as a correlated subquery (served by the (agent_session_id, pk) index)."""
-    return (
-        select(func.count(Message.pk))
-        .where(Message.agent_session_id == AgentSession.__table__.c.id)
-        .correlate(AgentSession.__table__)
-        .scalar_subquery()
-    )
 
 
 async def _status_reason(db: AsyncSession, session_id: str) -> str:
@@ -97,40 +83,19 @@ MaxInt64 = 2**63 - 1
 
 @router.get("", response_model=SessionList, summary="List sessions")
 async def list_sessions(
-    db: Db,
+    request: Request,
     p: Caller,
     task_id: str | None = None,
     agent_id: AgentId | None = None,
     status: SessionStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MaxInt64)] = 0,
-) -> dict:
+) -> Response:
     """The caller's sessions, newest first, filtered by task, agent and status."""
-    # One query: the page's rows (plain rows, no ORM objects), each with its message count and the total.
-    q = select(*_COLUMNS, _message_count().label("message_count"), func.count().over().label("total")).where(
-        AgentSession.owner == p.owner
+    body = await get_services(request).reads.page(
+        p.owner, task_id=task_id, agent_id=agent_id, status=status, limit=limit, offset=offset
     )
-    if task_id is not None:
-        q = q.where(AgentSession.task_id == task_id)
-    if agent_id is not None:
-        q = q.where(AgentSession.agent_id == agent_id)
-    if status is not None:
-        q = q.where(AgentSession.status == status)
-    rows = (
-        await db.execute(q.order_by(AgentSession.created_at.desc(), AgentSession.id).limit(limit).offset(offset))
-    ).all()
-    if rows:
-        total = rows[0].total
-    elif offset:
-        total = (await db.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
-    else:
-        total = 0
-    return {
-        "sessions": [session_summary(r, r.message_count) for r in rows],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    }
+    return Response(body, media_type="application/json")
 
 
 @router.post("", response_model=SessionCreated, status_code=201, summary="Create session")
@@ -207,15 +172,11 @@ async def create_session(body: SessionCreate, request: Request, db: Db, p: Calle
 
 
 @router.get("/{session_id}", response_model=SessionDetail, summary="Get session details")
-async def get_session(session_id: str, db: Db, p: Caller) -> dict:
-    row = (
-        await db.execute(
-            select(*_COLUMNS, _message_count().label("message_count")).where(AgentSession.id == session_id)
-        )
-    ).first()
-    if row is None or row.owner != p.owner:
+async def get_session(session_id: str, request: Request, p: Caller) -> Response:
+    body = await get_services(request).reads.detail(p.owner, session_id)
+    if body is None:
         raise not_found("session", session_id)
-    return session_detail(row, row.message_count)
+    return Response(body, media_type="application/json")
 
 
 @router.patch("/{session_id}", response_model=SessionDetail, summary="Update session")
@@ -270,8 +231,7 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request,
     if body.prompt is not None:
         s.prompt = body.prompt
     await db.commit()
-    counts = await message_counts(db, [s.id])
-    return session_detail(s, counts.get(s.id, 0))
+    return session_detail(s)
 
 
 @router.delete("/{session_id}", status_code=204, summary="Delete session")
@@ -354,26 +314,22 @@ async def interrupt_session(session_id: str, request: Request, db: Db, p: Caller
         await client_for(request, machine).interrupt_session(s.id)
     except DaemonCallError as err:
         raise daemon_error(err) from None
-    counts = await message_counts(db, [s.id])
-    return session_detail(s, counts.get(s.id, 0))
+    return session_detail(s)
 
 
 @router.get("/{session_id}/messages", response_model=MessageList, summary="List a session's messages")
 async def list_messages(
     session_id: str,
-    db: Db,
+    request: Request,
     p: Caller,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MaxInt64)] = 0,
     after_seq: Annotated[int | None, Query(ge=0, le=MaxInt64)] = None,
-) -> dict:
-    """Messages in order: imported ones first, then the agent's events by seq."""
-    s = await owned_agent_session(db, p, session_id)
-    q = select(Message).where(Message.agent_session_id == s.id)
-    if after_seq is not None:
-        q = q.where(Message.seq > after_seq)
-    total = (await db.execute(select(func.count()).select_from(q.subquery()))).scalar_one()
-    rows = (
-        await db.execute(q.order_by(func.coalesce(Message.seq, 0), Message.pk).limit(limit).offset(offset))
-    ).scalars().all()
-    return {"messages": [message_json(m) for m in rows], "total": total, "limit": limit, "offset": offset}
+) -> Response:
+    """Messages in order: imported ones first, then the agent's events by seq. Page deep histories by
+    `after_seq` (the last seq of the previous page; its cost does not grow with depth); `offset` works too."""
+    body = await get_services(request).reads.messages(p.owner, session_id, limit=limit, offset=offset,
+                                                      after_seq=after_seq)
+    if body is None:
+        raise not_found("session", session_id)
+    return Response(body, media_type="application/json")

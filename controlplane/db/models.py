@@ -137,6 +137,7 @@ class AgentSession(Base):
     """One agent run; its id is the daemon's agent_session_id."""
 
     __tablename__ = "agent_sessions"
+    __table_args__ = (Index("ix_agent_sessions_owner_created", "owner", "created_at", "id"),)
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(200), index=True)
     user_session_id: Mapped[str | None] = mapped_column(
@@ -171,6 +172,8 @@ class AgentSession(Base):
     usage_cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
     usage_turns: Mapped[int] = mapped_column(Integer, default=0)
     usage_duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    # How many messages the session has, kept exact by ingest, import and delete (reads never count).
+    message_count: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Message(Base):
