@@ -6,12 +6,15 @@ BIN := $(VENV)/bin
 .PHONY: run test install agents postgres proto bench clean
 
 $(BIN)/python:
-	$(PY) -m venv $(VENV)
+	@echo "Creating $(VENV) (Python virtual environment)"
+	@$(PY) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,bench]'
-	touch $@
+	@echo "Installing Berth and its dependencies into $(VENV) (first run only; a minute or two)"
+	@$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
+	@$(BIN)/pip install -q --disable-pip-version-check -e '.[test,bench]'
+	@touch $@
+	@echo "Installed: $(BIN)/berth, $(BIN)/berth-daemon, $(BIN)/berth-controlplane"
 
 install: $(VENV)/.installed
 

@@ -23,7 +23,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["CliError", "Client", "build_parser", "iter_sse", "main", "resolve_target", "run_facts"]
+__all__ = [
+    "CliError", "Client", "build_parser", "find_run_json", "iter_sse", "main", "resolve_target", "run_facts",
+    "run_json_candidates", "turn_outcome",
+]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 STATUS_STYLES = {"created": "cyan", "active": "green", "paused": "yellow", "completed": "blue", "failed": "red"}
@@ -39,28 +42,59 @@ class CliError(Exception):
         self.status = status
 
 
-def berth_home() -> Path:
-    return Path(os.environ.get("BERTH_HOME") or ".berth")
+def run_json_candidates(cwd: Path | None = None) -> list[Path]:
+    """Where `make run`'s run.json is looked for, in order: $BERTH_HOME when set (it names the place), then
+    .berth/ in the working directory and each parent, then the user config dir ($XDG_CONFIG_HOME/berth)."""
+    out: list[Path] = []
+    if os.environ.get("BERTH_HOME"):
+        out.append(Path(os.environ["BERTH_HOME"]) / "run.json")
+    here = (cwd or Path.cwd()).resolve()
+    out += [d / ".berth" / "run.json" for d in (here, *here.parents)]
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    out.append(config / "berth" / "run.json")
+    return out
+
+
+def find_run_json() -> Path | None:
+    """The first run.json of run_json_candidates() that exists, or None."""
+    return next((p for p in run_json_candidates() if p.is_file()), None)
 
 
 def run_facts() -> dict[str, Any]:
-    """$BERTH_HOME/run.json as written by `make run` ({} when absent)."""
+    """The facts `make run` wrote to run.json ({} when there is none)."""
+    path = find_run_json()
+    if path is None:
+        return {}
     try:
-        facts = json.loads((berth_home() / "run.json").read_text())
+        facts = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     return facts if isinstance(facts, dict) else {}
 
 
 def resolve_target(url: str | None, token: str | None) -> tuple[str, str | None]:
-    """The control plane URL and token: flags, then env, then $BERTH_HOME/run.json."""
+    """The control plane URL and token: flags, then env, then run.json (see run_json_candidates)."""
+    url, token, _ = _target(url, token)
+    return url, token
+
+
+def _target(url: str | None, token: str | None) -> tuple[str, str | None, str]:
+    """(url, token, where the URL came from)."""
+    where = "--url" if url else ""
     url = url or os.environ.get("BERTH_URL")
+    where = where or ("BERTH_URL" if url else "")
     token = token or os.environ.get("BERTH_TOKEN")
     if not (url and token):
-        facts = run_facts()
+        path = find_run_json()
+        facts = run_facts() if path else {}
+        if not url and facts.get("url"):
+            where = f"run.json at {path}"
         url = url or facts.get("url")
         token = token or facts.get("admin_token")
-    return (url or DEFAULT_URL).rstrip("/"), token
+    if not url:
+        tried = ", ".join(str(p) for p in run_json_candidates())
+        where = f"the default (no --url, no BERTH_URL, and no run.json in {tried})"
+    return (url or DEFAULT_URL).rstrip("/"), token, where
 
 
 @dataclass
@@ -70,6 +104,10 @@ class Client:
     url: str
     token: str | None
     timeout: float = 120.0
+    where: str = ""  # where the URL came from, for errors
+
+    def _from(self) -> str:
+        return f" (from {self.where})" if self.where else ""
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -80,7 +118,7 @@ class Client:
             with httpx.Client(base_url=self.url, timeout=self.timeout) as http:
                 resp = http.request(method, path, json=body, params=params, headers=self._headers())
         except httpx.HTTPError as exc:
-            raise CliError(f"cannot reach the control plane at {self.url}: {exc}") from exc
+            raise CliError(f"cannot reach the control plane at {self.url}{self._from()}: {exc}") from exc
         try:
             data = resp.json() if resp.content else None
         except ValueError:
@@ -113,7 +151,7 @@ class Client:
                     )
                 yield from iter_sse(resp.iter_lines())
         except httpx.HTTPError as exc:
-            raise CliError(f"event stream from {self.url} ended: {exc}") from exc
+            raise CliError(f"event stream from {self.url}{self._from()} ended: {exc}") from exc
 
 
 def iter_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
@@ -167,8 +205,9 @@ def _describe_error(data: Any) -> str:
 class Output:
     """Prints results as JSON (scripts) or rich tables and colour (people)."""
 
-    def __init__(self, as_json: bool) -> None:
+    def __init__(self, as_json: bool, wide: bool = False) -> None:
         self.as_json = as_json
+        self.wide = wide
         self.out = Console(highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -194,20 +233,28 @@ class Output:
             self.out.print(data)
 
     def rows(self, items: list[dict[str, Any]], columns: Sequence[str], title: str, raw: Any) -> None:
+        """A table that never cuts a value: the columns (most important first) that fit the terminal,
+        one space apart; `--wide` shows them all, `--json` everything."""
         if self.as_json:
             self.json(raw)
             return
-        table = Table(title=title, title_justify="left")
-        for col in columns:
-            table.add_column(col, overflow="fold")  # ids stay whole (copyable) on narrow terminals
-        for item in items:
-            cells = []
-            for col in columns:
-                value = item.get(col)
-                text = "" if value is None else str(value)
-                cells.append(Text(text, style=STATUS_STYLES.get(text, "")) if col == "status" else text)
-            table.add_row(*cells)
-        self.out.print(table)
+        cells = [["" if item.get(c) is None else str(item.get(c)) for c in columns] for item in items]
+        widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+        shown = len(columns)
+        if not self.wide:
+            while shown > 1 and sum(widths[:shown]) + shown - 1 > self.out.width:
+                shown -= 1
+        table = Table(title=title, title_justify="left", box=None, padding=(0, 1, 0, 0), pad_edge=False,
+                      header_style="bold")
+        for col in columns[:shown]:
+            table.add_column(col, no_wrap=True, overflow="ignore")
+        for row in cells:
+            table.add_row(*(Text(text, style=STATUS_STYLES.get(text, "")) if col == "status" else text
+                            for col, text in zip(columns[:shown], row, strict=False)))
+        self.out.print(table, crop=False)
+        if shown < len(columns):
+            self.err.print(f"[dim]left out to fit {self.out.width} columns: {', '.join(columns[shown:])} "
+                           "(--wide shows them, --json shows everything)[/dim]")
         if not items:
             self.err.print(f"[dim]no {title.lower()}[/dim]")
 
@@ -222,7 +269,7 @@ class Output:
         seq = data.get("seq", record.get("id", ""))
         role = str(data.get("role", record.get("event", "")))
         line = Text(f"{seq:>5} ", style="dim")
-        line.append(f"{role:<9}", style=ROLE_STYLES.get(role, ""))
+        line.append(f"{role:<9} ", style=ROLE_STYLES.get(role, ""))
         content = data.get("content") or {}
         line.append(describe_content(content, data.get("status")))
         self.out.print(line)
@@ -448,10 +495,14 @@ def _session_settings(a: argparse.Namespace) -> dict[str, Any] | None:
     return {"code": code}
 
 
-def cmd_launch(client: Client, out: Output, a: argparse.Namespace) -> None:
+def cmd_launch(client: Client, out: Output, a: argparse.Namespace) -> int:
+    if a.prompt is None and not a.no_prompt:
+        a.parser.error("give the agent its first message with -p/--prompt (or --no-prompt to start it without one)")
     a.workspace_id = a.workspace_id or run_facts().get("workspace_id")
     if not a.workspace_id:
-        raise CliError("launch: give a WORKSPACE_ID (none in $BERTH_HOME/run.json either)")
+        found = find_run_json()
+        raise CliError("launch: give a WORKSPACE_ID (" + (f"{found} has none" if found else "no run.json found in "
+                       + ", ".join(str(p) for p in run_json_candidates())) + ")")
     body = {
         "machine_id": a.machine,
         "user_session_id": a.user_session,
@@ -464,6 +515,8 @@ def cmd_launch(client: Client, out: Output, a: argparse.Namespace) -> None:
         "metadata": _json_arg(a.metadata, "--metadata") if a.metadata else None,
     }
     body = {k: v for k, v in body.items() if v is not None}
+    # A relaunched session's earlier turns are not the one to wait for.
+    floor = _last_seq(client, a.agent_session) if a.follow and a.agent_session and not a.forever else 0
     with out.status(f"Launching a session in workspace {a.workspace_id}…"):
         data = client.request("POST", f"/api/v1/workspaces/{a.workspace_id}/sessions", body=body)
     if out.as_json:
@@ -473,11 +526,12 @@ def cmd_launch(client: Client, out: Output, a: argparse.Namespace) -> None:
         out.result({"status": data.get("status"), **payload}, "Launched" if data.get("status") == "ok" else "Launch failed")
     if data.get("status") != "ok":
         raise CliError(f"launch answered status {data.get('status')!r}", None)
-    if a.follow:
-        session_id = (data.get("payload") or {}).get("agent_session_id")
-        if not session_id:
-            raise CliError("the launch answer has no agent_session_id to follow", None)
-        _tail(client, out, str(session_id), None, a.max_events)
+    if not a.follow:
+        return 0
+    session_id = (data.get("payload") or {}).get("agent_session_id")
+    if not session_id:
+        raise CliError("the launch answer has no agent_session_id to follow", None)
+    return _tail(client, out, str(session_id), None, a.max_events, None if a.forever else floor)
 
 
 def cmd_import(client: Client, out: Output, a: argparse.Namespace) -> None:
@@ -580,8 +634,36 @@ def cmd_messages(client: Client, out: Output, a: argparse.Namespace) -> None:
         out.event({"id": message.get("seq"), "event": message.get("role"), "data": message}, a.session_id)
 
 
-def _tail(client: Client, out: Output, session_id: str, after: int | None, max_events: int | None) -> None:
-    """Print events live; a dropped connection is resumed from the last seq seen (like tail -F)."""
+def _last_seq(client: Client, session_id: str) -> int:
+    """The seq of the session's newest stored event (0 when it has none)."""
+    count = int(client.request("GET", f"/api/sessions/{session_id}").get("message_count") or 0)
+    if count == 0:
+        return 0
+    page = client.request("GET", f"/api/sessions/{session_id}/messages", params={"offset": count - 1, "limit": 1})
+    newest = _items(page, "messages")
+    return int(newest[-1].get("seq") or 0) if newest else 0
+
+
+def turn_outcome(record: dict[str, Any], floor: int) -> int | None:
+    """The exit status when `record` ends the turn being followed (0: it ended, 1: it or the session failed),
+    or None. Events at or below seq `floor` are history and end nothing."""
+    data = record.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("seq"), int) or data["seq"] <= floor:
+        return None
+    if data.get("status") == "failed":
+        return 1
+    if data.get("status") in ("completed", "paused"):
+        return 0
+    meta = data.get("metadata") or {}
+    if meta.get("turn_complete"):
+        return 1 if meta.get("turn_error") else 0
+    return None
+
+
+def _tail(client: Client, out: Output, session_id: str, after: int | None, max_events: int | None,
+          floor: int | None) -> int:
+    """Print events live until the turn after seq `floor` ends (forever when floor is None); a dropped
+    connection is resumed from the last seq seen (like tail -F). Returns the exit status."""
     seen, delay = 0, 0.5
     while True:
         try:
@@ -591,7 +673,10 @@ def _tail(client: Client, out: Output, session_id: str, after: int | None, max_e
                 if str(record.get("id", "")).isdigit():
                     after = int(record["id"])
                 if max_events is not None and seen >= max_events:
-                    return
+                    return 0
+                outcome = turn_outcome(record, floor) if floor is not None else None
+                if outcome is not None:
+                    return outcome
             reason = "the server closed the stream"
         except CliError as exc:
             if exc.status is not None:  # an HTTP answer (404, 401 …), not a dropped connection
@@ -602,8 +687,27 @@ def _tail(client: Client, out: Output, session_id: str, after: int | None, max_e
         delay = min(delay * 2, 5.0)
 
 
-def cmd_tail(client: Client, out: Output, a: argparse.Namespace) -> None:
-    _tail(client, out, a.session_id, a.after, a.max_events)
+def cmd_tail(client: Client, out: Output, a: argparse.Namespace) -> int:
+    if a.forever:
+        return _tail(client, out, a.session_id, a.after, a.max_events, None)
+    session = client.request("GET", f"/api/sessions/{a.session_id}")
+    status = session.get("status")
+    if status in ("created", "active"):
+        return _tail(client, out, a.session_id, a.after, a.max_events, _last_seq(client, a.session_id))
+    # Not running: what it stored, then the outcome.
+    after, shown = a.after or 0, 0
+    while a.max_events is None or shown < a.max_events:
+        page = client.request("GET", f"/api/sessions/{a.session_id}/messages", params={"after_seq": after, "limit": 500})
+        messages = _items(page, "messages")
+        for message in messages[: None if a.max_events is None else a.max_events - shown]:
+            out.event({"id": str(message.get("seq")), "event": "message", "data": message}, a.session_id)
+            shown += 1
+        if len(messages) < 500:
+            break
+        after = int(messages[-1].get("seq") or after)
+    if not out.as_json:
+        out.err.print(Text(f"the session is {status}; nothing more will come", style="dim"))
+    return 1 if status == "failed" else 0
 
 
 def _approval_summary(item: dict[str, Any]) -> str:
@@ -717,6 +821,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--url", default=argparse.SUPPRESS, help="control plane URL (env BERTH_URL)")
     common.add_argument("--token", default=argparse.SUPPRESS, help="bearer token (env BERTH_TOKEN)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output for scripts")
+    common.add_argument("--wide", action="store_true", default=argparse.SUPPRESS,
+                        help="tables: every column, however wide the lines get")
 
     p = argparse.ArgumentParser(
         prog="berth",
@@ -727,7 +833,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(parent, name: str, func, help: str, **kw) -> argparse.ArgumentParser:
         sp = parent.add_parser(name, help=help, description=help, parents=[common], **kw)
-        sp.set_defaults(func=func)
+        sp.set_defaults(func=func, parser=sp)
         return sp
 
     # tokens
@@ -789,8 +895,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     # sessions
     sp = add(sub, "launch", cmd_launch, "launch an agent session in a workspace")
-    sp.add_argument("workspace_id", nargs="?", help="default: the workspace of `make run` ($BERTH_HOME/run.json)")
-    sp.add_argument("--prompt", "-p", help="the first message for the agent")
+    sp.add_argument("workspace_id", nargs="?", help="default: the workspace of `make run` (its run.json)")
+    first = sp.add_mutually_exclusive_group()
+    first.add_argument("--prompt", "-p", help="the first message for the agent")
+    first.add_argument("--no-prompt", action="store_true", help="start the agent without a first message")
     sp.add_argument("--provider", choices=["claude_code", "codex"])
     sp.add_argument("--model")
     sp.add_argument("--thinking", choices=["minimal", "low", "medium", "high"], help="codex reasoning effort")
@@ -805,7 +913,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--agent-session", help="existing agent session id (e.g. from an import)")
     sp.add_argument("--user-session", help="existing user session id to reuse")
     sp.add_argument("--metadata", help="JSON object stored with the session")
-    sp.add_argument("--follow", "-f", action="store_true", help="then tail the session's events")
+    sp.add_argument("--follow", "-f", action="store_true",
+                    help="then print the session's events until its first turn ends (exit 1 if it failed)")
+    sp.add_argument("--forever", action="store_true", help="with --follow: keep following after the turn (Ctrl-C)")
     sp.add_argument("--max-events", type=int, help="with --follow: stop after this many events")
 
     sp = add(sub, "import", cmd_import, "import a Claude Code conversation (JSON array or JSON lines of messages)")
@@ -861,10 +971,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("session_id")
     sp.add_argument("--limit", type=int)
     sp.add_argument("--offset", type=int)
-    sp = add(sub, "tail", cmd_tail, "follow a session's events live (Ctrl-C to stop)")
+    sp = add(sub, "tail", cmd_tail, "print a session's events, live until its next turn ends (exit 1 if it failed); "
+             "a session that is not running prints what it stored")
     sp.add_argument("session_id")
     sp.add_argument("--after", type=int, help="start after this seq (default: from the beginning)")
     sp.add_argument("--max-events", type=int, help="stop after this many events")
+    sp.add_argument("--forever", action="store_true", help="keep following after the turn ends (Ctrl-C to stop)")
     sp = add(sub, "approvals", cmd_approvals, "list a session's approvals (the agent's permission requests)")
     sp.add_argument("session_id")
     sp.add_argument("--status", choices=["pending", "allowed", "denied", "cancelled", "expired"])
@@ -904,17 +1016,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `berth` console script."""
     args = build_parser().parse_args(argv)
-    out = Output(as_json=getattr(args, "json", False))
-    url, token = resolve_target(getattr(args, "url", None), getattr(args, "token", None))
-    client = Client(url, token)
+    out = Output(as_json=getattr(args, "json", False), wide=getattr(args, "wide", False))
+    url, token, where = _target(getattr(args, "url", None), getattr(args, "token", None))
+    client = Client(url, token, where=where)
     try:
-        args.func(client, out, args)
+        status = args.func(client, out, args)
     except CliError as exc:
         out.error(exc)
         return 1
     except KeyboardInterrupt:
         return 130
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -344,7 +344,7 @@ def print_summary(facts: dict[str, Any], agents: dict[str, str | None]) -> None:
     console.print(curl, soft_wrap=True)
     berth = Path(sys.executable).parent / "berth"
     berth_cmd = os.path.relpath(berth) if berth.exists() else "berth"
-    console.print(f"Then follow it:  [bold]{berth_cmd} tail <agent_session_id>[/bold]   (berth reads $BERTH_HOME/run.json)")
+    console.print(f"Then follow it:  [bold]{berth_cmd} tail <agent_session_id>[/bold]   (berth reads the run.json above: from $BERTH_HOME, or in .berth/ here or in a parent)")
     console.print(f"Or launch and follow in one go:  [bold]{berth_cmd} launch -p 'Say hello' --follow[/bold]")
     console.print("\nCtrl-C stops everything.\n")
 

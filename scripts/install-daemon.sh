@@ -109,6 +109,24 @@ providers_toml() {  # absolute agent paths: services do not see the login shell'
   done
 }
 
+next_steps() {  # next_steps SOCKET CONFIG AGENTS_ENV USER
+  local host
+  host="$(hostname)"
+  cat <<EOF
+
+Next steps:
+  1. Register this machine with a control plane.
+     When the control plane runs on this machine too (it reaches the socket):
+       berth machine add $host unix:$1
+     For a control plane elsewhere: add a TCP listener to $2
+       ([listen] tcp = "0.0.0.0:7443", tls_cert, tls_key, token_file), restart the daemon, then there:
+       berth machine add $host $host:7443 --tls-ca ca.pem --token-file daemon.token
+  2. API keys: the agents run as $4 and use the CLIs' own login (run claude once; codex login),
+     or the keys in $3 (ANTHROPIC_API_KEY=..., OPENAI_API_KEY=...; mode 0600): the unit loads
+     that file into the daemon's environment, and the daemon hands it to the agents it starts.
+EOF
+}
+
 systemctl_cmd() {  # systemctl_cmd [--user] ARGS...: skipped under --root
   if [ -n "$root" ]; then echo "skipping: systemctl $* (--root)"; return; fi
   run systemctl "$@"
@@ -134,6 +152,7 @@ EOF
   systemctl_cmd --user enable --now berth-daemon.service
   echo "daemon socket: $runtime_dir/berth/daemon.sock"
   echo "to keep it running while you are logged out: loginctl enable-linger $(id -un)"
+  next_steps "$runtime_dir/berth/daemon.sock" "$config_home/berth/daemon.toml" "$config_home/berth/agents.env" "$(id -un)"
 fi
 
 if [ "$mode" = system ]; then
@@ -154,6 +173,7 @@ EOF
   systemctl_cmd daemon-reload
   systemctl_cmd enable --now "berth-daemon@$sys_user.service"
   echo "daemon socket: /run/berth/$sys_user/daemon.sock"
+  next_steps "/run/berth/$sys_user/daemon.sock" "/etc/berth/daemon-$sys_user.toml" "/etc/berth/agents-$sys_user.env" "$sys_user"
 fi
 
 if [ "$controlplane" -eq 1 ]; then

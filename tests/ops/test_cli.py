@@ -167,6 +167,30 @@ def test_people_get_tables_and_scripts_get_json(berth, stack):
     assert isinstance(berth("--json", "machine", "list"), (list, dict))
 
 
+def test_tables_fit_80_columns_without_cutting_an_id_or_a_path(berth, stack, monkeypatch, tmp_path):
+    deep = tmp_path / "a-rather-long-directory-name" / "and-another-one-below-it" / "repository"
+    deep.mkdir(parents=True)
+    m = _machine(berth, stack, "narrow-machine")
+    ws = berth("--json", "workspace", "add", "narrow", str(deep), "--machine", m["id"])
+    monkeypatch.setenv("COLUMNS", "80")
+    _, out, err = berth("workspace", "list")
+    lines = out.splitlines()
+    assert all(len(line.rstrip()) <= 80 for line in lines), out
+    assert any(ws["id"] in line for line in lines)  # the id whole, on one line
+    assert "left out to fit 80 columns" in err and "--wide" in err
+    _, wide, _ = berth("--wide", "workspace", "list")
+    assert any(ws["id"] in line and str(deep) in line for line in wide.splitlines()), wide  # the path whole too
+
+
+def test_event_lines_keep_a_space_after_the_role(capsys, monkeypatch):
+    from controlplane.cli import Output
+
+    monkeypatch.setenv("COLUMNS", "80")
+    Output(as_json=False).event({"id": "5", "data": {"seq": 5, "role": "assistant",
+                                                     "content": {"type": "text", "text": "reply 2"}}})
+    assert "assistant reply 2" in capsys.readouterr().out
+
+
 def test_url_and_token_come_from_berth_home_run_json(stack, tmp_path, monkeypatch, capsys):
     home = tmp_path / "home"
     home.mkdir()
@@ -179,6 +203,34 @@ def test_url_and_token_come_from_berth_home_run_json(stack, tmp_path, monkeypatc
     monkeypatch.setenv("BERTH_TOKEN", "berth_wrong")  # the environment wins over run.json
     assert main(["--json", "token", "list"]) == 1
     assert "HTTP 401" in capsys.readouterr().err
+
+
+def test_run_json_is_found_walking_up_then_in_the_config_dir_and_errors_say_where(stack, tmp_path, monkeypatch,
+                                                                                  capsys):
+    for name in ("BERTH_HOME", "BERTH_URL", "BERTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    deeper = tmp_path / "proj" / "src" / "deeper"
+    deeper.mkdir(parents=True)
+    monkeypatch.chdir(deeper)
+    assert main(["sessions", "list"]) == 1
+    err = capsys.readouterr().err
+    assert "the default" in err and str(deeper / ".berth" / "run.json") in err
+    assert str(tmp_path / "config" / "berth" / "run.json") in err
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    project = tmp_path / "proj" / ".berth" / "run.json"
+    project.parent.mkdir()
+    project.write_text(json.dumps({"url": dead, "admin_token": "berth_x"}))
+    assert main(["sessions", "list"]) == 1
+    assert f"at {dead} (from run.json at {project})" in capsys.readouterr().err
+
+    project.unlink()
+    mine = tmp_path / "config" / "berth" / "run.json"
+    mine.parent.mkdir(parents=True)
+    mine.write_text(json.dumps({"url": stack.url, "admin_token": stack.admin_token}))
+    assert main(["--json", "token", "list"]) == 0
+    assert any(t["is_admin"] for t in json.loads(capsys.readouterr().out))
 
 
 def test_console_script_runs_with_env_settings(stack):
@@ -257,6 +309,86 @@ def test_session_lifecycle_launch_tail_send_pause_resume_stop_delete(berth, stac
     assert "HTTP 404" in err
 
 
+def test_launch_without_a_prompt_prints_usage_and_starts_nothing(berth, stack, capsys):
+    m = _machine(berth, stack, "usage-machine")
+    ws = berth("--json", "workspace", "add", "usage", str(stack.repo), "--machine", m["id"])
+    before = berth("--json", "sessions", "list")["total"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main(["--token", stack.admin_token, "launch", ws["id"], "--worktree", "cli-no-prompt"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: berth launch" in err and "-p/--prompt" in err and "--no-prompt" in err
+    assert berth("--json", "sessions", "list")["total"] == before
+    with pytest.raises(SystemExit):
+        main(["--token", stack.admin_token, "launch", ws["id"], "-p", "hi", "--no-prompt"])
+
+
+def _berth_process(stack: Stack, *args: str) -> subprocess.Popen:
+    env = child_env(BERTH_URL=stack.url, BERTH_TOKEN=stack.admin_token, BERTH_HOME="/nonexistent")
+    return subprocess.Popen([sys.executable, "-m", "controlplane.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, out, err
+
+
+def test_launch_follow_and_tail_end_with_the_turn_and_exit_by_its_outcome(berth, stack):
+    m = _machine(berth, stack, "follow-machine")
+    ws = berth("--json", "workspace", "add", "follow", str(stack.repo), "--machine", m["id"])
+    # launch --follow: no --max-events, yet it ends when the first turn does.
+    code, out, err = _finish(_berth_process(stack, "--json", "launch", ws["id"], "-p", "Say hello", "--follow",
+                                            "--worktree", "cli-follow"))
+    assert code == 0, err
+    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    sid = records[0]["payload"]["agent_session_id"]
+    assert records[-1]["data"]["metadata"].get("turn_complete") is True
+    assert any("ok: Say hello" in (r["data"]["content"].get("text") or "") for r in records[1:])
+
+    # tail of a running, idle session: it waits for the next turn and ends with it.
+    tail = _berth_process(stack, "--json", "tail", sid)
+    assert tail.stdout is not None
+    first = tail.stdout.readline()  # the stored history arrives once its stream is open
+    assert first, tail.stderr.read() if tail.stderr else ""
+    sent = berth("--json", "send", sid, "Now say goodbye")
+    assert sent["message_id"]
+    code, out, err = _finish(tail)
+    assert code == 0, err
+    tailed = [json.loads(line) for line in (first + out).splitlines() if line.strip()]
+    assert any("ok: Now say goodbye" in (r["data"]["content"].get("text") or "") for r in tailed)
+    assert tailed[-1]["data"]["metadata"].get("turn_complete") is True
+    # Only one turn end was printed as the end: the first turn's, from history, did not stop it.
+    assert sum(1 for r in tailed if r["data"]["metadata"].get("turn_complete")) == 2
+
+    # A stopped session: tail prints what it stored and ends at once.
+    berth("--json", "stop", sid)
+    code, out, err = _finish(_berth_process(stack, "tail", sid), timeout=60)
+    assert code == 0 and "ok: Now say goodbye" in out and "the session is completed" in err, err
+    berth("--json", "delete", sid)
+
+
+def test_turn_outcome_ends_on_turn_end_or_terminal_status_after_the_floor():
+    from controlplane.cli import turn_outcome
+
+    def rec(seq: int, status: str | None = None, **meta: Any) -> dict[str, Any]:
+        return {"id": str(seq), "data": {"seq": seq, "status": status, "metadata": meta}}
+
+    assert turn_outcome(rec(5, turn_complete=True), floor=7) is None  # history
+    assert turn_outcome(rec(8), floor=7) is None
+    assert turn_outcome(rec(8, turn_complete=True), floor=7) == 0
+    assert turn_outcome(rec(8, turn_complete=True, turn_error="model overloaded"), floor=7) == 1
+    assert turn_outcome(rec(9, "failed"), floor=7) == 1
+    assert turn_outcome(rec(9, "completed"), floor=7) == 0
+    assert turn_outcome(rec(9, "active"), floor=7) is None
+
+
 def test_approvals_are_listed_answered_and_shown_in_the_tail(berth, stack):
     command = "python3 -c 'open(\"cli.txt\", \"w\").write(\"yes\")'"
     stack.model.script("cli check", command=command, text="cli check done")
@@ -286,7 +418,7 @@ def test_approvals_are_listed_answered_and_shown_in_the_tail(berth, stack):
 def test_diff_commit_merge_and_push_a_sessions_work(berth, stack, tmp_path):
     m = _machine(berth, stack, "review-machine")
     ws = berth("--json", "workspace", "add", "review", str(stack.repo), "--machine", m["id"])
-    ack = berth("--json", "launch", ws["id"], "--worktree", "cli-review")
+    ack = berth("--json", "launch", ws["id"], "--no-prompt", "--worktree", "cli-review")
     sid, worktree = ack["payload"]["agent_session_id"], Path(ack["payload"]["worktree_path"])
     (worktree / "review.txt").write_text("reviewed\n")  # what an agent would have written
 
@@ -449,7 +581,7 @@ def test_tail_resumes_after_a_dropped_stream_from_the_last_seq(capsys, monkeypat
     try:
         monkeypatch.setenv("BERTH_HOME", str(tmp_path))
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        assert main(["--url", url, "--token", "t", "--json", "tail", "s1", "--max-events", "3"]) == 0
+        assert main(["--url", url, "--token", "t", "--json", "tail", "s1", "--max-events", "3", "--forever"]) == 0
     finally:
         server.shutdown()
         server.server_close()

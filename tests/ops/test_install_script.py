@@ -43,6 +43,11 @@ def test_dry_run_prints_config_unit_and_systemctl_steps_and_writes_nothing(tmp_p
     assert "would run: systemctl --user daemon-reload" in out
     assert "would run: systemctl --user enable --now berth-daemon.service" in out
     assert "loginctl enable-linger" in out
+    # It ends with what to do next: register the machine, and how API keys reach the agents.
+    nxt = out[out.index("Next steps:"):]
+    assert f"berth machine add {os.uname().nodename} unix:/run/user/4242/berth/daemon.sock" in nxt
+    assert f"{config_home}/berth/agents.env" in nxt and "ANTHROPIC_API_KEY" in nxt and "OPENAI_API_KEY" in nxt
+    assert "--tls-ca" in nxt and "--token-file" in nxt
     assert not config_home.exists()
 
 
@@ -52,6 +57,7 @@ def test_dry_run_for_a_system_unit_names_the_instance(tmp_path, env):
     assert "would write /etc/berth/daemon-root.toml" in done.stdout
     assert "would run: systemctl enable --now berth-daemon@root.service" in done.stdout
     assert 'unix_socket = "/run/berth/root/daemon.sock"' in done.stdout
+    assert "berth machine add" in done.stdout and "/etc/berth/agents-root.env" in done.stdout
 
 
 def test_user_install_writes_a_daemon_config_the_daemon_loads(tmp_path, env):
