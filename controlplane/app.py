@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select, text
 
-from controlplane.api import admin, approvals, events, imports, launch, review, sessions, usage
+from controlplane.api import admin, approvals, events, exports, imports, launch, review, sessions, usage
 from controlplane.auth import require_admin
 from controlplane.config import ControlPlaneConfig
 from controlplane.daemons import DaemonCallError
@@ -148,7 +148,7 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
             dependencies=[Depends(require_admin)],
         )
 
-    for module in (launch, imports, sessions, approvals, review, usage, events, admin):
+    for module in (launch, imports, exports, sessions, approvals, review, usage, events, admin):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)
     if config.cors_origins:

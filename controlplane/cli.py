@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,6 +23,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from claude_sessions import claude_config_dir, claude_project_dir, looks_like_claude_session_file
 
 __all__ = [
     "CliError", "Client", "build_parser", "find_run_json", "iter_sse", "main", "resolve_target", "run_facts",
@@ -112,20 +115,36 @@ class Client:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    def request(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        """The answer to one request (a JSON `body`, or raw `content` of `content_type`); CliError unless 2xx."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
+        headers = self._headers() | ({"Content-Type": content_type} if content_type else {})
         try:
             with httpx.Client(base_url=self.url, timeout=self.timeout) as http:
-                resp = http.request(method, path, json=body, params=params, headers=self._headers())
+                if content is not None:
+                    resp = http.request(method, path, content=content, params=params, headers=headers)
+                else:
+                    resp = http.request(method, path, json=body, params=params, headers=headers)
         except httpx.HTTPError as exc:
             raise CliError(f"cannot reach the control plane at {self.url}{self._from()}: {exc}") from exc
-        try:
-            data = resp.json() if resp.content else None
-        except ValueError:
-            data = resp.text
         if resp.status_code >= 400:
+            data = _decoded(resp)
             raise CliError(f"{method} {path} → HTTP {resp.status_code}: {_describe_error(data)}", data, resp.status_code)
-        return data
+        return resp
+
+    def request(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
+                content: bytes | None = None, content_type: str | None = None) -> Any:
+        """The decoded JSON answer to one request."""
+        return _decoded(self.send(method, path, body=body, params=params, content=content, content_type=content_type))
 
     def stream_events(self, session_id: str, after_seq: int | None) -> Iterator[dict[str, Any]]:
         """Follow GET /api/sessions/{id}/events (SSE), yielding {id, event, data} records."""
@@ -152,6 +171,13 @@ class Client:
                 yield from iter_sse(resp.iter_lines())
         except httpx.HTTPError as exc:
             raise CliError(f"event stream from {self.url}{self._from()} ended: {exc}") from exc
+
+
+def _decoded(resp: httpx.Response) -> Any:
+    try:
+        return resp.json() if resp.content else None
+    except ValueError:
+        return resp.text
 
 
 def iter_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
@@ -534,23 +560,94 @@ def cmd_launch(client: Client, out: Output, a: argparse.Namespace) -> int:
     return _tail(client, out, str(session_id), None, a.max_events, None if a.forever else floor)
 
 
+PROVIDER_ID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+
+
+def _claude_file_for(session_id: str | None) -> Path:
+    """A Claude Code session file on this machine: by id in any project, or the latest of this directory's."""
+    projects = claude_config_dir() / "projects"
+    if session_id:
+        if not PROVIDER_ID.fullmatch(session_id):
+            raise CliError(f"--from-claude: {session_id!r} is not a Claude Code session id (a UUID)")
+        found = sorted(projects.glob(f"*/{session_id}.jsonl"))
+        if not found:
+            raise CliError(f"--from-claude: no session {session_id} in {projects}/*/")
+        return found[0]
+    directory = claude_project_dir(Path.cwd())
+    files = sorted(directory.glob("*.jsonl"), key=lambda f: f.stat().st_mtime) if directory.is_dir() else []
+    if not files:
+        raise CliError(f"--from-claude: no Claude Code session of {Path.cwd()} (looked in {directory})")
+    return files[-1]
+
+
 def cmd_import(client: Client, out: Output, a: argparse.Namespace) -> None:
-    text = _read_file_arg(a.file, "FILE") or ""
+    if a.from_claude is not None:
+        if a.args:
+            raise CliError("import: with --from-claude, give no SESSION_ID or FILE")
+        path, session_id = _claude_file_for(a.from_claude or None), None
+    elif len(a.args) == 1:
+        path, session_id = Path(a.args[0]), None
+    elif len(a.args) == 2:
+        path, session_id = Path(a.args[1]), a.args[0]
+    else:
+        raise CliError("import: give FILE, CLAUDE_SESSION_ID FILE, or --from-claude [ID]")
+    text = _read_file_arg(str(path), "FILE") or ""
     stripped = text.lstrip()
-    if stripped.startswith("["):
-        messages = _json_arg(text, "FILE")
-    else:  # JSON lines, one message each
-        messages = [_json_arg(line, f"FILE line {n}") for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    body = {"workspace_id": a.workspace_id, "claude_session_id": a.claude_session_id, "messages": messages}
-    if a.worktree:
-        body["worktree_name"] = a.worktree
-    if a.name:
-        body["session_name"] = a.name
-    with out.status(f"Importing {len(messages)} messages…"):
-        data = client.request("POST", "/api/v1/user-sessions/import-claude-session", body=body)
+    first = stripped.splitlines()[0] if stripped else ""
+    head = _json_arg(first, "FILE line 1") if first and not stripped.startswith("[") else None
+    if isinstance(head, dict) and looks_like_claude_session_file(head):
+        params = {"workspace_id": a.workspace_id, "claude_session_id": session_id,
+                  "worktree_name": a.worktree, "session_name": a.name}
+        with out.status(f"Importing Claude Code session file {path}…"):
+            data = client.request("POST", "/api/v1/user-sessions/import-claude-session", params=params,
+                                  content=text.encode(), content_type="application/x-ndjson")
+    else:
+        if not session_id:
+            raise CliError("import: a file of Berth messages needs the CLAUDE_SESSION_ID before it")
+        if stripped.startswith("["):
+            messages = _json_arg(text, "FILE")
+        else:  # JSON lines, one message each
+            messages = [_json_arg(line, f"FILE line {n}") for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        body = {"workspace_id": a.workspace_id, "claude_session_id": session_id, "messages": messages}
+        if a.worktree:
+            body["worktree_name"] = a.worktree
+        if a.name:
+            body["session_name"] = a.name
+        with out.status(f"Importing {len(messages)} messages…"):
+            data = client.request("POST", "/api/v1/user-sessions/import-claude-session", body=body)
     out.result(data, "Imported")
     if not data.get("success"):
         raise CliError(f"import failed: {data.get('error')}")
+
+
+def _write_private(target: Path, content: bytes) -> None:
+    """`content` at `target` (0600, its new directories 0700), atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = target.with_name(f".{target.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(content)
+    os.replace(tmp, target)
+
+
+def cmd_export(client: Client, out: Output, a: argparse.Namespace) -> None:
+    cwd = os.path.realpath(a.cwd or os.getcwd()) if a.install or a.cwd else None
+    resp = client.send("GET", f"/api/sessions/{a.session_id}/export", params={"format": a.format, "cwd": cwd})
+    claude_id = resp.headers.get("Berth-Claude-Session-Id", "")
+    if a.install:
+        assert cwd is not None
+        target = claude_project_dir(Path(cwd)) / f"{claude_id}.jsonl"
+        if target.exists() and not a.force:
+            raise CliError(f"export: {target} exists (Claude Code's own session?); --force replaces it")
+        _write_private(target, resp.content)
+        out.result({"session_id": a.session_id, "claude_session_id": claude_id, "path": str(target),
+                    "resume": f"claude --resume {claude_id}"}, f"Installed for {cwd}")
+    elif a.output:
+        _write_private(Path(a.output), resp.content)
+        out.result({"session_id": a.session_id, "claude_session_id": claude_id, "path": a.output}, "Exported")
+    else:
+        sys.stdout.buffer.write(resp.content)
+        sys.stdout.flush()
 
 
 def cmd_sessions_list(client: Client, out: Output, a: argparse.Namespace) -> None:
@@ -918,12 +1015,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--forever", action="store_true", help="with --follow: keep following after the turn (Ctrl-C)")
     sp.add_argument("--max-events", type=int, help="with --follow: stop after this many events")
 
-    sp = add(sub, "import", cmd_import, "import a Claude Code conversation (JSON array or JSON lines of messages)")
+    sp = add(sub, "import", cmd_import,
+             "import a Claude Code conversation: its own session file (~/.claude/projects/…/ID.jsonl), "
+             "or Berth messages (a JSON array or JSON lines) after its session id")
     sp.add_argument("workspace_id")
-    sp.add_argument("claude_session_id")
-    sp.add_argument("file")
-    sp.add_argument("--worktree")
+    sp.add_argument("args", nargs="*", metavar="[CLAUDE_SESSION_ID] FILE",
+                    help="a Claude Code session file (its id is read from it), or the id and a file of messages")
+    sp.add_argument("--from-claude", nargs="?", const="", metavar="ID",
+                    help="find the session in this machine's Claude Code projects by ID; "
+                    "without ID, the latest session of the current directory")
+    sp.add_argument("--worktree", help="worktree name for the session (default: one of its own, made at launch)")
     sp.add_argument("--name", help="session name")
+    sp = add(sub, "export", cmd_export, "export a session as a Claude Code session file (stdout by default)")
+    sp.add_argument("session_id")
+    sp.add_argument("--format", choices=["claude-code"], default="claude-code")
+    sp.add_argument("--install", action="store_true",
+                    help="write it where Claude Code looks for the current directory's sessions, "
+                    "so `claude --resume ID` continues it here")
+    sp.add_argument("--cwd", help="with --install: the directory to resume from (default: the current one)")
+    sp.add_argument("--force", action="store_true", help="with --install: replace an existing session file")
+    sp.add_argument("--output", "-o", help="write the file here instead of stdout")
 
     sess = sub.add_parser("sessions", help="list or create sessions").add_subparsers(dest="sub", required=True)
     sp = add(sess, "list", cmd_sessions_list, "list sessions")

@@ -14,6 +14,7 @@ __all__ = [
     "PROVIDER_SESSION_ID",
     "PROVIDER_TO_AGENT",
     "AgentId",
+    "ClaudeCodeFileReport",
     "ClaudeCodeProviderSettings",
     "CodeSettings",
     "CodexProviderSettings",
@@ -131,6 +132,19 @@ class ImportClaudeSessionRequest(_Strict):
     _wt = field_validator("worktree_name")(_check_worktree_name)
 
 
+class ClaudeCodeFileReport(BaseModel):
+    """What an import of a Claude Code session file left out of the messages, counted."""
+
+    lines_skipped: dict[str, int] = Field(
+        description="Lines that are not conversation, by reason: sidechain, meta, local command, other "
+        "branch (abandoned by a rewind), or the line's type (summary, file-history-snapshot, system …)"
+    )
+    blocks_kept_as_metadata: dict[str, int] = Field(
+        description="Content blocks kept in their message's metadata (claude_code_blocks), by type: "
+        "thinking, image, document …"
+    )
+
+
 class ImportClaudeSessionResponse(BaseModel):
     """Response from importing a Claude CLI session."""
 
@@ -139,6 +153,9 @@ class ImportClaudeSessionResponse(BaseModel):
     agent_session_id: str | None = None
     message_count: int = 0
     error: str | None = None
+    claude_code_file: ClaudeCodeFileReport | None = Field(
+        default=None, description="Only when the body was a Claude Code session file (application/x-ndjson)"
+    )
 
 
 # --- launch-workspace-session.txt ----------------------------------------------------------------

@@ -20,6 +20,13 @@ FUZZ_SECONDS = int(os.environ.get("BERTH_FUZZ_SECONDS", "75"))
 ADMIN_PATHS = r"^/api/v1/(machines|workspaces|tokens)"
 
 
+def _hooks_env() -> dict[str, str]:
+    """This environment, with tests/controlplane/schemathesis_hooks.py importable and loaded by `st`."""
+    root = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join(p for p in (str(root), str(root / "proto"), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, "SCHEMATHESIS_HOOKS": "tests.controlplane.schemathesis_hooks"}
+
+
 async def _schemathesis(url: str, token: str, report: Path, seconds: int, *filters: str) -> str:
     """Run `st run` on the app's OpenAPI document; its output (AssertionError unless it passed)."""
     st = shutil.which("st", path=str(Path(sys.executable).parent))
@@ -38,6 +45,7 @@ async def _schemathesis(url: str, token: str, report: Path, seconds: int, *filte
         *filters,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         cwd=report.parent,  # its cache goes there, not into the checkout
+        env=_hooks_env(),
     )
     out, _ = await asyncio.wait_for(proc.communicate(), seconds + 400)
     text = out.decode(errors="replace")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from claude_sessions import claude_project_dir
 from controlplane.cli import iter_sse, main
 from tests.ops.support import child_env, free_port
-from tests.support.agents import claude_provider_config
+from tests.support.agents import CLAUDE_BIN, claude_env, claude_provider_config
 from tests.support.controlplane_proc import ControlPlaneProcess, start_controlplane_process
 from tests.support.daemon_proc import DaemonProcess, start_daemon
 from tests.support.git_repos import make_repo
@@ -456,6 +458,77 @@ def test_sessions_create_and_import(berth, stack, tmp_path):
     assert imported["success"] and imported["message_count"] == 4
     msgs = berth("--json", "messages", imported["agent_session_id"])
     assert [x["content"]["text"] for x in msgs["messages"]] == ["What is 2+2?", "4", "And 3+3?", "6"]
+
+
+def test_claude_code_round_trip_import_a_real_session_run_a_turn_export_and_resume_elsewhere(
+    berth, stack, tmp_path, monkeypatch
+):
+    # A conversation made by the real claude on a "laptop": a file write (a tool pair) and its answer.
+    laptop, laptop_home = tmp_path / "laptop", tmp_path / "laptop-home"
+    laptop.mkdir()
+    stack.model.script("remember PELICAN", write_file=("note.txt", "PELICAN-42"), text="noted the word")
+    done = subprocess.run(
+        [str(CLAUDE_BIN), "-p", "please remember PELICAN", "--permission-mode", "acceptEdits",
+         "--output-format", "json"],
+        cwd=laptop, env=child_env(**claude_env(stack.model.url, laptop_home)), capture_output=True, text=True,
+        timeout=180, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    claude_id = json.loads(done.stdout)["session_id"]
+
+    # `berth import --from-claude` finds the latest session of the current directory.
+    monkeypatch.chdir(laptop)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(laptop_home / ".claude"))
+    m = _machine(berth, stack, "round-trip-machine")
+    ws = berth("--json", "workspace", "add", "round-trip", str(stack.repo), "--machine", m["id"])
+    imported = berth("--json", "import", ws["id"], "--from-claude")
+    assert imported["success"] and imported["message_count"] == 4, imported
+    assert imported["claude_code_file"]["lines_skipped"].get("sidechain", 0) == 0
+    sid = imported["agent_session_id"]
+    assert berth("--json", "show", sid)["provider_session_id"] == claude_id
+
+    # A turn on Berth continues the imported conversation.
+    records = berth("--json", "launch", ws["id"], "--agent-session", sid, "-p", "which word was it?", "--follow")
+    assert records[-1]["data"]["metadata"].get("turn_complete") is True
+    berth_turn = [r for r in stack.model.turn_requests("anthropic") if "which word was it?" in r.user_text][-1]
+    assert "please remember PELICAN" in berth_turn.text_dump()
+    berth("--json", "stop", sid)
+
+    # Exported and installed for another directory (and another Claude config), the real claude resumes it.
+    desk, desk_home = tmp_path / "desk", tmp_path / "desk-home"
+    desk.mkdir()
+    monkeypatch.chdir(desk)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(desk_home / ".claude"))
+    installed = berth("--json", "export", sid, "--install")
+    assert installed["claude_session_id"] == claude_id
+    assert Path(installed["path"]) == claude_project_dir(desk, desk_home / ".claude") / f"{claude_id}.jsonl"
+    assert stat.S_IMODE(Path(installed["path"]).stat().st_mode) == 0o600
+    berth("export", sid, "--install", ok=False)  # never over an existing session file without --force
+    done = subprocess.run(
+        [str(CLAUDE_BIN), "-p", "and what did you write?", "--resume", claude_id, "--output-format", "json"],
+        cwd=desk, env=child_env(**claude_env(stack.model.url, desk_home)), capture_output=True, text=True,
+        timeout=180, check=False,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert json.loads(done.stdout)["result"] == "ok: and what did you write?"
+    resumed = [r for r in stack.model.turn_requests("anthropic") if "and what did you write?" in r.user_text][-1]
+    history = resumed.text_dump()
+    for seen in ("please remember PELICAN", "PELICAN-42", "noted the word", "which word was it?",
+                 "ok: which word was it?"):
+        assert seen in history, seen
+
+
+def test_import_names_what_it_needs_and_from_claude_names_where_it_looked(berth, stack, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude-config"))
+    code, _, err = berth("import", "ws-x", "--from-claude", ok=False)
+    assert code == 1 and str(claude_project_dir(tmp_path, tmp_path / "claude-config")) in err
+    code, _, err = berth("import", "ws-x", "--from-claude", "0f9e0000-0000-4000-8000-00000000c1a0", ok=False)
+    assert code == 1 and str(tmp_path / "claude-config" / "projects") in err
+    messages = tmp_path / "berth-messages.jsonl"
+    messages.write_text(json.dumps({"role": "user", "content": {"type": "text", "text": "hi"}}) + "\n")
+    code, _, err = berth("import", "ws-x", str(messages), ok=False)
+    assert code == 1 and "CLAUDE_SESSION_ID" in err
 
 
 def test_iter_sse_parses_frames_comments_and_multiline_data():
