@@ -25,7 +25,7 @@ node_modules/.installed: package.json package-lock.json
 
 agents: node_modules/.installed
 
-# System packages the tests need: PostgreSQL server binaries, systemd-analyze.
+# System packages the tests need: PostgreSQL server binaries, systemd-analyze, chromium.
 postgres:
 	scripts/ensure-system-packages.sh
 

@@ -10,9 +10,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import func, select, text
 
 from controlplane.api import admin, approvals, events, exports, imports, launch, review, sessions, usage
+from controlplane.api.openapi_doc import install_openapi
 from controlplane.auth import require_admin
 from controlplane.config import ControlPlaneConfig
 from controlplane.daemons import DaemonCallError
@@ -94,7 +96,10 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
             log.info("control plane ready (database %s)", url)
             yield
 
-    app = FastAPI(
+    # /docs and /redoc with their JavaScript and CSS served from here (fastapi-offline ships them), so
+    # they work without internet.
+    app = FastAPIOffline(
+        static_url="/docs-assets",
         title="Berth control plane",
         version="0.1.0",
         description="Run coding agents (Claude Code, Codex) on developers' machines. "
@@ -150,6 +155,7 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
 
     for module in (launch, imports, exports, sessions, approvals, review, usage, events, admin):
         app.include_router(module.router)
+    install_openapi(app)
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)
     if config.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
