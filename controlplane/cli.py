@@ -270,14 +270,20 @@ class Output:
         if not self.wide:
             while shown > 1 and sum(widths[:shown]) + shown - 1 > self.out.width:
                 shown -= 1
-        table = Table(title=title, title_justify="left", box=None, padding=(0, 1, 0, 0), pad_edge=False,
-                      header_style="bold")
-        for col in columns[:shown]:
-            table.add_column(col, no_wrap=True, overflow="ignore")
+        # Lines made here rather than by rich's Table, which shrinks columns to the terminal even when
+        # told not to; printed with soft_wrap so nothing is wrapped or cropped.
+        self.out.print(Text(title, style="italic"), soft_wrap=True)
+        header = Text(" ".join(c.ljust(w) for c, w in zip(columns[:shown], widths, strict=False)).rstrip(),
+                      style="bold")
+        self.out.print(header, soft_wrap=True)
         for row in cells:
-            table.add_row(*(Text(text, style=STATUS_STYLES.get(text, "")) if col == "status" else text
-                            for col, text in zip(columns[:shown], row, strict=False)))
-        self.out.print(table, crop=False)
+            line = Text()
+            for i, (col, text) in enumerate(zip(columns[:shown], row, strict=False)):
+                if i:
+                    line.append(" ")
+                line.append(text if i == shown - 1 else text.ljust(widths[i]),
+                            style=STATUS_STYLES.get(text, "") if col == "status" else "")
+            self.out.print(line, soft_wrap=True)
         if shown < len(columns):
             self.err.print(f"[dim]left out to fit {self.out.width} columns: {', '.join(columns[shown:])} "
                            "(--wide shows them, --json shows everything)[/dim]")

@@ -297,7 +297,9 @@ class LaunchService:
             meta.setdefault("task_id", task_id)
         worktree_name = plan.worktree_name
         if plan.transcript:
-            worktree_name = worktree_name or plan.agent_session_id
+            # No name ("the main workspace" of the import document): a worktree of its own, named as the
+            # daemon names every unnamed session's.
+            worktree_name = worktree_name or f"berth/{plan.agent_session_id}"
             await client.import_transcript(
                 daemon_pb2.ImportTranscriptRequest(
                     provider_session_id=plan.resume_id, messages=plan.transcript,

@@ -126,7 +126,13 @@ class ImportClaudeSessionRequest(_Strict):
         description="Original Claude CLI session ID (used as SDK resume ID): a UUID, as Claude Code writes it",
     )
     messages: list[ImportableMessage] = Field(description="Messages to import from the Claude CLI session")
-    worktree_name: str | None = Field(default=None, description="Optional worktree name (null for main workspace)")
+    worktree_name: str | None = Field(
+        default=None,
+        description="Optional worktree name (null for main workspace). The main workspace is the workspace's "
+        "main line: a session without a name gets a worktree of its own on branch berth/<agent_session_id>, "
+        "made from the workspace's base_ref. The repository's own checkout is never handed to an agent, so "
+        "nothing there (uncommitted work included) is touched.",
+    )
     session_name: str | None = Field(default=None, max_length=500, description="Optional name for the imported session")
 
     _wt = field_validator("worktree_name")(_check_worktree_name)
@@ -216,7 +222,11 @@ class LaunchWorkspaceSessionRequest(_Strict):
     user_session_id: str | None = Field(default=None, description="Existing user session to reuse")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Arbitrary metadata describing the launch")
     initial_prompt: str | None = Field(default=None, description="Prompt delivered to the coding agent at startup")
-    worktree_name: str | None = Field(default=None, description="Name for the git worktree/branch of this session")
+    worktree_name: str | None = Field(
+        default=None,
+        description="Name for the git worktree/branch of this session; null: branch berth/<agent_session_id> "
+        "in a worktree of its own (the repository's own checkout is never used)",
+    )
     session_settings: SessionSettings | None = Field(default=None, description="Optional session settings overrides")
     resume_session_id: str | None = Field(
         default=None, max_length=200,

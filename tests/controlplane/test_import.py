@@ -107,3 +107,21 @@ async def test_launching_an_empty_import_starts_fresh_without_a_transcript(cp, f
     assert r.status_code == 200, r.text
     assert fake.called("ImportTranscript") == []
     assert fake.called("LaunchSession")[0].resume_session_id == ""
+
+
+async def test_an_import_without_a_worktree_name_gets_a_worktree_of_its_own_at_launch(cp, fake_daemon):
+    fake, address = fake_daemon
+    alice = await cp.owner("alice")
+    m = await cp.machine(address, "alice")
+    ws = await cp.workspace("/srv/repo", "alice", m["id"])
+    imported = (await alice.post("/api/v1/user-sessions/import-claude-session",
+                                 json={"workspace_id": ws["id"], "claude_session_id": "0e000000-0000-4000-8000-00000000e001",
+                                       "messages": _messages(2), "worktree_name": None})).json()
+    sid = imported["agent_session_id"]
+
+    r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"agent_session_id": sid})
+
+    assert r.status_code == 200, r.text
+    assert fake.called("ImportTranscript")[0].worktree_name == f"berth/{sid}"
+    assert fake.called("LaunchSession")[0].worktree_name == f"berth/{sid}"
+    assert (await alice.get(f"/api/sessions/{sid}")).json()["worktree_name"] == f"berth/{sid}"

@@ -181,6 +181,12 @@ def test_tables_fit_80_columns_without_cutting_an_id_or_a_path(berth, stack, mon
     assert any(ws["id"] in line for line in lines)  # the id whole, on one line
     assert "left out to fit 80 columns" in err and "--wide" in err
 
+    # --wide: every column, each row on one line however long, no value cut.
+    _, out, err = berth("--wide", "workspace", "list")
+    row = next(line for line in out.splitlines() if ws["id"] in line)
+    assert str(deep) in row and m["id"] in row and len(row) > 80, out
+    assert "left out" not in err
+
 
 def test_event_lines_keep_a_space_after_the_role(capsys, monkeypatch):
     from controlplane.cli import Output
@@ -492,6 +498,10 @@ def test_claude_code_round_trip_import_a_real_session_run_a_turn_export_and_resu
     assert records[-1]["data"]["metadata"].get("turn_complete") is True
     berth_turn = [r for r in stack.model.turn_requests("anthropic") if "which word was it?" in r.user_text][-1]
     assert "please remember PELICAN" in berth_turn.text_dump()
+    # Imported without a worktree name ("the main workspace"): a worktree of its own, never the repository's.
+    shown = berth("--json", "show", sid)
+    assert shown["worktree_name"] == f"berth/{sid}"
+    assert Path(shown["data"]["workdir"]).resolve() != stack.repo.resolve()
     berth("--json", "stop", sid)
 
     # Exported and installed for another directory (and another Claude config), the real claude resumes it.
