@@ -13,7 +13,18 @@ from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import func, select, text
 
-from controlplane.api import admin, approvals, events, exports, imports, launch, review, sessions, usage
+from controlplane.api import (
+    admin,
+    approvals,
+    events,
+    exports,
+    imports,
+    launch,
+    review,
+    sessions,
+    usage,
+    worktrees,
+)
 from controlplane.api.openapi_doc import install_openapi
 from controlplane.auth import require_admin
 from controlplane.config import ControlPlaneConfig
@@ -153,7 +164,7 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
             dependencies=[Depends(require_admin)],
         )
 
-    for module in (launch, imports, exports, sessions, approvals, review, usage, events, admin):
+    for module in (launch, imports, exports, sessions, approvals, review, worktrees, usage, events, admin):
         app.include_router(module.router)
     install_openapi(app)
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)

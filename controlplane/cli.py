@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from rich.console import Console
@@ -497,6 +498,31 @@ def cmd_workspace_update(client: Client, out: Output, a: argparse.Namespace) -> 
 def cmd_workspace_remove(client: Client, out: Output, a: argparse.Namespace) -> None:
     data = client.request("DELETE", f"/api/v1/workspaces/{a.workspace_id}")
     out.result(data if data is not None else {"id": a.workspace_id, "removed": True}, "Workspace removed")
+
+
+def cmd_worktrees_list(client: Client, out: Output, a: argparse.Namespace) -> None:
+    query = f"?machine_id={quote(a.machine, safe='')}" if a.machine else ""
+    data = client.request("GET", f"/api/v1/workspaces/{quote(a.workspace_id, safe='')}/worktrees{query}")
+    items = [{**w, "status": "deleted" if w["session_deleted"] else w["session_status"],
+              "dirty": "dirty" if w["dirty"] else ""} for w in data["worktrees"]]
+    out.rows(items, ["branch", "status", "dirty", "agent_session_id", "path"], "Worktrees", data)
+
+
+def cmd_worktrees_prune(client: Client, out: Output, a: argparse.Namespace) -> None:
+    body: dict[str, Any] = {"force": a.force}
+    if a.machine:
+        body["machine_id"] = a.machine
+    data = client.request("POST", f"/api/v1/workspaces/{quote(a.workspace_id, safe='')}/worktrees/prune", body=body)
+    if out.as_json:
+        out.json(data)
+        return
+    for w in data["removed"]:
+        branch = "branch deleted (merged elsewhere)" if w["branch_deleted"] else "branch kept (it has unmerged commits)"
+        out.out.print(Text(f"removed {w['path']}  ({w['branch']}: {branch})"), soft_wrap=True)
+    for w in data["kept"]:
+        out.out.print(Text(f"kept    {w['path']}  ({w['reason']})", style="yellow"), soft_wrap=True)
+    if not data["removed"] and not data["kept"]:
+        out.err.print("[dim]no worktrees of deleted sessions[/dim]")
 
 
 def _session_settings(a: argparse.Namespace) -> dict[str, Any] | None:
@@ -995,6 +1021,19 @@ def build_parser() -> argparse.ArgumentParser:
     _approval_options(sp)
     sp = add(ws, "remove", cmd_workspace_remove, "remove a workspace")
     sp.add_argument("workspace_id")
+
+    # worktrees
+    wt = sub.add_parser("worktrees", help="list and prune a workspace's worktrees").add_subparsers(
+        dest="sub", required=True)
+    sp = add(wt, "list", cmd_worktrees_list, "your worktrees of a workspace, and whose session was deleted")
+    sp.add_argument("workspace_id")
+    sp.add_argument("--machine", help="machine id (default: the workspace's default machine)")
+    sp = add(wt, "prune", cmd_worktrees_prune,
+             "remove the worktrees of deleted sessions (uncommitted work is kept unless --force); a branch goes "
+             "too only when its commits are on another branch")
+    sp.add_argument("workspace_id")
+    sp.add_argument("--machine", help="machine id (default: the workspace's default machine)")
+    sp.add_argument("--force", action="store_true", help="remove worktrees with uncommitted work too")
 
     # sessions
     sp = add(sub, "launch", cmd_launch, "launch an agent session in a workspace")

@@ -29,6 +29,7 @@ _HTTP_FOR_CODE = {
     grpc.StatusCode.UNAVAILABLE: 502,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
     grpc.StatusCode.CANCELLED: 502,
+    grpc.StatusCode.UNIMPLEMENTED: 409,  # the machine's daemon predates this call: upgrading it is the fix
 }
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.DOTALL)
 _CHANNEL_OPTIONS = [
@@ -67,6 +68,8 @@ class DaemonCallError(Exception):
             message = f"daemon unreachable: {details}"
         elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
             message = f"daemon did not answer {method} within the deadline"
+        elif code == grpc.StatusCode.UNIMPLEMENTED:
+            message = f"the machine's daemon is older than {method}: upgrade berth on that machine"
         elif http == 502:
             message = f"daemon error ({code.name}): {details}"
         else:
@@ -174,15 +177,28 @@ class DaemonClient:
         return await self._unary("GetSession", daemon_pb2.SessionRequest(agent_session_id=session_id))
 
     async def remove_worktree(
-        self, session_id: str, owner: str, *, force: bool, delete_branch: bool = False, check_only: bool = False
+        self, session_id: str, owner: str, *, force: bool, delete_branch: bool = False, check_only: bool = False,
+        delete_branch_if_merged: bool = False,
     ) -> Any:
         """Remove the worktree of `owner`'s session (or, with check_only, say whether that is allowed)."""
         return await self._unary(
             "RemoveWorktree",
             daemon_pb2.RemoveWorktreeRequest(
                 agent_session_id=session_id, owner=owner, force=force, delete_branch=delete_branch,
-                check_only=check_only,
+                check_only=check_only, delete_branch_if_merged=delete_branch_if_merged,
             ),
+        )
+
+    async def forget_session(self, session_id: str, owner: str) -> daemon_pb2.ForgetSessionResponse:
+        """Make the daemon forget `owner`'s stopped session (its worktree stays theirs)."""
+        return await self._unary(
+            "ForgetSession", daemon_pb2.ForgetSessionRequest(agent_session_id=session_id, owner=owner)
+        )
+
+    async def list_worktrees(self, repository: str, owner: str) -> daemon_pb2.ListWorktreesResponse:
+        """`owner`'s Berth worktrees of `repository` on the machine."""
+        return await self._unary(
+            "ListWorktrees", daemon_pb2.ListWorktreesRequest(repository=repository, owner=owner)
         )
 
     async def list_approvals(self, session_id: str, owner: str, status: str = "") -> daemon_pb2.ListApprovalsResponse:

@@ -544,6 +544,50 @@ class PushResult(BaseModel):
     ref: str
 
 
+# --- worktrees of a workspace (an addition) -------------------------------------------------------
+
+
+class WorktreeOut(BaseModel):
+    path: str = Field(description="The worktree's directory on the machine")
+    branch: str
+    dirty: bool = Field(description="Uncommitted changes or untracked files")
+    agent_session_id: str = Field(description="The session that last ran in it")
+    session_status: str | None = Field(default=None, description="That session's status; null once it was deleted")
+    session_deleted: bool = Field(description="Its session was deleted: `prune` removes it")
+
+
+class WorktreeList(BaseModel):
+    workspace_id: str
+    machine_id: str
+    worktrees: list[WorktreeOut]
+
+
+class PruneRequest(_Strict):
+    machine_id: str | None = Field(default=None, max_length=64, description="Default: the workspace's default machine")
+    force: bool = Field(default=False, description="Remove worktrees with uncommitted work too")
+
+
+class PrunedWorktree(BaseModel):
+    path: str
+    branch: str
+    agent_session_id: str
+    branch_deleted: bool = Field(description="The branch went too: its commits are on another branch")
+
+
+class KeptWorktree(BaseModel):
+    path: str
+    branch: str
+    agent_session_id: str
+    reason: str
+
+
+class PruneResult(BaseModel):
+    workspace_id: str
+    machine_id: str
+    removed: list[PrunedWorktree]
+    kept: list[KeptWorktree]
+
+
 # --- usage report (an addition) ------------------------------------------------------------------
 
 

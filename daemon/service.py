@@ -261,8 +261,19 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
             agent_session_id=request.agent_session_id,
             owner=request.owner,
             check_only=request.check_only,
+            delete_branch_if_merged=request.delete_branch_if_merged,
         )
         return pb.RemoveWorktreeResponse(removed=not request.check_only, branch=branch, branch_deleted=deleted)
+
+    @_rpc
+    async def ForgetSession(self, request: pb.ForgetSessionRequest, context: grpc.aio.ServicerContext) -> pb.ForgetSessionResponse:
+        kept = await self.supervisor.forget(request.agent_session_id, request.owner)
+        return pb.ForgetSessionResponse(worktree_path=kept)
+
+    @_rpc
+    async def ListWorktrees(self, request: pb.ListWorktreesRequest, context: grpc.aio.ServicerContext) -> pb.ListWorktreesResponse:
+        entries = await self.supervisor.list_worktrees(request.repository, request.owner)
+        return pb.ListWorktreesResponse(worktrees=[pb.Worktree(**e) for e in entries])
 
     @_rpc
     async def GetMachineInfo(self, request: pb.GetMachineInfoRequest, context: grpc.aio.ServicerContext) -> pb.MachineInfo:

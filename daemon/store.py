@@ -24,11 +24,21 @@ from typing import Any
 
 from daemon.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
-__all__ = ["APPROVAL_STATUSES", "SESSION_STATUSES", "ApprovalRecord", "PendingMessage", "SessionRecord", "StateStore", "StoredEvent", "utc_now"]
+__all__ = [
+    "APPROVAL_STATUSES",
+    "SESSION_STATUSES",
+    "ApprovalRecord",
+    "LeftWorktree",
+    "PendingMessage",
+    "SessionRecord",
+    "StateStore",
+    "StoredEvent",
+    "utc_now",
+]
 
 SESSION_STATUSES = ("created", "active", "paused", "completed", "failed")
 APPROVAL_STATUSES = ("pending", "allowed", "denied", "cancelled", "expired")
-_SCHEMA_VERSION = 3
+_SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     agent_session_id    TEXT PRIMARY KEY,
@@ -83,6 +93,14 @@ CREATE TABLE IF NOT EXISTS approvals (
     decided_by       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS approvals_session ON approvals (agent_session_id, created_at);
+CREATE TABLE IF NOT EXISTS left_worktrees (
+    worktree_path    TEXT PRIMARY KEY,
+    agent_session_id TEXT NOT NULL,
+    owner            TEXT NOT NULL DEFAULT '',
+    branch           TEXT NOT NULL DEFAULT '',
+    left_at          TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS left_worktrees_session ON left_worktrees (agent_session_id);
 CREATE TABLE IF NOT EXISTS events (
     agent_session_id TEXT NOT NULL,
     seq              INTEGER NOT NULL,
@@ -129,6 +147,17 @@ def _private_file(path: Path) -> None:
 def utc_now() -> str:
     """The current time as RFC 3339 UTC with microseconds, e.g. 2025-01-02T03:04:05.123456Z."""
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class LeftWorktree:
+    """The worktree of a forgotten session: still its owner's until removed."""
+
+    worktree_path: str
+    agent_session_id: str
+    owner: str
+    branch: str
+    left_at: str
 
 
 @dataclass
@@ -389,6 +418,43 @@ class StateStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at, agent_session_id"
         return [_session_from_row(row) for row in self._query(sql, tuple(params))]
+
+    def forget_session(self, agent_session_id: str) -> str:
+        """Delete a session like delete_session(), keeping a record of its worktree (its owner's, until
+        it is removed) when no other session holds it. Returns that worktree's path, or ""."""
+        with self._transaction() as db:
+            row = db.execute("SELECT * FROM sessions WHERE agent_session_id = ?", (agent_session_id,)).fetchone()
+            kept = ""
+            if row is not None and row["worktree_path"]:
+                others = db.execute(
+                    "SELECT 1 FROM sessions WHERE worktree_path = ? AND agent_session_id != ? LIMIT 1",
+                    (row["worktree_path"], agent_session_id),
+                ).fetchone()
+                if others is None:
+                    kept = row["worktree_path"]
+                    db.execute(
+                        "INSERT OR REPLACE INTO left_worktrees (worktree_path, agent_session_id, owner, branch, left_at)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (kept, agent_session_id, row["owner"], row["branch"], utc_now()),
+                    )
+            for table in ("events", "pending_messages", "approvals", "sessions"):
+                db.execute(f"DELETE FROM {table} WHERE agent_session_id = ?", (agent_session_id,))
+        self._wake(agent_session_id)
+        return kept
+
+    def left_worktree(self, *, worktree_path: str = "", agent_session_id: str = "") -> LeftWorktree | None:
+        """The record of a forgotten session's worktree, by its path or by that session's id."""
+        column, value = ("worktree_path", worktree_path) if worktree_path else ("agent_session_id", agent_session_id)
+        rows = self._query(f"SELECT * FROM left_worktrees WHERE {column} = ?", (value,))
+        if not rows:
+            return None
+        r = rows[0]
+        return LeftWorktree(r["worktree_path"], r["agent_session_id"], r["owner"], r["branch"], r["left_at"])
+
+    def drop_left_worktree(self, worktree_path: str) -> None:
+        """Forget the record of a forgotten session's worktree (it was removed, or taken over)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM left_worktrees WHERE worktree_path = ?", (worktree_path,))
 
     def delete_session(self, agent_session_id: str) -> None:
         """Delete a session and its events (no error when absent); ends its followers."""

@@ -287,6 +287,7 @@ class Supervisor:
                 if info.created:
                     await self.worktrees.rollback(info)
                 raise
+            self.store.drop_left_worktree(str(info.path))  # a forgotten session's worktree, taken over
         sid = rec.agent_session_id
         resume_id = req.resume_session_id or None
         try:
@@ -388,6 +389,12 @@ class Supervisor:
 
     def _check_worktree_free(self, path: Path, req: LaunchRequest) -> None:
         """FailedPrecondition when the worktree at `path` is another owner's, or a running session's."""
+        left = self.store.left_worktree(worktree_path=str(path))
+        if left is not None and left.owner != req.owner:
+            raise FailedPrecondition(
+                f"worktree_name: {req.worktree_name!r} is taken on this machine by another owner; choose another name",
+                field="worktree_name",
+            )
         for other in self.store.sessions_at(str(path)):
             if other.agent_session_id == req.agent_session_id:
                 continue
@@ -778,10 +785,19 @@ class Supervisor:
         agent_session_id: str = "",
         owner: str = "",
         check_only: bool = False,
+        delete_branch_if_merged: bool = False,
     ) -> tuple[str, bool]:
         """Remove a worktree: the one of `agent_session_id` (which must be `owner`'s and still hold
         it), or the one at `worktree_path`. Never a running session's; never a dirty one unless
         `force`. With `check_only`, only says whether it would be allowed (a running session aside)."""
+        left = self.store.left_worktree(agent_session_id=agent_session_id) if agent_session_id else None
+        if left is not None and self.store.get_session(agent_session_id) is None:
+            # A forgotten session's worktree: still its owner's, and no session holds it.
+            if left.owner != owner and owner:
+                raise NotFound(f"session {agent_session_id} not found")
+            if worktree_path and Path(worktree_path) != Path(left.worktree_path):
+                raise InvalidArgument("worktree_path", "is not the worktree of agent_session_id")
+            worktree_path, agent_session_id = left.worktree_path, ""
         if agent_session_id:
             rec = self._owned(self._get(agent_session_id), owner)
             if worktree_path and not Path(worktree_path) == Path(rec.worktree_path):
@@ -814,7 +830,42 @@ class Supervisor:
                     field="force",
                 )
             return "", False
-        return await self.worktrees.remove(Path(worktree_path), force=force, delete_branch=delete_branch)
+        result = await self.worktrees.remove(
+            Path(worktree_path), force=force, delete_branch=delete_branch,
+            delete_branch_if_merged=delete_branch_if_merged,
+        )
+        self.store.drop_left_worktree(worktree_path)
+        return result
+
+    async def forget(self, agent_session_id: str, owner: str) -> str:
+        """Forget `owner`'s session that is not running; its worktree (returned, or "") stays theirs."""
+        async with self._lock(agent_session_id):
+            rec = self._get(agent_session_id)
+            self._check_owner(rec, owner)
+            if rec.status in RUNNING_STATUSES or agent_session_id in self._live:
+                raise FailedPrecondition(f"session {agent_session_id} is {rec.status}; stop it first")
+            kept = self.store.forget_session(agent_session_id)
+        log.info("forgot session %s (worktree kept: %s)", agent_session_id, kept or "none")
+        return kept if kept and Path(kept).is_dir() else ""
+
+    async def list_worktrees(self, repository: str, owner: str) -> list[dict[str, Any]]:
+        """`owner`'s worktrees of `repository`: path, branch, the session that last held it, dirty."""
+        repo = await self.worktrees.known_repository(repository)
+        if repo is None:
+            return []
+        out = []
+        for listed in await self.worktrees.listed(repo):
+            holder = self._holder_of(str(listed.path))
+            left = None if holder is not None else self.store.left_worktree(worktree_path=str(listed.path))
+            held_by = holder.owner if holder is not None else left.owner if left is not None else None
+            if held_by is None or (owner and held_by != owner):
+                continue  # the pool's, or another owner's
+            out.append({
+                "path": str(listed.path), "branch": listed.branch, "dirty": listed.dirty,
+                "agent_session_id": holder.agent_session_id if holder else left.agent_session_id if left else "",
+                "session_status": holder.status if holder else "", "forgotten": holder is None,
+            })
+        return out
 
     async def machine_info(self) -> dict[str, Any]:
         versions = await self._facts.versions()

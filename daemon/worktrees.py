@@ -30,7 +30,7 @@ from daemon.errors import FailedPrecondition, InvalidArgument, NotFound
 from daemon.validation import validate_base_ref, validate_worktree_name
 from daemon.worktree_pool import GitFailed, PoolMember, PoolStats, WorktreePool, run_git
 
-__all__ = ["WorktreeInfo", "Worktrees", "is_clone_url"]
+__all__ = ["ListedWorktree", "WorktreeInfo", "Worktrees", "is_clone_url"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,15 @@ class WorktreeInfo:
     pooled: bool = False  # made from a ready worktree of the pool
     # Registered (branch, HEAD, .git file) but its files not written yet: populate() does that.
     checkout_pending: bool = False
+
+
+@dataclass(frozen=True)
+class ListedWorktree:
+    """A worktree this daemon made for a repository, as git lists it."""
+
+    path: Path
+    branch: str
+    dirty: bool
 
 
 @dataclass
@@ -252,10 +261,19 @@ class Worktrees:
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
             raise FailedPrecondition(f"repository is not a git repository: {original}") from None
 
-    async def _clone_once(self, url: str) -> Path:
+    async def known_repository(self, repository: str) -> Path | None:
+        """Like resolve_repository(), but None for a clone URL that was never cloned (nothing is fetched)."""
+        if isinstance(repository, str) and is_clone_url(repository) and not self._clone_target(repository).exists():
+            return None
+        return await self.resolve_repository(repository)
+
+    def _clone_target(self, url: str) -> Path:
         stem = url.rstrip("/").removesuffix(".git")
         stem = re.split(r"[/:]", stem)[-1]
-        target = self.repos_root / f"{_safe_name(stem)}-{_short_hash(url)}"
+        return self.repos_root / f"{_safe_name(stem)}-{_short_hash(url)}"
+
+    async def _clone_once(self, url: str) -> Path:
+        target = self._clone_target(url)
         async with self._lock(f"clone:{target}"):
             return await asyncio.to_thread(self._clone_sync, url, target)
 
@@ -643,21 +661,44 @@ class Worktrees:
         except OSError:
             raise NotFound(f"not a worktree managed by this daemon: {path}") from None
 
+    async def listed(self, repository: Path) -> list[ListedWorktree]:
+        """The worktrees of `repository` that live in this daemon's directory for it (ensure()'s and the
+        pool's), with whether each has uncommitted work."""
+        self._check_open()
+        repository = Path(os.path.realpath(repository))
+        async with self._lock(str(repository)):
+            return await asyncio.to_thread(self._listed_sync, repository)
+
+    def _listed_sync(self, repository: Path) -> list[ListedWorktree]:
+        home = self._repo_dir(repository)
+        with git.Repo(repository) as repo:
+            entries = [e for e in _list_worktrees(repo) if e.path.parent == home and not e.prunable]
+        return [ListedWorktree(e.path, e.branch, self._dirty_sync(e.path)) for e in entries if e.path.is_dir()]
+
     async def remove(
-        self, path: Path, *, force: bool = False, delete_branch: bool = False
+        self, path: Path, *, force: bool = False, delete_branch: bool = False, delete_branch_if_merged: bool = False
     ) -> tuple[str, bool]:
         """Remove a worktree made by ensure(); return (branch, branch_deleted).
 
-        A dirty worktree (modified or untracked files) is refused unless `force`.
+        A dirty worktree (modified or untracked files) is refused unless `force`. The branch goes too with
+        `delete_branch`, or with `delete_branch_if_merged` when another branch holds its commits.
         """
         self._check_open()
         path = Path(os.path.realpath(Path(path).expanduser()))
         repository = self._repository_of(path)
         async with self._lock(str(repository)):
-            return await asyncio.to_thread(self._remove_sync, repository, path, force, delete_branch)
+            return await asyncio.to_thread(
+                self._remove_sync, repository, path, force, delete_branch, delete_branch_if_merged
+            )
+
+    @staticmethod
+    def _merged_elsewhere(repo: git.Repo, branch: str) -> bool:
+        """Whether another local branch contains `branch`'s tip (deleting it then loses no commit)."""
+        holders = _run(repo, "for-each-ref", "--format=%(refname)", f"--contains=refs/heads/{branch}", "refs/heads/")
+        return any(ref != f"refs/heads/{branch}" for ref in holders.splitlines())
 
     def _remove_sync(
-        self, repository: Path, path: Path, force: bool, delete_branch: bool
+        self, repository: Path, path: Path, force: bool, delete_branch: bool, delete_branch_if_merged: bool = False
     ) -> tuple[str, bool]:
         try:
             repo = git.Repo(repository)
@@ -680,6 +721,11 @@ class Worktrees:
                 except git.GitCommandError as exc:
                     raise FailedPrecondition(f"cannot remove worktree {path}: {_git_error(exc)}") from None
             deleted = False
+            if (
+                not delete_branch and delete_branch_if_merged and entry.branch
+                and _branch_exists(repo, entry.branch) and self._merged_elsewhere(repo, entry.branch)
+            ):
+                delete_branch = True
             if delete_branch and entry.branch and _branch_exists(repo, entry.branch):
                 try:
                     _run(repo, "branch", "-D", "--", entry.branch)

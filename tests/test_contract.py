@@ -34,6 +34,6 @@ def test_contract_names_the_versioned_service_and_every_rpc():
     assert {m.name for m in service.methods} == {
         "LaunchSession", "SendMessage", "InterruptSession", "PauseSession", "ResumeSession", "StopSession",
         "GetSession", "ListSessions", "StreamEvents", "ImportTranscript", "RemoveWorktree", "GetMachineInfo",
-        "ListApprovals", "DecideApproval", "GetDiff", "Commit", "Merge", "Push",
+        "ForgetSession", "ListWorktrees", "ListApprovals", "DecideApproval", "GetDiff", "Commit", "Merge", "Push",
     }
     assert service.methods_by_name["StreamEvents"].server_streaming

@@ -48,6 +48,8 @@ DAEMON_OPERATIONS = {
     ("post", "/api/sessions/{session_id}/push"),
     ("post", "/api/v1/machines"),
     ("get", "/api/v1/machines/{machine_id}/info"),
+    ("get", "/api/v1/workspaces/{workspace_id}/worktrees"),
+    ("post", "/api/v1/workspaces/{workspace_id}/worktrees/prune"),
 }
 
 _DETAIL = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}

@@ -10,7 +10,8 @@ Choices the seed leaves open:
   for a session that ran: the daemon restarts the agent with its provider session id); created→active
   launches it; created|active|paused→completed stops it; any other change is a 409. The daemon is called first; the
   row changes only when it succeeded.
-- DELETE stops a running agent, then removes the session and its messages; the worktree stays unless
+- DELETE stops a running agent, then removes the session and its messages (and the daemon forgets it);
+  the worktree stays (listed by GET /api/v1/workspaces/{id}/worktrees, removed by .../prune) unless
   `?remove_worktree=true`, which refuses (409, nothing changed) a worktree with uncommitted changes or
   untracked files unless `&force=true` too, and one that another session has taken over since.
 - POST message answers `"sent"` when the message went to the agent at once and `"queued"` (an addition
@@ -40,7 +41,7 @@ from controlplane.api.common import (
 )
 from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
-from controlplane.daemons import DaemonCallError
+from controlplane.daemons import DaemonCallError, DaemonClient
 from controlplane.db.models import AgentSession, Machine, Message, UserSession, Workspace, new_id, utcnow
 from controlplane.launch_service import LaunchService
 from controlplane.reads import session_detail
@@ -257,6 +258,7 @@ async def delete_session(
                         raise
             if remove_worktree and s.worktree_path:
                 await client.remove_worktree(s.id, p.owner, force=force)
+            await _forget_on_daemon(client, s.id, p.owner)
         except DaemonCallError as err:
             raise daemon_error(err) from None
     await get_services(request).ingest.stop(s.id)
@@ -271,6 +273,21 @@ async def delete_session(
             await db.execute(delete(UserSession).where(UserSession.id == user_id))
     await db.commit()
     return Response(status_code=204)
+
+
+async def _forget_on_daemon(client: DaemonClient, session_id: str, owner: str) -> None:
+    """The daemon forgets the deleted session too (its kept worktree stays the owner's, for prune)."""
+    try:
+        try:
+            await client.forget_session(session_id, owner)
+        except DaemonCallError as err:
+            if err.code != "FAILED_PRECONDITION":
+                raise
+            await client.stop_session(session_id)  # still running there, though this row said otherwise
+            await client.forget_session(session_id, owner)
+    except DaemonCallError as err:
+        if err.code not in ("NOT_FOUND", "UNIMPLEMENTED"):  # already gone; a daemon older than ForgetSession
+            raise
 
 
 @router.post("/{session_id}/message", response_model=SendMessageResponse, summary="Send message")

@@ -154,6 +154,11 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         await self._check("RemoveWorktree", request, context)
         return daemon_pb2.RemoveWorktreeResponse(removed=True, branch="b")
 
+    async def ListWorktrees(self, request, context):
+        await self._check("ListWorktrees", request, context)
+        return daemon_pb2.ListWorktreesResponse(worktrees=[daemon_pb2.Worktree(
+            path="/srv/worktrees/stray", branch="stray", agent_session_id="session-stray", forgotten=True)])
+
     async def ListApprovals(self, request, context):
         await self._check("ListApprovals", request, context)
         return daemon_pb2.ListApprovalsResponse()

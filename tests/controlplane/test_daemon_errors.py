@@ -89,6 +89,19 @@ async def test_daemon_failed_precondition_on_message_is_409(cp, fake_daemon):
     assert "stopping" in r.json()["detail"]
 
 
+async def test_a_daemon_older_than_a_call_is_409_asking_for_an_upgrade_and_delete_still_works(cp, fake_daemon):
+    fake, address = fake_daemon
+    alice, _m, ws = await _setup(cp, address)
+    fake.fail["ListWorktrees"] = (grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+    r = await alice.get(f"/api/v1/workspaces/{ws['id']}/worktrees")
+    assert r.status_code == 409 and "upgrade" in r.json()["detail"], r.text
+    # The double has no ForgetSession (a daemon from before it): deleting a session still succeeds.
+    r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "hi"})
+    sid = r.json()["payload"]["agent_session_id"]
+    assert (await alice.delete(f"/api/sessions/{sid}")).status_code == 204
+    assert (await alice.get(f"/api/sessions/{sid}")).status_code == 404
+
+
 async def test_daemon_down_on_message_is_502(cp, fake_daemon, tmp_path):
     _fake, address = fake_daemon
     alice, m, ws = await _setup(cp, address)

@@ -109,6 +109,12 @@ def berth(stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
 
 
 
+def branches(repo: Path) -> set[str]:
+    out = subprocess.run(["git", "-C", str(repo), "branch", "--format=%(refname:short)"], check=True,
+                         capture_output=True, text=True).stdout
+    return set(out.split())
+
+
 def _machine(berth, stack: Stack, name: str) -> dict[str, Any]:
     return berth("--json", "machine", "add", name, f"unix:{stack.daemon.socket_path}")
 
@@ -441,6 +447,47 @@ def test_diff_commit_merge_and_push_a_sessions_work(berth, stack, tmp_path):
     _, _, err = berth("commit", sid, "-m", "again", ok=False)
     assert "HTTP 409" in err and "nothing to commit" in err
     berth("--json", "stop", sid)
+
+
+def test_deleted_sessions_worktrees_are_listed_and_pruned_keeping_uncommitted_work_and_unmerged_branches(
+    berth, stack, tmp_path
+):
+    repo = make_repo(tmp_path / "prune-repo")
+    m = _machine(berth, stack, "prune-machine")
+    ws = berth("--json", "workspace", "add", "prune", str(repo), "--machine", m["id"])
+    acks = {name: berth("--json", "launch", ws["id"], "--no-prompt", "--worktree", f"prune-{name}")["payload"]
+            for name in ("clean", "dirty", "committed", "alive")}
+    paths = {name: Path(ack["worktree_path"]) for name, ack in acks.items()}
+    (paths["dirty"] / "notes.txt").write_text("uncommitted work\n")
+    (paths["committed"] / "feature.txt").write_text("committed work\n")
+    git = ["git", "-c", "user.name=T", "-c", "user.email=t@example.com", "-C", str(paths["committed"])]
+    subprocess.run([*git, "add", "feature.txt"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "feature"], check=True)
+    for name in ("clean", "dirty", "committed"):
+        berth("--json", "delete", acks[name]["agent_session_id"])
+    assert all(p.is_dir() for p in paths.values())  # deleting a session never throws its work away
+
+    listed = {w["path"]: w for w in berth("--json", "worktrees", "list", ws["id"])["worktrees"]}
+    assert set(listed) == {str(p) for p in paths.values()}
+    assert [n for n in paths if listed[str(paths[n])]["session_deleted"]] == ["clean", "dirty", "committed"]
+    assert listed[str(paths["alive"])]["session_status"] == "active" and listed[str(paths["dirty"])]["dirty"]
+    _, table, _ = berth("worktrees", "list", ws["id"])
+    assert re.search(r"prune-dirty\s+deleted\s+dirty", table) and re.search(r"prune-alive\s+active", table)
+    # Another owner's token finds no such workspace.
+    other = berth("--json", "token", "create", "--owner", "pruner-else")["token"]
+    _, _, err = berth("worktrees", "prune", ws["id"], token=other, ok=False)
+    assert "HTTP 404" in err and paths["clean"].is_dir()
+
+    pruned = berth("--json", "worktrees", "prune", ws["id"])
+    removed = {w["branch"]: w["branch_deleted"] for w in pruned["removed"]}
+    assert removed == {"prune-clean": True, "prune-committed": False}
+    assert [(w["branch"], "uncommitted" in w["reason"]) for w in pruned["kept"]] == [("prune-dirty", True)]
+    assert not paths["clean"].exists() and not paths["committed"].exists() and paths["dirty"].is_dir()
+    assert branches(repo) >= {"prune-committed", "prune-dirty"} and "prune-clean" not in branches(repo)
+    _, out, _ = berth("worktrees", "prune", ws["id"], "--force")
+    assert f"removed {paths['dirty']}" in out and not paths["dirty"].exists()
+    assert [w["path"] for w in berth("--json", "worktrees", "list", ws["id"])["worktrees"]] == [str(paths["alive"])]
+    berth("--json", "stop", acks["alive"]["agent_session_id"])
 
 
 def test_sessions_create_and_import(berth, stack, tmp_path):

@@ -292,20 +292,66 @@ class ImportTranscriptResponse(_message.Message):
     def __init__(self, path: _Optional[str] = ..., worktree_path: _Optional[str] = ..., branch: _Optional[str] = ..., message_count: _Optional[int] = ..., worktree_created: _Optional[bool] = ...) -> None: ...
 
 class RemoveWorktreeRequest(_message.Message):
-    __slots__ = ("worktree_path", "force", "delete_branch", "agent_session_id", "owner", "check_only")
+    __slots__ = ("worktree_path", "force", "delete_branch", "agent_session_id", "owner", "check_only", "delete_branch_if_merged")
     WORKTREE_PATH_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
     DELETE_BRANCH_FIELD_NUMBER: _ClassVar[int]
     AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
     CHECK_ONLY_FIELD_NUMBER: _ClassVar[int]
+    DELETE_BRANCH_IF_MERGED_FIELD_NUMBER: _ClassVar[int]
     worktree_path: str
     force: bool
     delete_branch: bool
     agent_session_id: str
     owner: str
     check_only: bool
-    def __init__(self, worktree_path: _Optional[str] = ..., force: _Optional[bool] = ..., delete_branch: _Optional[bool] = ..., agent_session_id: _Optional[str] = ..., owner: _Optional[str] = ..., check_only: _Optional[bool] = ...) -> None: ...
+    delete_branch_if_merged: bool
+    def __init__(self, worktree_path: _Optional[str] = ..., force: _Optional[bool] = ..., delete_branch: _Optional[bool] = ..., agent_session_id: _Optional[str] = ..., owner: _Optional[str] = ..., check_only: _Optional[bool] = ..., delete_branch_if_merged: _Optional[bool] = ...) -> None: ...
+
+class ForgetSessionRequest(_message.Message):
+    __slots__ = ("agent_session_id", "owner")
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    agent_session_id: str
+    owner: str
+    def __init__(self, agent_session_id: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
+
+class ForgetSessionResponse(_message.Message):
+    __slots__ = ("worktree_path",)
+    WORKTREE_PATH_FIELD_NUMBER: _ClassVar[int]
+    worktree_path: str
+    def __init__(self, worktree_path: _Optional[str] = ...) -> None: ...
+
+class ListWorktreesRequest(_message.Message):
+    __slots__ = ("repository", "owner")
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    repository: str
+    owner: str
+    def __init__(self, repository: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
+
+class Worktree(_message.Message):
+    __slots__ = ("path", "branch", "agent_session_id", "session_status", "forgotten", "dirty")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    BRANCH_FIELD_NUMBER: _ClassVar[int]
+    AGENT_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_STATUS_FIELD_NUMBER: _ClassVar[int]
+    FORGOTTEN_FIELD_NUMBER: _ClassVar[int]
+    DIRTY_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    branch: str
+    agent_session_id: str
+    session_status: str
+    forgotten: bool
+    dirty: bool
+    def __init__(self, path: _Optional[str] = ..., branch: _Optional[str] = ..., agent_session_id: _Optional[str] = ..., session_status: _Optional[str] = ..., forgotten: _Optional[bool] = ..., dirty: _Optional[bool] = ...) -> None: ...
+
+class ListWorktreesResponse(_message.Message):
+    __slots__ = ("worktrees",)
+    WORKTREES_FIELD_NUMBER: _ClassVar[int]
+    worktrees: _containers.RepeatedCompositeFieldContainer[Worktree]
+    def __init__(self, worktrees: _Optional[_Iterable[_Union[Worktree, _Mapping]]] = ...) -> None: ...
 
 class RemoveWorktreeResponse(_message.Message):
     __slots__ = ("removed", "branch", "branch_deleted")

@@ -90,6 +90,16 @@ class DaemonServiceStub:
                 request_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.RemoveWorktreeRequest.SerializeToString,
                 response_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.RemoveWorktreeResponse.FromString,
                 _registered_method=True)
+        self.ForgetSession = channel.unary_unary(
+                '/berth.daemon.v1.DaemonService/ForgetSession',
+                request_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.ForgetSessionRequest.SerializeToString,
+                response_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.ForgetSessionResponse.FromString,
+                _registered_method=True)
+        self.ListWorktrees = channel.unary_unary(
+                '/berth.daemon.v1.DaemonService/ListWorktrees',
+                request_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.ListWorktreesRequest.SerializeToString,
+                response_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.ListWorktreesResponse.FromString,
+                _registered_method=True)
         self.GetMachineInfo = channel.unary_unary(
                 '/berth.daemon.v1.DaemonService/GetMachineInfo',
                 request_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.GetMachineInfoRequest.SerializeToString,
@@ -210,6 +220,23 @@ class DaemonServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ForgetSession(self, request, context):
+        """Forgets a session that is not running (its record, events, pending messages and approvals): it is
+        no longer listed. Its worktree stays, still the owner's, until RemoveWorktree (by the same session
+        id) removes it. NOT_FOUND for an unknown session or another owner's; FAILED_PRECONDITION while it runs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorktrees(self, request, context):
+        """The worktrees Berth made for a repository that belong to `owner`: each with the session that last
+        held it (or the forgotten one) and whether it has uncommitted work.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetMachineInfo(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -322,6 +349,16 @@ def add_DaemonServiceServicer_to_server(servicer, server):
                     servicer.RemoveWorktree,
                     request_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.RemoveWorktreeRequest.FromString,
                     response_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.RemoveWorktreeResponse.SerializeToString,
+            ),
+            'ForgetSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForgetSession,
+                    request_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.ForgetSessionRequest.FromString,
+                    response_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.ForgetSessionResponse.SerializeToString,
+            ),
+            'ListWorktrees': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorktrees,
+                    request_deserializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.ListWorktreesRequest.FromString,
+                    response_serializer=berth_dot_daemon_dot_v1_dot_daemon__pb2.ListWorktreesResponse.SerializeToString,
             ),
             'GetMachineInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMachineInfo,
@@ -657,6 +694,60 @@ class DaemonService:
             '/berth.daemon.v1.DaemonService/RemoveWorktree',
             berth_dot_daemon_dot_v1_dot_daemon__pb2.RemoveWorktreeRequest.SerializeToString,
             berth_dot_daemon_dot_v1_dot_daemon__pb2.RemoveWorktreeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForgetSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/berth.daemon.v1.DaemonService/ForgetSession',
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.ForgetSessionRequest.SerializeToString,
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.ForgetSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorktrees(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/berth.daemon.v1.DaemonService/ListWorktrees',
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.ListWorktreesRequest.SerializeToString,
+            berth_dot_daemon_dot_v1_dot_daemon__pb2.ListWorktreesResponse.FromString,
             options,
             channel_credentials,
             insecure,
