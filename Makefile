@@ -9,10 +9,11 @@ $(BIN)/python:
 	@echo "Creating $(VENV) (Python virtual environment)"
 	@$(PY) -m venv $(VENV)
 
+# setuptools warns about every editable install of a flat layout; the warning says nothing about Berth.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@echo "Installing Berth and its dependencies into $(VENV) (first run only; a minute or two)"
 	@$(BIN)/pip install -q --disable-pip-version-check --upgrade pip
-	@$(BIN)/pip install -q --disable-pip-version-check -e '.[test,bench]'
+	@PYTHONWARNINGS='ignore:Editable installation:UserWarning' $(BIN)/pip install -q --disable-pip-version-check -e '.[test,bench]'
 	@touch $@
 	@echo "Installed: $(BIN)/berth, $(BIN)/berth-daemon, $(BIN)/berth-controlplane"
 
