@@ -763,14 +763,20 @@ def cmd_messages(client: Client, out: Output, a: argparse.Namespace) -> None:
         out.event({"id": message.get("seq"), "event": message.get("role"), "data": message}, a.session_id)
 
 
-def _last_seq(client: Client, session_id: str) -> int:
-    """The seq of the session's newest stored event (0 when it has none)."""
+def _newest(client: Client, session_id: str) -> dict[str, Any] | None:
+    """The session's newest stored event (None when it has none)."""
     count = int(client.request("GET", f"/api/sessions/{session_id}").get("message_count") or 0)
     if count == 0:
-        return 0
+        return None
     page = client.request("GET", f"/api/sessions/{session_id}/messages", params={"offset": count - 1, "limit": 1})
     newest = _items(page, "messages")
-    return int(newest[-1].get("seq") or 0) if newest else 0
+    return newest[-1] if newest else None
+
+
+def _last_seq(client: Client, session_id: str) -> int:
+    """The seq of the session's newest stored event (0 when it has none)."""
+    newest = _newest(client, session_id)
+    return int(newest.get("seq") or 0) if newest is not None else 0
 
 
 def turn_outcome(record: dict[str, Any], floor: int) -> int | None:
@@ -821,8 +827,15 @@ def cmd_tail(client: Client, out: Output, a: argparse.Namespace) -> int:
         return _tail(client, out, a.session_id, a.after, a.max_events, None)
     session = client.request("GET", f"/api/sessions/{a.session_id}")
     status = session.get("status")
-    if status in ("created", "active"):
-        return _tail(client, out, a.session_id, a.after, a.max_events, _last_seq(client, a.session_id))
+    never_launched = status == "created" and session.get("launched") is False
+    if status in ("created", "active") and not never_launched:
+        newest = _newest(client, a.session_id)
+        if newest is not None and (newest.get("metadata") or {}).get("turn_complete") and not out.as_json:
+            # Read after the status: a turn that ended in between is found here, not waited for.
+            out.err.print(Text(f"the agent is idle between turns; following until the next one ends "
+                               f"(berth send {a.session_id} TEXT starts it; --forever keeps following)", style="dim"))
+        floor = int(newest.get("seq") or 0) if newest is not None else 0
+        return _tail(client, out, a.session_id, a.after, a.max_events, floor)
     # Not running: what it stored, then the outcome.
     after, shown = a.after or 0, 0
     while a.max_events is None or shown < a.max_events:
@@ -835,7 +848,9 @@ def cmd_tail(client: Client, out: Output, a: argparse.Namespace) -> int:
             break
         after = int(messages[-1].get("seq") or after)
     if not out.as_json:
-        out.err.print(Text(f"the session is {status}; nothing more will come", style="dim"))
+        why = (f"the session was never launched (berth update {a.session_id} --status active launches it)"
+               if never_launched else f"the session is {status}")
+        out.err.print(Text(f"{why}; nothing more will come", style="dim"))
     return 1 if status == "failed" else 0
 
 

@@ -46,7 +46,7 @@ _SUMMARY_NAMES = (
     "machine_id", "user_session_id", "pending_approvals", "usage_input_tokens", "usage_output_tokens",
     "usage_cache_read_tokens", "usage_cache_creation_tokens", "usage_cost_usd", "usage_turns", "usage_duration_ms",
 )
-_DETAIL_NAMES = (*_SUMMARY_NAMES, "data", "prompt", "provider_session_id", "worktree_name", "last_error")
+_DETAIL_NAMES = (*_SUMMARY_NAMES, "data", "prompt", "provider_session_id", "worktree_name", "last_error", "launched")
 _SUMMARY = tuple(_S.c[n] for n in _SUMMARY_NAMES)
 _DETAIL = tuple(_S.c[n] for n in _DETAIL_NAMES)
 
@@ -68,7 +68,7 @@ def _detail(v: Sequence[Any]) -> dict[str, Any]:
     """The detail shape from values in _DETAIL_NAMES order."""
     out = _summary(v)
     out.update(data=dict(v[18] or {}), prompt=v[19], provider_session_id=v[20], worktree_name=v[21],
-               last_error=v[22])
+               last_error=v[22], launched=bool(v[23]))
     return out
 
 

@@ -311,6 +311,8 @@ class SessionDetail(SessionSummary):
     provider_session_id: str | None = None
     worktree_name: str | None = None
     last_error: str | None = None
+    launched: bool = Field(default=False, description="The session was handed to a daemon; a `created` one that "
+                           "was not waits for PATCH {\"status\": \"active\"} (or a launch) to start")
 
 
 class SessionList(BaseModel):

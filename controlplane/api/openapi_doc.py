@@ -133,7 +133,7 @@ _DETAIL_EXAMPLE = {
     **_SUMMARY,
     "data": {"workdir": "/home/dev/.local/state/berth/worktrees/app/fix-tests", "model": "claude-sonnet-4-5"},
     "prompt": "Fix the failing test", "provider_session_id": "5b3c1f0e-2c4d-4e8a-9f10-3a2b1c0d9e8f",
-    "worktree_name": "fix-tests", "last_error": None,
+    "worktree_name": "fix-tests", "last_error": None, "launched": True,
 }
 _LAUNCH_OK = {
     "status": "ok",

@@ -379,10 +379,19 @@ def test_launch_follow_and_tail_end_with_the_turn_and_exit_by_its_outcome(berth,
     # Only one turn end was printed as the end: the first turn's, from history, did not stop it.
     assert sum(1 for r in tailed if r["data"]["metadata"].get("turn_complete")) == 2
 
+    # For people, tail of an idle agent says it waits for the next turn (and how to start one).
+    people = _berth_process(stack, "tail", sid)
+    assert people.stderr is not None
+    note = people.stderr.readline()
+    assert "idle between turns" in note and f"berth send {sid}" in note, note
+    berth("--json", "send", sid, "Once more")
+    code, out, err = _finish(people)
+    assert code == 0 and "ok: Once more" in out, err
+
     # A stopped session: tail prints what it stored and ends at once.
     berth("--json", "stop", sid)
     code, out, err = _finish(_berth_process(stack, "tail", sid), timeout=60)
-    assert code == 0 and "ok: Now say goodbye" in out and "the session is completed" in err, err
+    assert code == 0 and "ok: Once more" in out and "the session is completed" in err, err
     berth("--json", "delete", sid)
 
 
@@ -497,6 +506,10 @@ def test_sessions_create_and_import(berth, stack, tmp_path):
     assert created["status"] == "created" and created["task_id"] == "task-9"
     listed = berth("--json", "sessions", "list", "--task", "task-9")
     assert [s["id"] for s in listed["sessions"]] == [created["id"]]
+    assert berth("--json", "show", created["id"])["launched"] is False
+    # Nothing will come from a session that was never launched: tail says so and ends at once.
+    code, out, err = _finish(_berth_process(stack, "tail", created["id"]), timeout=60)
+    assert code == 0 and "never launched" in err and f"berth update {created['id']} --status active" in err, err
 
     transcript = tmp_path / "conversation.jsonl"
     transcript.write_text(
