@@ -45,8 +45,9 @@ _SUMMARY_NAMES = (
     "id", "agent_id", "task_id", "status", "created_at", "last_active", "message_count", "workspace_id",
     "machine_id", "user_session_id", "pending_approvals", "usage_input_tokens", "usage_output_tokens",
     "usage_cache_read_tokens", "usage_cache_creation_tokens", "usage_cost_usd", "usage_turns", "usage_duration_ms",
+    "provider_session_id",
 )
-_DETAIL_NAMES = (*_SUMMARY_NAMES, "data", "prompt", "provider_session_id", "worktree_name", "last_error", "launched")
+_DETAIL_NAMES = (*_SUMMARY_NAMES, "data", "prompt", "worktree_name", "last_error", "launched")
 _SUMMARY = tuple(_S.c[n] for n in _SUMMARY_NAMES)
 _DETAIL = tuple(_S.c[n] for n in _DETAIL_NAMES)
 
@@ -61,14 +62,14 @@ def _summary(v: Sequence[Any]) -> dict[str, Any]:
             "input_tokens": v[11] or 0, "output_tokens": v[12] or 0, "cache_read_tokens": v[13] or 0,
             "cache_creation_tokens": v[14] or 0, "cost_usd": v[15], "turns": v[16] or 0, "duration_ms": v[17] or 0,
         },
+        "provider_session_id": v[18],
     }
 
 
 def _detail(v: Sequence[Any]) -> dict[str, Any]:
     """The detail shape from values in _DETAIL_NAMES order."""
     out = _summary(v)
-    out.update(data=dict(v[18] or {}), prompt=v[19], provider_session_id=v[20], worktree_name=v[21],
-               last_error=v[22], launched=bool(v[23]))
+    out.update(data=dict(v[19] or {}), prompt=v[20], worktree_name=v[21], last_error=v[22], launched=bool(v[23]))
     return out
 
 

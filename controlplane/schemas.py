@@ -303,12 +303,13 @@ class SessionSummary(BaseModel):
     user_session_id: str | None = None
     pending_approvals: int = Field(default=0, description="Approvals waiting for a decision")
     usage: Usage | None = None
+    provider_session_id: str | None = Field(default=None, description="The agent's own session id (Claude's session "
+                                            "id, Codex's thread id) once the daemon knows it; a resume_session_id")
 
 
 class SessionDetail(SessionSummary):
     data: dict[str, Any]
     prompt: str | None = None
-    provider_session_id: str | None = None
     worktree_name: str | None = None
     last_error: str | None = None
     launched: bool = Field(default=False, description="The session was handed to a daemon; a `created` one that "

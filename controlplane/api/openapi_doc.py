@@ -128,11 +128,12 @@ _SUMMARY = {
     "pending_approvals": 0,
     "usage": {"input_tokens": 5120, "output_tokens": 830, "cache_read_tokens": 0, "cache_creation_tokens": 0,
               "cost_usd": 0.0213, "turns": 2, "duration_ms": 8450},
+    "provider_session_id": "5b3c1f0e-2c4d-4e8a-9f10-3a2b1c0d9e8f",
 }
 _DETAIL_EXAMPLE = {
     **_SUMMARY,
     "data": {"workdir": "/home/dev/.local/state/berth/worktrees/app/fix-tests", "model": "claude-sonnet-4-5"},
-    "prompt": "Fix the failing test", "provider_session_id": "5b3c1f0e-2c4d-4e8a-9f10-3a2b1c0d9e8f",
+    "prompt": "Fix the failing test",
     "worktree_name": "fix-tests", "last_error": None, "launched": True,
 }
 _LAUNCH_OK = {

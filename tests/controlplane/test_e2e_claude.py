@@ -95,7 +95,9 @@ async def test_claude_launch_turns_followups_sse_pause_resume_and_delete(cp, cla
     assert (await alice.get(f"/api/sessions/{sid}")).status_code == 404
 
 
-async def test_import_1000_messages_then_launch_resumes_with_the_history(cp, claude_env, model_server):
+@pytest.mark.parametrize("by", ["resume_session_id", "agent_session_id"])
+async def test_import_1000_messages_then_launch_resumes_with_the_history(cp, claude_env, model_server, by):
+    """`by` resume_session_id is the import seed's own wording: its agent_session_id as the resume id."""
     alice, ws, _d = claude_env
     messages = []
     for i in range(1000):
@@ -112,7 +114,7 @@ async def test_import_1000_messages_then_launch_resumes_with_the_history(cp, cla
     imported = r.json()
     assert imported["success"] and imported["message_count"] == 1000
     r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions",
-                         json={"agent_session_id": imported["agent_session_id"], "initial_prompt": "what was the code word?"})
+                         json={by: imported["agent_session_id"], "initial_prompt": "what was the code word?"})
     assert r.status_code == 200, r.text
     sid = r.json()["payload"]["agent_session_id"]
     assert sid == imported["agent_session_id"]

@@ -43,6 +43,8 @@ async def test_another_owners_conversation_cannot_be_resumed_on_a_shared_daemon(
     async def provider_id():
         return (await alice.get(f"/api/sessions/{a_sid}")).json()["provider_session_id"]
     a_provider = await poll(provider_id, what="alice's provider session id")
+    listed = (await alice.get("/api/sessions")).json()["sessions"]
+    assert [(s["id"], s["provider_session_id"]) for s in listed] == [(a_sid, a_provider)]  # in the list too
 
     for resume in (a_provider, a_sid):
         r = await bob.post(f"/api/v1/workspaces/{bws['id']}/sessions",

@@ -508,7 +508,7 @@ def test_sessions_create_and_import(berth, stack, tmp_path):
     assert [s["id"] for s in listed["sessions"]] == [created["id"]]
     assert berth("--json", "show", created["id"])["launched"] is False
     # Nothing will come from a session that was never launched: tail says so and ends at once.
-    code, out, err = _finish(_berth_process(stack, "tail", created["id"]), timeout=60)
+    code, _out, err = _finish(_berth_process(stack, "tail", created["id"]), timeout=60)
     assert code == 0 and "never launched" in err and f"berth update {created['id']} --status active" in err, err
 
     transcript = tmp_path / "conversation.jsonl"
