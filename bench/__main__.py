@@ -1,4 +1,6 @@
-"""`python -m bench [--quick] [--parts launch,import,events,approvals,review,reads,footprint]` → docs/BENCHMARKS.md + docs/bench-launch.png."""
+"""`python -m bench [--quick] [--parts launch,import,events,approvals,review,reads,footprint]`
+
+Writes docs/BENCHMARKS.md and docs/bench-launch.png."""
 
 from __future__ import annotations
 
@@ -29,8 +31,12 @@ def run_launch(report: Report, quick: bool, repos: dict[int, Path], run_dir: Pat
     runs = {1000: 5, 10_000: 3, 50_000: 3} if quick else {1000: 15, 10_000: 7, 50_000: 5}
     runs = {files: runs.get(files, 3) for files in repos}
     section = "Launch (REST launch → acknowledged)"
-    series: dict[str, dict[int, list[float]]] = {"floor": {}, "berth, pool empty": {}, "berth, pool warm": {},
-                                                 "berth, pool empty, until the agent runs": {}}
+    series: dict[str, dict[int, list[float]]] = {
+        "floor": {},
+        "berth, pool empty": {},
+        "berth, pool warm": {},
+        "berth, pool empty, until the agent runs": {},
+    }
     stack = Stack(run_dir / "launch")
     launchers: list[FloorLauncher | BerthLauncher] = []
     try:
@@ -57,8 +63,11 @@ def run_launch(report: Report, quick: bool, repos: dict[int, Path], run_dir: Pat
                 w = warm_launcher.once()
                 if w is not None:
                     warm.append(w)
-                print(f"    #{i + 1}: floor {floor[-1] * 1000:.0f} ms, pool empty {cold[-1] * 1000:.0f} ms, "
-                      f"pool warm {w * 1000 if w is not None else float('nan'):.0f} ms", flush=True)
+                print(
+                    f"    #{i + 1}: floor {floor[-1] * 1000:.0f} ms, pool empty {cold[-1] * 1000:.0f} ms, "
+                    f"pool warm {w * 1000 if w is not None else float('nan'):.0f} ms",
+                    flush=True,
+                )
             print(f"  removing the {files}-file series' worktrees and branches", flush=True)
             for launcher in launchers:
                 launcher.cleanup()
@@ -68,8 +77,15 @@ def run_launch(report: Report, quick: bool, repos: dict[int, Path], run_dir: Pat
             report.add(section, Row(f"Berth, pool empty, {files // 1000}k files", _ms(cold), "ms", baseline=base))
             if warm:
                 report.add(section, Row(f"Berth, pool warm, {files // 1000}k files", _ms(warm), "ms", baseline=base))
-            report.add(section, Row(f"(not a target) Berth, pool empty, until the agent runs, {files // 1000}k files",
-                                    _ms(cold_launcher.until_running), "ms", baseline=base))
+            report.add(
+                section,
+                Row(
+                    f"(not a target) Berth, pool empty, until the agent runs, {files // 1000}k files",
+                    _ms(cold_launcher.until_running),
+                    "ms",
+                    baseline=base,
+                ),
+            )
             if warm_launcher.note:
                 report.note(section, warm_launcher.note)
             series["floor"][files] = floor
@@ -83,28 +99,38 @@ def run_launch(report: Report, quick: bool, repos: dict[int, Path], run_dir: Pat
             except Exception as exc:  # noqa: BLE001 - clean up the others anyway
                 print(f"warning: cleanup: {exc}", file=sys.stderr)
         stack.close()
-    report.note(section, "floor: `git worktree add -b NAME PATH` on the same repository, then starting the same "
-                "claude binary with the same argv (until the process is spawned). Berth: HTTP POST to the control "
-                "plane → gRPC LaunchSession → worktree → real claude spawned → acknowledgement back over HTTP.")
-    report.note(section, f"pool warm: the daemon keeps {POOL} ready worktrees per repository; each launch waits "
-                "(untimed) until the pool has refilled; the first launch on a repository (which starts its pool) is not timed. "
-                "pool empty: a second daemon with `[pool] size = 0`; it answers once the worktree and its branch are "
-                "registered and writes the files and starts the agent after answering (`checkout_pending`), so the "
-                "row \"until the agent runs\" (POST → the daemon's GetSession says active, polled every 2 ms) shows "
-                "what that costs. The three kinds of launch are interleaved, and after each Berth sample the harness "
-                "waits (untimed) for the agent to run and the pool to refill, so no background checkout overlaps the "
-                "next sample.")
-    report.note(section, "Nothing a sample creates is deleted until its whole series (one repository size) is done "
-                "(Berth sessions are deleted without their worktrees, which are removed after the series), and each "
-                "series starts after an untimed wait of vm.dirty_expire_centisecs + 5 s: ext4 scans past every inode "
-                "freed within that window when it allocates one (`recently_deleted()`), so deleting one sample's "
-                "checkout made the next sample's checkout slower (the 1k-file floor rose from 232 ms to 950 ms "
-                "within one run).")
+    report.note(
+        section,
+        "floor: `git worktree add -b NAME PATH` on the same repository, then starting the same "
+        "claude binary with the same argv (until the process is spawned). Berth: HTTP POST to the control "
+        "plane → gRPC LaunchSession → worktree → real claude spawned → acknowledgement back over HTTP.",
+    )
+    report.note(
+        section,
+        f"pool warm: the daemon keeps {POOL} ready worktrees per repository; each launch waits "
+        "(untimed) until the pool has refilled; the first launch on a repository (which starts its pool) is not timed. "
+        "pool empty: a second daemon with `[pool] size = 0`; it answers once the worktree and its branch are "
+        "registered and writes the files and starts the agent after answering (`checkout_pending`), so the "
+        'row "until the agent runs" (POST → the daemon\'s GetSession says active, polled every 2 ms) shows '
+        "what that costs. The three kinds of launch are interleaved, and after each Berth sample the harness "
+        "waits (untimed) for the agent to run and the pool to refill, so no background checkout overlaps the "
+        "next sample.",
+    )
+    report.note(
+        section,
+        "Nothing a sample creates is deleted until its whole series (one repository size) is done "
+        "(Berth sessions are deleted without their worktrees, which are removed after the series), and each "
+        "series starts after an untimed wait of vm.dirty_expire_centisecs + 5 s: ext4 scans past every inode "
+        "freed within that window when it allocates one (`recently_deleted()`), so deleting one sample's "
+        "checkout made the next sample's checkout slower (the 1k-file floor rose from 232 ms to 950 ms "
+        "within one run).",
+    )
     return series
 
 
-def run_shared(report: Report, quick: bool, run_dir: Path, repo: Path, parts: list[str],
-               big_repo: Path | None = None) -> None:
+def run_shared(
+    report: Report, quick: bool, run_dir: Path, repo: Path, parts: list[str], big_repo: Path | None = None
+) -> None:
     """import, events, approvals, review and footprint on one stub-agent daemon + control plane."""
     from bench.approvals import run_approvals
     from bench.events import run_events, run_listeners
@@ -139,7 +165,9 @@ def run_shared(report: Report, quick: bool, run_dir: Path, repo: Path, parts: li
             print("footprint", flush=True)
             busy = measure_rss(shared)
             report.add(FOOTPRINT, Row("RSS idle (after start)", [idle], "MiB"))
-            report.add(FOOTPRINT, Row(f"RSS with {SESSIONS} sessions", [busy], "MiB", baseline="RSS idle (after start)"))
+            report.add(
+                FOOTPRINT, Row(f"RSS with {SESSIONS} sessions", [busy], "MiB", baseline="RSS idle (after start)")
+            )
             shared.delete_all()
             # 50 worktrees were just deleted: let ext4 forget them so they do not slow the first cycles.
             wait_out_deletions()

@@ -28,8 +28,9 @@ async def _round(shared: SharedStack, sid: str, count: int) -> tuple[list[float]
     seen: list[float] = []
     answered: list[float] = []
     posted: dict[int, float] = {}
-    async with httpx.AsyncClient(base_url=shared.stack.controlplane.url, timeout=120,
-                                 headers={"Authorization": f"Bearer {shared.stack.token}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=shared.stack.controlplane.url, timeout=120, headers={"Authorization": f"Bearer {shared.stack.token}"}
+    ) as client:
         opened = asyncio.Event()
 
         async def follow() -> None:
@@ -48,8 +49,10 @@ async def _round(shared: SharedStack, sid: str, count: int) -> tuple[list[float]
                         n, stamped = int(args["n"]), float(args["t"])
                         seen.append((now - stamped) * 1000)
                         posted[n] = time.time()
-                        r = await client.post(f"/api/sessions/{sid}/approvals/{data['metadata']['approval_id']}",
-                                              json={"decision": "allow"})
+                        r = await client.post(
+                            f"/api/sessions/{sid}/approvals/{data['metadata']['approval_id']}",
+                            json={"decision": "allow"},
+                        )
                         if r.status_code != 200:
                             raise RuntimeError(f"decision: {r.status_code} {r.text}")
                     text = content.get("text") or ""
@@ -80,9 +83,12 @@ def run_approvals(report: Report, quick: bool, shared: SharedStack) -> None:
     print(f"    {len(seen)} approvals", flush=True)
     report.add(SECTION, Row("request written → SSE client", seen, "ms"))
     report.add(SECTION, Row("decision POSTed → agent has it", answered, "ms"))
-    report.note(SECTION, f"{count} approvals one after another on one session. Request: the stub writes a "
-                "can_use_tool control request → daemon stores the approval, then its event → StreamEvents → "
-                "control-plane ingest → database → SSE. Decision: POST → control plane → DecideApproval → the "
-                "daemon writes the control_response to the agent's stdin → the stub reads it. "
-                f"p99: {percentile(seen, 99):.1f} ms and {percentile(answered, 99):.1f} ms. No baseline: this is "
-                "the path itself.")
+    report.note(
+        SECTION,
+        f"{count} approvals one after another on one session. Request: the stub writes a "
+        "can_use_tool control request → daemon stores the approval, then its event → StreamEvents → "
+        "control-plane ingest → database → SSE. Decision: POST → control plane → DecideApproval → the "
+        "daemon writes the control_response to the agent's stdin → the stub reads it. "
+        f"p99: {percentile(seen, 99):.1f} ms and {percentile(answered, 99):.1f} ms. No baseline: this is "
+        "the path itself.",
+    )

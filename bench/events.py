@@ -21,8 +21,9 @@ __all__ = ["run_events"]
 SECTION = "Events (agent stdout line → SSE client)"
 
 
-async def _stream(client: httpx.AsyncClient, sid: str, since: float, want: int, opened: asyncio.Event,
-                  latencies: list[float]) -> None:
+async def _stream(
+    client: httpx.AsyncClient, sid: str, since: float, want: int, opened: asyncio.Event, latencies: list[float]
+) -> None:
     got = 0
     async with client.stream("GET", f"/api/sessions/{sid}/events") as resp:
         if resp.status_code != 200:
@@ -48,12 +49,17 @@ async def _stream(client: httpx.AsyncClient, sid: str, since: float, want: int, 
 async def _round(shared: SharedStack, sids: list[str], count: int, every_ms: int) -> list[float]:
     latencies: list[float] = []
     since = time.time()
-    async with httpx.AsyncClient(base_url=shared.stack.controlplane.url, timeout=120,
-                                 headers={"Authorization": f"Bearer {shared.stack.token}"},
-                                 limits=httpx.Limits(max_connections=len(sids) + 10)) as client:
+    async with httpx.AsyncClient(
+        base_url=shared.stack.controlplane.url,
+        timeout=120,
+        headers={"Authorization": f"Bearer {shared.stack.token}"},
+        limits=httpx.Limits(max_connections=len(sids) + 10),
+    ) as client:
         opened = [asyncio.Event() for _ in sids]
-        tasks = [asyncio.create_task(_stream(client, sid, since, count, ev, latencies))
-                 for sid, ev in zip(sids, opened, strict=True)]
+        tasks = [
+            asyncio.create_task(_stream(client, sid, since, count, ev, latencies))
+            for sid, ev in zip(sids, opened, strict=True)
+        ]
         await asyncio.wait_for(asyncio.gather(*(ev.wait() for ev in opened)), 60)
         await asyncio.sleep(0.5)  # let every subscription reach the live tail before the agents write
         for sid in sids:
@@ -77,25 +83,33 @@ def run_events(report: Report, quick: bool, shared: SharedStack, sessions: int =
     print(f"    {sessions} sessions: {len(many)} events", flush=True)
     report.add(SECTION, Row("1 session streaming", single, "ms"))
     report.add(SECTION, Row(f"{sessions} sessions streaming", many, "ms"))
-    report.note(SECTION, "Latency from the stub agent writing a line (stamped with time.time()) to the SSE client "
-                "reading it: daemon parse → event log → StreamEvents → control-plane ingest → database → SSE. "
-                "1 session: 50 lines/s; 50 sessions: each 10 lines/s (500 lines/s in total). Each event is one "
-                "sample; p99 is in the targets table. No baseline: this is the path itself.")
+    report.note(
+        SECTION,
+        "Latency from the stub agent writing a line (stamped with time.time()) to the SSE client "
+        "reading it: daemon parse → event log → StreamEvents → control-plane ingest → database → SSE. "
+        "1 session: 50 lines/s; 50 sessions: each 10 lines/s (500 lines/s in total). Each event is one "
+        "sample; p99 is in the targets table. No baseline: this is the path itself.",
+    )
     s1, s50 = single, many
     if s1 and s50:
         from bench.stats import percentile
 
-        report.note(SECTION, f"p99: {percentile(s1, 99):.1f} ms with 1 session, {percentile(s50, 99):.1f} ms with "
-                    f"{sessions} sessions.")
+        report.note(
+            SECTION,
+            f"p99: {percentile(s1, 99):.1f} ms with 1 session, {percentile(s50, 99):.1f} ms with {sessions} sessions.",
+        )
 
 
-async def _listen(host: str, port: int, token: str, sid: str, since: float, want: int, opened: asyncio.Event,
-                  latencies: list[float]) -> None:
+async def _listen(
+    host: str, port: int, token: str, sid: str, since: float, want: int, opened: asyncio.Event, latencies: list[float]
+) -> None:
     """One SSE client on a bare asyncio stream (cheap enough to run a thousand in the harness)."""
     reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
     try:
-        writer.write(f"GET /api/sessions/{sid}/events HTTP/1.1\r\nHost: {host}:{port}\r\n"
-                     f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode())
+        writer.write(
+            f"GET /api/sessions/{sid}/events HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode()
+        )
         status = await reader.readline()
         if b" 200 " not in status:
             raise RuntimeError(f"SSE {sid}: {status!r}")
@@ -120,24 +134,34 @@ async def _listen(host: str, port: int, token: str, sid: str, since: float, want
         await writer.wait_closed()
 
 
-async def _listeners_round(shared: SharedStack, sids: list[str], clients: int, count: int, every_ms: int
-                           ) -> tuple[list[float], float, float]:
+async def _listeners_round(
+    shared: SharedStack, sids: list[str], clients: int, count: int, every_ms: int
+) -> tuple[list[float], float, float]:
     url = httpx.URL(shared.stack.controlplane.url)
     pid = shared.stack.controlplane.popen.pid
     before = proc_rss_kib(pid) / 1024
     latencies: list[float] = []
     since = time.time()
     opened = [asyncio.Event() for _ in range(clients)]
-    tasks = [asyncio.create_task(_listen(url.host, url.port or 80, shared.stack.token, sids[i % len(sids)], since,
-                                         count, opened[i], latencies)) for i in range(clients)]
+    tasks = [
+        asyncio.create_task(
+            _listen(
+                url.host, url.port or 80, shared.stack.token, sids[i % len(sids)], since, count, opened[i], latencies
+            )
+        )
+        for i in range(clients)
+    ]
     try:
         await asyncio.wait_for(asyncio.gather(*(ev.wait() for ev in opened)), 120)
         await asyncio.sleep(1.0)  # let every subscription reach the live tail before the agents write
         during = proc_rss_kib(pid) / 1024
-        async with httpx.AsyncClient(base_url=str(url), timeout=120,
-                                     headers={"Authorization": f"Bearer {shared.stack.token}"}) as client:
+        async with httpx.AsyncClient(
+            base_url=str(url), timeout=120, headers={"Authorization": f"Bearer {shared.stack.token}"}
+        ) as client:
             for sid in sids:
-                r = await client.post(f"/api/sessions/{sid}/message", json={"content": f"emit {count} every {every_ms}"})
+                r = await client.post(
+                    f"/api/sessions/{sid}/message", json={"content": f"emit {count} every {every_ms}"}
+                )
                 if r.status_code != 200:
                     raise RuntimeError(f"message to {sid}: {r.status_code} {r.text}")
         await asyncio.wait_for(asyncio.gather(*tasks), 300)
@@ -160,10 +184,20 @@ def run_listeners(report: Report, quick: bool, shared: SharedStack, sessions: in
     print(f"    {clients} listeners: {len(latencies)} deliveries, RSS {before:.0f} → {during:.0f} MiB", flush=True)
     report.add(LISTENERS, Row(f"{clients} clients over {sessions} sessions", latencies, "ms"))
     report.add(LISTENERS, Row("control-plane RSS before the clients connect", [before], "MiB"))
-    report.add(LISTENERS, Row(f"control-plane RSS with {clients} clients streaming", [during], "MiB",
-                              baseline="control-plane RSS before the clients connect"))
-    report.note(LISTENERS, f"{clients // sessions} clients on each of {sessions} sessions; each session's stub agent "
-                f"writes {count} stamped lines, one every {every} ms ({sessions * 1000 // every} lines/s in all, "
-                f"{clients * 1000 // every} deliveries/s). Each delivery is one sample: agent line → daemon → ingest → "
-                "database → the control plane's fan-out → that client. The clients are bare asyncio streams in the "
-                "harness process, on the same 2 cores.")
+    report.add(
+        LISTENERS,
+        Row(
+            f"control-plane RSS with {clients} clients streaming",
+            [during],
+            "MiB",
+            baseline="control-plane RSS before the clients connect",
+        ),
+    )
+    report.note(
+        LISTENERS,
+        f"{clients // sessions} clients on each of {sessions} sessions; each session's stub agent "
+        f"writes {count} stamped lines, one every {every} ms ({sessions * 1000 // every} lines/s in all, "
+        f"{clients * 1000 // every} deliveries/s). Each delivery is one sample: agent line → daemon → ingest → "
+        "database → the control plane's fan-out → that client. The clients are bare asyncio streams in the "
+        "harness process, on the same 2 cores.",
+    )

@@ -52,14 +52,23 @@ def fit_slope(xs: list[float], ys: list[float]) -> float:
 def _cycle(stub, shared: SharedStack, i: int) -> None:
     sid = f"cycle-{uuid.uuid4().hex[:10]}"
     settings = daemon_pb2.SessionSettings(code=daemon_pb2.CodeSettings(default_provider="claude_code"))
-    ack = stub.LaunchSession(daemon_pb2.LaunchSessionRequest(
-        workspace_id="bench", repository=str(shared.repo), worktree_name=sid, agent_session_id=sid,
-        session_settings=settings), timeout=60)
+    ack = stub.LaunchSession(
+        daemon_pb2.LaunchSessionRequest(
+            workspace_id="bench",
+            repository=str(shared.repo),
+            worktree_name=sid,
+            agent_session_id=sid,
+            session_settings=settings,
+        ),
+        timeout=60,
+    )
     if ack.status != "ok":
         raise RuntimeError(f"cycle {i}: {ack.payload}")
     stub.StopSession(daemon_pb2.StopSessionRequest(agent_session_id=sid, grace_seconds=2), timeout=60)
-    stub.RemoveWorktree(daemon_pb2.RemoveWorktreeRequest(worktree_path=ack.session.worktree_path, force=True,
-                                                         delete_branch=True), timeout=60)
+    stub.RemoveWorktree(
+        daemon_pb2.RemoveWorktreeRequest(worktree_path=ack.session.worktree_path, force=True, delete_branch=True),
+        timeout=60,
+    )
 
 
 def cycles(report: Report, quick: bool, shared: SharedStack) -> None:
@@ -78,8 +87,12 @@ def cycles(report: Report, quick: bool, shared: SharedStack) -> None:
         if not pool:
             return
         try:
-            wait_for(lambda: pool_idle(worktrees_root, shared.repo, pool), timeout=_IDLE_DEADLINE, what="an idle pool",
-                     interval=0.05)
+            wait_for(
+                lambda: pool_idle(worktrees_root, shared.repo, pool),
+                timeout=_IDLE_DEADLINE,
+                what="an idle pool",
+                interval=0.05,
+            )
         except TimeoutError:
             late.append(at)
 
@@ -113,20 +126,35 @@ def cycles(report: Report, quick: bool, shared: SharedStack) -> None:
     report.add(SECTION, Row(RSS_LAST, [rss[-1]], "MiB", baseline=RSS_FIRST))
     report.add(SECTION, Row(RSS_FIT, [rss_slope_kib], "KiB/cycle"))
     tenth = max(1, total // 10)
-    report.note(SECTION, f"{total} cycles of LaunchSession → StopSession → RemoveWorktree(delete_branch) straight "
-                f"over gRPC with the stub agent (a Python script speaking claude stream-json, so a cycle costs "
-                f"Berth's work, not node's start-up), after {_WARM_UP} warm-up cycles. The daemon keeps a pool of "
-                f"{pool} ready worktrees, so every launch claims one and every claim triggers a refill.")
-    report.note(SECTION, f"Every {every} cycles the harness waits (untimed, at most {_IDLE_DEADLINE:.0f} s) until "
-                "that pool is full and idle, then samples the daemon's open fds and RSS; the growth rows are the "
-                "least-squares slopes over all samples. fds samples: "
-                + ", ".join(f"{v:.0f}" for v in fds) + ". RSS samples (MiB): " + ", ".join(f"{v:.1f}" for v in rss)
-                + "." + (f" The pool was still busy at the deadline before the samples at cycles {late}." if late else ""))
-    report.note(SECTION, "The memory verdict asks for a fitted growth below 1 MiB per 1000 cycles: the allocator's "
-                "noise is a few hundred KiB, while a leak of 1 KiB per cycle already fits to 1000 KiB.")
-    report.note(SECTION, f"Cycle time: median {statistics.median(durations):.0f} ms; the first {tenth} cycles "
-                f"{statistics.median(durations[:tenth]):.0f} ms, the last {tenth} "
-                f"{statistics.median(durations[-tenth:]):.0f} ms (median). Every cycle deletes a 1k-file worktree and "
-                "the refill checks one out, so the cycles run into ext4's scan past recently deleted inodes "
-                "(see the launch section): the cycle time includes that slowdown, which the RSS and fd figures do not "
-                "depend on.")
+    report.note(
+        SECTION,
+        f"{total} cycles of LaunchSession → StopSession → RemoveWorktree(delete_branch) straight "
+        f"over gRPC with the stub agent (a Python script speaking claude stream-json, so a cycle costs "
+        f"Berth's work, not node's start-up), after {_WARM_UP} warm-up cycles. The daemon keeps a pool of "
+        f"{pool} ready worktrees, so every launch claims one and every claim triggers a refill.",
+    )
+    report.note(
+        SECTION,
+        f"Every {every} cycles the harness waits (untimed, at most {_IDLE_DEADLINE:.0f} s) until "
+        "that pool is full and idle, then samples the daemon's open fds and RSS; the growth rows are the "
+        "least-squares slopes over all samples. fds samples: "
+        + ", ".join(f"{v:.0f}" for v in fds)
+        + ". RSS samples (MiB): "
+        + ", ".join(f"{v:.1f}" for v in rss)
+        + "."
+        + (f" The pool was still busy at the deadline before the samples at cycles {late}." if late else ""),
+    )
+    report.note(
+        SECTION,
+        "The memory verdict asks for a fitted growth below 1 MiB per 1000 cycles: the allocator's "
+        "noise is a few hundred KiB, while a leak of 1 KiB per cycle already fits to 1000 KiB.",
+    )
+    report.note(
+        SECTION,
+        f"Cycle time: median {statistics.median(durations):.0f} ms; the first {tenth} cycles "
+        f"{statistics.median(durations[:tenth]):.0f} ms, the last {tenth} "
+        f"{statistics.median(durations[-tenth:]):.0f} ms (median). Every cycle deletes a 1k-file worktree and "
+        "the refill checks one out, so the cycles run into ext4's scan past recently deleted inodes "
+        "(see the launch section): the cycle time includes that slowdown, which the RSS and fd figures do not "
+        "depend on.",
+    )

@@ -41,8 +41,9 @@ async def _run(url: str, headers: dict[str, str], seconds: float, concurrency: i
     request = ("\r\n".join(head) + "\r\n\r\n").encode()
     counts = [0]
     start = time.monotonic()
-    await asyncio.gather(*(_worker(parts.hostname, parts.port, request, start + seconds, counts)
-                           for _ in range(concurrency)))
+    await asyncio.gather(
+        *(_worker(parts.hostname, parts.port, request, start + seconds, counts) for _ in range(concurrency))
+    )
     return counts[0] / (time.monotonic() - start)
 
 

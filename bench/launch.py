@@ -24,8 +24,15 @@ from bench.stack import Stack
 from tests.support.agents import CLAUDE_BIN, claude_env
 from tests.support.waiting import wait_for
 
-__all__ = ["BerthLauncher", "FloorLauncher", "deletion_window", "floor_env", "pool_idle", "pool_ready",
-           "wait_out_deletions"]
+__all__ = [
+    "BerthLauncher",
+    "FloorLauncher",
+    "deletion_window",
+    "floor_env",
+    "pool_idle",
+    "pool_ready",
+    "wait_out_deletions",
+]
 
 _DIRTY_EXPIRE = Path("/proc/sys/vm/dirty_expire_centisecs")
 
@@ -41,8 +48,11 @@ def deletion_window() -> float:
 def wait_out_deletions() -> None:
     """Sleep (untimed) until inodes freed so far no longer slow new checkouts."""
     seconds = deletion_window()
-    print(f"    waiting {seconds:.0f} s so inodes freed earlier are reusable again (ext4 scans past inodes "
-          "deleted within vm.dirty_expire_centisecs + 5 s when allocating)", flush=True)
+    print(
+        f"    waiting {seconds:.0f} s so inodes freed earlier are reusable again (ext4 scans past inodes "
+        "deleted within vm.dirty_expire_centisecs + 5 s when allocating)",
+        flush=True,
+    )
     time.sleep(seconds)
 
 
@@ -76,14 +86,36 @@ class FloorLauncher:
         self.scratch.mkdir(parents=True, exist_ok=True)
         name = f"floor-{uuid.uuid4().hex[:8]}"
         path = self.scratch / name
-        argv = [str(CLAUDE_BIN), "-p", "--input-format", "stream-json", "--output-format", "stream-json",
-                "--verbose", "--session-id", str(uuid.uuid4()), "--permission-mode", "acceptEdits"]
+        argv = [
+            str(CLAUDE_BIN),
+            "-p",
+            "--input-format",
+            "stream-json",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--session-id",
+            str(uuid.uuid4()),
+            "--permission-mode",
+            "acceptEdits",
+        ]
         t0 = time.perf_counter()
-        subprocess.run(["git", "-C", str(self.repo), "worktree", "add", "--quiet", "-b", name, str(path)],
-                       env=GIT_ENV, check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(self.repo), "worktree", "add", "--quiet", "-b", name, str(path)],
+            env=GIT_ENV,
+            check=True,
+            capture_output=True,
+        )
         self.created.append((path, name))
-        proc = subprocess.Popen(argv, cwd=path, env=self.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=path,
+            env=self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         elapsed = time.perf_counter() - t0
         proc.stdin.close()
         proc.stdout.close()
@@ -149,7 +181,12 @@ class BerthLauncher:
         if not self.pool:
             return True
         try:
-            wait_for(lambda: pool_ready(self.worktrees_root, self.repo, self.pool), timeout=300, what="the pool", interval=0.05)
+            wait_for(
+                lambda: pool_ready(self.worktrees_root, self.repo, self.pool),
+                timeout=300,
+                what="the pool",
+                interval=0.05,
+            )
         except TimeoutError:
             self.note = "the pool never filled within 300 s"
             return False
@@ -169,8 +206,10 @@ class BerthLauncher:
         Then the session is stopped and deleted, and (untimed) the daemon's background work
         (the pool's refill) is waited for, so it never overlaps the next sample of any kind.
         """
-        body = {"worktree_name": f"bench-{uuid.uuid4().hex[:8]}",
-                "session_settings": {"code": {"default_provider": "claude_code"}}}
+        body = {
+            "worktree_name": f"bench-{uuid.uuid4().hex[:8]}",
+            "session_settings": {"code": {"default_provider": "claude_code"}},
+        }
         t0 = time.perf_counter()
         resp = self.stack.api("POST", f"/api/v1/workspaces/{self.ws}/sessions", body)
         elapsed = time.perf_counter() - t0
@@ -182,14 +221,22 @@ class BerthLauncher:
         if payload.get("worktree_path"):
             self.created.append(str(payload["worktree_path"]))
         request = daemon_pb2.SessionRequest(agent_session_id=sid)
-        wait_for(lambda: self._stub.GetSession(request, timeout=30).status == "active", timeout=300,
-                 what="the agent to run", interval=0.002)
+        wait_for(
+            lambda: self._stub.GetSession(request, timeout=30).status == "active",
+            timeout=300,
+            what="the agent to run",
+            interval=0.002,
+        )
         running = time.perf_counter() - t0
         self.stack.api("DELETE", f"/api/sessions/{sid}")
         if self.pool:
             try:
-                wait_for(lambda: pool_idle(self.worktrees_root, self.repo, self.pool), timeout=300, what="the pool to refill",
-                         interval=0.05)
+                wait_for(
+                    lambda: pool_idle(self.worktrees_root, self.repo, self.pool),
+                    timeout=300,
+                    what="the pool to refill",
+                    interval=0.05,
+                )
             except TimeoutError:
                 self.note = "the pool did not refill within 300 s"
         return elapsed, running
@@ -201,5 +248,6 @@ class BerthLauncher:
         stub = daemon_pb2_grpc.DaemonServiceStub(self.stack.daemons[self.daemon].channel())
         while self.created:
             path = self.created.pop()
-            stub.RemoveWorktree(daemon_pb2.RemoveWorktreeRequest(worktree_path=path, force=True, delete_branch=True),
-                                timeout=300)
+            stub.RemoveWorktree(
+                daemon_pb2.RemoveWorktreeRequest(worktree_path=path, force=True, delete_branch=True), timeout=300
+            )

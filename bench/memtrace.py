@@ -40,9 +40,21 @@ WARM_UP = 20
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]
+    _fields_ = [
+        (n, ctypes.c_size_t)
+        for n in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def _native() -> dict[str, int]:
@@ -78,8 +90,11 @@ async def _idle(sup: Supervisor, worktrees_root: Path, repo: Path, deadline: flo
 
 async def _cycle(sup: Supervisor, repo: Path) -> None:
     sid = f"mt-{uuid.uuid4().hex[:10]}"
-    result = await sup.launch(LaunchRequest(repository=str(repo), workspace_id="bench", worktree_name=sid,
-                                            agent_session_id=sid, provider="claude_code"))
+    result = await sup.launch(
+        LaunchRequest(
+            repository=str(repo), workspace_id="bench", worktree_name=sid, agent_session_id=sid, provider="claude_code"
+        )
+    )
     await sup.stop(sid, grace=2)
     await sup.remove_worktree(str(result.session.worktree_path), force=True, delete_branch=True)
 
@@ -89,13 +104,20 @@ async def trace(cycles: int, top: int, frames: int) -> None:
     repo = Path(os.path.realpath(make_repository(WORK / "repos", 1000)))
     WORK.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="memtrace-", dir=WORK))
-    config = from_dict({
-        "daemon": {"state_dir": str(base / "state"), "repos_root": str(base / "repos"),
-                   "worktrees_root": str(base / "worktrees"), "log_level": "WARNING", "stop_grace_seconds": 2,
-                   "stop_agents_on_shutdown": True},
-        "providers": {"claude_code": {"binary": str(STUB_AGENT)}},
-        "pool": {"size": POOL},
-    })
+    config = from_dict(
+        {
+            "daemon": {
+                "state_dir": str(base / "state"),
+                "repos_root": str(base / "repos"),
+                "worktrees_root": str(base / "worktrees"),
+                "log_level": "WARNING",
+                "stop_grace_seconds": 2,
+                "stop_agents_on_shutdown": True,
+            },
+            "providers": {"claude_code": {"binary": str(STUB_AGENT)}},
+            "pool": {"size": POOL},
+        }
+    )
     tracemalloc.start(frames)
     try:
         async with Supervisor(config) as sup:
@@ -120,25 +142,36 @@ async def trace(cycles: int, top: int, frames: int) -> None:
     finally:
         tracemalloc.stop()
         shutil.rmtree(base, ignore_errors=True)
-    skip = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap*>")]
+    skip = [
+        tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"),
+    ]
     first, last = first.filter_traces(skip), last.filter_traces(skip)
     print(f"\n{cycles} cycles in {elapsed:.0f} s ({elapsed / cycles * 1000:.0f} ms each), after {WARM_UP} warm-up")
     print(f"RSS: {rss0 / 1024:.1f} → {rss1 / 1024:.1f} MiB ({(rss1 - rss0) / cycles:+.2f} KiB/cycle)")
-    print(f"traced by tracemalloc: {traced0 / 1024 / 1024:.2f} → {traced1 / 1024 / 1024:.2f} MiB "
-          f"({(traced1 - traced0) / 1024 / cycles:+.2f} KiB/cycle)")
-    print(f"tracemalloc's own bookkeeping (malloc, inside the figures below): {own0 / 1024 / 1024:.2f} → "
-          f"{own1 / 1024 / 1024:.2f} MiB ({(own1 - own0) / 1024 / cycles:+.2f} KiB/cycle)")
+    print(
+        f"traced by tracemalloc: {traced0 / 1024 / 1024:.2f} → {traced1 / 1024 / 1024:.2f} MiB "
+        f"({(traced1 - traced0) / 1024 / cycles:+.2f} KiB/cycle)"
+    )
+    print(
+        f"tracemalloc's own bookkeeping (malloc, inside the figures below): {own0 / 1024 / 1024:.2f} → "
+        f"{own1 / 1024 / 1024:.2f} MiB ({(own1 - own0) / 1024 / cycles:+.2f} KiB/cycle)"
+    )
     for name in native1:
         if name in native0:
-            print(f"{name}: {native0[name] / 1024 / 1024:.2f} → {native1[name] / 1024 / 1024:.2f} MiB "
-                  f"({(native1[name] - native0[name]) / 1024 / cycles:+.2f} KiB/cycle)")
+            print(
+                f"{name}: {native0[name] / 1024 / 1024:.2f} → {native1[name] / 1024 / 1024:.2f} MiB "
+                f"({(native1[name] - native0[name]) / 1024 / cycles:+.2f} KiB/cycle)"
+            )
     print(f"state store on disk at the end: {db_size / 1024 / 1024:.1f} MiB")
     stats = last.compare_to(first, "lineno")
     print(f"\ntop {top} allocation sites by growth (size diff, blocks diff, per cycle):")
     for stat in stats[:top]:
         frame = stat.traceback[0]
-        print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks "
-              f"({stat.size_diff / cycles:+7.1f} B/cycle)  {_short(frame.filename)}:{frame.lineno}")
+        print(
+            f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks "
+            f"({stat.size_diff / cycles:+7.1f} B/cycle)  {_short(frame.filename)}:{frame.lineno}"
+        )
     by_traceback = last.compare_to(first, "traceback")
     print("\nthe largest call path into each of the top 5 sites (most recent call last):")
     for stat in stats[:5]:
@@ -155,7 +188,7 @@ def _short(filename: str) -> str:
     root = str(Path(__file__).resolve().parents[1]) + os.sep
     for prefix in (root, sys.prefix + os.sep, sys.base_prefix + os.sep):
         if filename.startswith(prefix):
-            return filename[len(prefix):]
+            return filename[len(prefix) :]
     return filename
 
 
@@ -164,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=300, help="measured cycles after the warm-up")
     parser.add_argument("--top", type=int, default=15, help="allocation sites to print")
     parser.add_argument("--frames", type=int, default=12, help="stack frames kept per allocation")
-    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
-                        help="event loop (the daemon runs on uvloop)")
+    parser.add_argument(
+        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop (the daemon runs on uvloop)"
+    )
     args = parser.parse_args(argv)
     if args.cycles < 1:
         parser.error("--cycles: must be at least 1")

@@ -43,9 +43,26 @@ def _start_bare(bodies: Path, log: Path) -> tuple[subprocess.Popen, str]:
     env = {"BENCH_BODIES": str(bodies), "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'proto'}", "PATH": "/usr/bin:/bin"}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--host", "127.0.0.1", "--port", str(port),
-             "--loop", "uvloop", "--log-level", "warning", "--no-access-log"],
-            cwd=str(REPO_ROOT), env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.bare_app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=str(REPO_ROOT),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     url = f"http://127.0.0.1:{port}"
 
@@ -63,18 +80,41 @@ def _start_bare(bodies: Path, log: Path) -> tuple[subprocess.Popen, str]:
 
 # --- seeding: rows shaped like a launched session's, written straight into the database --------------------
 
+
 def _session_row(i: int, created: datetime, messages: int) -> dict[str, Any]:
     sid = f"session-{uuid.uuid4().hex[:16]}"
     return {
-        "id": sid, "owner": OWNER, "user_session_id": None, "workspace_id": None, "machine_id": None,
-        "agent_id": "CLAUDE_CODE", "task_id": f"task-{i % 7}", "prompt": f"Fix the flaky test number {i} and explain",
-        "status": "active", "provider_session_id": str(uuid.uuid4()), "imported": False,
-        "data": {"workdir": f"/home/dev/.local/state/berth/worktrees/repo/s-{i:04d}", "branch": f"berth/s-{i:04d}",
-                 "model": "claude-sonnet-4-5"},
-        "worktree_name": f"s-{i:04d}", "worktree_path": f"/home/dev/.local/state/berth/worktrees/repo/s-{i:04d}",
-        "launched": True, "last_seq": messages, "last_error": None, "created_at": created, "last_active": created,
-        "pending_approvals": 0, "usage_input_tokens": 1200 + i, "usage_output_tokens": 345, "usage_cache_read_tokens": 0,
-        "usage_cache_creation_tokens": 0, "usage_cost_usd": 0.000564, "usage_turns": 2, "usage_duration_ms": 2500,
+        "id": sid,
+        "owner": OWNER,
+        "user_session_id": None,
+        "workspace_id": None,
+        "machine_id": None,
+        "agent_id": "CLAUDE_CODE",
+        "task_id": f"task-{i % 7}",
+        "prompt": f"Fix the flaky test number {i} and explain",
+        "status": "active",
+        "provider_session_id": str(uuid.uuid4()),
+        "imported": False,
+        "data": {
+            "workdir": f"/home/dev/.local/state/berth/worktrees/repo/s-{i:04d}",
+            "branch": f"berth/s-{i:04d}",
+            "model": "claude-sonnet-4-5",
+        },
+        "worktree_name": f"s-{i:04d}",
+        "worktree_path": f"/home/dev/.local/state/berth/worktrees/repo/s-{i:04d}",
+        "launched": True,
+        "last_seq": messages,
+        "last_error": None,
+        "created_at": created,
+        "last_active": created,
+        "pending_approvals": 0,
+        "usage_input_tokens": 1200 + i,
+        "usage_output_tokens": 345,
+        "usage_cache_read_tokens": 0,
+        "usage_cache_creation_tokens": 0,
+        "usage_cost_usd": 0.000564,
+        "usage_turns": 2,
+        "usage_duration_ms": 2500,
         "message_count": messages,
     }
 
@@ -82,9 +122,16 @@ def _session_row(i: int, created: datetime, messages: int) -> dict[str, Any]:
 def _message_rows(sid: str, count: int, start: datetime) -> Iterator[tuple[Any, ...]]:
     for seq in range(1, count + 1):
         role = "assistant" if seq % 2 else "user"
-        yield (f"msg-{uuid.uuid4().hex[:16]}", sid, seq, role,
-               {"type": "text", "text": f"line {seq} of the agent's answer, about as long as a short sentence"},
-               {}, None, start + timedelta(milliseconds=seq))
+        yield (
+            f"msg-{uuid.uuid4().hex[:16]}",
+            sid,
+            seq,
+            role,
+            {"type": "text", "text": f"line {seq} of the agent's answer, about as long as a short sentence"},
+            {},
+            None,
+            start + timedelta(milliseconds=seq),
+        )
 
 
 _SESSION_COLUMNS = tuple(_session_row(0, datetime.now(UTC), 0))
@@ -98,15 +145,27 @@ def _sqlite_time(t: datetime) -> str:
 def _seed_sqlite(path: str, sessions: list[dict[str, Any]], messages: list[tuple[str, int, datetime]]) -> None:
     conn = sqlite3.connect(path, timeout=60)
     try:
-        rows = [tuple(_sqlite_time(v) if isinstance(v, datetime) else json.dumps(v) if isinstance(v, dict) else v
-                      for v in (s[c] for c in _SESSION_COLUMNS)) for s in sessions]
-        conn.executemany(f"INSERT INTO agent_sessions ({', '.join(_SESSION_COLUMNS)}) "
-                         f"VALUES ({', '.join('?' * len(_SESSION_COLUMNS))})", rows)
-        sql = (f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)}) "
-               f"VALUES ({', '.join('?' * len(_MESSAGE_COLUMNS))})")
+        rows = [
+            tuple(
+                _sqlite_time(v) if isinstance(v, datetime) else json.dumps(v) if isinstance(v, dict) else v
+                for v in (s[c] for c in _SESSION_COLUMNS)
+            )
+            for s in sessions
+        ]
+        conn.executemany(
+            f"INSERT INTO agent_sessions ({', '.join(_SESSION_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(_SESSION_COLUMNS))})",
+            rows,
+        )
+        sql = f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)}) VALUES ({', '.join('?' * len(_MESSAGE_COLUMNS))})"
         for sid, count, start in messages:
-            conn.executemany(sql, ((m[0], m[1], m[2], m[3], json.dumps(m[4]), "{}", None, _sqlite_time(m[7]))
-                                   for m in _message_rows(sid, count, start)))
+            conn.executemany(
+                sql,
+                (
+                    (m[0], m[1], m[2], m[3], json.dumps(m[4]), "{}", None, _sqlite_time(m[7]))
+                    for m in _message_rows(sid, count, start)
+                ),
+            )
         conn.commit()
     finally:
         conn.close()
@@ -117,20 +176,27 @@ async def _seed_postgres(url: str, sessions: list[dict[str, Any]], messages: lis
 
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
-        rows = [tuple(json.dumps(v) if isinstance(v, dict) else v for v in (s[c] for c in _SESSION_COLUMNS))
-                for s in sessions]
+        rows = [
+            tuple(json.dumps(v) if isinstance(v, dict) else v for v in (s[c] for c in _SESSION_COLUMNS))
+            for s in sessions
+        ]
         await conn.copy_records_to_table("agent_sessions", records=rows, columns=list(_SESSION_COLUMNS))
         for sid, count, start in messages:
             await conn.copy_records_to_table(
-                "messages", columns=list(_MESSAGE_COLUMNS),
-                records=[(m[0], m[1], m[2], m[3], json.dumps(m[4]), "{}", None, m[7])
-                         for m in _message_rows(sid, count, start)])
+                "messages",
+                columns=list(_MESSAGE_COLUMNS),
+                records=[
+                    (m[0], m[1], m[2], m[3], json.dumps(m[4]), "{}", None, m[7])
+                    for m in _message_rows(sid, count, start)
+                ],
+            )
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
 
 
 # --- one control plane per database -----------------------------------------------------------------------
+
 
 class _ReadStack:
     """A control plane (no daemon) on one database, its admin token, and a way to add rows behind it."""
@@ -142,8 +208,24 @@ class _ReadStack:
         config = work / "controlplane.toml"
         config.write_text(f'[server]\nport = {port}\nstate_dir = "{work}"\ndatabase_url = "{database_url}"\n')
         done = subprocess.run(
-            [sys.executable, "-m", "controlplane", "--config", str(config), "create-token", "--owner", OWNER, "--admin"],
-            capture_output=True, text=True, env=cp_env(), cwd=str(REPO_ROOT), timeout=120, check=False)
+            [
+                sys.executable,
+                "-m",
+                "controlplane",
+                "--config",
+                str(config),
+                "create-token",
+                "--owner",
+                OWNER,
+                "--admin",
+            ],
+            capture_output=True,
+            text=True,
+            env=cp_env(),
+            cwd=str(REPO_ROOT),
+            timeout=120,
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"create-token failed: {done.stderr.strip()}")
         self.token = done.stdout.strip().splitlines()[-1].strip()
@@ -189,8 +271,14 @@ def _database(backend: str, work: Path) -> Iterator[str]:
 def _rates(stack: _ReadStack, sid: str, run_dir: Path, tag: str, seconds: float, rounds: int) -> dict[str, list[float]]:
     """Interleaved samples of Berth's detail and list reads and the bare app serving the bytes Berth served."""
     bodies = run_dir / f"bare-bodies-{tag}.json"
-    bodies.write_text(json.dumps({"/api/sessions/{id}": stack.get(f"/api/sessions/{sid}").decode(),
-                                  "/api/sessions": stack.get("/api/sessions").decode()}))
+    bodies.write_text(
+        json.dumps(
+            {
+                "/api/sessions/{id}": stack.get(f"/api/sessions/{sid}").decode(),
+                "/api/sessions": stack.get("/api/sessions").decode(),
+            }
+        )
+    )
     proc, bare = _start_bare(bodies, run_dir / f"bare-app-{tag}.log")
     out: dict[str, list[float]] = {k: [] for k in ("bd", "cd", "bl", "cl")}
     try:
@@ -199,8 +287,11 @@ def _rates(stack: _ReadStack, sid: str, run_dir: Path, tag: str, seconds: float,
             out["cd"].append(requests_per_second(f"{stack.url}/api/sessions/{sid}", stack.auth, seconds))
             out["bl"].append(requests_per_second(f"{bare}/api/sessions", {}, seconds))
             out["cl"].append(requests_per_second(f"{stack.url}/api/sessions", stack.auth, seconds))
-            print(f"    {tag} #{i + 1}: detail {out['cd'][-1]:.0f} vs bare {out['bd'][-1]:.0f} req/s; "
-                  f"list {out['cl'][-1]:.0f} vs bare {out['bl'][-1]:.0f} req/s", flush=True)
+            print(
+                f"    {tag} #{i + 1}: detail {out['cd'][-1]:.0f} vs bare {out['bd'][-1]:.0f} req/s; "
+                f"list {out['cl'][-1]:.0f} vs bare {out['bl'][-1]:.0f} req/s",
+                flush=True,
+            )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -255,23 +346,50 @@ def run_reads(report: Report, quick: bool, run_dir: Path) -> None:
             finally:
                 stack.close()
         label = "SQLite" if backend == "sqlite" else "PostgreSQL"
-        for phase, got, what in (("51 sessions", empty, f"{RECENT} sessions, {10 * RECENT} messages"),
-                                 ("history", full, f"{HISTORY_SESSIONS} sessions, {total:,} messages")):
-            bd, bl = f"{label}: bare FastAPI, same session JSON ({phase})", f"{label}: bare FastAPI, same list JSON ({phase})"
+        for phase, got, what in (
+            ("51 sessions", empty, f"{RECENT} sessions, {10 * RECENT} messages"),
+            ("history", full, f"{HISTORY_SESSIONS} sessions, {total:,} messages"),
+        ):
+            bd, bl = (
+                f"{label}: bare FastAPI, same session JSON ({phase})",
+                f"{label}: bare FastAPI, same list JSON ({phase})",
+            )
             report.add(SECTION, Row(bd, got["bd"], "req/s", higher_is_better=True))
-            report.add(SECTION, Row(f"{label}: GET /api/sessions/{{id}} ({what})", got["cd"], "req/s", baseline=bd,
-                                    higher_is_better=True))
+            report.add(
+                SECTION,
+                Row(
+                    f"{label}: GET /api/sessions/{{id}} ({what})",
+                    got["cd"],
+                    "req/s",
+                    baseline=bd,
+                    higher_is_better=True,
+                ),
+            )
             report.add(SECTION, Row(bl, got["bl"], "req/s", higher_is_better=True))
-            report.add(SECTION, Row(f"{label}: GET /api/sessions, 50 newest ({what})", got["cl"], "req/s",
-                                    baseline=bl, higher_is_better=True))
+            report.add(
+                SECTION,
+                Row(
+                    f"{label}: GET /api/sessions, 50 newest ({what})",
+                    got["cl"],
+                    "req/s",
+                    baseline=bl,
+                    higher_is_better=True,
+                ),
+            )
         for key, values in pages.items():
             form, depth = key.split("=")
             report.add(PAGES, Row(f"{label}: {form}={int(depth):,}", values, "ms"))
-    report.note(SECTION, f"Each sample: 4 keep-alive connections for {seconds:.0f} s, interleaved with the bare app. "
-                "Berth answers with token authentication (cached), the owner's rows and its access log; the bare app "
-                "returns the bytes Berth returned, on the same uvicorn/uvloop, one process each, same machine, no "
-                "access log. The sessions are rows shaped like launched ones, written straight into the database "
-                "(no daemon). The history is older than the 51 recent sessions, so the list's page is the same; "
-                "its total counts all 1,000.")
-    report.note(PAGES, "Sequential GETs of 100 messages starting at that depth: `after_seq` is keyset paging "
-                "(the page after a seq), `offset` the offset form. Interleaved over the depths.")
+    report.note(
+        SECTION,
+        f"Each sample: 4 keep-alive connections for {seconds:.0f} s, interleaved with the bare app. "
+        "Berth answers with token authentication (cached), the owner's rows and its access log; the bare app "
+        "returns the bytes Berth returned, on the same uvicorn/uvloop, one process each, same machine, no "
+        "access log. The sessions are rows shaped like launched ones, written straight into the database "
+        "(no daemon). The history is older than the 51 recent sessions, so the list's page is the same; "
+        "its total counts all 1,000.",
+    )
+    report.note(
+        PAGES,
+        "Sequential GETs of 100 messages starting at that depth: `after_seq` is keyset paging "
+        "(the page after a seq), `offset` the offset form. Interleaved over the depths.",
+    )

@@ -70,9 +70,13 @@ class Report:
     def render(self) -> str:
         lines = ["# Benchmarks", ""]
         lines += [
-            "Written by `make bench` (`python -m bench" + (" --quick" if self.quick else "") + "`); do not edit by hand.",
-            (f"Machine: {platform.machine()}, {_cpus()} CPUs, Linux {platform.release()}, Python "
-             f"{platform.python_version()}, {_git_version()}."),
+            "Written by `make bench` (`python -m bench"
+            + (" --quick" if self.quick else "")
+            + "`); do not edit by hand.",
+            (
+                f"Machine: {platform.machine()}, {_cpus()} CPUs, Linux {platform.release()}, Python "
+                f"{platform.python_version()}, {_git_version()}."
+            ),
             "Every ratio compares medians measured in the same run on the same machine; absolute times vary with",
             "machine load, the ratios much less. The scripted model server stands in for the model.",
             "",

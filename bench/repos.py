@@ -48,7 +48,12 @@ def make_repository(root: Path, files: int) -> Path:
     git(path, "init", "-q", "-b", "main")
     git(path, "config", "gc.auto", "0")  # no background gc in the middle of a measurement
     for i in range(files):
-        d = path / "src" / f"pkg{i // (_FILES_PER_DIR * _FILES_PER_DIR):02d}" / f"mod{(i // _FILES_PER_DIR) % _FILES_PER_DIR:02d}"
+        d = (
+            path
+            / "src"
+            / f"pkg{i // (_FILES_PER_DIR * _FILES_PER_DIR):02d}"
+            / f"mod{(i // _FILES_PER_DIR) % _FILES_PER_DIR:02d}"
+        )
         if i % _FILES_PER_DIR == 0:
             d.mkdir(parents=True, exist_ok=True)
         (d / f"file{i}.py").write_text(_source(i))
@@ -68,9 +73,12 @@ def _tidy(repo: Path) -> None:
     """
     git(repo, "worktree", "prune")
     refs = git(repo, "for-each-ref", "--format=%(refname:short) %(worktreepath)", "refs/heads")
-    stale = [line.split(" ", 1)[0] for line in refs.splitlines()
-             if line and not line.partition(" ")[2] and line.split(" ", 1)[0] != "main"]
+    stale = [
+        line.split(" ", 1)[0]
+        for line in refs.splitlines()
+        if line and not line.partition(" ")[2] and line.split(" ", 1)[0] != "main"
+    ]
     if stale:
         print(f"  {repo.name}: deleting {len(stale)} branches left by earlier runs", flush=True)
         for i in range(0, len(stale), 200):
-            git(repo, "branch", "-D", *stale[i:i + 200])
+            git(repo, "branch", "-D", *stale[i : i + 200])

@@ -26,21 +26,26 @@ BERTH = "GET …/diff?stat_only=true"
 def run_review(report: Report, quick: bool, shared: SharedStack, repo: Path) -> None:
     """Launch a stub session on `repo`, change 10 files, time both diffs alternately."""
     ws = shared.stack.workspace(repo, "stub")
-    ack = shared.stack.api("POST", f"/api/v1/workspaces/{ws}/sessions", {
-        "worktree_name": "bench-review", "session_settings": {"code": {"default_provider": "claude_code"}}}).json()
+    ack = shared.stack.api(
+        "POST",
+        f"/api/v1/workspaces/{ws}/sessions",
+        {"worktree_name": "bench-review", "session_settings": {"code": {"default_provider": "claude_code"}}},
+    ).json()
     sid, worktree = ack["payload"]["agent_session_id"], Path(ack["payload"]["worktree_path"])
     shared.sessions.append(sid)
     shared.worktrees.append(str(worktree))
-    client = httpx.Client(base_url=shared.stack.controlplane.url, timeout=300,
-                          headers={"Authorization": f"Bearer {shared.stack.token}"})
+    client = httpx.Client(
+        base_url=shared.stack.controlplane.url, timeout=300, headers={"Authorization": f"Bearer {shared.stack.token}"}
+    )
     try:
         deadline = time.monotonic() + 600
         while client.get(f"/api/sessions/{sid}").json()["status"] != "active":  # its files are written
             if time.monotonic() > deadline:
                 raise RuntimeError("the review session did not start")
             time.sleep(0.2)
-        tracked = subprocess.run(["git", "ls-files"], cwd=worktree, capture_output=True, text=True,
-                                 check=True).stdout.split()
+        tracked = subprocess.run(
+            ["git", "ls-files"], cwd=worktree, capture_output=True, text=True, check=True
+        ).stdout.split()
         for name in tracked[:: max(len(tracked) // 10, 1)][:10]:
             with open(worktree / name, "a") as f:
                 f.write("changed by the benchmark\n")
@@ -64,6 +69,9 @@ def run_review(report: Report, quick: bool, shared: SharedStack, repo: Path) -> 
         client.close()
     report.add(SECTION, Row(FLOOR, floor, "ms"))
     report.add(SECTION, Row(BERTH, berth, "ms", baseline=FLOOR))
-    report.note(SECTION, f"{len(tracked)} files tracked, 10 of them changed. Berth's figure is the whole REST call "
-                "(token check, the session's row, gRPC to the daemon, git, JSON); it counts untracked files too, "
-                "which `git diff --stat` does not. Interleaved, after two warm-up calls of each.")
+    report.note(
+        SECTION,
+        f"{len(tracked)} files tracked, 10 of them changed. Berth's figure is the whole REST call "
+        "(token check, the session's row, gRPC to the daemon, git, JSON); it counts untracked files too, "
+        "which `git diff --stat` does not. Interleaved, after two warm-up calls of each.",
+    )

@@ -29,7 +29,10 @@ class SharedStack:
         self.worktrees: list[str] = []
 
     def launch(self) -> str:
-        body = {"worktree_name": f"s-{uuid.uuid4().hex[:8]}", "session_settings": {"code": {"default_provider": "claude_code"}}}
+        body = {
+            "worktree_name": f"s-{uuid.uuid4().hex[:8]}",
+            "session_settings": {"code": {"default_provider": "claude_code"}},
+        }
         ack = self.stack.api("POST", f"/api/v1/workspaces/{self.ws}/sessions", body).json()
         if ack.get("status") != "ok":
             raise RuntimeError(f"launch failed: {ack}")
@@ -47,8 +50,9 @@ class SharedStack:
         # The REST remove_worktree keeps the branch; the daemon's RemoveWorktree can delete it too.
         stub = daemon_pb2_grpc.DaemonServiceStub(self.daemon.channel())
         for path in self.worktrees:
-            stub.RemoveWorktree(daemon_pb2.RemoveWorktreeRequest(worktree_path=path, force=True, delete_branch=True),
-                                timeout=300)
+            stub.RemoveWorktree(
+                daemon_pb2.RemoveWorktreeRequest(worktree_path=path, force=True, delete_branch=True), timeout=300
+            )
         self.worktrees.clear()
 
     def close(self) -> None:

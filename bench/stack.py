@@ -69,8 +69,12 @@ class Stack:
 
     def start_daemon(self, name: str, *, pool: int, provider: dict[str, Any], max_sessions: int = 64) -> DaemonProcess:
         config = {
-            "daemon": {"log_level": "WARNING", "log_format": "text", "max_sessions": max_sessions,
-                       "stop_grace_seconds": 3},
+            "daemon": {
+                "log_level": "WARNING",
+                "log_format": "text",
+                "max_sessions": max_sessions,
+                "stop_grace_seconds": 3,
+            },
             "providers": {"claude_code": provider},
             "pool": {"size": pool},
         }
@@ -101,15 +105,31 @@ class Stack:
             "daemon_deadline_seconds = 300\n"
         )
         done = subprocess.run(
-            [sys.executable, "-m", "controlplane", "--config", str(config), "create-token", "--owner", "admin", "--admin"],
-            capture_output=True, text=True, env=cp_env(), cwd=str(REPO_ROOT), timeout=120, check=False,
+            [
+                sys.executable,
+                "-m",
+                "controlplane",
+                "--config",
+                str(config),
+                "create-token",
+                "--owner",
+                "admin",
+                "--admin",
+            ],
+            capture_output=True,
+            text=True,
+            env=cp_env(),
+            cwd=str(REPO_ROOT),
+            timeout=120,
+            check=False,
         )
         if done.returncode != 0:
             raise RuntimeError(f"create-token failed: {done.stderr.strip()}")
         token = done.stdout.strip().splitlines()[-1].strip()
         self.controlplane = start_controlplane_process(config, port, self.work / "controlplane.log")
-        self.admin = httpx.Client(base_url=self.controlplane.url, headers={"Authorization": f"Bearer {token}"},
-                                  timeout=300)
+        self.admin = httpx.Client(
+            base_url=self.controlplane.url, headers={"Authorization": f"Bearer {token}"}, timeout=300
+        )
         return self.controlplane.url
 
     @property
@@ -132,8 +152,11 @@ class Stack:
         return self.machines[daemon]
 
     def workspace(self, repository: Path, daemon: str) -> str:
-        body = {"name": f"{repository.name}-{daemon}", "repository": str(repository),
-                "default_machine_id": self.machine(daemon)}
+        body = {
+            "name": f"{repository.name}-{daemon}",
+            "repository": str(repository),
+            "default_machine_id": self.machine(daemon),
+        }
         return self.api("POST", "/api/v1/workspaces", body).json()["id"]
 
     def close(self) -> None:
@@ -167,15 +190,19 @@ def _spawn_daemon(base: Path, extra: dict[str, Any]) -> DaemonProcess:
     with open(log_path, "ab") as log_file:
         popen = subprocess.Popen(
             [sys.executable, "-m", "daemon", "--config", str(config_path)],
-            cwd=str(REPO_ROOT), env=daemon_env(), stdin=subprocess.DEVNULL,
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=str(REPO_ROOT),
+            env=daemon_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-    proc = DaemonProcess(popen, socket_path=socket_path, socket_dir=socket_dir,
-                         config_path=config_path, config=config, log_path=log_path)
+    proc = DaemonProcess(
+        popen, socket_path=socket_path, socket_dir=socket_dir, config_path=config_path, config=config, log_path=log_path
+    )
     try:
         proc.wait_ready()
     except BaseException:
         proc.stop()
         raise
     return proc
-

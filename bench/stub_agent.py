@@ -21,15 +21,29 @@ def out(obj):
 
 
 def text_line(text):
-    out({"type": "assistant", "session_id": SID,
-         "message": {"role": "assistant", "content": [{"type": "text", "text": text}]}})
+    out(
+        {
+            "type": "assistant",
+            "session_id": SID,
+            "message": {"role": "assistant", "content": [{"type": "text", "text": text}]},
+        }
+    )
 
 
 def ask(count):
     for n in range(count):
-        out({"type": "control_request", "request_id": f"req-{n}", "request": {
-            "subtype": "can_use_tool", "tool_name": "Bash", "tool_use_id": f"toolu_{n}",
-            "input": {"command": f"echo {n}", "n": n, "t": time.time()}}})
+        out(
+            {
+                "type": "control_request",
+                "request_id": f"req-{n}",
+                "request": {
+                    "subtype": "can_use_tool",
+                    "tool_name": "Bash",
+                    "tool_use_id": f"toolu_{n}",
+                    "input": {"command": f"echo {n}", "n": n, "t": time.time()},
+                },
+            }
+        )
         while True:
             answer = json.loads(sys.stdin.readline() or "{}")
             if answer.get("type") == "control_response" or not answer:
@@ -47,8 +61,9 @@ def main():
         if msg.get("type") != "user":
             continue
         content = msg["message"]["content"]
-        text = content if isinstance(content, str) else " ".join(
-            c.get("text", "") for c in content if isinstance(c, dict))
+        text = (
+            content if isinstance(content, str) else " ".join(c.get("text", "") for c in content if isinstance(c, dict))
+        )
         words = text.split()
         if len(words) == 2 and words[0] == "ask":
             ask(int(words[1]))
@@ -63,8 +78,15 @@ def main():
                     time.sleep(delay)
         else:
             text_line(f"echo: {text}")
-        out({"type": "result", "subtype": "success", "is_error": False, "session_id": SID,
-             "usage": {"output_tokens": 1}})
+        out(
+            {
+                "type": "result",
+                "subtype": "success",
+                "is_error": False,
+                "session_id": SID,
+                "usage": {"output_tokens": 1},
+            }
+        )
 
 
 if __name__ == "__main__":

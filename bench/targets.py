@@ -19,69 +19,85 @@ def check_targets(report: Report) -> None:
     warm50 = _median(report, launch, "Berth, pool warm, 50k files")
     if floor50 and warm50:
         ratio = warm50 / floor50
-        report.targets.append((
-            "Launch ack, 50k files, pool warm: ≤ 0.05× plain `git worktree add` (p50)",
-            f"{warm50:.0f} ms vs {floor50:.0f} ms floor = {ratio:.3f}×",
-            "met" if ratio <= 0.05 else "not met",
-        ))
+        report.targets.append(
+            (
+                "Launch ack, 50k files, pool warm: ≤ 0.05× plain `git worktree add` (p50)",
+                f"{warm50:.0f} ms vs {floor50:.0f} ms floor = {ratio:.3f}×",
+                "met" if ratio <= 0.05 else "not met",
+            )
+        )
     floor1 = _median(report, launch, "floor, 1k files")
     cold1 = _median(report, launch, "Berth, pool empty, 1k files")
     warm1 = _median(report, launch, "Berth, pool warm, 1k files")
     if floor1 and cold1:
         ratio = cold1 / floor1
-        report.targets.append((
-            "Launch ack, 1k files, pool empty: ≤ 1.2× the floor (p50)",
-            f"{cold1:.0f} ms vs {floor1:.0f} ms = {ratio:.2f}×",
-            "met" if ratio <= 1.2 else "not met",
-        ))
+        report.targets.append(
+            (
+                "Launch ack, 1k files, pool empty: ≤ 1.2× the floor (p50)",
+                f"{cold1:.0f} ms vs {floor1:.0f} ms = {ratio:.2f}×",
+                "met" if ratio <= 1.2 else "not met",
+            )
+        )
     if floor1 and warm1:
         ratio = warm1 / floor1
-        report.targets.append((
-            "Launch ack, 1k files, pool warm: below the floor (p50)",
-            f"{warm1:.0f} ms vs {floor1:.0f} ms = {ratio:.2f}×",
-            "met" if ratio < 1.0 else "not met",
-        ))
+        report.targets.append(
+            (
+                "Launch ack, 1k files, pool warm: below the floor (p50)",
+                f"{warm1:.0f} ms vs {floor1:.0f} ms = {ratio:.2f}×",
+                "met" if ratio < 1.0 else "not met",
+            )
+        )
     imp = "Import (10,000 messages)"
     berth = _median(report, imp, "import-claude-session (REST)")
     raw = _median(report, imp, "sqlite3 executemany, one transaction")
     if berth and raw:
         ratio = berth / raw
-        report.targets.append((
-            "Import of 10,000 messages: at least half the speed of raw sqlite executemany",
-            f"{berth:.0f} ms vs {raw:.0f} ms = {ratio:.2f}× the time",
-            "met" if ratio <= 2.0 else "not met",
-        ))
+        report.targets.append(
+            (
+                "Import of 10,000 messages: at least half the speed of raw sqlite executemany",
+                f"{berth:.0f} ms vs {raw:.0f} ms = {ratio:.2f}× the time",
+                "met" if ratio <= 2.0 else "not met",
+            )
+        )
     ev = "Events (agent stdout line → SSE client)"
     row = report.find(ev, "50 sessions streaming")
     if row and row.values:
         p99 = row.summary.p99
-        report.targets.append((
-            "Event latency p99 < 50 ms with 50 sessions streaming",
-            f"p99 {p99:.1f} ms (median {row.summary.median:.1f} ms, n={row.summary.n})",
-            "met" if p99 < 50 else "not met",
-        ))
+        report.targets.append(
+            (
+                "Event latency p99 < 50 ms with 50 sessions streaming",
+                f"p99 {p99:.1f} ms (median {row.summary.median:.1f} ms, n={row.summary.n})",
+                "met" if p99 < 50 else "not met",
+            )
+        )
     from bench.review import BERTH, FLOOR
     from bench.review import SECTION as REVIEW
 
     floor_diff, berth_diff = _median(report, REVIEW, FLOOR), _median(report, REVIEW, BERTH)
     if floor_diff and berth_diff:
         ratio = berth_diff / floor_diff
-        report.targets.append((
-            "diff?stat_only=true, 50k files, 10 changed: ≤ 1.5× plain `git diff --stat` (p50)",
-            f"{berth_diff:.0f} ms vs {floor_diff:.0f} ms = {ratio:.2f}×",
-            "met" if ratio <= 1.5 else "not met",
-        ))
+        report.targets.append(
+            (
+                "diff?stat_only=true, 50k files, 10 changed: ≤ 1.5× plain `git diff --stat` (p50)",
+                f"{berth_diff:.0f} ms vs {floor_diff:.0f} ms = {ratio:.2f}×",
+                "met" if ratio <= 1.5 else "not met",
+            )
+        )
     ap = "Approvals (agent request → SSE client; decision POST → agent)"
-    for name, what in (("request written → SSE client", "Approval request written by the agent → SSE client"),
-                       ("decision POSTed → agent has it", "Decision POSTed → the agent has the answer")):
+    for name, what in (
+        ("request written → SSE client", "Approval request written by the agent → SSE client"),
+        ("decision POSTed → agent has it", "Decision POSTed → the agent has the answer"),
+    ):
         row = report.find(ap, name)
         if row and row.values:
             p99 = row.summary.p99
-            report.targets.append((
-                f"{what}: p99 < 50 ms",
-                f"p99 {p99:.1f} ms (median {row.summary.median:.1f} ms, n={row.summary.n})",
-                "met" if p99 < 50 else "not met",
-            ))
+            report.targets.append(
+                (
+                    f"{what}: p99 < 50 ms",
+                    f"p99 {p99:.1f} ms (median {row.summary.median:.1f} ms, n={row.summary.n})",
+                    "met" if p99 < 50 else "not met",
+                )
+            )
     _listeners(report)
     _reads(report)
     _footprint(report)
@@ -95,11 +111,13 @@ def _listeners(report: Report) -> None:
     if row is not None:
         p99 = row.summary.p99
         extra = f"; control-plane RSS {rss.values[0]:.0f} MiB with them" if rss is not None else ""
-        report.targets.append((
-            "1,000 SSE clients over 50 sessions on one control plane: event latency p99 < 100 ms",
-            f"p99 {p99:.1f} ms (median {row.summary.median:.1f} ms, n={row.summary.n}){extra}",
-            "met" if p99 < 100 else "not met",
-        ))
+        report.targets.append(
+            (
+                "1,000 SSE clients over 50 sessions on one control plane: event latency p99 < 100 ms",
+                f"p99 {p99:.1f} ms (median {row.summary.median:.1f} ms, n={row.summary.n}){extra}",
+                "met" if p99 < 100 else "not met",
+            )
+        )
 
 
 def _reads(report: Report) -> None:
@@ -112,30 +130,40 @@ def _reads(report: Report) -> None:
         def find(prefix: str, phase: str, medians: dict[str, float] = medians, label: str = label) -> float | None:
             return next((v for k, v in medians.items() if k.startswith(f"{label}: {prefix}") and phase in k), None)
 
-        for what, bare_name, mine, need in (("GET /api/sessions/{id}", "bare FastAPI, same session JSON",
-                                             "GET /api/sessions/{id}", 0.5),
-                                            ("GET /api/sessions (50 sessions)", "bare FastAPI, same list JSON",
-                                             "GET /api/sessions,", 0.25)):
+        for what, bare_name, mine, need in (
+            ("GET /api/sessions/{id}", "bare FastAPI, same session JSON", "GET /api/sessions/{id}", 0.5),
+            ("GET /api/sessions (50 sessions)", "bare FastAPI, same list JSON", "GET /api/sessions,", 0.25),
+        ):
             bare, berth = find(bare_name, "51 sessions"), find(mine, "51 sessions, ")
             if bare and berth:
                 ratio = berth / bare
-                report.targets.append((
-                    f"{label}: {what} ≥ {need}× the bare app serving the same JSON",
-                    f"{berth:.0f} vs {bare:.0f} req/s = {ratio:.2f}×", "met" if ratio >= need else "not met"))
+                report.targets.append(
+                    (
+                        f"{label}: {what} ≥ {need}× the bare app serving the same JSON",
+                        f"{berth:.0f} vs {bare:.0f} req/s = {ratio:.2f}×",
+                        "met" if ratio >= need else "not met",
+                    )
+                )
             deep = find(mine, "1000 sessions")
             if berth and deep:
                 slower = berth / deep
-                report.targets.append((
-                    f"{label}: {what} with 1,000 sessions and 1,000,000 messages within 1.2× of the figure with 51",
-                    f"{deep:.0f} vs {berth:.0f} req/s = {slower:.2f}× slower",
-                    "met" if slower <= 1.2 else "not met"))
+                report.targets.append(
+                    (
+                        f"{label}: {what} with 1,000 sessions and 1,000,000 messages within 1.2× of the figure with 51",
+                        f"{deep:.0f} vs {berth:.0f} req/s = {slower:.2f}× slower",
+                        "met" if slower <= 1.2 else "not met",
+                    )
+                )
         pages = [r for r in report.sections.get(PAGES, []) if r.name.startswith(f"{label}: after_seq=") and r.values]
         if pages:
             worst = max(pages, key=lambda r: r.summary.median)
-            report.targets.append((
-                f"{label}: message page (keyset) deep in a 100,000-message session, p50 < 10 ms at every depth",
-                f"worst p50 {worst.summary.median:.1f} ms ({worst.name.split(': ', 1)[1]})",
-                "met" if worst.summary.median < 10 else "not met"))
+            report.targets.append(
+                (
+                    f"{label}: message page (keyset) deep in a 100,000-message session, p50 < 10 ms at every depth",
+                    f"worst p50 {worst.summary.median:.1f} ms ({worst.name.split(': ', 1)[1]})",
+                    "met" if worst.summary.median < 10 else "not met",
+                )
+            )
 
 
 def _footprint(report: Report) -> None:
@@ -152,9 +180,14 @@ def _footprint(report: Report) -> None:
     rss_growth = rss_fit * 1000 / 1024  # fitted MiB per 1000 cycles
     fds_ok = fds_growth < 1 and fds_last <= fds_first + 1
     mem_ok = rss_growth < 1
-    figure = (f"fds {fds_first:.0f} → {fds_last:.0f}, fitted {fds_growth:+.2f} over {n} cycles; "
-              f"RSS {rss_first:.1f} → {rss_last:.1f} MiB, fitted {rss_fit:+.2f} KiB/cycle "
-              f"= {rss_growth:+.2f} MiB per 1000 cycles")
-    verdict = "met" if fds_ok and mem_ok else (
-        f"fds {'met' if fds_ok else 'not met'}; memory {'met' if mem_ok else 'not met'}")
+    figure = (
+        f"fds {fds_first:.0f} → {fds_last:.0f}, fitted {fds_growth:+.2f} over {n} cycles; "
+        f"RSS {rss_first:.1f} → {rss_last:.1f} MiB, fitted {rss_fit:+.2f} KiB/cycle "
+        f"= {rss_growth:+.2f} MiB per 1000 cycles"
+    )
+    verdict = (
+        "met"
+        if fds_ok and mem_ok
+        else (f"fds {'met' if fds_ok else 'not met'}; memory {'met' if mem_ok else 'not met'}")
+    )
     report.targets.append(("No fd or memory growth over the launch/stop cycles", figure, verdict))

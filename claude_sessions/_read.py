@@ -139,13 +139,27 @@ def _messages_of(record: dict[str, Any], out: SessionFile) -> list[dict[str, Any
                 add(side, {"type": "text", "text": text})
         elif btype == "tool_use" and side == "assistant":
             args = block.get("input")
-            add("assistant", {"type": "tool_use", "name": str(block.get("name") or ""),
-                              "tool_use_id": str(block.get("id") or ""),
-                              "arguments": args if isinstance(args, dict) else {"input": args}})
+            add(
+                "assistant",
+                {
+                    "type": "tool_use",
+                    "name": str(block.get("name") or ""),
+                    "tool_use_id": str(block.get("id") or ""),
+                    "arguments": args if isinstance(args, dict) else {"input": args},
+                },
+            )
         elif btype == "tool_result" and side == "user":
             is_error = bool(block.get("is_error"))
-            add("tool", {"type": "tool_result", "tool_use_id": str(block.get("tool_use_id") or ""),
-                         "output": _text_of(block.get("content")), "is_error": is_error, "success": not is_error})
+            add(
+                "tool",
+                {
+                    "type": "tool_result",
+                    "tool_use_id": str(block.get("tool_use_id") or ""),
+                    "output": _text_of(block.get("content")),
+                    "is_error": is_error,
+                    "success": not is_error,
+                },
+            )
         else:
             unknown.append(block)
             out.kept_as_metadata[str(btype or "untyped")] += 1

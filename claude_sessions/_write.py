@@ -200,9 +200,7 @@ def _pair_messages(items: list[_Item]) -> list[_Message]:
             msg.blocks = list(msg.results.values()) + msg.blocks
     if final and final[0].role == "assistant":
         # The Messages API wants a conversation to open with a user turn.
-        final.insert(
-            0, _Message("user", [{"type": "text", "text": IMPORTED_OPENING_TEXT}], final[0].timestamp)
-        )
+        final.insert(0, _Message("user", [{"type": "text", "text": IMPORTED_OPENING_TEXT}], final[0].timestamp))
     return final
 
 

@@ -43,8 +43,14 @@ def serve(config: ControlPlaneConfig) -> None:
     configure_logging(config.log_format)
     _Server(
         uvicorn.Config(
-            app, host=config.host, port=config.port, loop="uvloop", log_config=None,
-            proxy_headers=False, ws="none", timeout_graceful_shutdown=5,
+            app,
+            host=config.host,
+            port=config.port,
+            loop="uvloop",
+            log_config=None,
+            proxy_headers=False,
+            ws="none",
+            timeout_graceful_shutdown=5,
         )
     ).run()
 

@@ -49,8 +49,13 @@ class BodyLimitMiddleware:
 
     async def _reject(self, send: Any) -> None:
         body = b'{"detail":"request body too large (limit %d bytes)"}' % self.limit
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -149,7 +154,9 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
 
     async def _metrics(request: Request) -> Response:
         async with services.sessionmaker() as db:
-            rows = dict((await db.execute(select(AgentSession.status, func.count()).group_by(AgentSession.status))).all())
+            rows = dict(
+                (await db.execute(select(AgentSession.status, func.count()).group_by(AgentSession.status))).all()
+            )
         for status in STATUSES:
             services.metrics.sessions.labels(status=status).set(rows.get(status, 0))
         return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -160,7 +167,11 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
         from fastapi import Depends
 
         app.add_api_route(
-            "/metrics", _metrics, methods=["GET"], tags=["ops"], include_in_schema=False,
+            "/metrics",
+            _metrics,
+            methods=["GET"],
+            tags=["ops"],
+            include_in_schema=False,
             dependencies=[Depends(require_admin)],
         )
 
@@ -172,7 +183,9 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(
-            CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["*"],
+            CORSMiddleware,
+            allow_origins=config.cors_origins,
+            allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
         )
     app.add_middleware(RequestIdMiddleware)

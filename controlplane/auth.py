@@ -52,7 +52,9 @@ def generate_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-async def create_token(db: AsyncSession, owner: str, *, is_admin: bool = False, name: str | None = None) -> tuple[Token, str]:
+async def create_token(
+    db: AsyncSession, owner: str, *, is_admin: bool = False, name: str | None = None
+) -> tuple[Token, str]:
     """Store a new token's hash (caller commits); returns the row and the plain token (shown once)."""
     if not owner or not owner.strip():
         raise ValueError("owner must not be empty")

@@ -28,8 +28,16 @@ from rich.text import Text
 from claude_sessions import claude_config_dir, claude_project_dir, looks_like_claude_session_file
 
 __all__ = [
-    "CliError", "Client", "build_parser", "find_run_json", "iter_sse", "main", "resolve_target", "run_facts",
-    "run_json_candidates", "turn_outcome",
+    "CliError",
+    "Client",
+    "build_parser",
+    "find_run_json",
+    "iter_sse",
+    "main",
+    "resolve_target",
+    "run_facts",
+    "run_json_candidates",
+    "turn_outcome",
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -139,11 +147,21 @@ class Client:
             raise CliError(f"cannot reach the control plane at {self.url}{self._from()}: {exc}") from exc
         if resp.status_code >= 400:
             data = _decoded(resp)
-            raise CliError(f"{method} {path} → HTTP {resp.status_code}: {_describe_error(data)}", data, resp.status_code)
+            raise CliError(
+                f"{method} {path} → HTTP {resp.status_code}: {_describe_error(data)}", data, resp.status_code
+            )
         return resp
 
-    def request(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None,
-                content: bytes | None = None, content_type: str | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+    ) -> Any:
         """The decoded JSON answer to one request."""
         return _decoded(self.send(method, path, body=body, params=params, content=content, content_type=content_type))
 
@@ -253,7 +271,11 @@ class Output:
             for key, value in data.items():
                 if isinstance(value, (dict, list)):
                     value = json.dumps(value, default=str)
-                cell = Text(str(value), style=STATUS_STYLES.get(str(value), "")) if key in ("status", "session_status") else str(value)
+                cell = (
+                    Text(str(value), style=STATUS_STYLES.get(str(value), ""))
+                    if key in ("status", "session_status")
+                    else str(value)
+                )
                 table.add_row(key, cell)
             self.out.print(table)
         else:
@@ -274,20 +296,25 @@ class Output:
         # Lines made here rather than by rich's Table, which shrinks columns to the terminal even when
         # told not to; printed with soft_wrap so nothing is wrapped or cropped.
         self.out.print(Text(title, style="italic"), soft_wrap=True)
-        header = Text(" ".join(c.ljust(w) for c, w in zip(columns[:shown], widths, strict=False)).rstrip(),
-                      style="bold")
+        header = Text(
+            " ".join(c.ljust(w) for c, w in zip(columns[:shown], widths, strict=False)).rstrip(), style="bold"
+        )
         self.out.print(header, soft_wrap=True)
         for row in cells:
             line = Text()
             for i, (col, text) in enumerate(zip(columns[:shown], row, strict=False)):
                 if i:
                     line.append(" ")
-                line.append(text if i == shown - 1 else text.ljust(widths[i]),
-                            style=STATUS_STYLES.get(text, "") if col == "status" else "")
+                line.append(
+                    text if i == shown - 1 else text.ljust(widths[i]),
+                    style=STATUS_STYLES.get(text, "") if col == "status" else "",
+                )
             self.out.print(line, soft_wrap=True)
         if shown < len(columns):
-            self.err.print(f"[dim]left out to fit {self.out.width} columns: {', '.join(columns[shown:])} "
-                           "(--wide shows them, --json shows everything)[/dim]")
+            self.err.print(
+                f"[dim]left out to fit {self.out.width} columns: {', '.join(columns[shown:])} "
+                "(--wide shows them, --json shows everything)[/dim]"
+            )
         if not items:
             self.err.print(f"[dim]no {title.lower()}[/dim]")
 
@@ -309,9 +336,12 @@ class Output:
         meta = data.get("metadata") or {}
         if content.get("type") == "approval_request" and meta.get("approval_id"):
             sid, aid = session_id, meta["approval_id"]
-            self.out.print(Text(f"        answer: berth approve {sid} {aid}   or: berth approve {sid} {aid} --deny "
-                                "--message WHY",
-                                style="bold yellow"))
+            self.out.print(
+                Text(
+                    f"        answer: berth approve {sid} {aid}   or: berth approve {sid} {aid} --deny --message WHY",
+                    style="bold yellow",
+                )
+            )
 
     def status(self, message: str):
         """A spinner on stderr while a request runs (people only)."""
@@ -352,8 +382,10 @@ def describe_content(content: dict[str, Any], status: str | None = None) -> Text
     if kind == "approval_decision":
         verdict = "allowed" if content.get("success") else "not allowed"
         reason = f" ({content['message']})" if content.get("message") else ""
-        return Text(f"{'✓' if content.get('success') else '✗'} {content.get('name')} {verdict}{reason}",
-                    style="green" if content.get("success") else "yellow")
+        return Text(
+            f"{'✓' if content.get('success') else '✗'} {content.get('name')} {verdict}{reason}",
+            style="green" if content.get("success") else "yellow",
+        )
     if kind == "system":
         return Text(content.get("text") or content.get("message") or "", style="dim")
     return Text(content.get("text") or "")
@@ -436,7 +468,10 @@ def cmd_machine_add(client: Client, out: Output, a: argparse.Namespace) -> None:
         "token": (_read_file_arg(a.token_file, "--token-file") or "").strip() or None,
         "owner": a.owner,
     }
-    out.result(client.request("POST", "/api/v1/machines", body={k: v for k, v in body.items() if v is not None}), "Machine added")
+    out.result(
+        client.request("POST", "/api/v1/machines", body={k: v for k, v in body.items() if v is not None}),
+        "Machine added",
+    )
 
 
 def cmd_machine_list(client: Client, out: Output, a: argparse.Namespace) -> None:
@@ -471,16 +506,26 @@ def cmd_machine_remove(client: Client, out: Output, a: argparse.Namespace) -> No
 
 
 def cmd_workspace_add(client: Client, out: Output, a: argparse.Namespace) -> None:
-    body = {"name": a.name, "repository": a.repository, "default_machine_id": a.machine, "base_ref": a.base_ref,
-            "owner": a.owner, "allowed_tools": a.allow, "approval_timeout_seconds": a.approval_timeout,
-            "max_turns": a.max_turns, "max_cost_usd": a.max_cost}
+    body = {
+        "name": a.name,
+        "repository": a.repository,
+        "default_machine_id": a.machine,
+        "base_ref": a.base_ref,
+        "owner": a.owner,
+        "allowed_tools": a.allow,
+        "approval_timeout_seconds": a.approval_timeout,
+        "max_turns": a.max_turns,
+        "max_cost_usd": a.max_cost,
+    }
     data = client.request("POST", "/api/v1/workspaces", body={k: v for k, v in body.items() if v is not None})
     out.result(data, "Workspace added")
 
 
 def cmd_workspace_list(client: Client, out: Output, a: argparse.Namespace) -> None:
     data = client.request("GET", "/api/v1/workspaces")
-    out.rows(_items(data, "workspaces"), ["id", "name", "repository", "default_machine_id", "owner"], "Workspaces", data)
+    out.rows(
+        _items(data, "workspaces"), ["id", "name", "repository", "default_machine_id", "owner"], "Workspaces", data
+    )
 
 
 def cmd_workspace_show(client: Client, out: Output, a: argparse.Namespace) -> None:
@@ -488,9 +533,16 @@ def cmd_workspace_show(client: Client, out: Output, a: argparse.Namespace) -> No
 
 
 def cmd_workspace_update(client: Client, out: Output, a: argparse.Namespace) -> None:
-    body = {"name": a.name, "repository": a.repository, "default_machine_id": a.machine, "base_ref": a.base_ref,
-            "allowed_tools": a.allow, "approval_timeout_seconds": a.approval_timeout,
-            "max_turns": a.max_turns, "max_cost_usd": a.max_cost}
+    body = {
+        "name": a.name,
+        "repository": a.repository,
+        "default_machine_id": a.machine,
+        "base_ref": a.base_ref,
+        "allowed_tools": a.allow,
+        "approval_timeout_seconds": a.approval_timeout,
+        "max_turns": a.max_turns,
+        "max_cost_usd": a.max_cost,
+    }
     body = {k: v for k, v in body.items() if v is not None}
     out.result(client.request("PATCH", f"/api/v1/workspaces/{a.workspace_id}", body=body), "Workspace updated")
 
@@ -503,8 +555,14 @@ def cmd_workspace_remove(client: Client, out: Output, a: argparse.Namespace) -> 
 def cmd_worktrees_list(client: Client, out: Output, a: argparse.Namespace) -> None:
     query = f"?machine_id={quote(a.machine, safe='')}" if a.machine else ""
     data = client.request("GET", f"/api/v1/workspaces/{quote(a.workspace_id, safe='')}/worktrees{query}")
-    items = [{**w, "status": "deleted" if w["session_deleted"] else w["session_status"],
-              "dirty": "dirty" if w["dirty"] else ""} for w in data["worktrees"]]
+    items = [
+        {
+            **w,
+            "status": "deleted" if w["session_deleted"] else w["session_status"],
+            "dirty": "dirty" if w["dirty"] else "",
+        }
+        for w in data["worktrees"]
+    ]
     out.rows(items, ["branch", "status", "dirty", "agent_session_id", "path"], "Worktrees", data)
 
 
@@ -526,8 +584,17 @@ def cmd_worktrees_prune(client: Client, out: Output, a: argparse.Namespace) -> N
 
 
 def _session_settings(a: argparse.Namespace) -> dict[str, Any] | None:
-    if not (a.provider or a.model or a.thinking or a.mode or a.permissions or a.allow or a.approval_timeout
-            or a.max_turns or a.max_cost):
+    if not (
+        a.provider
+        or a.model
+        or a.thinking
+        or a.mode
+        or a.permissions
+        or a.allow
+        or a.approval_timeout
+        or a.max_turns
+        or a.max_cost
+    ):
         return None
     provider = a.provider or "claude_code"
     settings: dict[str, Any] = {}
@@ -559,8 +626,15 @@ def cmd_launch(client: Client, out: Output, a: argparse.Namespace) -> int:
     a.workspace_id = a.workspace_id or run_facts().get("workspace_id")
     if not a.workspace_id:
         found = find_run_json()
-        raise CliError("launch: give a WORKSPACE_ID (" + (f"{found} has none" if found else "no run.json found in "
-                       + ", ".join(str(p) for p in run_json_candidates())) + ")")
+        raise CliError(
+            "launch: give a WORKSPACE_ID ("
+            + (
+                f"{found} has none"
+                if found
+                else "no run.json found in " + ", ".join(str(p) for p in run_json_candidates())
+            )
+            + ")"
+        )
     body = {
         "machine_id": a.machine,
         "user_session_id": a.user_session,
@@ -581,7 +655,9 @@ def cmd_launch(client: Client, out: Output, a: argparse.Namespace) -> int:
         out.json(data)
     else:
         payload = dict(data.get("payload") or {})
-        out.result({"status": data.get("status"), **payload}, "Launched" if data.get("status") == "ok" else "Launch failed")
+        out.result(
+            {"status": data.get("status"), **payload}, "Launched" if data.get("status") == "ok" else "Launch failed"
+        )
     if data.get("status") != "ok":
         raise CliError(f"launch answered status {data.get('status')!r}", None)
     if not a.follow:
@@ -628,18 +704,29 @@ def cmd_import(client: Client, out: Output, a: argparse.Namespace) -> None:
     first = stripped.splitlines()[0] if stripped else ""
     head = _json_arg(first, "FILE line 1") if first and not stripped.startswith("[") else None
     if isinstance(head, dict) and looks_like_claude_session_file(head):
-        params = {"workspace_id": a.workspace_id, "claude_session_id": session_id,
-                  "worktree_name": a.worktree, "session_name": a.name}
+        params = {
+            "workspace_id": a.workspace_id,
+            "claude_session_id": session_id,
+            "worktree_name": a.worktree,
+            "session_name": a.name,
+        }
         with out.status(f"Importing Claude Code session file {path}…"):
-            data = client.request("POST", "/api/v1/user-sessions/import-claude-session", params=params,
-                                  content=text.encode(), content_type="application/x-ndjson")
+            data = client.request(
+                "POST",
+                "/api/v1/user-sessions/import-claude-session",
+                params=params,
+                content=text.encode(),
+                content_type="application/x-ndjson",
+            )
     else:
         if not session_id:
             raise CliError("import: a file of Berth messages needs the CLAUDE_SESSION_ID before it")
         if stripped.startswith("["):
             messages = _json_arg(text, "FILE")
         else:  # JSON lines, one message each
-            messages = [_json_arg(line, f"FILE line {n}") for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+            messages = [
+                _json_arg(line, f"FILE line {n}") for n, line in enumerate(text.splitlines(), 1) if line.strip()
+            ]
         body = {"workspace_id": a.workspace_id, "claude_session_id": session_id, "messages": messages}
         if a.worktree:
             body["worktree_name"] = a.worktree
@@ -672,8 +759,15 @@ def cmd_export(client: Client, out: Output, a: argparse.Namespace) -> None:
         if target.exists() and not a.force:
             raise CliError(f"export: {target} exists (Claude Code's own session?); --force replaces it")
         _write_private(target, resp.content)
-        out.result({"session_id": a.session_id, "claude_session_id": claude_id, "path": str(target),
-                    "resume": f"claude --resume {claude_id}"}, f"Installed for {cwd}")
+        out.result(
+            {
+                "session_id": a.session_id,
+                "claude_session_id": claude_id,
+                "path": str(target),
+                "resume": f"claude --resume {claude_id}",
+            },
+            f"Installed for {cwd}",
+        )
     elif a.output:
         _write_private(Path(a.output), resp.content)
         out.result({"session_id": a.session_id, "claude_session_id": claude_id, "path": a.output}, "Exported")
@@ -755,7 +849,9 @@ def cmd_send(client: Client, out: Output, a: argparse.Namespace) -> None:
 
 
 def cmd_messages(client: Client, out: Output, a: argparse.Namespace) -> None:
-    data = client.request("GET", f"/api/sessions/{a.session_id}/messages", params={"limit": a.limit, "offset": a.offset})
+    data = client.request(
+        "GET", f"/api/sessions/{a.session_id}/messages", params={"limit": a.limit, "offset": a.offset}
+    )
     if out.as_json:
         out.json(data)
         return
@@ -795,8 +891,9 @@ def turn_outcome(record: dict[str, Any], floor: int) -> int | None:
     return None
 
 
-def _tail(client: Client, out: Output, session_id: str, after: int | None, max_events: int | None,
-          floor: int | None) -> int:
+def _tail(
+    client: Client, out: Output, session_id: str, after: int | None, max_events: int | None, floor: int | None
+) -> int:
     """Print events live until the turn after seq `floor` ends (forever when floor is None); a dropped
     connection is resumed from the last seq seen (like tail -F). Returns the exit status."""
     seen, delay = 0, 0.5
@@ -832,14 +929,21 @@ def cmd_tail(client: Client, out: Output, a: argparse.Namespace) -> int:
         newest = _newest(client, a.session_id)
         if newest is not None and (newest.get("metadata") or {}).get("turn_complete") and not out.as_json:
             # Read after the status: a turn that ended in between is found here, not waited for.
-            out.err.print(Text(f"the agent is idle between turns; following until the next one ends "
-                               f"(berth send {a.session_id} TEXT starts it; --forever keeps following)", style="dim"))
+            out.err.print(
+                Text(
+                    f"the agent is idle between turns; following until the next one ends "
+                    f"(berth send {a.session_id} TEXT starts it; --forever keeps following)",
+                    style="dim",
+                )
+            )
         floor = int(newest.get("seq") or 0) if newest is not None else 0
         return _tail(client, out, a.session_id, a.after, a.max_events, floor)
     # Not running: what it stored, then the outcome.
     after, shown = a.after or 0, 0
     while a.max_events is None or shown < a.max_events:
-        page = client.request("GET", f"/api/sessions/{a.session_id}/messages", params={"after_seq": after, "limit": 500})
+        page = client.request(
+            "GET", f"/api/sessions/{a.session_id}/messages", params={"after_seq": after, "limit": 500}
+        )
         messages = _items(page, "messages")
         for message in messages[: None if a.max_events is None else a.max_events - shown]:
             out.event({"id": str(message.get("seq")), "event": "message", "data": message}, a.session_id)
@@ -848,8 +952,11 @@ def cmd_tail(client: Client, out: Output, a: argparse.Namespace) -> int:
             break
         after = int(messages[-1].get("seq") or after)
     if not out.as_json:
-        why = (f"the session was never launched (berth update {a.session_id} --status active launches it)"
-               if never_launched else f"the session is {status}")
+        why = (
+            f"the session was never launched (berth update {a.session_id} --status active launches it)"
+            if never_launched
+            else f"the session is {status}"
+        )
         out.err.print(Text(f"{why}; nothing more will come", style="dim"))
     return 1 if status == "failed" else 0
 
@@ -867,8 +974,9 @@ def cmd_approvals(client: Client, out: Output, a: argparse.Namespace) -> None:
     out.rows(items, ["id", "status", "kind", "tool_name", "asks", "created_at"], "Approvals", data)
     pending = [item["id"] for item in items if item.get("status") == "pending"]
     if pending and not out.as_json:
-        out.err.print(Text(f"answer with: berth approve {a.session_id} {pending[0]}  (or --deny --message WHY)",
-                           style="dim"))
+        out.err.print(
+            Text(f"answer with: berth approve {a.session_id} {pending[0]}  (or --deny --message WHY)", style="dim")
+        )
 
 
 def cmd_approve(client: Client, out: Output, a: argparse.Namespace) -> None:
@@ -919,7 +1027,11 @@ def cmd_commit(client: Client, out: Output, a: argparse.Namespace) -> None:
 
 
 def cmd_merge(client: Client, out: Output, a: argparse.Namespace) -> None:
-    body = {"strategy": a.strategy, **({"into": a.into} if a.into else {}), **({"message": a.message} if a.message else {})}
+    body = {
+        "strategy": a.strategy,
+        **({"into": a.into} if a.into else {}),
+        **({"message": a.message} if a.message else {}),
+    }
     out.result(client.request("POST", f"/api/sessions/{a.session_id}/merge", body=body), "Merged")
 
 
@@ -929,10 +1041,18 @@ def cmd_push(client: Client, out: Output, a: argparse.Namespace) -> None:
 
 
 def cmd_usage(client: Client, out: Output, a: argparse.Namespace) -> None:
-    params = {"group_by": a.group_by, **({"since": a.since} if a.since else {}), **({"until": a.until} if a.until else {})}
+    params = {
+        "group_by": a.group_by,
+        **({"since": a.since} if a.since else {}),
+        **({"until": a.until} if a.until else {}),
+    }
     data = client.request("GET", "/api/v1/usage", params=params)
-    out.rows(_items(data, "groups"), ["key", "turns", "sessions", "input_tokens", "output_tokens", "cost_usd"],
-             f"Usage by {a.group_by}", data)
+    out.rows(
+        _items(data, "groups"),
+        ["key", "turns", "sessions", "input_tokens", "output_tokens", "cost_usd"],
+        f"Usage by {a.group_by}",
+        data,
+    )
 
 
 def cmd_health(client: Client, out: Output, a: argparse.Namespace) -> None:
@@ -951,10 +1071,15 @@ def cmd_metrics(client: Client, out: Output, a: argparse.Namespace) -> None:
 
 
 def _approval_options(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--allow", action="append", metavar="RULE",
-                    help="a tool rule that runs unasked, e.g. 'Bash(npm test:*)' (repeatable)")
-    sp.add_argument("--approval-timeout", type=float, metavar="SECONDS",
-                    help="refuse an approval nobody answers within this time")
+    sp.add_argument(
+        "--allow",
+        action="append",
+        metavar="RULE",
+        help="a tool rule that runs unasked, e.g. 'Bash(npm test:*)' (repeatable)",
+    )
+    sp.add_argument(
+        "--approval-timeout", type=float, metavar="SECONDS", help="refuse an approval nobody answers within this time"
+    )
     sp.add_argument("--max-turns", type=int, metavar="N", help="budget: stop the session after N turns")
     sp.add_argument("--max-cost", type=float, metavar="USD", help="budget: stop the session once it cost this much")
 
@@ -965,8 +1090,12 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--url", default=argparse.SUPPRESS, help="control plane URL (env BERTH_URL)")
     common.add_argument("--token", default=argparse.SUPPRESS, help="bearer token (env BERTH_TOKEN)")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="JSON output for scripts")
-    common.add_argument("--wide", action="store_true", default=argparse.SUPPRESS,
-                        help="tables: every column, however wide the lines get")
+    common.add_argument(
+        "--wide",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="tables: every column, however wide the lines get",
+    )
 
     p = argparse.ArgumentParser(
         prog="berth",
@@ -994,7 +1123,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", help="the control plane's TOML config")
 
     # machines
-    mach = sub.add_parser("machine", help="register and list daemons (machines)").add_subparsers(dest="sub", required=True)
+    mach = sub.add_parser("machine", help="register and list daemons (machines)").add_subparsers(
+        dest="sub", required=True
+    )
     sp = add(mach, "add", cmd_machine_add, "register a daemon")
     sp.add_argument("name")
     sp.add_argument("address", help="unix:/path/to/daemon.sock or host:port (TLS)")
@@ -1016,7 +1147,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("machine_id")
 
     # workspaces
-    ws = sub.add_parser("workspace", help="add and list workspaces (repositories)").add_subparsers(dest="sub", required=True)
+    ws = sub.add_parser("workspace", help="add and list workspaces (repositories)").add_subparsers(
+        dest="sub", required=True
+    )
     sp = add(ws, "add", cmd_workspace_add, "add a workspace: a repository path or clone URL on a machine")
     sp.add_argument("name")
     sp.add_argument("repository")
@@ -1039,13 +1172,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     # worktrees
     wt = sub.add_parser("worktrees", help="list and prune a workspace's worktrees").add_subparsers(
-        dest="sub", required=True)
+        dest="sub", required=True
+    )
     sp = add(wt, "list", cmd_worktrees_list, "your worktrees of a workspace, and whose session was deleted")
     sp.add_argument("workspace_id")
     sp.add_argument("--machine", help="machine id (default: the workspace's default machine)")
-    sp = add(wt, "prune", cmd_worktrees_prune,
-             "remove the worktrees of deleted sessions (uncommitted work is kept unless --force); a branch goes "
-             "too only when its commits are on another branch")
+    sp = add(
+        wt,
+        "prune",
+        cmd_worktrees_prune,
+        "remove the worktrees of deleted sessions (uncommitted work is kept unless --force); a branch goes "
+        "too only when its commits are on another branch",
+    )
     sp.add_argument("workspace_id")
     sp.add_argument("--machine", help="machine id (default: the workspace's default machine)")
     sp.add_argument("--force", action="store_true", help="remove worktrees with uncommitted work too")
@@ -1060,8 +1198,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model")
     sp.add_argument("--thinking", choices=["minimal", "low", "medium", "high"], help="codex reasoning effort")
     sp.add_argument("--mode", choices=["agent", "plan"], help="plan: read and plan only, nothing is written")
-    sp.add_argument("--permissions", choices=["ask", "auto", "deny"],
-                    help="ask (default): requests wait for `berth approve`; auto: run everything; deny: refuse")
+    sp.add_argument(
+        "--permissions",
+        choices=["ask", "auto", "deny"],
+        help="ask (default): requests wait for `berth approve`; auto: run everything; deny: refuse",
+    )
     _approval_options(sp)
     sp.add_argument("--worktree", help="worktree and branch name")
     sp.add_argument("--base-ref")
@@ -1070,28 +1211,48 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--agent-session", help="existing agent session id (e.g. from an import)")
     sp.add_argument("--user-session", help="existing user session id to reuse")
     sp.add_argument("--metadata", help="JSON object stored with the session")
-    sp.add_argument("--follow", "-f", action="store_true",
-                    help="then print the session's events until its first turn ends (exit 1 if it failed)")
+    sp.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="then print the session's events until its first turn ends (exit 1 if it failed)",
+    )
     sp.add_argument("--forever", action="store_true", help="with --follow: keep following after the turn (Ctrl-C)")
     sp.add_argument("--max-events", type=int, help="with --follow: stop after this many events")
 
-    sp = add(sub, "import", cmd_import,
-             "import a Claude Code conversation: its own session file (~/.claude/projects/…/ID.jsonl), "
-             "or Berth messages (a JSON array or JSON lines) after its session id")
+    sp = add(
+        sub,
+        "import",
+        cmd_import,
+        "import a Claude Code conversation: its own session file (~/.claude/projects/…/ID.jsonl), "
+        "or Berth messages (a JSON array or JSON lines) after its session id",
+    )
     sp.add_argument("workspace_id")
-    sp.add_argument("args", nargs="*", metavar="[CLAUDE_SESSION_ID] FILE",
-                    help="a Claude Code session file (its id is read from it), or the id and a file of messages")
-    sp.add_argument("--from-claude", nargs="?", const="", metavar="ID",
-                    help="find the session in this machine's Claude Code projects by ID; "
-                    "without ID, the latest session of the current directory")
+    sp.add_argument(
+        "args",
+        nargs="*",
+        metavar="[CLAUDE_SESSION_ID] FILE",
+        help="a Claude Code session file (its id is read from it), or the id and a file of messages",
+    )
+    sp.add_argument(
+        "--from-claude",
+        nargs="?",
+        const="",
+        metavar="ID",
+        help="find the session in this machine's Claude Code projects by ID; "
+        "without ID, the latest session of the current directory",
+    )
     sp.add_argument("--worktree", help="worktree name for the session (default: one of its own, made at launch)")
     sp.add_argument("--name", help="session name")
     sp = add(sub, "export", cmd_export, "export a session as a Claude Code session file (stdout by default)")
     sp.add_argument("session_id")
     sp.add_argument("--format", choices=["claude-code"], default="claude-code")
-    sp.add_argument("--install", action="store_true",
-                    help="write it where Claude Code looks for the current directory's sessions, "
-                    "so `claude --resume ID` continues it here")
+    sp.add_argument(
+        "--install",
+        action="store_true",
+        help="write it where Claude Code looks for the current directory's sessions, "
+        "so `claude --resume ID` continues it here",
+    )
     sp.add_argument("--cwd", help="with --install: the directory to resume from (default: the current one)")
     sp.add_argument("--force", action="store_true", help="with --install: replace an existing session file")
     sp.add_argument("--output", "-o", help="write the file here instead of stdout")
@@ -1132,8 +1293,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("session_id")
     sp = add(sub, "delete", cmd_delete, "stop and delete a session")
     sp.add_argument("session_id")
-    sp.add_argument("--remove-worktree", action="store_true",
-                    help="remove its worktree too (refused with uncommitted changes unless --force)")
+    sp.add_argument(
+        "--remove-worktree",
+        action="store_true",
+        help="remove its worktree too (refused with uncommitted changes unless --force)",
+    )
     sp.add_argument("--force", action="store_true", help="with --remove-worktree: remove uncommitted work too")
     sp = add(sub, "send", cmd_send, "send a message to a running session ('-' reads stdin)")
     sp.add_argument("session_id")
@@ -1142,8 +1306,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("session_id")
     sp.add_argument("--limit", type=int)
     sp.add_argument("--offset", type=int)
-    sp = add(sub, "tail", cmd_tail, "print a session's events, live until its next turn ends (exit 1 if it failed); "
-             "a session that is not running prints what it stored")
+    sp = add(
+        sub,
+        "tail",
+        cmd_tail,
+        "print a session's events, live until its next turn ends (exit 1 if it failed); "
+        "a session that is not running prints what it stored",
+    )
     sp.add_argument("session_id")
     sp.add_argument("--after", type=int, help="start after this seq (default: from the beginning)")
     sp.add_argument("--max-events", type=int, help="stop after this many events")

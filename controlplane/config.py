@@ -58,9 +58,7 @@ class ControlPlaneConfig:
 
 
 def _default_state_dir() -> Path:
-    base = os.environ.get("STATE_DIRECTORY") or os.environ.get("XDG_STATE_HOME") or os.path.expanduser(
-        "~/.local/state"
-    )
+    base = os.environ.get("STATE_DIRECTORY") or os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
     return Path(base) / "berth"
 
 
@@ -99,7 +97,9 @@ def _check_file(data: dict[str, Any]) -> None:
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
             why = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].lower()
-            problems.append(f"{key}: {why}" + ("" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})"))
+            problems.append(
+                f"{key}: {why}" + ("" if err["type"] == "extra_forbidden" else f" (got {err.get('input')!r})")
+            )
         raise ValueError("; ".join(problems)) from None
 
 

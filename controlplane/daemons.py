@@ -140,7 +140,9 @@ class DaemonClient:
                 self.metrics.rpc_errors.labels(method=method, code=err.code().name).inc()
             raise DaemonCallError.from_rpc_error(method, err) from None
 
-    async def launch_session(self, req: daemon_pb2.LaunchSessionRequest, deadline: float) -> daemon_pb2.LaunchSessionResponse:
+    async def launch_session(
+        self, req: daemon_pb2.LaunchSessionRequest, deadline: float
+    ) -> daemon_pb2.LaunchSessionResponse:
         return await self._unary("LaunchSession", req, deadline)
 
     async def import_transcript(
@@ -177,15 +179,25 @@ class DaemonClient:
         return await self._unary("GetSession", daemon_pb2.SessionRequest(agent_session_id=session_id))
 
     async def remove_worktree(
-        self, session_id: str, owner: str, *, force: bool, delete_branch: bool = False, check_only: bool = False,
+        self,
+        session_id: str,
+        owner: str,
+        *,
+        force: bool,
+        delete_branch: bool = False,
+        check_only: bool = False,
         delete_branch_if_merged: bool = False,
     ) -> Any:
         """Remove the worktree of `owner`'s session (or, with check_only, say whether that is allowed)."""
         return await self._unary(
             "RemoveWorktree",
             daemon_pb2.RemoveWorktreeRequest(
-                agent_session_id=session_id, owner=owner, force=force, delete_branch=delete_branch,
-                check_only=check_only, delete_branch_if_merged=delete_branch_if_merged,
+                agent_session_id=session_id,
+                owner=owner,
+                force=force,
+                delete_branch=delete_branch,
+                check_only=check_only,
+                delete_branch_if_merged=delete_branch_if_merged,
             ),
         )
 
@@ -197,13 +209,12 @@ class DaemonClient:
 
     async def list_worktrees(self, repository: str, owner: str) -> daemon_pb2.ListWorktreesResponse:
         """`owner`'s Berth worktrees of `repository` on the machine."""
-        return await self._unary(
-            "ListWorktrees", daemon_pb2.ListWorktreesRequest(repository=repository, owner=owner)
-        )
+        return await self._unary("ListWorktrees", daemon_pb2.ListWorktreesRequest(repository=repository, owner=owner))
 
     async def list_approvals(self, session_id: str, owner: str, status: str = "") -> daemon_pb2.ListApprovalsResponse:
-        return await self._unary("ListApprovals", daemon_pb2.ListApprovalsRequest(
-            agent_session_id=session_id, owner=owner, status=status))
+        return await self._unary(
+            "ListApprovals", daemon_pb2.ListApprovalsRequest(agent_session_id=session_id, owner=owner, status=status)
+        )
 
     async def decide_approval(self, req: daemon_pb2.DecideApprovalRequest) -> daemon_pb2.Approval:
         return await self._unary("DecideApproval", req)

@@ -171,7 +171,9 @@ class DevRun:
                 return False
             with grpc.insecure_channel(target) as channel:
                 try:
-                    reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+                    reply = health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(service=""), timeout=2
+                    )
                 except grpc.RpcError:
                     return False
                 return reply.status == health_pb2.HealthCheckResponse.SERVING
@@ -229,7 +231,9 @@ class DevRun:
             return {}
 
     def api(self, token: str, method: str, path: str, body: Any = None) -> Any:
-        resp = httpx.request(method, self.url + path, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        resp = httpx.request(
+            method, self.url + path, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
         if resp.status_code >= 400:
             raise DevRunError(f"{method} {path} → HTTP {resp.status_code}: {resp.text}")
         return resp.json() if resp.content else None
@@ -242,8 +246,19 @@ class DevRun:
             if resp.status_code == 200:
                 return previous
         done = subprocess.run(
-            [sys.executable, "-m", "controlplane", "--config", str(cp_config), "create-token", "--owner", "admin", "--admin"],
-            check=False, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "controlplane",
+                "--config",
+                str(cp_config),
+                "create-token",
+                "--owner",
+                "admin",
+                "--admin",
+            ],
+            check=False,
+            capture_output=True,
             text=True,
             env=_child_env(),
             timeout=120,
@@ -337,14 +352,19 @@ def print_summary(facts: dict[str, Any], agents: dict[str, str | None]) -> None:
         if path:
             console.print(f"  agent          {binary}: {path}")
         else:
-            console.print(f"  agent          [yellow]{binary} not found on PATH[/yellow]; install it: {INSTALL_HINTS[binary]}")
+            console.print(
+                f"  agent          [yellow]{binary} not found on PATH[/yellow]; install it: {INSTALL_HINTS[binary]}"
+            )
     if not any(agents.values()):
         console.print("[yellow]No agent CLI found: launches will fail until you install one (see above).[/yellow]")
     console.print("\nLaunch a session:")
     console.print(curl, soft_wrap=True)
     berth = Path(sys.executable).parent / "berth"
     berth_cmd = os.path.relpath(berth) if berth.exists() else "berth"
-    console.print(f"Then follow it:  [bold]{berth_cmd} tail <agent_session_id>[/bold]   (berth reads the run.json above: from $BERTH_HOME, or in .berth/ here or in a parent)")
+    console.print(
+        f"Then follow it:  [bold]{berth_cmd} tail <agent_session_id>[/bold]   "
+        "(berth reads the run.json above: from $BERTH_HOME, or in .berth/ here or in a parent)"
+    )
     console.print(f"Or launch and follow in one go:  [bold]{berth_cmd} launch -p 'Say hello' --follow[/bold]")
     console.print("\nCtrl-C stops everything.\n")
 

@@ -153,12 +153,16 @@ class IngestManager:
         """Resume following every launched session that is still running."""
         async with self.sessionmaker() as db:
             ids = (
-                await db.execute(
-                    select(AgentSession.id).where(
-                        AgentSession.launched.is_(True), AgentSession.status.in_(_RESUME_STATUSES)
+                (
+                    await db.execute(
+                        select(AgentSession.id).where(
+                            AgentSession.launched.is_(True), AgentSession.status.in_(_RESUME_STATUSES)
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         for sid in ids:
             self.ensure(sid)
 
@@ -414,16 +418,34 @@ def _session_updates(stored: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for r in stored:
         sid = r["agent_session_id"]
         values = out.setdefault(
-            sid, {"b_id": sid, "b_seq": -1, "b_active": None, "b_status": None, "b_error": None, "b_provider": None,
-                  "b_pending": None, "b_in": 0, "b_out": 0, "b_cache_read": 0, "b_cache_creation": 0, "b_turns": 0,
-                  "b_duration": 0, "b_cost": None}
+            sid,
+            {
+                "b_id": sid,
+                "b_seq": -1,
+                "b_active": None,
+                "b_status": None,
+                "b_error": None,
+                "b_provider": None,
+                "b_pending": None,
+                "b_in": 0,
+                "b_out": 0,
+                "b_cache_read": 0,
+                "b_cache_creation": 0,
+                "b_turns": 0,
+                "b_duration": 0,
+                "b_cost": None,
+            },
         )
         usage = r["metadata"].get("turn_usage") if r["metadata"].get("turn_complete") else None
         if isinstance(usage, dict):
             values["b_turns"] += 1
-            for key, param in (("input_tokens", "b_in"), ("output_tokens", "b_out"),
-                               ("cache_read_tokens", "b_cache_read"), ("cache_creation_tokens", "b_cache_creation"),
-                               ("duration_ms", "b_duration")):
+            for key, param in (
+                ("input_tokens", "b_in"),
+                ("output_tokens", "b_out"),
+                ("cache_read_tokens", "b_cache_read"),
+                ("cache_creation_tokens", "b_cache_creation"),
+                ("duration_ms", "b_duration"),
+            ):
                 values[param] += _count(usage.get(key))
             cost = usage.get("cost_usd")
             if isinstance(cost, (int, float)) and not isinstance(cost, bool):

@@ -88,16 +88,21 @@ async def resume_target(db: AsyncSession, p: Principal, resume_session_id: str) 
         return own
     if not PROVIDER_SESSION_ID.fullmatch(resume_session_id) and not resume_session_id.startswith("session-"):
         raise InvalidField(
-            "resume_session_id", "must be the agent_session_id of one of your sessions or a provider session id (a UUID)"
+            "resume_session_id",
+            "must be the agent_session_id of one of your sessions or a provider session id (a UUID)",
         )
     found = (
-        await db.execute(
-            select(AgentSession)
-            .where(AgentSession.owner == p.owner, AgentSession.provider_session_id == resume_session_id)
-            .order_by(AgentSession.created_at.desc())
-            .limit(1)
+        (
+            await db.execute(
+                select(AgentSession)
+                .where(AgentSession.owner == p.owner, AgentSession.provider_session_id == resume_session_id)
+                .order_by(AgentSession.created_at.desc())
+                .limit(1)
+            )
         )
-    ).scalars().first()
+        .scalars()
+        .first()
+    )
     if found is None:
         raise NotFound("resume_session_id", resume_session_id)
     return found
@@ -106,8 +111,10 @@ async def resume_target(db: AsyncSession, p: Principal, resume_session_id: str) 
 async def transcript_messages(db: AsyncSession, session_id: str) -> list[daemon_pb2.TranscriptMessage]:
     """The stored (imported) messages of a session, in order, as TranscriptMessages."""
     rows = (
-        await db.execute(select(Message).where(Message.agent_session_id == session_id).order_by(Message.pk))
-    ).scalars().all()
+        (await db.execute(select(Message).where(Message.agent_session_id == session_id).order_by(Message.pk)))
+        .scalars()
+        .all()
+    )
     out = []
     for m in rows:
         tm = daemon_pb2.TranscriptMessage(
@@ -144,8 +151,9 @@ class LaunchService:
         try:
             ack = await self._request(p, plan, req, task_id=task_id, started=started)
         except DaemonCallError as err:
-            result = LaunchResult(err.http_status, "error", {**plan.ids, "error": err.message, "code": err.code},
-                                  plan.agent_session_id)
+            result = LaunchResult(
+                err.http_status, "error", {**plan.ids, "error": err.message, "code": err.code}, plan.agent_session_id
+            )
             if err.field:
                 result.payload["field"] = err.field
                 result.payload["detail"] = [{"loc": ["body", err.field], "msg": err.message, "type": "daemon"}]
@@ -170,7 +178,12 @@ class LaunchService:
     # -- plan --------------------------------------------------------------------------------------
 
     async def _plan(
-        self, p: Principal, workspace_id: str, req: LaunchWorkspaceSessionRequest, *, agent_id: str | None,
+        self,
+        p: Principal,
+        workspace_id: str,
+        req: LaunchWorkspaceSessionRequest,
+        *,
+        agent_id: str | None,
         task_id: str | None,
     ) -> _Plan:
         created_rows: list[tuple[type[UserSession | AgentSession], str]] = []
@@ -206,7 +219,8 @@ class LaunchService:
             if not agent.launched:
                 agent.machine_id = machine.id
             needs_transcript = bool(
-                agent.imported and agent.provider_session_id
+                agent.imported
+                and agent.provider_session_id
                 and (agent.data or {}).get("transcript_machine_id") != machine.id
             )
             transcript = await transcript_messages(db, agent.id) if needs_transcript else []
@@ -216,9 +230,16 @@ class LaunchService:
             if needs_transcript and not transcript:
                 resume_id = ""
             plan = _Plan(
-                workspace=ws, machine=machine, agent_session_id=agent.id, user_session_id=user.id, provider=provider,
-                worktree_name=req.worktree_name or agent.worktree_name or "", base_ref=req.base_ref or ws.base_ref or "",
-                resume_id=resume_id, transcript=transcript, created_rows=created_rows,
+                workspace=ws,
+                machine=machine,
+                agent_session_id=agent.id,
+                user_session_id=user.id,
+                provider=provider,
+                worktree_name=req.worktree_name or agent.worktree_name or "",
+                base_ref=req.base_ref or ws.base_ref or "",
+                resume_id=resume_id,
+                transcript=transcript,
+                created_rows=created_rows,
             )
             await db.commit()
         return plan
@@ -302,8 +323,11 @@ class LaunchService:
             worktree_name = worktree_name or f"berth/{plan.agent_session_id}"
             await client.import_transcript(
                 daemon_pb2.ImportTranscriptRequest(
-                    provider_session_id=plan.resume_id, messages=plan.transcript,
-                    repository=plan.workspace.repository, worktree_name=worktree_name, base_ref=plan.base_ref,
+                    provider_session_id=plan.resume_id,
+                    messages=plan.transcript,
+                    repository=plan.workspace.repository,
+                    worktree_name=worktree_name,
+                    base_ref=plan.base_ref,
                     owner=p.owner,
                 ),
                 deadline,
@@ -346,8 +370,12 @@ class LaunchService:
                 if req.initial_prompt:
                     agent.prompt = req.initial_prompt
                 data = dict(agent.data or {})
-                data.update(workdir=agent.worktree_path, model=answered("model") or data.get("model"),
-                            provider=plan.provider, branch=answered("branch"))
+                data.update(
+                    workdir=agent.worktree_path,
+                    model=answered("model") or data.get("model"),
+                    provider=plan.provider,
+                    branch=answered("branch"),
+                )
                 if plan.transcript:
                     data["transcript_machine_id"] = plan.machine.id
                 agent.data = data
@@ -356,7 +384,9 @@ class LaunchService:
                 await db.commit()
         self.services.ingest.ensure(plan.agent_session_id)
 
-    async def _failed(self, result: LaunchResult, plan: _Plan, rejected: bool, error: str, started: float) -> LaunchResult:
+    async def _failed(
+        self, result: LaunchResult, plan: _Plan, rejected: bool, error: str, started: float
+    ) -> LaunchResult:
         """Rejected by the daemon → undo the rows this request created; otherwise mark the session failed."""
         if rejected and plan.created_rows:
             async with self.services.sessionmaker() as db, db.begin():
@@ -364,7 +394,9 @@ class LaunchService:
                     if model is UserSession:
                         # A reused agent session may have been attached to the new user session: detach it.
                         await db.execute(
-                            update(AgentSession).where(AgentSession.user_session_id == ident).values(user_session_id=None)
+                            update(AgentSession)
+                            .where(AgentSession.user_session_id == ident)
+                            .values(user_session_id=None)
                         )
                     await db.execute(delete(model).where(model.id == ident))
             for model, _ in plan.created_rows:
@@ -390,6 +422,8 @@ def _provider(req: LaunchWorkspaceSessionRequest, agent: AgentSession | None, ag
     if agent is not None:
         own = AGENT_TO_PROVIDER[agent.agent_id]
         if provider and provider != own:
-            raise InvalidField("session_settings.code.default_provider", f"the agent session runs {own}, not {provider}")
+            raise InvalidField(
+                "session_settings.code.default_provider", f"the agent session runs {own}, not {provider}"
+            )
         return own
     return provider or (AGENT_TO_PROVIDER[agent_id] if agent_id else "claude_code")

@@ -19,16 +19,18 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.sessions = Gauge(
-            "berth_cp_sessions", "Agent sessions by status", ["status"], registry=self.registry
-        )
+        self.sessions = Gauge("berth_cp_sessions", "Agent sessions by status", ["status"], registry=self.registry)
         self.launch_seconds = Histogram(
-            "berth_cp_launch_seconds", "Launch request latency (daemon round trip included)",
-            ["outcome"], registry=self.registry,
+            "berth_cp_launch_seconds",
+            "Launch request latency (daemon round trip included)",
+            ["outcome"],
+            registry=self.registry,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
         )
         self.rpc_errors = Counter(
-            "berth_cp_daemon_rpc_errors", "Daemon RPC errors by method and gRPC code", ["method", "code"],
+            "berth_cp_daemon_rpc_errors",
+            "Daemon RPC errors by method and gRPC code",
+            ["method", "code"],
             registry=self.registry,
         )
         self.events_ingested = Counter(

@@ -42,9 +42,24 @@ log = logging.getLogger("controlplane.reads")
 _S: Table = AgentSession.__table__  # type: ignore[assignment]
 _M: Table = Message.__table__  # type: ignore[assignment]
 _SUMMARY_NAMES = (
-    "id", "agent_id", "task_id", "status", "created_at", "last_active", "message_count", "workspace_id",
-    "machine_id", "user_session_id", "pending_approvals", "usage_input_tokens", "usage_output_tokens",
-    "usage_cache_read_tokens", "usage_cache_creation_tokens", "usage_cost_usd", "usage_turns", "usage_duration_ms",
+    "id",
+    "agent_id",
+    "task_id",
+    "status",
+    "created_at",
+    "last_active",
+    "message_count",
+    "workspace_id",
+    "machine_id",
+    "user_session_id",
+    "pending_approvals",
+    "usage_input_tokens",
+    "usage_output_tokens",
+    "usage_cache_read_tokens",
+    "usage_cache_creation_tokens",
+    "usage_cost_usd",
+    "usage_turns",
+    "usage_duration_ms",
     "provider_session_id",
 )
 _DETAIL_NAMES = (*_SUMMARY_NAMES, "data", "prompt", "worktree_name", "last_error", "launched")
@@ -55,12 +70,25 @@ _DETAIL = tuple(_S.c[n] for n in _DETAIL_NAMES)
 def _summary(v: Sequence[Any]) -> dict[str, Any]:
     """The list shape from values in _SUMMARY_NAMES order."""
     return {
-        "id": v[0], "agent_id": v[1], "task_id": v[2], "status": v[3], "created_at": v[4], "last_active": v[5],
-        "message_count": v[6] or 0, "workspace_id": v[7], "machine_id": v[8], "user_session_id": v[9],
+        "id": v[0],
+        "agent_id": v[1],
+        "task_id": v[2],
+        "status": v[3],
+        "created_at": v[4],
+        "last_active": v[5],
+        "message_count": v[6] or 0,
+        "workspace_id": v[7],
+        "machine_id": v[8],
+        "user_session_id": v[9],
         "pending_approvals": v[10] or 0,
         "usage": {
-            "input_tokens": v[11] or 0, "output_tokens": v[12] or 0, "cache_read_tokens": v[13] or 0,
-            "cache_creation_tokens": v[14] or 0, "cost_usd": v[15], "turns": v[16] or 0, "duration_ms": v[17] or 0,
+            "input_tokens": v[11] or 0,
+            "output_tokens": v[12] or 0,
+            "cache_read_tokens": v[13] or 0,
+            "cache_creation_tokens": v[14] or 0,
+            "cost_usd": v[15],
+            "turns": v[16] or 0,
+            "duration_ms": v[17] or 0,
         },
         "provider_session_id": v[18],
     }
@@ -84,24 +112,35 @@ def session_detail(s: Any) -> dict[str, Any]:
 
 
 def _message(v: Sequence[Any]) -> dict[str, Any]:
-    return {"id": v[0], "seq": v[1], "role": v[2], "content": v[3] or {}, "created_at": v[4], "metadata": v[5] or {},
-            "status": v[6]}
+    return {
+        "id": v[0],
+        "seq": v[1],
+        "role": v[2],
+        "content": v[3] or {},
+        "created_at": v[4],
+        "metadata": v[5] or {},
+        "status": v[6],
+    }
 
 
 # Statements built once (so SQLAlchemy's compiled cache is found without building a cache key each time).
 _MESSAGE = (_M.c.id, _M.c.seq, _M.c.role, _M.c.content, _M.c.created_at, _M.c["metadata"], _M.c.status)
 _LIMIT, _OFFSET = bindparam("limit", type_=BigInteger()), bindparam("offset", type_=BigInteger())
 _DETAIL_Q = select(*_DETAIL).where(_S.c.id == bindparam("id"), _S.c.owner == bindparam("owner"))
-_SESSION_Q = select(_S.c.message_count, _S.c.imported).where(_S.c.id == bindparam("id"), _S.c.owner == bindparam("owner"))
+_SESSION_Q = select(_S.c.message_count, _S.c.imported).where(
+    _S.c.id == bindparam("id"), _S.c.owner == bindparam("owner")
+)
 _MINE = _M.c.agent_session_id == bindparam("id")
 # Imported messages (seq NULL) come first, then the agent's by seq. A session that was never imported holds
 # only seqs, so its page is found in the (session, seq) index alone, and only the page's rows are read.
 _IMPORTED_PAGE_Q = (
     select(*_MESSAGE).where(_MINE).order_by(func.coalesce(_M.c.seq, 0), _M.c.pk).limit(_LIMIT).offset(_OFFSET)
 )
-_EVENT_PAGE_Q = select(*_MESSAGE).where(
-    _M.c.pk.in_(select(_M.c.pk).where(_MINE).order_by(_M.c.seq).limit(_LIMIT).offset(_OFFSET).scalar_subquery())
-).order_by(_M.c.seq)
+_EVENT_PAGE_Q = (
+    select(*_MESSAGE)
+    .where(_M.c.pk.in_(select(_M.c.pk).where(_MINE).order_by(_M.c.seq).limit(_LIMIT).offset(_OFFSET).scalar_subquery()))
+    .order_by(_M.c.seq)
+)
 _AFTER = _M.c.seq > bindparam("after_seq", type_=BigInteger())
 _AFTER_COUNT_Q = select(func.count()).where(_MINE, _AFTER)
 _AFTER_Q = select(*_MESSAGE).where(_MINE, _AFTER).order_by(_M.c.seq).limit(_LIMIT).offset(_OFFSET)
@@ -164,8 +203,9 @@ class SessionReads:
         [rows] = await self._read((_DETAIL_Q, {"id": session_id, "owner": owner}))
         return pydantic_core.to_json(_detail(rows[0])) if rows else None
 
-    async def page(self, owner: str, *, task_id: str | None, agent_id: str | None, status: str | None,
-                   limit: int, offset: int) -> bytes:
+    async def page(
+        self, owner: str, *, task_id: str | None, agent_id: str | None, status: str | None, limit: int, offset: int
+    ) -> bytes:
         """GET /api/sessions's body: the owner's sessions newest first, filtered, with the total."""
         values = {"task_id": task_id, "agent_id": agent_id, "status": status}
         filters = tuple(f for f in _FILTERS if values[f] is not None)
@@ -177,8 +217,9 @@ class SessionReads:
             {"sessions": [_summary(r) for r in rows], "total": total, "limit": limit, "offset": offset}
         )
 
-    async def messages(self, owner: str, session_id: str, *, limit: int, offset: int,
-                       after_seq: int | None) -> bytes | None:
+    async def messages(
+        self, owner: str, session_id: str, *, limit: int, offset: int, after_seq: int | None
+    ) -> bytes | None:
         """GET /api/sessions/{id}/messages's body, or None when the owner has no such session.
 
         With `after_seq` the page starts in the (session, seq) index (keyset paging: the same cost at any

@@ -183,7 +183,8 @@ class ProviderSettings(_Strict):
 
 class CodeSettings(_Strict):
     mode: Literal["agent", "plan"] = Field(
-        default="agent", description='"agent", or (an addition) "plan": read and plan only, nothing is written')
+        default="agent", description='"agent", or (an addition) "plan": read and plan only, nothing is written'
+    )
     default_provider: Literal["claude_code", "codex"] | None = None
     providers: ProviderSettings | None = None
     # Additions: how the agent's permission requests are answered.
@@ -191,17 +192,24 @@ class CodeSettings(_Strict):
         default=None,
         description='"ask" (default): edits inside the worktree run, what the CLI would ask a person about '
         'becomes an approval (GET/POST /api/sessions/{id}/approvals); "auto": everything runs unasked, where the '
-        'CLI permits it (409 where it does not, e.g. claude as root); "deny": refused unasked')
+        'CLI permits it (409 where it does not, e.g. claude as root); "deny": refused unasked',
+    )
     allowed_tools: list[ToolRule] | None = Field(
-        default=None, max_length=200,
-        description="Tool rules that run unasked, added to the workspace's, e.g. [\"Bash(npm test:*)\"]")
+        default=None,
+        max_length=200,
+        description='Tool rules that run unasked, added to the workspace\'s, e.g. ["Bash(npm test:*)"]',
+    )
     approval_timeout_seconds: ApprovalTimeout | None = Field(
-        default=None, description="Refuse an approval nobody answers within this time (default: the workspace's)")
+        default=None, description="Refuse an approval nobody answers within this time (default: the workspace's)"
+    )
     max_turns: MaxTurns | None = Field(
-        default=None, description="Stop the session after this many turns (default: the workspace's)")
+        default=None, description="Stop the session after this many turns (default: the workspace's)"
+    )
     max_cost_usd: MaxCost | None = Field(
-        default=None, description="Stop the session once its turns cost this much, as the agent reports it "
-        "(claude does; codex reports no cost) (default: the workspace's)")
+        default=None,
+        description="Stop the session once its turns cost this much, as the agent reports it "
+        "(claude does; codex reports no cost) (default: the workspace's)",
+    )
 
 
 class VoiceSettings(_Strict):
@@ -229,11 +237,14 @@ class LaunchWorkspaceSessionRequest(_Strict):
     )
     session_settings: SessionSettings | None = Field(default=None, description="Optional session settings overrides")
     resume_session_id: str | None = Field(
-        default=None, max_length=200,
+        default=None,
+        max_length=200,
         description="SDK session ID to resume from: the agent_session_id of one of your sessions (e.g. an import) "
         "or a provider session id (a UUID) recorded for one of them",
     )
-    agent_session_id: str | None = Field(default=None, max_length=200, description="Existing agent session ID to connect to")
+    agent_session_id: str | None = Field(
+        default=None, max_length=200, description="Existing agent session ID to connect to"
+    )
     # Addition: commit-ish the new branch starts from (default: the workspace's base_ref, else HEAD).
     base_ref: str | None = Field(default=None, max_length=500)
 
@@ -303,8 +314,11 @@ class SessionSummary(BaseModel):
     user_session_id: str | None = None
     pending_approvals: int = Field(default=0, description="Approvals waiting for a decision")
     usage: Usage | None = None
-    provider_session_id: str | None = Field(default=None, description="The agent's own session id (Claude's session "
-                                            "id, Codex's thread id) once the daemon knows it; a resume_session_id")
+    provider_session_id: str | None = Field(
+        default=None,
+        description="The agent's own session id (Claude's session "
+        "id, Codex's thread id) once the daemon knows it; a resume_session_id",
+    )
 
 
 class SessionDetail(SessionSummary):
@@ -312,8 +326,11 @@ class SessionDetail(SessionSummary):
     prompt: str | None = None
     worktree_name: str | None = None
     last_error: str | None = None
-    launched: bool = Field(default=False, description="The session was handed to a daemon; a `created` one that "
-                           "was not waits for PATCH {\"status\": \"active\"} (or a launch) to start")
+    launched: bool = Field(
+        default=False,
+        description="The session was handed to a daemon; a `created` one that "
+        'was not waits for PATCH {"status": "active"} (or a launch) to start',
+    )
 
 
 class SessionList(BaseModel):
@@ -404,10 +421,13 @@ class WorkspaceCreate(_Strict):
     default_machine_id: str | None = None
     base_ref: str | None = Field(default=None, max_length=500)
     allowed_tools: list[ToolRule] = Field(
-        default_factory=list, max_length=200,
-        description='Tool rules every session of the workspace runs unasked, e.g. ["Read", "Bash(npm test:*)"]')
+        default_factory=list,
+        max_length=200,
+        description='Tool rules every session of the workspace runs unasked, e.g. ["Read", "Bash(npm test:*)"]',
+    )
     approval_timeout_seconds: ApprovalTimeout | None = Field(
-        default=None, description="A pending approval nobody answers within this time is refused (default: none)")
+        default=None, description="A pending approval nobody answers within this time is refused (default: none)"
+    )
     max_turns: MaxTurns | None = Field(default=None, description="Budget of every session: turns")
     max_cost_usd: MaxCost | None = Field(default=None, description="Budget of every session: cost in USD")
     owner: str | None = Field(default=None, description="Owner the workspace belongs to (default: the caller)")
@@ -474,7 +494,8 @@ class Approval(BaseModel):
     message: str | None = Field(default=None, description="The decision's reason, or why it ended without one")
     # Additions to the issue's shape.
     decided_by: str | None = Field(
-        default=None, description='"user", "rule" (allow-list or remembered), "timeout", "agent" (withdrawn)')
+        default=None, description='"user", "rule" (allow-list or remembered), "timeout", "agent" (withdrawn)'
+    )
     remember: bool = False
     tool_use_id: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict, description="What else the agent said (suggestions …)")
@@ -490,8 +511,10 @@ class ApprovalDecision(_Strict):
     decision: Literal["allow", "deny"]
     message: str | None = Field(default=None, max_length=10000, description="The reason; the model reads it")
     updated_input: dict[str, Any] | None = Field(
-        default=None, description="The tool's input as it should run; for a question, its answers: claude "
-        '{"answers": {"<question>": "<label>"}}, codex {"answers": {"<id>": {"answers": ["<label>"]}}}')
+        default=None,
+        description="The tool's input as it should run; for a question, its answers: claude "
+        '{"answers": {"<question>": "<label>"}}, codex {"answers": {"<id>": {"answers": ["<label>"]}}}',
+    )
     remember: bool = Field(default=False, description="Allow this command (shell) or tool for the rest of the session")
 
 
@@ -517,8 +540,12 @@ class DiffResult(BaseModel):
 
 class CommitRequest(_Strict):
     message: str = Field(min_length=1, max_length=100_000)
-    author: str | None = Field(default=None, max_length=400, pattern=r"^[^<>\x00-\x1f]{1,200} <[^<>\s\x00-\x1f]{1,200}>$",
-                               description='"Name <email>"; default: git\'s configured user on the machine')
+    author: str | None = Field(
+        default=None,
+        max_length=400,
+        pattern=r"^[^<>\x00-\x1f]{1,200} <[^<>\s\x00-\x1f]{1,200}>$",
+        description='"Name <email>"; default: git\'s configured user on the machine',
+    )
 
 
 class CommitResult(BaseModel):

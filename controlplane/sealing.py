@@ -34,9 +34,11 @@ class Sealer:
         if not stored.startswith(_PREFIX):
             return stored
         try:
-            return self._fernet.decrypt(stored[len(_PREFIX):].encode()).decode()
+            return self._fernet.decrypt(stored[len(_PREFIX) :].encode()).decode()
         except InvalidToken:
-            raise ValueError("a machine token cannot be decrypted: wrong secret key (BERTH_SECRET_KEY / secret_key_file)") from None
+            raise ValueError(
+                "a machine token cannot be decrypted: wrong secret key (BERTH_SECRET_KEY / secret_key_file)"
+            ) from None
 
 
 def load_sealer(key_file: Path, env: dict[str, str] | None = None) -> Sealer:

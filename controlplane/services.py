@@ -63,7 +63,11 @@ class Services:
         self.pool = DaemonPool(rpc_deadline=config.rpc_deadline_seconds, metrics=self.metrics)
         self.broker = Broker()
         self.ingest = IngestManager(
-            self.sessionmaker, self.pool, self.broker, self.metrics, self.sealer,
+            self.sessionmaker,
+            self.pool,
+            self.broker,
+            self.metrics,
+            self.sealer,
             max_backoff=config.ingest_max_backoff_seconds,
         )
         self._state = _State.OPEN

@@ -23,7 +23,9 @@ log = logging.getLogger("daemon")
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="berth-daemon", description="Berth daemon: runs coding agents in git worktrees.")
+    parser = argparse.ArgumentParser(
+        prog="berth-daemon", description="Berth daemon: runs coding agents in git worktrees."
+    )
     parser.add_argument(
         "--config",
         default=os.environ.get("BERTH_DAEMON_CONFIG"),

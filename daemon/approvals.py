@@ -41,8 +41,14 @@ class SessionPolicy:
 
 def ask_of(rec: ApprovalRecord) -> ApprovalAsk:
     """The agent's request as it came, from its stored record."""
-    return ApprovalAsk(request_key=rec.request_key, kind=rec.kind, tool_name=rec.tool_name, input=rec.input,
-                       tool_use_id=rec.tool_use_id, detail=rec.detail)
+    return ApprovalAsk(
+        request_key=rec.request_key,
+        kind=rec.kind,
+        tool_name=rec.tool_name,
+        input=rec.input,
+        tool_use_id=rec.tool_use_id,
+        detail=rec.detail,
+    )
 
 
 def _summary(tool_name: str, tool_input: dict[str, Any], kind: str) -> str:
@@ -112,23 +118,35 @@ class ApprovalDesk:
     async def ask(self, sid: str, ask: ApprovalAsk) -> ApprovalRecord:
         """Take an ask from the agent: answered by a rule at once, or stored pending and announced."""
         policy = self._policies.get(sid) or SessionPolicy()
-        rec = ApprovalRecord(approval_id="ap-" + secrets.token_hex(8), agent_session_id=sid,
-                             request_key=ask.request_key, kind=ask.kind, tool_name=ask.tool_name,
-                             input=ask.input, tool_use_id=ask.tool_use_id, detail=ask.detail)
-        rule = next((r for r in policy.rules if r.matches(ask.tool_name, ask.input)), None) \
-            if ask.kind == "permission" else None
+        rec = ApprovalRecord(
+            approval_id="ap-" + secrets.token_hex(8),
+            agent_session_id=sid,
+            request_key=ask.request_key,
+            kind=ask.kind,
+            tool_name=ask.tool_name,
+            input=ask.input,
+            tool_use_id=ask.tool_use_id,
+            detail=ask.detail,
+        )
+        rule = (
+            next((r for r in policy.rules if r.matches(ask.tool_name, ask.input)), None)
+            if ask.kind == "permission"
+            else None
+        )
         self._store.insert_approval(rec)
         self._announce(rec)
         if rule is not None:
             async with self._lock(sid):
                 try:
-                    await self._decide_locked(rec, Decision(allow=True, message=f"allowed by the rule {rule}"),
-                                              decided_by="rule")
+                    await self._decide_locked(
+                        rec, Decision(allow=True, message=f"allowed by the rule {rule}"), decided_by="rule"
+                    )
                 except FailedPrecondition:
                     pass  # the agent went away meanwhile: the ask is recorded as cancelled, and its exit says why
         elif policy.timeout_seconds:
             self._timers[rec.approval_id] = asyncio.get_running_loop().create_task(
-                self._expire_after(rec.approval_id, policy.timeout_seconds), name=f"approval-{rec.approval_id}")
+                self._expire_after(rec.approval_id, policy.timeout_seconds), name=f"approval-{rec.approval_id}"
+            )
         return self._store.get_approval(rec.approval_id) or rec
 
     def withdraw(self, sid: str, request_key: str) -> None:
@@ -171,13 +189,15 @@ class ApprovalDesk:
             self._deciding.discard(rec.approval_id)
         status = "allowed" if decision.allow else "denied"
         remember = decision.allow and decision.remember
-        done = self._store.decide_approval(rec.approval_id, status=status, message=decision.message,
-                                           remember=remember, decided_by=decided_by)
+        done = self._store.decide_approval(
+            rec.approval_id, status=status, message=decision.message, remember=remember, decided_by=decided_by
+        )
         if done is None:  # ended meanwhile (the agent exited); the agent had it, the record says the end
             return self.get(rec.agent_session_id, rec.approval_id)
         if remember:
             self._policies.setdefault(rec.agent_session_id, SessionPolicy()).rules.append(
-                remember_rule(rec.tool_name, rec.input))
+                remember_rule(rec.tool_name, rec.input)
+            )
         self._cancel_timer(rec.approval_id)
         self._announce(done)
         return done
@@ -226,16 +246,29 @@ class ApprovalDesk:
     def _announce(self, rec: ApprovalRecord) -> None:
         """One event per ask and one per its end, so a web app that only listens sees both."""
         pending = self._store.count_pending_approvals(rec.agent_session_id)
-        meta: dict[str, Any] = {"approval_id": rec.approval_id, "kind": rec.kind, "approval_status": rec.status,
-                                "pending_approvals": pending}
+        meta: dict[str, Any] = {
+            "approval_id": rec.approval_id,
+            "kind": rec.kind,
+            "approval_status": rec.status,
+            "pending_approvals": pending,
+        }
         if rec.status == "pending":
-            content: dict[str, Any] = {"type": "approval_request", "name": rec.tool_name,
-                                       "tool_use_id": rec.tool_use_id, "arguments": rec.input,
-                                       "message": _summary(rec.tool_name, rec.input, rec.kind)}
+            content: dict[str, Any] = {
+                "type": "approval_request",
+                "name": rec.tool_name,
+                "tool_use_id": rec.tool_use_id,
+                "arguments": rec.input,
+                "message": _summary(rec.tool_name, rec.input, rec.kind),
+            }
             if rec.detail:
                 meta["detail"] = rec.detail
         else:
-            content = {"type": "approval_decision", "name": rec.tool_name, "tool_use_id": rec.tool_use_id,
-                       "message": rec.message, "success": rec.status == "allowed"}
+            content = {
+                "type": "approval_decision",
+                "name": rec.tool_name,
+                "tool_use_id": rec.tool_use_id,
+                "message": rec.message,
+                "success": rec.status == "allowed",
+            }
             meta.update({"decided_by": rec.decided_by, "remember": rec.remember, "decided_at": rec.decided_at})
         self._emit(rec.agent_session_id, "system", content, meta)

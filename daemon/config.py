@@ -204,7 +204,9 @@ def from_dict(data: dict[str, Any]) -> DaemonConfig:
         _pool_size(data["pool"]["size"])
     check_shape(_ConfigFile, data)
     d = data.get("daemon", {})
-    state_dir = _path(d.get("state_dir") or os.environ.get("STATE_DIRECTORY"), _xdg("XDG_STATE_HOME", "~/.local/state") / "berth")
+    state_dir = _path(
+        d.get("state_dir") or os.environ.get("STATE_DIRECTORY"), _xdg("XDG_STATE_HOME", "~/.local/state") / "berth"
+    )
     share = _xdg("XDG_DATA_HOME", "~/.local/share") / "berth"
     lt = data.get("listen", {})
     token = lt.get("token")

@@ -80,8 +80,10 @@ def normalize_launch(req: LaunchRequest, config: DaemonConfig) -> LaunchRequest:
         raise InvalidArgument("session_settings.code.mode", f"unknown mode {req.mode!r}; known: {', '.join(MODES)}")
     req.permissions = req.permissions or "ask"
     if req.permissions not in PERMISSIONS:
-        raise InvalidArgument("session_settings.code.permissions",
-                              f"unknown permissions {req.permissions!r}; known: {', '.join(PERMISSIONS)}")
+        raise InvalidArgument(
+            "session_settings.code.permissions",
+            f"unknown permissions {req.permissions!r}; known: {', '.join(PERMISSIONS)}",
+        )
     if len(req.allowed_tools) > 200:
         raise InvalidArgument("session_settings.code.allowed_tools", "at most 200 rules")
     for rule in req.allowed_tools:
@@ -92,8 +94,10 @@ def normalize_launch(req: LaunchRequest, config: DaemonConfig) -> LaunchRequest:
         raise InvalidArgument("session_settings.code.max_cost_usd", "must be 0 (no limit) to 1000000")
     timeout = req.approval_timeout_seconds
     if not (0 <= timeout <= MAX_APPROVAL_TIMEOUT_SECONDS):  # also refuses NaN
-        raise InvalidArgument("session_settings.code.approval_timeout_seconds",
-                              f"must be 0 (no timeout) to {MAX_APPROVAL_TIMEOUT_SECONDS:g} seconds")
+        raise InvalidArgument(
+            "session_settings.code.approval_timeout_seconds",
+            f"must be 0 (no timeout) to {MAX_APPROVAL_TIMEOUT_SECONDS:g} seconds",
+        )
     if req.thinking not in _THINKING:
         raise InvalidArgument(
             "session_settings.code.providers.codex.thinking",

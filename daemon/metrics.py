@@ -50,9 +50,7 @@ LAUNCH_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
     registry=REGISTRY,
 )
-EVENTS_STREAMED = Counter(
-    "berth_daemon_events_streamed", "Events sent to StreamEvents callers.", registry=REGISTRY
-)
+EVENTS_STREAMED = Counter("berth_daemon_events_streamed", "Events sent to StreamEvents callers.", registry=REGISTRY)
 
 
 class _SessionsCollector(Collector):

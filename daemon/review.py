@@ -70,11 +70,19 @@ class MergeResult:
     conflicts: list[str] = field(default_factory=list)
 
 
-def _git(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True,
-         input_text: str | None = None) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **_GIT_ENV, **(env or {})}, text=True,
-                          capture_output=True, check=False, input=input_text,
-                          stdin=None if input_text is not None else subprocess.DEVNULL)
+def _git(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env={**os.environ, **_GIT_ENV, **(env or {})},
+        text=True,
+        capture_output=True,
+        check=False,
+        input=input_text,
+        stdin=None if input_text is not None else subprocess.DEVNULL,
+    )
     if check and done.returncode != 0:
         raise FailedPrecondition(f"git {args[0]}: {_last_line(done.stderr) or f'exit {done.returncode}'}")
     return done
@@ -109,8 +117,12 @@ def _snapshot_tree(worktree: Path, git_dir: Path) -> str:
         os.replace(seed, private)
     env = {"GIT_INDEX_FILE": str(private)}
     # core.untrackedCache for this command only (what `-c` does, keeping "add" first for error messages).
-    _git(worktree, "add", "-A", env={**env, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.untrackedCache",
-                                     "GIT_CONFIG_VALUE_0": "true"})
+    _git(
+        worktree,
+        "add",
+        "-A",
+        env={**env, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.untrackedCache", "GIT_CONFIG_VALUE_0": "true"},
+    )
     return _git(worktree, "write-tree", env=env).stdout.strip()
 
 
@@ -118,8 +130,14 @@ def _z(text: str) -> list[str]:
     return [p for p in text.split("\0") if p != ""]
 
 
-def diff(worktree: Path, base_commit: str, *, path: str | None = None, stat_only: bool = False,
-         max_patch_bytes: int = MAX_PATCH_BYTES) -> Diff:
+def diff(
+    worktree: Path,
+    base_commit: str,
+    *,
+    path: str | None = None,
+    stat_only: bool = False,
+    max_patch_bytes: int = MAX_PATCH_BYTES,
+) -> Diff:
     """The worktree (committed, uncommitted and untracked changes) against `base_commit`."""
     if not worktree.is_dir():
         raise NotFound(f"worktree {worktree} no longer exists")
@@ -154,8 +172,9 @@ def diff(worktree: Path, base_commit: str, *, path: str | None = None, stat_only
     for code, old, new in changes:
         adds, dels, binary = stats.get(new, (0, 0, False))
         status = "binary" if binary else _STATUS.get(code, "modified")
-        files.append(DiffFile(path=new, status=status, additions=adds, deletions=dels,
-                              old_path=old if code == "R" else None))
+        files.append(
+            DiffFile(path=new, status=status, additions=adds, deletions=dels, old_path=old if code == "R" else None)
+        )
     out = Diff(base_commit=base_commit, head_commit=head, files=files)
     if not stat_only:
         patch = _git(worktree, "diff", "--binary", "-M", base_commit, tree, *limit).stdout
@@ -173,8 +192,12 @@ def _identity(worktree: Path) -> dict[str, str]:
     configured = _git(worktree, "config", "user.email", check=False).stdout.strip()
     if configured:
         return {}
-    return {"GIT_COMMITTER_NAME": "Berth", "GIT_COMMITTER_EMAIL": "berth@localhost",
-            "GIT_AUTHOR_NAME": "Berth", "GIT_AUTHOR_EMAIL": "berth@localhost"}
+    return {
+        "GIT_COMMITTER_NAME": "Berth",
+        "GIT_COMMITTER_EMAIL": "berth@localhost",
+        "GIT_AUTHOR_NAME": "Berth",
+        "GIT_AUTHOR_EMAIL": "berth@localhost",
+    }
 
 
 def commit_all(worktree: Path, message: str, author: str = "") -> str:
@@ -201,7 +224,7 @@ def _checkouts_of(repository: Path, branch: str) -> list[Path]:
     found, path = [], None
     for item in out.split("\0"):
         if item.startswith("worktree "):
-            path = Path(item[len("worktree "):])
+            path = Path(item[len("worktree ") :])
         elif item == f"branch refs/heads/{branch}" and path is not None:
             found.append(path)
     return found
@@ -220,8 +243,9 @@ def merge(repository: Path, branch: str, into: str, strategy: Strategy = "merge"
         raise FailedPrecondition(f"nothing to merge: {into!r} already has every commit of {branch!r}")
     fast_forward = _git(repository, "merge-base", "--is-ancestor", old, head, check=False).returncode == 0
     if strategy == "fast-forward" and not fast_forward:
-        raise FailedPrecondition(f"strategy: {into!r} has commits that {branch!r} lacks; a fast-forward is not possible",
-                                 field="strategy")
+        raise FailedPrecondition(
+            f"strategy: {into!r} has commits that {branch!r} lacks; a fast-forward is not possible", field="strategy"
+        )
     if strategy == "fast-forward" or (strategy == "merge" and fast_forward):
         new = head
     else:
@@ -237,13 +261,17 @@ def merge(repository: Path, branch: str, into: str, strategy: Strategy = "merge"
         result_tree = _z(tree.stdout)[0]
         parents = ["-p", old, "-p", head] if strategy == "merge" else ["-p", old]
         text = message or (f"Merge branch '{branch}' into {into}" if strategy == "merge" else f"Squashed {branch}")
-        new = _git(repository, "commit-tree", result_tree, *parents, "-F", "-", env=_identity(repository),
-                   input_text=text).stdout.strip()
+        new = _git(
+            repository, "commit-tree", result_tree, *parents, "-F", "-", env=_identity(repository), input_text=text
+        ).stdout.strip()
     checkouts = _checkouts_of(repository, into)
     for checkout in checkouts:
         if _git(checkout, "status", "--porcelain", "--untracked-files=no").stdout.strip():
-            raise FailedPrecondition(f"into: the checkout of {into!r} at {checkout} has uncommitted changes; "
-                                     "commit or stash them first (nothing was changed)", field="into")
+            raise FailedPrecondition(
+                f"into: the checkout of {into!r} at {checkout} has uncommitted changes; "
+                "commit or stash them first (nothing was changed)",
+                field="into",
+            )
     if checkouts:
         # The checkout is clean: fast-forward it (ref, index and files together) to the merged commit.
         _git(checkouts[0], "merge", "--ff-only", "--quiet", new, env=_identity(repository))
@@ -278,11 +306,14 @@ def fork_point(worktree: Path, repository: Path) -> str:
 def default_target(repository: Path, base_ref: str) -> str:
     """The branch a merge goes into by default: `base_ref` when it names a branch, else the branch the
     repository has checked out."""
-    if base_ref and _git(repository, "show-ref", "--verify", "--quiet", f"refs/heads/{base_ref}",
-                         check=False).returncode == 0:
+    if (
+        base_ref
+        and _git(repository, "show-ref", "--verify", "--quiet", f"refs/heads/{base_ref}", check=False).returncode == 0
+    ):
         return base_ref
     current = _git(repository, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
     if current.returncode != 0 or not current.stdout.strip():
-        raise FailedPrecondition("into: the repository has no branch checked out; name the branch to merge into",
-                                 field="into")
+        raise FailedPrecondition(
+            "into: the repository has no branch checked out; name the branch to merge into", field="into"
+        )
     return current.stdout.strip()

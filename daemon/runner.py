@@ -81,8 +81,16 @@ class _Proc:
 class AgentRunner:
     """Runs one session's agent; see the module docstring."""
 
-    def __init__(self, adapter: AgentAdapter, spec: TurnSpec, *, on_event: OnEvent, on_exit: OnExit,
-                 base_env: Mapping[str, str] | None = None, on_written: OnWritten | None = None) -> None:
+    def __init__(
+        self,
+        adapter: AgentAdapter,
+        spec: TurnSpec,
+        *,
+        on_event: OnEvent,
+        on_exit: OnExit,
+        base_env: Mapping[str, str] | None = None,
+        on_written: OnWritten | None = None,
+    ) -> None:
         self.adapter = adapter
         self.spec = spec
         self._on_event = on_event
@@ -266,10 +274,15 @@ class AgentRunner:
         argv = self.adapter.argv(spec)
         try:
             process = await asyncio.create_subprocess_exec(
-                *argv, cwd=str(spec.cwd), env=self.adapter.env(self._base_env),
+                *argv,
+                cwd=str(spec.cwd),
+                env=self.adapter.env(self._base_env),
                 stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                start_new_session=True, limit=_LINE_LIMIT)
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                limit=_LINE_LIMIT,
+            )
         except OSError as exc:
             raise FailedPrecondition(f"could not start {self.adapter.provider} ({argv[0]}): {exc}") from exc
         proc = _Proc(process)

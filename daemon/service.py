@@ -46,15 +46,26 @@ def _dict(s: struct_pb2.Struct) -> dict[str, Any]:
 
 def approval_to_pb(rec: ApprovalRecord) -> pb.Approval:
     """A stored approval as the wire message."""
-    return pb.Approval(id=rec.approval_id, agent_session_id=rec.agent_session_id, kind=rec.kind,
-                       tool_name=rec.tool_name, input=_struct(rec.input), status=rec.status,
-                       created_at=rec.created_at, decided_at=rec.decided_at, message=rec.message,
-                       remember=rec.remember, tool_use_id=rec.tool_use_id, decided_by=rec.decided_by,
-                       detail=_struct(rec.detail))
+    return pb.Approval(
+        id=rec.approval_id,
+        agent_session_id=rec.agent_session_id,
+        kind=rec.kind,
+        tool_name=rec.tool_name,
+        input=_struct(rec.input),
+        status=rec.status,
+        created_at=rec.created_at,
+        decided_at=rec.decided_at,
+        message=rec.message,
+        remember=rec.remember,
+        tool_use_id=rec.tool_use_id,
+        decided_by=rec.decided_by,
+        detail=_struct(rec.detail),
+    )
 
 
-def session_to_pb(rec: SessionRecord, *, turn_running: bool = False, queued: int = 0,
-                  pending_approvals: int = 0) -> pb.Session:
+def session_to_pb(
+    rec: SessionRecord, *, turn_running: bool = False, queued: int = 0, pending_approvals: int = 0
+) -> pb.Session:
     """A stored session as the wire message."""
     return pb.Session(
         agent_session_id=rec.agent_session_id,
@@ -89,8 +100,9 @@ def event_to_pb(ev: StoredEvent) -> pb.Event:
         return _event_pb(ev.agent_session_id, ev.seq, ev.role, content, ev.created_at, metadata, ev.status)
 
 
-def _event_pb(sid: str, seq: int, role: str, content: dict[str, Any], created_at: str,
-              metadata: dict[str, Any], status: str) -> pb.Event:
+def _event_pb(
+    sid: str, seq: int, role: str, content: dict[str, Any], created_at: str, metadata: dict[str, Any], status: str
+) -> pb.Event:
     return pb.Event(
         agent_session_id=sid,
         seq=seq,
@@ -128,17 +140,21 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
 
     def _session(self, rec: SessionRecord) -> pb.Session:
         running, queued = self.supervisor.live_state(rec.agent_session_id)
-        return session_to_pb(rec, turn_running=running, queued=queued,
-                             pending_approvals=self.supervisor.pending_approvals(rec.agent_session_id))
+        return session_to_pb(
+            rec,
+            turn_running=running,
+            queued=queued,
+            pending_approvals=self.supervisor.pending_approvals(rec.agent_session_id),
+        )
 
     @_rpc
-    async def LaunchSession(self, request: pb.LaunchSessionRequest, context: grpc.aio.ServicerContext) -> pb.LaunchSessionResponse:
+    async def LaunchSession(
+        self, request: pb.LaunchSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.LaunchSessionResponse:
         started = time.perf_counter()
         code = request.session_settings.code
         provider = code.default_provider
-        model = (
-            code.providers.codex.model if provider.strip().lower() == "codex" else code.providers.claude_code.model
-        )
+        model = code.providers.codex.model if provider.strip().lower() == "codex" else code.providers.claude_code.model
         settings = json_format.MessageToDict(request.session_settings, preserving_proto_field_name=True)
         result = await self.supervisor.launch(
             LaunchRequest(
@@ -182,7 +198,9 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
         return pb.LaunchSessionResponse(status="ok", payload=_struct(payload), session=self._session(rec))
 
     @_rpc
-    async def SendMessage(self, request: pb.SendMessageRequest, context: grpc.aio.ServicerContext) -> pb.SendMessageResponse:
+    async def SendMessage(
+        self, request: pb.SendMessageRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SendMessageResponse:
         message_id, status, ts = await self.supervisor.send_message(
             request.agent_session_id, request.content, request.message_id
         )
@@ -210,11 +228,15 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
         return self._session(self.supervisor.get(request.agent_session_id))
 
     @_rpc
-    async def ListSessions(self, request: pb.ListSessionsRequest, context: grpc.aio.ServicerContext) -> pb.ListSessionsResponse:
+    async def ListSessions(
+        self, request: pb.ListSessionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListSessionsResponse:
         recs = self.supervisor.list_sessions(status=request.status, workspace_id=request.workspace_id)
         return pb.ListSessionsResponse(sessions=[self._session(r) for r in recs])
 
-    async def StreamEvents(self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Event]:
+    async def StreamEvents(
+        self, request: pb.StreamEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.Event]:
         try:
             stream = self.supervisor.events(request.agent_session_id, request.after_seq, request.history_only)
             async for ev in stream:
@@ -224,7 +246,9 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
             await context.abort(exc.code, exc.message)
 
     @_rpc
-    async def ImportTranscript(self, request: pb.ImportTranscriptRequest, context: grpc.aio.ServicerContext) -> pb.ImportTranscriptResponse:
+    async def ImportTranscript(
+        self, request: pb.ImportTranscriptRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ImportTranscriptResponse:
         messages = [
             {
                 "message_id": m.message_id,
@@ -253,7 +277,9 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
         )
 
     @_rpc
-    async def RemoveWorktree(self, request: pb.RemoveWorktreeRequest, context: grpc.aio.ServicerContext) -> pb.RemoveWorktreeResponse:
+    async def RemoveWorktree(
+        self, request: pb.RemoveWorktreeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RemoveWorktreeResponse:
         branch, deleted = await self.supervisor.remove_worktree(
             request.worktree_path,
             force=request.force,
@@ -266,28 +292,51 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
         return pb.RemoveWorktreeResponse(removed=not request.check_only, branch=branch, branch_deleted=deleted)
 
     @_rpc
-    async def ForgetSession(self, request: pb.ForgetSessionRequest, context: grpc.aio.ServicerContext) -> pb.ForgetSessionResponse:
+    async def ForgetSession(
+        self, request: pb.ForgetSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ForgetSessionResponse:
         kept = await self.supervisor.forget(request.agent_session_id, request.owner)
         return pb.ForgetSessionResponse(worktree_path=kept)
 
     @_rpc
-    async def ListWorktrees(self, request: pb.ListWorktreesRequest, context: grpc.aio.ServicerContext) -> pb.ListWorktreesResponse:
+    async def ListWorktrees(
+        self, request: pb.ListWorktreesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListWorktreesResponse:
         entries = await self.supervisor.list_worktrees(request.repository, request.owner)
         return pb.ListWorktreesResponse(worktrees=[pb.Worktree(**e) for e in entries])
 
     @_rpc
-    async def GetMachineInfo(self, request: pb.GetMachineInfoRequest, context: grpc.aio.ServicerContext) -> pb.MachineInfo:
+    async def GetMachineInfo(
+        self, request: pb.GetMachineInfoRequest, context: grpc.aio.ServicerContext
+    ) -> pb.MachineInfo:
         return pb.MachineInfo(**await self.supervisor.machine_info())
 
     @_rpc
     async def GetDiff(self, request: pb.GetDiffRequest, context: grpc.aio.ServicerContext) -> pb.Diff:
         result, base_ref = await self.supervisor.get_diff(
-            request.agent_session_id, request.owner, path=request.path, stat_only=request.stat_only,
-            max_patch_bytes=request.max_patch_bytes)
-        return pb.Diff(base_ref=base_ref, base_commit=result.base_commit, head_commit=result.head_commit,
-                       patch=result.patch, truncated=result.truncated,
-                       files=[pb.DiffFile(path=f.path, old_path=f.old_path or "", status=f.status,
-                                          additions=f.additions, deletions=f.deletions) for f in result.files])
+            request.agent_session_id,
+            request.owner,
+            path=request.path,
+            stat_only=request.stat_only,
+            max_patch_bytes=request.max_patch_bytes,
+        )
+        return pb.Diff(
+            base_ref=base_ref,
+            base_commit=result.base_commit,
+            head_commit=result.head_commit,
+            patch=result.patch,
+            truncated=result.truncated,
+            files=[
+                pb.DiffFile(
+                    path=f.path,
+                    old_path=f.old_path or "",
+                    status=f.status,
+                    additions=f.additions,
+                    deletions=f.deletions,
+                )
+                for f in result.files
+            ],
+        )
 
     @_rpc
     async def Commit(self, request: pb.CommitRequest, context: grpc.aio.ServicerContext) -> pb.CommitResponse:
@@ -296,29 +345,40 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
 
     @_rpc
     async def Merge(self, request: pb.MergeRequest, context: grpc.aio.ServicerContext) -> pb.MergeResponse:
-        result = await self.supervisor.merge(request.agent_session_id, request.owner, into=request.into,
-                                             strategy=request.strategy, message=request.message)
-        return pb.MergeResponse(merged_commit=result.merged_commit, into=result.into, strategy=result.strategy,
-                                conflicts=result.conflicts)
+        result = await self.supervisor.merge(
+            request.agent_session_id,
+            request.owner,
+            into=request.into,
+            strategy=request.strategy,
+            message=request.message,
+        )
+        return pb.MergeResponse(
+            merged_commit=result.merged_commit, into=result.into, strategy=result.strategy, conflicts=result.conflicts
+        )
 
     @_rpc
     async def Push(self, request: pb.PushRequest, context: grpc.aio.ServicerContext) -> pb.PushResponse:
-        ref = await self.supervisor.push(request.agent_session_id, request.owner, remote=request.remote,
-                                         branch=request.branch)
+        ref = await self.supervisor.push(
+            request.agent_session_id, request.owner, remote=request.remote, branch=request.branch
+        )
         return pb.PushResponse(remote=request.remote or "origin", ref=ref)
 
     @_rpc
-    async def ListApprovals(self, request: pb.ListApprovalsRequest, context: grpc.aio.ServicerContext) -> pb.ListApprovalsResponse:
+    async def ListApprovals(
+        self, request: pb.ListApprovalsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListApprovalsResponse:
         recs = self.supervisor.approvals(request.agent_session_id, request.owner, request.status)
         return pb.ListApprovalsResponse(approvals=[approval_to_pb(r) for r in recs])
 
     @_rpc
     async def DecideApproval(self, request: pb.DecideApprovalRequest, context: grpc.aio.ServicerContext) -> pb.Approval:
         if request.decision not in ("allow", "deny"):
-            raise InvalidArgument("decision", f"must be \"allow\" or \"deny\" (got {request.decision[:40]!r})")
+            raise InvalidArgument("decision", f'must be "allow" or "deny" (got {request.decision[:40]!r})')
         updated = _dict(request.updated_input) if request.HasField("updated_input") else None
-        decision = Decision(allow=request.decision == "allow", message=request.message, updated_input=updated,
-                            remember=request.remember)
-        rec = await self.supervisor.decide_approval(request.agent_session_id, request.approval_id, request.owner,
-                                                    decision)
+        decision = Decision(
+            allow=request.decision == "allow", message=request.message, updated_input=updated, remember=request.remember
+        )
+        rec = await self.supervisor.decide_approval(
+            request.agent_session_id, request.approval_id, request.owner, decision
+        )
         return approval_to_pb(rec)

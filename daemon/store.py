@@ -369,9 +369,7 @@ class StateStore:
         placeholders = ", ".join("?" for _ in _SESSION_COLUMNS)
         try:
             with self._transaction() as db:
-                db.execute(
-                    f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)}) VALUES ({placeholders})", values
-                )
+                db.execute(f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)}) VALUES ({placeholders})", values)
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"session {rec.agent_session_id} already exists") from None
 
@@ -433,7 +431,8 @@ class StateStore:
                 if others is None:
                     kept = row["worktree_path"]
                     db.execute(
-                        "INSERT OR REPLACE INTO left_worktrees (worktree_path, agent_session_id, owner, branch, left_at)"
+                        "INSERT OR REPLACE INTO left_worktrees"
+                        " (worktree_path, agent_session_id, owner, branch, left_at)"
                         " VALUES (?, ?, ?, ?, ?)",
                         (kept, agent_session_id, row["owner"], row["branch"], utc_now()),
                     )
@@ -538,15 +537,11 @@ class StateStore:
     def finish_written(self, agent_session_id: str) -> None:
         """The agent's turn ended: the messages handed to it are no longer pending."""
         with self._transaction() as db:
-            db.execute(
-                "DELETE FROM pending_messages WHERE agent_session_id = ? AND written = 1", (agent_session_id,)
-            )
+            db.execute("DELETE FROM pending_messages WHERE agent_session_id = ? AND written = 1", (agent_session_id,))
 
     def drop_pending(self, agent_session_id: str, seq: int) -> None:
         with self._transaction() as db:
-            db.execute(
-                "DELETE FROM pending_messages WHERE agent_session_id = ? AND seq = ?", (agent_session_id, seq)
-            )
+            db.execute("DELETE FROM pending_messages WHERE agent_session_id = ? AND seq = ?", (agent_session_id, seq))
 
     # ---- approvals -----------------------------------------------------------
 
@@ -606,9 +601,7 @@ class StateStore:
 
     def provider_session_owner(self, provider_session_id: str) -> str | None:
         """The owner a provider session id belongs to on this machine, or None when unknown."""
-        rows = self._query(
-            "SELECT owner FROM provider_sessions WHERE provider_session_id = ?", (provider_session_id,)
-        )
+        rows = self._query("SELECT owner FROM provider_sessions WHERE provider_session_id = ?", (provider_session_id,))
         return rows[0]["owner"] if rows else None
 
     def claim_provider_session(self, provider_session_id: str, owner: str) -> str:

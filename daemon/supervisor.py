@@ -129,8 +129,10 @@ class Supervisor:
         self._store = StateStore(self.config.db_path)
         self._desk = ApprovalDesk(self._store, self._emit, self._deliver_decision)
         # Asks of agents the old daemon ran: those agents are gone (or are ended below) and cannot be answered.
-        self._desk.expire_all([rec.agent_session_id for rec in self._store.list_sessions()],
-                              "the daemon restarted while the request was pending")
+        self._desk.expire_all(
+            [rec.agent_session_id for rec in self._store.list_sessions()],
+            "the daemon restarted while the request was pending",
+        )
         await self._reconcile()
         if self.config.pool.size:
             # Keep ready worktrees for the repositories this machine already works in.
@@ -233,9 +235,7 @@ class Supervisor:
             if existing is not None:
                 return await self._relaunch(self._owned(existing, req.owner), req)
             if self._running_count() >= self.config.max_sessions:
-                raise ResourceExhausted(
-                    f"this machine runs {self.config.max_sessions} sessions already (max_sessions)"
-                )
+                raise ResourceExhausted(f"this machine runs {self.config.max_sessions} sessions already (max_sessions)")
             self._launching += 1
             try:
                 return await self._launch_new(req)
@@ -246,8 +246,16 @@ class Supervisor:
         adapter = self._adapter(req.provider)
         adapter.resolve_binary()  # FailedPrecondition naming the path, before anything is created
         # Options the CLI would refuse (e.g. claude's bypass as root) fail here, before anything is created.
-        adapter.argv(TurnSpec(cwd=Path("."), model=req.model, thinking=req.thinking, mode=req.mode,
-                              permissions=req.permissions, allowed_tools=tuple(req.allowed_tools)))
+        adapter.argv(
+            TurnSpec(
+                cwd=Path("."),
+                model=req.model,
+                thinking=req.thinking,
+                mode=req.mode,
+                permissions=req.permissions,
+                allowed_tools=tuple(req.allowed_tools),
+            )
+        )
         if req.resume_session_id:
             self._check_resume_id(req.resume_session_id, req.owner)
         repo = await self.worktrees.resolve_repository(req.repository)
@@ -272,11 +280,18 @@ class Supervisor:
                 updated_at=now,
                 last_error="",
                 last_seq=0,
-                settings={"thinking": req.thinking, "mode": req.mode, "permissions": req.permissions,
-                          "base_ref": req.base_ref, "base_commit": info.base_commit,
-                          "allowed_tools": list(req.allowed_tools),
-                          "approval_timeout_seconds": req.approval_timeout_seconds,
-                          "max_turns": req.max_turns, "max_cost_usd": req.max_cost_usd, **req.settings},
+                settings={
+                    "thinking": req.thinking,
+                    "mode": req.mode,
+                    "permissions": req.permissions,
+                    "base_ref": req.base_ref,
+                    "base_commit": info.base_commit,
+                    "allowed_tools": list(req.allowed_tools),
+                    "approval_timeout_seconds": req.approval_timeout_seconds,
+                    "max_turns": req.max_turns,
+                    "max_cost_usd": req.max_cost_usd,
+                    **req.settings,
+                },
                 metadata=req.metadata,
                 worktree_created=info.created,
                 owner=req.owner,
@@ -307,8 +322,10 @@ class Supervisor:
                 await self.worktrees.rollback(info)
             raise
         rec = self._status(sid, "active", "")
-        log.info("session launched", extra={"session_id": sid, "provider": rec.provider,
-                                            "worktree": rec.worktree_path, "pid": pid})
+        log.info(
+            "session launched",
+            extra={"session_id": sid, "provider": rec.provider, "worktree": rec.worktree_path, "pid": pid},
+        )
         return LaunchResult(session=rec, reused=False, pid=pid, pooled=info.pooled)
 
     async def _start_after_checkout(self, sid: str, live: _Live, info: WorktreeInfo) -> None:
@@ -384,8 +401,9 @@ class Supervisor:
     def _claim_provider_id(self, rec: SessionRecord, provider_session_id: str) -> None:
         holder = self.store.claim_provider_session(provider_session_id, rec.owner)
         if holder != rec.owner:
-            log.warning("provider session %s of %s is recorded for another owner", provider_session_id,
-                        rec.agent_session_id)
+            log.warning(
+                "provider session %s of %s is recorded for another owner", provider_session_id, rec.agent_session_id
+            )
 
     def _check_worktree_free(self, path: Path, req: LaunchRequest) -> None:
         """FailedPrecondition when the worktree at `path` is another owner's, or a running session's."""
@@ -400,7 +418,8 @@ class Supervisor:
                 continue
             if other.owner != req.owner:
                 raise FailedPrecondition(
-                    f"worktree_name: {req.worktree_name!r} is taken on this machine by another owner; choose another name",
+                    f"worktree_name: {req.worktree_name!r} is taken on this machine by another owner; "
+                    "choose another name",
                     field="worktree_name",
                 )
             if other.status in RUNNING_STATUSES or other.agent_session_id in self._live:
@@ -496,19 +515,26 @@ class Supervisor:
             if self._store is not None and not self._closed:
                 self._store.mark_written(sid, seq)
 
-        runner = AgentRunner(adapter, spec, on_event=on_event, on_exit=on_exit, base_env=os.environ,
-                             on_written=on_written)
+        runner = AgentRunner(
+            adapter, spec, on_event=on_event, on_exit=on_exit, base_env=os.environ, on_written=on_written
+        )
         live = _Live(runner)
         self._live[sid] = live
         for pending in self.store.pending_messages(sid):
             if pending.written:
                 # Handed to the agent before it went away (daemon restart, pause): its turn never ended.
                 self.store.drop_pending(sid, pending.seq)
-                self._event(sid, "system", {
-                    "type": "error", "is_error": True,
-                    "message": f"message {pending.message_id} was with the agent when it stopped; its turn did "
-                               "not finish (send it again if it is still wanted)"},
-                    {"message_id": pending.message_id, "reason": "turn_cut"})
+                self._event(
+                    sid,
+                    "system",
+                    {
+                        "type": "error",
+                        "is_error": True,
+                        "message": f"message {pending.message_id} was with the agent when it stopped; its turn did "
+                        "not finish (send it again if it is still wanted)",
+                    },
+                    {"message_id": pending.message_id, "reason": "turn_cut"},
+                )
             else:
                 runner.preload(pending.content, pending.seq)
         return live
@@ -522,9 +548,12 @@ class Supervisor:
 
     def _fail_one(self, sid: str, seq: int, message_id: str, reason: str) -> None:
         self.store.drop_pending(sid, seq)
-        self._event(sid, "system", {
-            "type": "error", "is_error": True, "message": f"message {message_id} was not delivered: {reason}"},
-            {"message_id": message_id, "reason": "not_delivered"})
+        self._event(
+            sid,
+            "system",
+            {"type": "error", "is_error": True, "message": f"message {message_id} was not delivered: {reason}"},
+            {"message_id": message_id, "reason": "not_delivered"},
+        )
 
     # ------------------------------------------------------------------ messages
 
@@ -537,17 +566,16 @@ class Supervisor:
         if rec.settings.get("budget_reached"):
             raise FailedPrecondition(f"session {agent_session_id} reached its budget: {rec.settings['budget_reached']}")
         if live is None or rec.status not in RUNNING_STATUSES:
-            raise FailedPrecondition(
-                f"session {agent_session_id} is {rec.status}, not running; resume it first"
-            )
+            raise FailedPrecondition(f"session {agent_session_id} is {rec.status}, not running; resume it first")
         if not isinstance(message_id, str) or len(message_id) > 200:
             raise InvalidArgument("message_id", "must be at most 200 characters")
         message_id = message_id or "msg-" + secrets.token_hex(8)
         runner = live.runner
         state = "queued" if (not runner.started or runner.turn_running or runner.queued) else "sent"
         # Stored (as pending) before it is acknowledged: a crash from here on does not lose it.
-        ev = self._user_event(agent_session_id, content, {"message_id": message_id}, pending=True,
-                              message_id=message_id)
+        ev = self._user_event(
+            agent_session_id, content, {"message_id": message_id}, pending=True, message_id=message_id
+        )
         try:
             await live.runner.send(content, ev.seq)
         except FailedPrecondition as exc:
@@ -611,8 +639,12 @@ class Supervisor:
         live = self._live.get(sid)
         if reached and live is not None:
             live.runner.hold()  # the queued messages stay pending; the stop reports them
-            self._event(sid, "system", {"type": "system", "message": f"budget reached: {reached}; stopping the session"},
-                        {"reason": "budget", "budget": reached})
+            self._event(
+                sid,
+                "system",
+                {"type": "system", "message": f"budget reached: {reached}; stopping the session"},
+                {"reason": "budget", "budget": reached},
+            )
             # After the turn's end has been handled: stop() takes the session's lock.
             task = asyncio.get_running_loop().create_task(self._stop_for_budget(sid, reached))
             self._budget_stops.add(task)
@@ -632,14 +664,17 @@ class Supervisor:
     async def _resume_locked(self, rec: SessionRecord, prompt: str) -> SessionRecord:
         if rec.settings.get("budget_reached"):
             raise FailedPrecondition(
-                f"session {rec.agent_session_id} reached its budget: {rec.settings['budget_reached']}")
+                f"session {rec.agent_session_id} reached its budget: {rec.settings['budget_reached']}"
+            )
         if self._running_count() >= self.config.max_sessions:
             raise ResourceExhausted(f"this machine runs {self.config.max_sessions} sessions already (max_sessions)")
         if not Path(rec.worktree_path).is_dir():
             raise FailedPrecondition(f"worktree {rec.worktree_path} no longer exists")
         holder = self._holder_of(rec.worktree_path)
-        if holder is not None and holder.agent_session_id != rec.agent_session_id and (
-            holder.status in RUNNING_STATUSES or holder.agent_session_id in self._live
+        if (
+            holder is not None
+            and holder.agent_session_id != rec.agent_session_id
+            and (holder.status in RUNNING_STATUSES or holder.agent_session_id in self._live)
         ):
             raise FailedPrecondition(
                 f"worktree_name: the worktree is in use by session {holder.agent_session_id}; stop it first",
@@ -807,8 +842,8 @@ class Supervisor:
             if holder is not None and holder.agent_session_id != agent_session_id:
                 raise FailedPrecondition(
                     f"the worktree of session {agent_session_id} now belongs to session {holder.agent_session_id}"
-                    if holder.owner == owner else
-                    f"the worktree of session {agent_session_id} now belongs to another session"
+                    if holder.owner == owner
+                    else f"the worktree of session {agent_session_id} now belongs to another session"
                 )
         if not worktree_path:
             raise InvalidArgument("worktree_path", "is required (or agent_session_id)")
@@ -831,7 +866,9 @@ class Supervisor:
                 )
             return "", False
         result = await self.worktrees.remove(
-            Path(worktree_path), force=force, delete_branch=delete_branch,
+            Path(worktree_path),
+            force=force,
+            delete_branch=delete_branch,
             delete_branch_if_merged=delete_branch_if_merged,
         )
         self.store.drop_left_worktree(worktree_path)
@@ -860,11 +897,16 @@ class Supervisor:
             held_by = holder.owner if holder is not None else left.owner if left is not None else None
             if held_by is None or (owner and held_by != owner):
                 continue  # the pool's, or another owner's
-            out.append({
-                "path": str(listed.path), "branch": listed.branch, "dirty": listed.dirty,
-                "agent_session_id": holder.agent_session_id if holder else left.agent_session_id if left else "",
-                "session_status": holder.status if holder else "", "forgotten": holder is None,
-            })
+            out.append(
+                {
+                    "path": str(listed.path),
+                    "branch": listed.branch,
+                    "dirty": listed.dirty,
+                    "agent_session_id": holder.agent_session_id if holder else left.agent_session_id if left else "",
+                    "session_status": holder.status if holder else "",
+                    "forgotten": holder is None,
+                }
+            )
         return out
 
     async def machine_info(self) -> dict[str, Any]:
@@ -898,8 +940,9 @@ class Supervisor:
         # Sessions from before the base was recorded: where the branch left the repository's HEAD.
         return await asyncio.to_thread(review.fork_point, Path(rec.worktree_path), Path(rec.repository))
 
-    async def get_diff(self, agent_session_id: str, owner: str, *, path: str = "", stat_only: bool = False,
-                       max_patch_bytes: int = 0) -> tuple[review.Diff, str]:
+    async def get_diff(
+        self, agent_session_id: str, owner: str, *, path: str = "", stat_only: bool = False, max_patch_bytes: int = 0
+    ) -> tuple[review.Diff, str]:
         """(the session's diff against its base commit, its base_ref)."""
         rec = self._session_of(agent_session_id, owner)
         if path and (len(path) > 4096 or "\0" in path or path.startswith("-")):
@@ -909,9 +952,14 @@ class Supervisor:
         base = await self._base_commit(rec)
         # One diff at a time per session: each reads the worktree through the same private index.
         async with self._lock(f"diff:{agent_session_id}"):
-            result = await asyncio.to_thread(review.diff, Path(rec.worktree_path), base, path=path or None,
-                                             stat_only=stat_only,
-                                             max_patch_bytes=max_patch_bytes or review.MAX_PATCH_BYTES)
+            result = await asyncio.to_thread(
+                review.diff,
+                Path(rec.worktree_path),
+                base,
+                path=path or None,
+                stat_only=stat_only,
+                max_patch_bytes=max_patch_bytes or review.MAX_PATCH_BYTES,
+            )
         return result, str(rec.settings.get("base_ref") or "")
 
     async def commit(self, agent_session_id: str, owner: str, message: str, author: str = "") -> str:
@@ -921,19 +969,28 @@ class Supervisor:
         async with self.worktrees.repository_lock(Path(rec.repository)):
             return await asyncio.to_thread(review.commit_all, Path(rec.worktree_path), message, author)
 
-    async def merge(self, agent_session_id: str, owner: str, *, into: str = "", strategy: str = "",
-                    message: str = "") -> review.MergeResult:
+    async def merge(
+        self, agent_session_id: str, owner: str, *, into: str = "", strategy: str = "", message: str = ""
+    ) -> review.MergeResult:
         rec = self._session_of(agent_session_id, owner)
         strategy = strategy or "merge"
         if strategy not in ("merge", "squash", "fast-forward"):
             raise InvalidArgument("strategy", "must be merge, squash or fast-forward")
         repo = Path(rec.repository)
         async with self.worktrees.repository_lock(repo):
-            target = into or await asyncio.to_thread(review.default_target, repo, str(rec.settings.get("base_ref") or ""))
+            target = into or await asyncio.to_thread(
+                review.default_target, repo, str(rec.settings.get("base_ref") or "")
+            )
             if target == rec.branch:
                 raise InvalidArgument("into", "is the session's own branch")
-            return await asyncio.to_thread(review.merge, repo, rec.branch, target, strategy,  # type: ignore[arg-type]
-                                           message)
+            return await asyncio.to_thread(
+                review.merge,
+                repo,
+                rec.branch,
+                target,
+                strategy,  # type: ignore[arg-type]
+                message,
+            )
 
     async def push(self, agent_session_id: str, owner: str, *, remote: str = "", branch: str = "") -> str:
         rec = self._session_of(agent_session_id, owner)
@@ -949,8 +1006,9 @@ class Supervisor:
             raise InvalidArgument("status", f"unknown status {status!r}; known: {', '.join(APPROVAL_STATUSES)}")
         return self.desk.of_session(agent_session_id, status)
 
-    async def decide_approval(self, agent_session_id: str, approval_id: str, owner: str, decision: Decision
-                              ) -> ApprovalRecord:
+    async def decide_approval(
+        self, agent_session_id: str, approval_id: str, owner: str, decision: Decision
+    ) -> ApprovalRecord:
         """Answer a pending approval; NotFound for another owner's session or an unknown approval,
         FailedPrecondition when it is no longer pending."""
         self._check_owner(self._get(agent_session_id), owner)
@@ -984,22 +1042,41 @@ class Supervisor:
             await self._deliver_decision(sid, ask, Decision(allow=False, message=message))
         except FailedPrecondition:
             return
-        self._event(sid, "system", {"type": "error", "message": message},
-                    {"raw_type": "permission_denied", "tool_name": ask.tool_name, "tool_use_id": ask.tool_use_id})
+        self._event(
+            sid,
+            "system",
+            {"type": "error", "message": message},
+            {"raw_type": "permission_denied", "tool_name": ask.tool_name, "tool_use_id": ask.tool_use_id},
+        )
 
     def _emit(self, sid: str, role: str, content: dict[str, Any], metadata: dict[str, Any]) -> StoredEvent:
         return self._event(sid, role, content, metadata)
 
     # ------------------------------------------------------------------- events
 
-    def _event(self, sid: str, role: str, content: dict[str, Any], metadata: dict[str, Any] | None = None,
-               status: str = "", pending_message_id: str | None = None) -> StoredEvent:
+    def _event(
+        self,
+        sid: str,
+        role: str,
+        content: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        status: str = "",
+        pending_message_id: str | None = None,
+    ) -> StoredEvent:
         content, metadata = make_carriable(content, metadata or {})
-        return self.store.append_event(sid, role=role, content=content, metadata=metadata, status=status,
-                                       pending_message_id=pending_message_id)
+        return self.store.append_event(
+            sid, role=role, content=content, metadata=metadata, status=status, pending_message_id=pending_message_id
+        )
 
-    def _user_event(self, sid: str, text: str, metadata: dict[str, Any] | None = None, *, pending: bool = False,
-                    message_id: str = "") -> StoredEvent:
+    def _user_event(
+        self,
+        sid: str,
+        text: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        pending: bool = False,
+        message_id: str = "",
+    ) -> StoredEvent:
         """Store a user message; `pending` also keeps it until the agent's turn for it has ended."""
         pending_id = (message_id or "msg-" + secrets.token_hex(8)) if pending else None
         return self._event(sid, "user", {"type": "text", "text": text}, metadata, pending_message_id=pending_id)
@@ -1026,8 +1103,9 @@ class Supervisor:
         rec = self.store.update_session(sid, status=status)
         message = f"status: {status}" + (f" ({reason})" if reason else "")
         log.info("session %s", status, extra={"session_id": sid, "reason": reason})
-        self._event(sid, "system", {"type": "system", "message": message}, {"reason": reason} if reason else {},
-                    status=status)
+        self._event(
+            sid, "system", {"type": "system", "message": message}, {"reason": reason} if reason else {}, status=status
+        )
         return rec
 
     def _set(self, sid: str, **fields: Any) -> SessionRecord:

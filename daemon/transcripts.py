@@ -71,9 +71,7 @@ def write_claude_transcript(
     """
     if not os.path.isdir(worktree):
         raise NotFound(f"worktree not found: {worktree}")
-    lines = build_claude_transcript(
-        worktree, session_id, messages, now=now, model=model, git_branch=git_branch
-    )
+    lines = build_claude_transcript(worktree, session_id, messages, now=now, model=model, git_branch=git_branch)
     directory = claude_project_dir(Path(worktree), config_dir)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{session_id}.jsonl"

@@ -132,8 +132,9 @@ def validate_model(value: str, field: str = "model") -> None:
     """Raise InvalidArgument(field, ...) unless `value` looks like a model name (never an option)."""
     if not isinstance(value, str) or not _MODEL.fullmatch(value):
         raise InvalidArgument(
-            field, f"must be a model name: letters, digits and . _ : / [ ] @ + -, not starting with '-' "
-            f"(got {str(value)[:140]!r})"
+            field,
+            f"must be a model name: letters, digits and . _ : / [ ] @ + -, not starting with '-' "
+            f"(got {str(value)[:140]!r})",
         )
 
 
@@ -147,6 +148,4 @@ def validate_tool_rule(value: str, field: str = "allowed_tools") -> None:
     """Raise InvalidArgument(field, ...) unless `value` is a tool rule: a tool name, optionally with
     `(specifier)`, e.g. "Bash(npm test:*)" (never an option: it starts with a letter)."""
     if not isinstance(value, str) or not _TOOL_RULE.fullmatch(value):
-        raise InvalidArgument(
-            field, f"must be a tool rule such as Read or Bash(npm test:*) (got {str(value)[:140]!r})"
-        )
+        raise InvalidArgument(field, f"must be a tool rule such as Read or Bash(npm test:*) (got {str(value)[:140]!r})")

@@ -436,7 +436,11 @@ class WorktreePool:
             if not line.startswith("worktree "):
                 continue
             path = Path(line[len("worktree ") :])
-            if os.path.realpath(path).startswith(prefix) and not path.exists() and not path.name.startswith(self._token):
+            if (
+                os.path.realpath(path).startswith(prefix)
+                and not path.exists()
+                and not path.name.startswith(self._token)
+            ):
                 common = Path(run_git(repository, "rev-parse", "--git-common-dir"))
                 if not common.is_absolute():
                     common = repository / common

@@ -244,9 +244,7 @@ class Worktrees:
             return await self._clone_once(repository)
         path = Path(repository).expanduser()
         if not path.is_absolute():
-            raise InvalidArgument(
-                "repository", f"must be an absolute path or a clone URL (got {repository!r})"
-            )
+            raise InvalidArgument("repository", f"must be an absolute path or a clone URL (got {repository!r})")
         return await asyncio.to_thread(self._open_local, path, repository)
 
     @staticmethod
@@ -283,9 +281,7 @@ class Worktrees:
                 with git.Repo(target) as repo:
                     return _main_repository(repo)
             except git.InvalidGitRepositoryError:
-                raise FailedPrecondition(
-                    f"clone directory {target} exists but is not a git repository"
-                ) from None
+                raise FailedPrecondition(f"clone directory {target} exists but is not a git repository") from None
         self.repos_root.mkdir(parents=True, exist_ok=True)
         # Clone beside the target and rename, so a failed clone leaves nothing behind.
         tmp = self.repos_root / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
@@ -299,9 +295,7 @@ class Worktrees:
                     raise
                 # An earlier, abandoned call finished the same clone first; use that one.
         except git.GitCommandError as exc:
-            raise NotFound(
-                f"repository cannot be cloned: {_redact(url)}: {_redact(_git_error(exc))}"
-            ) from None
+            raise NotFound(f"repository cannot be cloned: {_redact(url)}: {_redact(_git_error(exc))}") from None
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -409,9 +403,7 @@ class Worktrees:
                     )
                 return WorktreeInfo(path, name, repository, entry.head, created=False)
             if path.exists():
-                raise FailedPrecondition(
-                    f"worktree path {path} exists but is not the worktree of branch {name}"
-                )
+                raise FailedPrecondition(f"worktree path {path} exists but is not the worktree of branch {name}")
             for other in entries:
                 if other.branch == name:
                     raise FailedPrecondition(f"branch {name} is already checked out at {other.path}")
@@ -430,9 +422,7 @@ class Worktrees:
                 base = head
                 if claim is not None:
                     claim.head = base
-            return self._create(
-                repo, repository, path, name, base, new_branch=True, claim=claim, defer=defer_checkout
-            )
+            return self._create(repo, repository, path, name, base, new_branch=True, claim=claim, defer=defer_checkout)
 
     def _new_branch_fast(
         self,
@@ -559,8 +549,11 @@ class Worktrees:
         On failure leave no directory or branch behind.
         """
         self._mark_repo_dir(repository, path)
-        if new_branch and claim is not None and claim.member is not None and self._claim_sync(
-            repo, claim, path, name, base
+        if (
+            new_branch
+            and claim is not None
+            and claim.member is not None
+            and self._claim_sync(repo, claim, path, name, base)
         ):
             log.info("created worktree %s (branch %s at %s) from the pool", path, name, base[:12])
             return WorktreeInfo(path, name, repository, base, created=True, branch_created=True, pooled=True)
@@ -572,15 +565,18 @@ class Worktrees:
             self._undo(repo, path, name if new_branch else None)
             raise FailedPrecondition(f"git worktree add failed for {name}: {_git_error(exc)}") from None
         log.info("created worktree %s (branch %s at %s)", path, name, base[:12])
-        return WorktreeInfo(path, name, repository, base, created=True, branch_created=new_branch, checkout_pending=defer)
+        return WorktreeInfo(
+            path, name, repository, base, created=True, branch_created=new_branch, checkout_pending=defer
+        )
 
     def _claim_sync(self, repo: git.Repo, claim: _Claim, path: Path, name: str, base: str) -> bool:
         """Move the pooled worktree to `path` and start branch `name` at `base` in it.
 
         Both steps take milliseconds at any repository size: the move is a rename, and at
         the worktree's own commit the branch is created and HEAD pointed at it (no file or
-        index touched); at another commit `checkout -b` rewrites only the files that differ. False (and the pool member back in place or gone)
-        when git refuses; the caller then falls back to `git worktree add`.
+        index touched); at another commit `checkout -b` rewrites only the files that differ. False
+        (and the pool member back in place or gone) when git refuses; the caller then falls back to
+        `git worktree add`.
         """
         member = claim.member
         assert member is not None
@@ -604,8 +600,16 @@ class Worktrees:
                 # this never reads or rewrites the index (100 ms at 50k files).
                 _run(repo, "branch", "--no-track", "--", name, base)
                 try:
-                    _run(repo, "-C", str(path), "symbolic-ref", "-m", f"checkout: moving from {base} to {name}",
-                         "HEAD", f"refs/heads/{name}")
+                    _run(
+                        repo,
+                        "-C",
+                        str(path),
+                        "symbolic-ref",
+                        "-m",
+                        f"checkout: moving from {base} to {name}",
+                        "HEAD",
+                        f"refs/heads/{name}",
+                    )
                 except git.GitCommandError:
                     _run(repo, "branch", "-D", "--", name)
                     raise
@@ -722,8 +726,11 @@ class Worktrees:
                     raise FailedPrecondition(f"cannot remove worktree {path}: {_git_error(exc)}") from None
             deleted = False
             if (
-                not delete_branch and delete_branch_if_merged and entry.branch
-                and _branch_exists(repo, entry.branch) and self._merged_elsewhere(repo, entry.branch)
+                not delete_branch
+                and delete_branch_if_merged
+                and entry.branch
+                and _branch_exists(repo, entry.branch)
+                and self._merged_elsewhere(repo, entry.branch)
             ):
                 delete_branch = True
             if delete_branch and entry.branch and _branch_exists(repo, entry.branch):

@@ -32,8 +32,25 @@ def test_contract_names_the_versioned_service_and_every_rpc():
 
     assert service.full_name == "berth.daemon.v1.DaemonService"
     assert {m.name for m in service.methods} == {
-        "LaunchSession", "SendMessage", "InterruptSession", "PauseSession", "ResumeSession", "StopSession",
-        "GetSession", "ListSessions", "StreamEvents", "ImportTranscript", "RemoveWorktree", "GetMachineInfo",
-        "ForgetSession", "ListWorktrees", "ListApprovals", "DecideApproval", "GetDiff", "Commit", "Merge", "Push",
+        "LaunchSession",
+        "SendMessage",
+        "InterruptSession",
+        "PauseSession",
+        "ResumeSession",
+        "StopSession",
+        "GetSession",
+        "ListSessions",
+        "StreamEvents",
+        "ImportTranscript",
+        "RemoveWorktree",
+        "GetMachineInfo",
+        "ForgetSession",
+        "ListWorktrees",
+        "ListApprovals",
+        "DecideApproval",
+        "GetDiff",
+        "Commit",
+        "Merge",
+        "Push",
     }
     assert service.methods_by_name["StreamEvents"].server_streaming

@@ -1,4 +1,5 @@
-"""The lint gate: ruff (pinned in the test extras) finds nothing in the project."""
+"""The lint gates: ruff (pinned in the test extras; the rule set E, F, I, B, UP, ASYNC, BLE in pyproject.toml)
+finds nothing and would reformat nothing, and mypy finds nothing."""
 
 from __future__ import annotations
 
@@ -10,12 +11,36 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_ruff_finds_nothing():
-    done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(ROOT)], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", str(ROOT)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_ruff_format_would_change_nothing():
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--no-cache", str(ROOT)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_ruff_checks_the_rule_set_the_project_promises():
+    import tomllib
+
+    lint = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["lint"]
+    assert {"E", "F", "I", "B", "UP", "ASYNC", "BLE"} <= set(lint["select"])
+
+
 def test_mypy_finds_nothing_in_daemon_and_controlplane():
-    done = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental"], cwd=ROOT, capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -49,17 +49,29 @@ Admin = Annotated[Principal, Depends(require_admin)]
 
 def _machine_out(m: Machine) -> dict:
     return {
-        "id": m.id, "owner": m.owner, "name": m.name, "address": m.address,
-        "has_tls_ca": bool(m.tls_ca), "has_token": bool(m.token), "created_at": m.created_at,
+        "id": m.id,
+        "owner": m.owner,
+        "name": m.name,
+        "address": m.address,
+        "has_tls_ca": bool(m.tls_ca),
+        "has_token": bool(m.token),
+        "created_at": m.created_at,
     }
 
 
 def _workspace_out(w: Workspace) -> dict:
     return {
-        "id": w.id, "owner": w.owner, "name": w.name, "repository": w.repository,
-        "default_machine_id": w.default_machine_id, "base_ref": w.base_ref, "created_at": w.created_at,
-        "allowed_tools": list(w.allowed_tools or []), "approval_timeout_seconds": w.approval_timeout_seconds,
-        "max_turns": w.max_turns, "max_cost_usd": w.max_cost_usd,
+        "id": w.id,
+        "owner": w.owner,
+        "name": w.name,
+        "repository": w.repository,
+        "default_machine_id": w.default_machine_id,
+        "base_ref": w.base_ref,
+        "created_at": w.created_at,
+        "allowed_tools": list(w.allowed_tools or []),
+        "approval_timeout_seconds": w.approval_timeout_seconds,
+        "max_turns": w.max_turns,
+        "max_cost_usd": w.max_cost_usd,
     }
 
 
@@ -71,8 +83,12 @@ async def create_machine(body: MachineCreate, request: Request, db: Db, p: Admin
     """Register a machine's daemon (address `unix:/path` or `host:port`, optional TLS CA and token; the
     token is stored encrypted)."""
     m = Machine(
-        id=new_id("machine"), owner=body.owner or p.owner, name=body.name, address=body.address,
-        tls_ca=body.tls_ca, token=get_services(request).sealer.seal(body.token),
+        id=new_id("machine"),
+        owner=body.owner or p.owner,
+        name=body.name,
+        address=body.address,
+        tls_ca=body.tls_ca,
+        token=get_services(request).sealer.seal(body.token),
     )
     db.add(m)
     await db.commit()
@@ -122,7 +138,8 @@ async def delete_machine(machine_id: str, request: Request, db: Db, p: Admin) ->
     running = (
         await db.execute(
             select(func.count()).where(
-                AgentSession.machine_id == m.id, AgentSession.status.in_(("created", "active", "paused")),
+                AgentSession.machine_id == m.id,
+                AgentSession.status.in_(("created", "active", "paused")),
                 AgentSession.launched.is_(True),
             )
         )
@@ -152,10 +169,16 @@ async def create_workspace(body: WorkspaceCreate, db: Db, p: Admin) -> dict:
     owner = body.owner or p.owner
     await _check_machine_for(db, body.default_machine_id, owner)
     w = Workspace(
-        id=new_id("ws"), owner=owner, name=body.name, repository=body.repository,
-        default_machine_id=body.default_machine_id, base_ref=body.base_ref,
-        allowed_tools=list(body.allowed_tools), approval_timeout_seconds=body.approval_timeout_seconds,
-        max_turns=body.max_turns, max_cost_usd=body.max_cost_usd,
+        id=new_id("ws"),
+        owner=owner,
+        name=body.name,
+        repository=body.repository,
+        default_machine_id=body.default_machine_id,
+        base_ref=body.base_ref,
+        allowed_tools=list(body.allowed_tools),
+        approval_timeout_seconds=body.approval_timeout_seconds,
+        max_turns=body.max_turns,
+        max_cost_usd=body.max_cost_usd,
     )
     db.add(w)
     await db.commit()
@@ -199,7 +222,8 @@ async def delete_workspace(workspace_id: str, db: Db, p: Admin) -> Response:
     running = (
         await db.execute(
             select(func.count()).where(
-                AgentSession.workspace_id == w.id, AgentSession.status.in_(("created", "active", "paused")),
+                AgentSession.workspace_id == w.id,
+                AgentSession.status.in_(("created", "active", "paused")),
                 AgentSession.launched.is_(True),
             )
         )

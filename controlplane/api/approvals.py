@@ -72,8 +72,13 @@ async def decide_approval(
     if client is None or len(approval_id) > 200:
         raise HTTPException(status_code=404, detail=f"approval {approval_id[:200]!r} not found")
     req = daemon_pb2.DecideApprovalRequest(
-        agent_session_id=session_id, approval_id=approval_id, owner=p.owner, decision=body.decision,
-        message=body.message or "", remember=body.remember)
+        agent_session_id=session_id,
+        approval_id=approval_id,
+        owner=p.owner,
+        decision=body.decision,
+        message=body.message or "",
+        remember=body.remember,
+    )
     if body.updated_input is not None:
         req.updated_input.CopyFrom(to_struct(body.updated_input))
     try:

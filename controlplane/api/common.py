@@ -45,7 +45,9 @@ def field_error(field: str, msg: str, *, where: str = "body") -> InvalidField:
     return InvalidField(field, msg, where=where)
 
 
-async def owned_workspace(db: AsyncSession, p: Principal, workspace_id: str, *, admin_sees_all: bool = False) -> Workspace:
+async def owned_workspace(
+    db: AsyncSession, p: Principal, workspace_id: str, *, admin_sees_all: bool = False
+) -> Workspace:
     ws = await db.get(Workspace, workspace_id)
     if ws is None or (ws.owner != p.owner and not (admin_sees_all and p.is_admin)):
         raise not_found("workspace", workspace_id)

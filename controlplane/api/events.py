@@ -63,13 +63,17 @@ async def stream_events(
         while True:
             async with state.sessionmaker() as db:
                 rows = (
-                    await db.execute(
-                        select(Message)
-                        .where(Message.agent_session_id == session_id, Message.seq > after)
-                        .order_by(Message.seq)
-                        .limit(_PAGE)
+                    (
+                        await db.execute(
+                            select(Message)
+                            .where(Message.agent_session_id == session_id, Message.seq > after)
+                            .order_by(Message.seq)
+                            .limit(_PAGE)
+                        )
                     )
-                ).scalars().all()
+                    .scalars()
+                    .all()
+                )
             for m in rows:
                 yield message_json(m)
             if len(rows) < _PAGE:
@@ -82,8 +86,9 @@ async def stream_events(
         get = asyncio.ensure_future(queue.get())
         stop = asyncio.ensure_future(state.stopping.wait())
         try:
-            done, _ = await asyncio.wait({get, stop}, timeout=state.config.sse_keepalive_seconds,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {get, stop}, timeout=state.config.sse_keepalive_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             stop.cancel()
             if not get.done():

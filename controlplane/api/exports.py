@@ -76,8 +76,11 @@ async def export_session(
     format: Annotated[Literal["claude-code"], Query(description="The file's format")] = "claude-code",
     cwd: Annotated[
         str | None,
-        Query(max_length=4096, description="The directory the file says claude ran in "
-              "(default: the session's worktree); give the directory you will resume it from"),
+        Query(
+            max_length=4096,
+            description="The directory the file says claude ran in "
+            "(default: the session's worktree); give the directory you will resume it from",
+        ),
     ] = None,
 ) -> Response:
     """The session's conversation as a file in `format`."""
@@ -86,12 +89,16 @@ async def export_session(
     async with get_services(request).sessionmaker() as db:
         s = await owned_agent_session(db, p, session_id)
         rows = (
-            await db.execute(
-                select(Message)
-                .where(Message.agent_session_id == s.id)
-                .order_by(func.coalesce(Message.seq, 0), Message.pk)
+            (
+                await db.execute(
+                    select(Message)
+                    .where(Message.agent_session_id == s.id)
+                    .order_by(func.coalesce(Message.seq, 0), Message.pk)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         claude_id = _claude_session_id(s.agent_id, s.provider_session_id, s.id)
         directory = cwd or s.worktree_path or "/"
         model = str((s.data or {}).get("model") or "")

@@ -53,8 +53,9 @@ def _document_from_file(raw: bytes, query: dict[str, str]) -> tuple[dict[str, An
     or the parameter."""
     unknown = sorted(set(query) - set(_FILE_QUERY))
     if unknown:
-        raise InvalidField(unknown[0], f"is not a parameter of this form (it takes {', '.join(_FILE_QUERY)})",
-                           where="query")
+        raise InvalidField(
+            unknown[0], f"is not a parameter of this form (it takes {', '.join(_FILE_QUERY)})", where="query"
+        )
     if not query.get("workspace_id"):
         raise InvalidField("workspace_id", "is required with a Claude Code session file", where="query")
     try:
@@ -66,8 +67,11 @@ def _document_from_file(raw: bytes, query: dict[str, str]) -> tuple[dict[str, An
     session_id = query.get("claude_session_id") or parsed.session_id
     if not session_id:
         raise InvalidField("claude_session_id", "the file names no sessionId: give it as a parameter", where="query")
-    document: dict[str, Any] = {"workspace_id": query["workspace_id"], "claude_session_id": session_id,
-                                "messages": parsed.messages}
+    document: dict[str, Any] = {
+        "workspace_id": query["workspace_id"],
+        "claude_session_id": session_id,
+        "messages": parsed.messages,
+    }
     for name in ("worktree_name", "session_name"):
         if query.get(name):
             document[name] = query[name]
@@ -108,18 +112,25 @@ class _ImportRoute(StrictJSONRoute):
 
 _FILE_FORM_DOC = {
     "parameters": [
-        {"name": name, "in": "query", "required": name == "workspace_id", "schema": {"type": "string"},
-         "description": f"With `Content-Type: {NDJSON}` only: the document's `{name}`"
-         + (" (default: the file's sessionId)" if name == "claude_session_id" else "")}
+        {
+            "name": name,
+            "in": "query",
+            "required": name == "workspace_id",
+            "schema": {"type": "string"},
+            "description": f"With `Content-Type: {NDJSON}` only: the document's `{name}`"
+            + (" (default: the file's sessionId)" if name == "claude_session_id" else ""),
+        }
         for name in _FILE_QUERY
     ],
     "requestBody": {
         "content": {
             NDJSON: {
-                "schema": {"type": "string", "description": "A Claude Code session file "
-                           "(~/.claude/projects/<dir>/<session id>.jsonl) as it is"},
+                "schema": {
+                    "type": "string",
+                    "description": "A Claude Code session file (~/.claude/projects/<dir>/<session id>.jsonl) as it is",
+                },
                 "example": '{"type":"user","uuid":"…","parentUuid":null,"sessionId":"…","message":'
-                           '{"role":"user","content":"hello"},"timestamp":"2026-12-01T09:00:00.000Z"}\n',
+                '{"role":"user","content":"hello"},"timestamp":"2026-12-01T09:00:00.000Z"}\n',
             }
         }
     },
@@ -169,7 +180,9 @@ def _rows(agent_session_id: str, messages: list[ImportableMessage]) -> list[tupl
         created = times.get(at)
         if created is None:
             created = times[at] = parse_time(at)
-        rows.append((f"msg-{random_hex[16 * i : 16 * i + 16]}", agent_session_id, None, m["role"], content, meta, None, created))
+        rows.append(
+            (f"msg-{random_hex[16 * i : 16 * i + 16]}", agent_session_id, None, m["role"], content, meta, None, created)
+        )
     return rows
 
 
@@ -229,15 +242,17 @@ async def import_claude_session(
         ws = await owned_workspace(db, p, body.workspace_id)
         taken = (
             await db.execute(
-                select(AgentSession.id).where(
-                    AgentSession.provider_session_id == body.claude_session_id, AgentSession.owner != p.owner
-                ).limit(1)
+                select(AgentSession.id)
+                .where(AgentSession.provider_session_id == body.claude_session_id, AgentSession.owner != p.owner)
+                .limit(1)
             )
         ).first()
         if taken is not None:
             raise conflict("claude_session_id is already in use; a conversation is imported under its own id")
         now = utcnow()
-        user = UserSession(id=new_id("usess"), owner=p.owner, workspace_id=ws.id, name=body.session_name, created_at=now)
+        user = UserSession(
+            id=new_id("usess"), owner=p.owner, workspace_id=ws.id, name=body.session_name, created_at=now
+        )
         agent = AgentSession(
             id=new_id("session"),
             owner=p.owner,
@@ -263,6 +278,10 @@ async def import_claude_session(
             await _insert_messages(await db.connection(), rows)
         await db.commit()
     return ImportClaudeSessionResponse(
-        success=True, user_session_id=user.id, agent_session_id=agent.id, message_count=len(rows), error=None,
+        success=True,
+        user_session_id=user.id,
+        agent_session_id=agent.id,
+        message_count=len(rows),
+        error=None,
         claude_code_file=request.scope.get("state", {}).get(_REPORT_KEY),
     )

@@ -45,7 +45,10 @@ async def _daemon(request: Request, db: AsyncSession, p: Principal, session_id: 
 
 @router.get("/{session_id}/diff", response_model=DiffResult, summary="The session's changes")
 async def get_diff(
-    session_id: str, request: Request, db: Db, p: Caller,
+    session_id: str,
+    request: Request,
+    db: Db,
+    p: Caller,
     path: Annotated[str | None, Query(max_length=4096)] = None,
     stat_only: bool = False,
     max_patch_bytes: Annotated[int, Query(ge=0, le=16 * 1024 * 1024)] = 0,
@@ -55,16 +58,33 @@ async def get_diff(
     1 MiB) is cut with `truncated: true`."""
     client = await _daemon(request, db, p, session_id)
     try:
-        d = await client.get_diff(daemon_pb2.GetDiffRequest(
-            agent_session_id=session_id, owner=p.owner, path=path or "", stat_only=stat_only,
-            max_patch_bytes=max_patch_bytes))
+        d = await client.get_diff(
+            daemon_pb2.GetDiffRequest(
+                agent_session_id=session_id,
+                owner=p.owner,
+                path=path or "",
+                stat_only=stat_only,
+                max_patch_bytes=max_patch_bytes,
+            )
+        )
     except DaemonCallError as err:
         raise daemon_error(err) from None
     return {
-        "base_ref": d.base_ref or None, "base_commit": d.base_commit, "head_commit": d.head_commit,
-        "files": [{"path": f.path, "old_path": f.old_path or None, "status": f.status, "additions": f.additions,
-                   "deletions": f.deletions} for f in d.files],
-        "patch": None if stat_only else d.patch, "truncated": d.truncated,
+        "base_ref": d.base_ref or None,
+        "base_commit": d.base_commit,
+        "head_commit": d.head_commit,
+        "files": [
+            {
+                "path": f.path,
+                "old_path": f.old_path or None,
+                "status": f.status,
+                "additions": f.additions,
+                "deletions": f.deletions,
+            }
+            for f in d.files
+        ],
+        "patch": None if stat_only else d.patch,
+        "truncated": d.truncated,
     }
 
 
@@ -73,29 +93,46 @@ async def commit(session_id: str, body: CommitRequest, request: Request, db: Db,
     """Commit everything in the worktree on the session's branch; 409 while a turn runs or with nothing to commit."""
     client = await _daemon(request, db, p, session_id)
     try:
-        done = await client.commit(daemon_pb2.CommitRequest(
-            agent_session_id=session_id, owner=p.owner, message=body.message, author=body.author or ""))
+        done = await client.commit(
+            daemon_pb2.CommitRequest(
+                agent_session_id=session_id, owner=p.owner, message=body.message, author=body.author or ""
+            )
+        )
     except DaemonCallError as err:
         raise daemon_error(err) from None
     return {"commit": done.commit}
 
 
-@router.post("/{session_id}/merge", response_model=MergeResult, summary="Merge the session's branch",
-             responses={409: {"description": "conflicts (`conflicts` lists the files) or a refusal"}})
+@router.post(
+    "/{session_id}/merge",
+    response_model=MergeResult,
+    summary="Merge the session's branch",
+    responses={409: {"description": "conflicts (`conflicts` lists the files) or a refusal"}},
+)
 async def merge(session_id: str, body: MergeRequest, request: Request, db: Db, p: Caller) -> dict | JSONResponse:
     """Merge the session's branch into `into` (default: its base branch). Computed without touching a
     working tree; the branch moves only when its checkout (if any) is clean."""
     client = await _daemon(request, db, p, session_id)
     try:
-        done = await client.merge(daemon_pb2.MergeRequest(
-            agent_session_id=session_id, owner=p.owner, into=body.into or "", strategy=body.strategy,
-            message=body.message or ""))
+        done = await client.merge(
+            daemon_pb2.MergeRequest(
+                agent_session_id=session_id,
+                owner=p.owner,
+                into=body.into or "",
+                strategy=body.strategy,
+                message=body.message or "",
+            )
+        )
     except DaemonCallError as err:
         raise daemon_error(err) from None
     if done.conflicts:
-        return JSONResponse(status_code=409, content={
-            "detail": f"merging into {done.into!r} conflicts in {len(done.conflicts)} file(s); nothing was changed",
-            "conflicts": list(done.conflicts)})
+        return JSONResponse(
+            status_code=409,
+            content={
+                "detail": f"merging into {done.into!r} conflicts in {len(done.conflicts)} file(s); nothing was changed",
+                "conflicts": list(done.conflicts),
+            },
+        )
     return {"merged_commit": done.merged_commit, "into": done.into, "strategy": done.strategy}
 
 
@@ -105,8 +142,11 @@ async def push(session_id: str, body: PushRequest, request: Request, db: Db, p: 
     Berth); the remote's refusal is a 409 with its words."""
     client = await _daemon(request, db, p, session_id)
     try:
-        done = await client.push(daemon_pb2.PushRequest(
-            agent_session_id=session_id, owner=p.owner, remote=body.remote, branch=body.branch or ""))
+        done = await client.push(
+            daemon_pb2.PushRequest(
+                agent_session_id=session_id, owner=p.owner, remote=body.remote, branch=body.branch or ""
+            )
+        )
     except DaemonCallError as err:
         raise daemon_error(err) from None
     return {"remote": done.remote, "ref": done.ref}

@@ -71,9 +71,14 @@ _RUNNING = ("created", "active")
 
 async def _status_reason(db: AsyncSession, session_id: str) -> str:
     """Why the session has its status (e.g. "budget reached: max_turns 1"), from its last status event."""
-    row = (await db.execute(
-        select(Message.meta).where(Message.agent_session_id == session_id, Message.status.is_not(None))
-        .order_by(Message.seq.desc()).limit(1))).first()
+    row = (
+        await db.execute(
+            select(Message.meta)
+            .where(Message.agent_session_id == session_id, Message.status.is_not(None))
+            .order_by(Message.seq.desc())
+            .limit(1)
+        )
+    ).first()
     reason = (row[0] or {}).get("reason") if row else None
     return reason if isinstance(reason, str) else ""
 
@@ -138,9 +143,15 @@ async def create_session(body: SessionCreate, request: Request, db: Db, p: Calle
         s = await db.get(AgentSession, result.agent_session_id, populate_existing=True)
         assert s is not None
         return {
-            "id": s.id, "agent_id": s.agent_id, "task_id": s.task_id, "status": s.status,
-            "created_at": s.created_at, "workspace_id": s.workspace_id, "machine_id": s.machine_id,
-            "user_session_id": s.user_session_id, "launch": result.body(),
+            "id": s.id,
+            "agent_id": s.agent_id,
+            "task_id": s.task_id,
+            "status": s.status,
+            "created_at": s.created_at,
+            "workspace_id": s.workspace_id,
+            "machine_id": s.machine_id,
+            "user_session_id": s.user_session_id,
+            "launch": result.body(),
         }
 
     now = utcnow()
@@ -166,8 +177,14 @@ async def create_session(body: SessionCreate, request: Request, db: Db, p: Calle
     db.add(s)
     await db.commit()
     return {
-        "id": s.id, "agent_id": s.agent_id, "task_id": s.task_id, "status": s.status, "created_at": s.created_at,
-        "workspace_id": s.workspace_id, "machine_id": s.machine_id, "user_session_id": s.user_session_id,
+        "id": s.id,
+        "agent_id": s.agent_id,
+        "task_id": s.task_id,
+        "status": s.status,
+        "created_at": s.created_at,
+        "workspace_id": s.workspace_id,
+        "machine_id": s.machine_id,
+        "user_session_id": s.user_session_id,
         "launch": None,
     }
 
@@ -181,7 +198,9 @@ async def get_session(session_id: str, request: Request, p: Caller) -> Response:
 
 
 @router.patch("/{session_id}", response_model=SessionDetail, summary="Update session")
-async def update_session(session_id: str, body: SessionUpdate, request: Request, db: Db, p: Caller) -> dict | JSONResponse:
+async def update_session(
+    session_id: str, body: SessionUpdate, request: Request, db: Db, p: Caller
+) -> dict | JSONResponse:
     """Change status (pausing, resuming, launching or stopping the agent), merge `data`, set `prompt`."""
     s = await owned_agent_session(db, p, session_id)
     new = body.status
@@ -210,7 +229,9 @@ async def update_session(session_id: str, body: SessionUpdate, request: Request,
                 )
                 workspace_id, agent_id = s.workspace_id, s.agent_id
                 await db.rollback()  # the launch writes these rows itself
-                result = await LaunchService(get_services(request)).launch(p, workspace_id, launch_req, agent_id=agent_id)
+                result = await LaunchService(get_services(request)).launch(
+                    p, workspace_id, launch_req, agent_id=agent_id
+                )
                 if result.status != "ok":
                     return JSONResponse(result.body(), status_code=result.http_status)
                 launched = await db.get(AgentSession, session_id, populate_existing=True)
@@ -266,9 +287,7 @@ async def delete_session(
     await db.execute(delete(Message).where(Message.agent_session_id == s.id))
     await db.execute(delete(AgentSession).where(AgentSession.id == s.id))
     if user_id:
-        others = (
-            await db.execute(select(func.count()).where(AgentSession.user_session_id == user_id))
-        ).scalar_one()
+        others = (await db.execute(select(func.count()).where(AgentSession.user_session_id == user_id))).scalar_one()
         if others == 0:
             await db.execute(delete(UserSession).where(UserSession.id == user_id))
     await db.commit()
@@ -296,8 +315,10 @@ async def send_message(session_id: str, body: SendMessageRequest, request: Reque
     s = await owned_agent_session(db, p, session_id)
     if not s.launched or s.status not in _RUNNING or s.machine_id is None:
         why = await _status_reason(db, s.id)
-        raise conflict(f"session {s.id!r} is not running (status {s.status!r}{': ' + why if why else ''}); "
-                       "launch or resume it first")
+        raise conflict(
+            f"session {s.id!r} is not running (status {s.status!r}{': ' + why if why else ''}); "
+            "launch or resume it first"
+        )
     machine = await db.get(Machine, s.machine_id)
     if machine is None:
         raise conflict(f"session {s.id!r} has no machine")
@@ -345,8 +366,9 @@ async def list_messages(
 ) -> Response:
     """Messages in order: imported ones first, then the agent's events by seq. Page deep histories by
     `after_seq` (the last seq of the previous page; its cost does not grow with depth); `offset` works too."""
-    body = await get_services(request).reads.messages(p.owner, session_id, limit=limit, offset=offset,
-                                                      after_seq=after_seq)
+    body = await get_services(request).reads.messages(
+        p.owner, session_id, limit=limit, offset=offset, after_seq=after_seq
+    )
     if body is None:
         raise not_found("session", session_id)
     return Response(body, media_type="application/json")

@@ -34,7 +34,8 @@ def _number(value: Any) -> float:
 
 @router.get("/usage", response_model=UsageReport, summary="Usage grouped by workspace, owner or day")
 async def usage(
-    db: Db, p: Caller,
+    db: Db,
+    p: Caller,
     group_by: Literal["workspace", "owner", "day"] = "workspace",
     since: Annotated[datetime | None, Query(description="turns that ended at or after this time")] = None,
     until: Annotated[datetime | None, Query(description="turns that ended before this time")] = None,

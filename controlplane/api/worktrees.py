@@ -49,7 +49,10 @@ async def _listing(
     listed = await client.list_worktrees(ws.repository, p.owner)
     return client, [
         {
-            "path": w.path, "branch": w.branch, "dirty": w.dirty, "agent_session_id": w.agent_session_id,
+            "path": w.path,
+            "branch": w.branch,
+            "dirty": w.dirty,
+            "agent_session_id": w.agent_session_id,
             "session_status": None if w.forgotten else w.session_status or None,
             "session_deleted": w.forgotten or w.agent_session_id not in known,
             "forgotten": w.forgotten,
@@ -64,7 +67,10 @@ def _public(entry: dict) -> dict:
 
 @router.get("/{workspace_id}/worktrees", response_model=WorktreeList, summary="The workspace's worktrees")
 async def list_worktrees(
-    workspace_id: str, request: Request, db: Db, p: Caller,
+    workspace_id: str,
+    request: Request,
+    db: Db,
+    p: Caller,
     machine_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> dict:
     """The caller's worktrees of the workspace on the machine, with whether each one's session was deleted."""
@@ -73,7 +79,9 @@ async def list_worktrees(
     return {"workspace_id": ws.id, "machine_id": machine.id, "worktrees": [_public(e) for e in entries]}
 
 
-@router.post("/{workspace_id}/worktrees/prune", response_model=PruneResult, summary="Remove deleted sessions' worktrees")
+@router.post(
+    "/{workspace_id}/worktrees/prune", response_model=PruneResult, summary="Remove deleted sessions' worktrees"
+)
 async def prune_worktrees(workspace_id: str, body: PruneRequest, request: Request, db: Db, p: Caller) -> dict:
     """Remove the worktrees whose sessions were deleted; dirty ones stay unless `force`. Each worktree
     kept is listed with the reason."""
@@ -86,7 +94,9 @@ async def prune_worktrees(workspace_id: str, body: PruneRequest, request: Reques
             kept.append({**who, "reason": f"its agent still runs on the machine (status {e['session_status']})"})
             continue
         if e["dirty"] and not body.force:
-            kept.append({**who, "reason": "it has uncommitted changes or untracked files; prune with force to remove it"})
+            kept.append(
+                {**who, "reason": "it has uncommitted changes or untracked files; prune with force to remove it"}
+            )
             continue
         try:
             done = await client.remove_worktree(

@@ -126,9 +126,7 @@ class UserSession(Base):
     __tablename__ = "user_sessions"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(200), index=True)
-    workspace_id: Mapped[str | None] = mapped_column(
-        ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=True
-    )
+    workspace_id: Mapped[str | None] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=True)
     name: Mapped[str | None] = mapped_column(String(500), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -143,9 +141,7 @@ class AgentSession(Base):
     user_session_id: Mapped[str | None] = mapped_column(
         ForeignKey("user_sessions.id", ondelete="CASCADE"), nullable=True
     )
-    workspace_id: Mapped[str | None] = mapped_column(
-        ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=True
-    )
+    workspace_id: Mapped[str | None] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=True)
     machine_id: Mapped[str | None] = mapped_column(ForeignKey("machines.id", ondelete="SET NULL"), nullable=True)
     agent_id: Mapped[str] = mapped_column(String(32))
     task_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)

@@ -17,6 +17,7 @@ def adapter_for(provider: str, config: ProviderConfig) -> AgentAdapter:
     """A fresh adapter (one per session: adapters remember ids across lines) for `provider`."""
     cls = ADAPTERS.get(provider)
     if cls is None:
-        raise InvalidArgument("session_settings.code.default_provider",
-                              f"unknown provider {provider!r}; known: {sorted(ADAPTERS)}")
+        raise InvalidArgument(
+            "session_settings.code.default_provider", f"unknown provider {provider!r}; known: {sorted(ADAPTERS)}"
+        )
     return cls(config)

@@ -17,8 +17,17 @@ from typing import Any
 from daemon.config import ProviderConfig
 from daemon.errors import FailedPrecondition
 
-__all__ = ["PERMISSIONS", "USAGE_KEYS", "AgentAdapter", "AgentEvent", "ApprovalAsk", "Decision", "TurnSpec", "junk_event",
-           "system_text"]
+__all__ = [
+    "PERMISSIONS",
+    "USAGE_KEYS",
+    "AgentAdapter",
+    "AgentEvent",
+    "ApprovalAsk",
+    "Decision",
+    "TurnSpec",
+    "junk_event",
+    "system_text",
+]
 
 # How an agent may act: "ask" relays what the CLI would ask a person; "auto" lets everything run (where the
 # CLI permits it); "deny" refuses, unasked, whatever the CLI would ask about.
@@ -27,8 +36,7 @@ PERMISSIONS = ("ask", "auto", "deny")
 
 # A turn's usage in one shape for every provider (metadata.turn_usage of the event that ends the turn).
 # input_tokens excludes cache reads (as Anthropic counts them); cost_usd is None where the agent does not say.
-USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "cost_usd",
-              "duration_ms")
+USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "cost_usd", "duration_ms")
 
 
 @dataclass
@@ -86,8 +94,11 @@ class TurnSpec:
 def junk_event(line: bytes, problem: str) -> AgentEvent:
     """An event for an output line the adapter could not read."""
     text = line.decode("utf-8", "replace").strip()
-    return AgentEvent(role="system", content={"type": "error", "message": f"{problem}: {text[:500]}"},
-                      metadata={"raw_type": "unparsed"})
+    return AgentEvent(
+        role="system",
+        content={"type": "error", "message": f"{problem}: {text[:500]}"},
+        metadata={"raw_type": "unparsed"},
+    )
 
 
 def system_text(message: str, **metadata: Any) -> AgentEvent:

@@ -36,8 +36,15 @@ class ClaudeCodeAdapter(AgentAdapter):
         self._cost_so_far = 0.0  # claude reports the process's running total cost with every result
 
     def argv(self, spec: TurnSpec) -> list[str]:
-        argv = [self.resolve_binary(), "-p", "--input-format", "stream-json", "--output-format", "stream-json",
-                "--verbose"]
+        argv = [
+            self.resolve_binary(),
+            "-p",
+            "--input-format",
+            "stream-json",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+        ]
         # Values ride in the same word as their option ("--model=x"), so none can be read as an option.
         model = spec.model or self.config.default_model
         if model:
@@ -69,8 +76,8 @@ class ClaudeCodeAdapter(AgentAdapter):
         if spec.permissions == "auto":
             if hasattr(os, "geteuid") and os.geteuid() == 0:
                 raise FailedPrecondition(
-                    "session_settings.code.permissions: claude refuses \"auto\" (bypassPermissions) as root; "
-                    "run the daemon as a normal user or choose \"ask\"",
+                    'session_settings.code.permissions: claude refuses "auto" (bypassPermissions) as root; '
+                    'run the daemon as a normal user or choose "ask"',
                     field="session_settings.code.permissions",
                 )
             return ["--permission-mode", "bypassPermissions"]
@@ -101,8 +108,11 @@ class ClaudeCodeAdapter(AgentAdapter):
     def interrupt_bytes(self) -> bytes | None:
         # The SDK control protocol: the CLI answers with a control_response, then ends
         # the turn with a `result` of subtype error_during_execution.
-        req = {"type": "control_request", "request_id": f"req_{uuid.uuid4().hex[:12]}",
-               "request": {"subtype": "interrupt"}}
+        req = {
+            "type": "control_request",
+            "request_id": f"req_{uuid.uuid4().hex[:12]}",
+            "request": {"subtype": "interrupt"},
+        }
         return json.dumps(req).encode() + b"\n"
 
     def parse_obj(self, data: dict[str, Any]) -> list[AgentEvent]:
@@ -120,8 +130,18 @@ class ClaudeCodeAdapter(AgentAdapter):
             return self._control_request(data)
         if kind == "control_cancel_request":
             key = str(data.get("request_id") or "")
-            return [AgentEvent(role="system", content={"type": "system", "message": "request withdrawn"},
-                               metadata={"raw_type": kind}, withdrawn=key)] if key else []
+            return (
+                [
+                    AgentEvent(
+                        role="system",
+                        content={"type": "system", "message": "request withdrawn"},
+                        metadata={"raw_type": kind},
+                        withdrawn=key,
+                    )
+                ]
+                if key
+                else []
+            )
         # control_response, stream_event, rate-limit notices …: nothing to record.
         return []
 
@@ -133,20 +153,44 @@ class ClaudeCodeAdapter(AgentAdapter):
             # Nothing else was asked for at start (no hooks, no SDK MCP servers): say so rather than leave
             # claude waiting.
             if key:
-                self._outgoing.append(json.dumps({"type": "control_response", "response": {
-                    "subtype": "error", "request_id": key,
-                    "error": f"unsupported control request {request.get('subtype')!r}"}}).encode() + b"\n")
+                self._outgoing.append(
+                    json.dumps(
+                        {
+                            "type": "control_response",
+                            "response": {
+                                "subtype": "error",
+                                "request_id": key,
+                                "error": f"unsupported control request {request.get('subtype')!r}",
+                            },
+                        }
+                    ).encode()
+                    + b"\n"
+                )
             return []
         name = str(request.get("tool_name") or "")
         given = request.get("input")
         tool_input: dict[str, Any] = given if isinstance(given, dict) else {}
-        detail = {k: request[k] for k in ("permission_suggestions", "blocked_path", "decision_reason", "title",
-                                          "description", "agent_id") if request.get(k) is not None}
-        ask = ApprovalAsk(request_key=key, kind="question" if name in QUESTION_TOOLS else "permission",
-                          tool_name=name, input=tool_input, tool_use_id=str(request.get("tool_use_id") or ""),
-                          detail=detail)
-        return [AgentEvent(role="system", content={"type": "system", "message": f"{name} asks for permission"},
-                           metadata={"raw_type": "control_request/can_use_tool"}, ask=ask)]
+        detail = {
+            k: request[k]
+            for k in ("permission_suggestions", "blocked_path", "decision_reason", "title", "description", "agent_id")
+            if request.get(k) is not None
+        }
+        ask = ApprovalAsk(
+            request_key=key,
+            kind="question" if name in QUESTION_TOOLS else "permission",
+            tool_name=name,
+            input=tool_input,
+            tool_use_id=str(request.get("tool_use_id") or ""),
+            detail=detail,
+        )
+        return [
+            AgentEvent(
+                role="system",
+                content={"type": "system", "message": f"{name} asks for permission"},
+                metadata={"raw_type": "control_request/can_use_tool"},
+                ask=ask,
+            )
+        ]
 
     def _system(self, data: dict[str, Any], sid: str | None) -> list[AgentEvent]:
         subtype = data.get("subtype")
@@ -154,24 +198,40 @@ class ClaudeCodeAdapter(AgentAdapter):
             if sid == self._announced_session:
                 return []  # claude repeats init at every turn
             self._announced_session = sid
-            ev = system_text("session started", raw_type="system/init", model=data.get("model"),
-                             cwd=data.get("cwd"), claude_code_version=data.get("claude_code_version"))
+            ev = system_text(
+                "session started",
+                raw_type="system/init",
+                model=data.get("model"),
+                cwd=data.get("cwd"),
+                claude_code_version=data.get("claude_code_version"),
+            )
             ev.provider_session_id = sid
             return [ev]
         if subtype == "api_retry":
-            ev = AgentEvent(role="system", content={
-                "type": "error",
-                "message": f"model API retry {data.get('attempt')}/{data.get('max_retries')}: {data.get('error')}"},
-                metadata={"raw_type": "system/api_retry", "error_status": data.get("error_status")})
+            ev = AgentEvent(
+                role="system",
+                content={
+                    "type": "error",
+                    "message": f"model API retry {data.get('attempt')}/{data.get('max_retries')}: {data.get('error')}",
+                },
+                metadata={"raw_type": "system/api_retry", "error_status": data.get("error_status")},
+            )
             ev.provider_session_id = sid
             return [ev]
         if subtype == "permission_denied":
             name = data.get("tool_name", "")
-            return [AgentEvent(role="system", content={
-                "type": "error", "message": f"{name} was refused without asking (permissions)"},
-                metadata={"raw_type": "system/permission_denied", "tool_name": name,
-                          "tool_use_id": data.get("tool_use_id"),
-                          "decision_reason_type": data.get("decision_reason_type")})]
+            return [
+                AgentEvent(
+                    role="system",
+                    content={"type": "error", "message": f"{name} was refused without asking (permissions)"},
+                    metadata={
+                        "raw_type": "system/permission_denied",
+                        "tool_name": name,
+                        "tool_use_id": data.get("tool_use_id"),
+                        "decision_reason_type": data.get("decision_reason_type"),
+                    },
+                )
+            ]
         if subtype == "compact_boundary":
             return [system_text("conversation compacted", raw_type="system/compact_boundary")]
         return []
@@ -190,12 +250,15 @@ class ClaudeCodeAdapter(AgentAdapter):
                 content = {"type": "text", "text": block.get("text", "")}
             elif btype == "tool_use":
                 args = block.get("input")
-                content = {"type": "tool_use", "name": block.get("name", ""), "tool_use_id": block.get("id", ""),
-                           "arguments": args if isinstance(args, dict) else {"input": args}}
+                content = {
+                    "type": "tool_use",
+                    "name": block.get("name", ""),
+                    "tool_use_id": block.get("id", ""),
+                    "arguments": args if isinstance(args, dict) else {"input": args},
+                }
             else:
                 continue  # thinking and other blocks stay private
-            events.append(AgentEvent(role="assistant", content=content, metadata=dict(meta),
-                                     provider_session_id=sid))
+            events.append(AgentEvent(role="assistant", content=content, metadata=dict(meta), provider_session_id=sid))
         return events
 
     def _user(self, data: dict[str, Any], sid: str | None) -> list[AgentEvent]:
@@ -212,15 +275,31 @@ class ClaudeCodeAdapter(AgentAdapter):
         for block in blocks:
             if block.get("type") == "tool_result":
                 is_error = bool(block.get("is_error"))
-                events.append(AgentEvent(role="tool", content={
-                    "type": "tool_result", "tool_use_id": block.get("tool_use_id", ""),
-                    "output": _tool_output(block.get("content")), "is_error": is_error, "success": not is_error},
-                    metadata=dict(meta), provider_session_id=sid))
+                events.append(
+                    AgentEvent(
+                        role="tool",
+                        content={
+                            "type": "tool_result",
+                            "tool_use_id": block.get("tool_use_id", ""),
+                            "output": _tool_output(block.get("content")),
+                            "is_error": is_error,
+                            "success": not is_error,
+                        },
+                        metadata=dict(meta),
+                        provider_session_id=sid,
+                    )
+                )
             elif block.get("type") == "text":
                 # The user's own messages are not echoed; what comes back is claude's
                 # notices such as "[Request interrupted by user]".
-                events.append(AgentEvent(role="system", content={"type": "system", "message": block.get("text", "")},
-                                         metadata=dict(meta), provider_session_id=sid))
+                events.append(
+                    AgentEvent(
+                        role="system",
+                        content={"type": "system", "message": block.get("text", "")},
+                        metadata=dict(meta),
+                        provider_session_id=sid,
+                    )
+                )
         return events
 
     def _turn_usage(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -232,23 +311,36 @@ class ClaudeCodeAdapter(AgentAdapter):
         if isinstance(total, (int, float)) and not isinstance(total, bool):
             cost = float(total) - self._cost_so_far if total >= self._cost_so_far else float(total)
             self._cost_so_far = float(total)
-        return {"input_tokens": _int(usage.get("input_tokens")), "output_tokens": _int(usage.get("output_tokens")),
-                "cache_read_tokens": _int(usage.get("cache_read_input_tokens")),
-                "cache_creation_tokens": _int(usage.get("cache_creation_input_tokens")),
-                "cost_usd": round(cost, 10) if cost is not None else None,
-                "duration_ms": _int(data.get("duration_ms"))}
+        return {
+            "input_tokens": _int(usage.get("input_tokens")),
+            "output_tokens": _int(usage.get("output_tokens")),
+            "cache_read_tokens": _int(usage.get("cache_read_input_tokens")),
+            "cache_creation_tokens": _int(usage.get("cache_creation_input_tokens")),
+            "cost_usd": round(cost, 10) if cost is not None else None,
+            "duration_ms": _int(data.get("duration_ms")),
+        }
 
     def _result(self, data: dict[str, Any], sid: str | None) -> AgentEvent:
-        meta = {"raw_type": f"result/{data.get('subtype')}", "usage": data.get("usage"),
-                "total_cost_usd": data.get("total_cost_usd"), "duration_ms": data.get("duration_ms"),
-                "num_turns": data.get("num_turns"), "stop_reason": data.get("stop_reason"),
-                "terminal_reason": data.get("terminal_reason")}
+        meta = {
+            "raw_type": f"result/{data.get('subtype')}",
+            "usage": data.get("usage"),
+            "total_cost_usd": data.get("total_cost_usd"),
+            "duration_ms": data.get("duration_ms"),
+            "num_turns": data.get("num_turns"),
+            "stop_reason": data.get("stop_reason"),
+            "terminal_reason": data.get("terminal_reason"),
+        }
         meta = {k: v for k, v in meta.items() if v is not None}
         meta["turn_usage"] = self._turn_usage(data)
         failed = bool(data.get("is_error")) or data.get("subtype") not in (None, "success")
         if not failed:
-            return AgentEvent(role="system", content={"type": "system", "message": "turn completed"}, metadata=meta,
-                              provider_session_id=sid, turn_complete=True)
+            return AgentEvent(
+                role="system",
+                content={"type": "system", "message": "turn completed"},
+                metadata=meta,
+                provider_session_id=sid,
+                turn_complete=True,
+            )
         errors = data.get("errors")
         if isinstance(errors, list) and errors:
             meta["errors"] = errors
@@ -260,8 +352,14 @@ class ClaudeCodeAdapter(AgentAdapter):
             error = data["result"]
         else:
             error = str(data.get("subtype") or "error")
-        return AgentEvent(role="system", content={"type": "error", "message": error}, metadata=meta,
-                          provider_session_id=sid, turn_complete=True, turn_error=error)
+        return AgentEvent(
+            role="system",
+            content={"type": "error", "message": error},
+            metadata=meta,
+            provider_session_id=sid,
+            turn_complete=True,
+            turn_error=error,
+        )
 
 
 def _int(value: Any) -> int:
@@ -269,6 +367,8 @@ def _int(value: Any) -> int:
 
 
 def _control_response(request_id: str, response: dict[str, Any]) -> bytes:
-    line = {"type": "control_response", "response": {"subtype": "success", "request_id": request_id,
-                                                     "response": response}}
+    line = {
+        "type": "control_response",
+        "response": {"subtype": "success", "request_id": request_id, "response": response},
+    }
     return json.dumps(line).encode() + b"\n"

@@ -27,9 +27,14 @@ _APPROVALS = {
     "item/permissions/requestApproval": ("permission", "permissions"),
     "item/tool/requestUserInput": ("question", "request_user_input"),
 }
-_USAGE_NAMES = {"inputTokens": "input_tokens", "cachedInputTokens": "cached_input_tokens",
-                "cacheWriteInputTokens": "cache_write_input_tokens", "outputTokens": "output_tokens",
-                "reasoningOutputTokens": "reasoning_output_tokens", "totalTokens": "total_tokens"}
+_USAGE_NAMES = {
+    "inputTokens": "input_tokens",
+    "cachedInputTokens": "cached_input_tokens",
+    "cacheWriteInputTokens": "cache_write_input_tokens",
+    "outputTokens": "output_tokens",
+    "reasoningOutputTokens": "reasoning_output_tokens",
+    "totalTokens": "total_tokens",
+}
 _TOOL_ITEMS = ("commandExecution", "fileChange", "mcpToolCall", "webSearch", "dynamicToolCall")
 
 
@@ -85,8 +90,9 @@ class CodexAdapter(AgentAdapter):
             validate_model(model)
         if spec.thinking:
             if spec.thinking not in REASONING_EFFORTS:
-                raise InvalidArgument("session_settings.code.providers.codex.thinking",
-                                      f"unknown reasoning effort {spec.thinking!r}")
+                raise InvalidArgument(
+                    "session_settings.code.providers.codex.thinking", f"unknown reasoning effort {spec.thinking!r}"
+                )
             argv += ["-c", f'model_reasoning_effort="{spec.thinking}"']
         if spec.resume_id:
             validate_provider_session_id(spec.resume_id)
@@ -119,8 +125,13 @@ class CodexAdapter(AgentAdapter):
         model = spec.model or self.config.default_model
         if model:
             params["model"] = model
-        init = _line({"id": "init", "method": "initialize",
-                      "params": {"clientInfo": {"name": "berth", "title": "Berth", "version": "1"}}})
+        init = _line(
+            {
+                "id": "init",
+                "method": "initialize",
+                "params": {"clientInfo": {"name": "berth", "title": "Berth", "version": "1"}},
+            }
+        )
         initialized = _line({"method": "initialized"})
         if spec.resume_id:
             _, thread = self._request("thread/resume", {**params, "threadId": spec.resume_id}, "thread")
@@ -138,8 +149,9 @@ class CodexAdapter(AgentAdapter):
 
     def encode_message(self, text: str) -> bytes:
         assert self._thread_id is not None, "not ready"
-        rid, line = self._request("turn/start", {"threadId": self._thread_id,
-                                                 "input": [{"type": "text", "text": text}]}, "turn")
+        rid, line = self._request(
+            "turn/start", {"threadId": self._thread_id, "input": [{"type": "text", "text": text}]}, "turn"
+        )
         self._pending_turns.add(rid)
         self._turn_id = None
         self._interrupt_wanted = False
@@ -161,8 +173,10 @@ class CodexAdapter(AgentAdapter):
             result: dict[str, Any] = {"answers": answers if isinstance(answers, dict) else {}}
         elif ask.tool_name == "permissions":
             granted = ask.input.get("permissions") if decision.allow else {}
-            result = {"permissions": granted if isinstance(granted, dict) else {},
-                      "scope": "session" if decision.remember else "turn"}
+            result = {
+                "permissions": granted if isinstance(granted, dict) else {},
+                "scope": "session" if decision.remember else "turn",
+            }
         elif decision.allow:
             result = {"decision": "acceptForSession" if decision.remember else "accept"}
         else:
@@ -170,9 +184,15 @@ class CodexAdapter(AgentAdapter):
         out = _line({"id": rid, "result": result})
         if not decision.allow and decision.message and self._thread_id and ask.detail.get("turn_id"):
             # A decline carries no words; the model reads them as input steered into the same turn.
-            _, steer = self._request("turn/steer", {
-                "threadId": self._thread_id, "expectedTurnId": ask.detail["turn_id"],
-                "input": [{"type": "text", "text": f"The user denied that request: {decision.message}"}]}, "steer")
+            _, steer = self._request(
+                "turn/steer",
+                {
+                    "threadId": self._thread_id,
+                    "expectedTurnId": ask.detail["turn_id"],
+                    "input": [{"type": "text", "text": f"The user denied that request: {decision.message}"}],
+                },
+                "steer",
+            )
             out += steer
         return out
 
@@ -195,8 +215,13 @@ class CodexAdapter(AgentAdapter):
         if rid.startswith("thread-"):
             if error is not None:
                 self.failure = f"codex could not open the thread: {message}"
-                return [AgentEvent(role="system", content={"type": "error", "message": self.failure},
-                                   metadata={"raw_type": "thread/error"})]
+                return [
+                    AgentEvent(
+                        role="system",
+                        content={"type": "error", "message": self.failure},
+                        metadata={"raw_type": "thread/error"},
+                    )
+                ]
             thread = (data.get("result") or {}).get("thread") or {}
             self._thread_id = str(thread.get("id") or "") or None
             if self._thread_id is None:
@@ -211,13 +236,25 @@ class CodexAdapter(AgentAdapter):
         if rid.startswith("turn-"):
             self._pending_turns.discard(rid)
             if error is not None:
-                return [AgentEvent(role="system", content={"type": "error", "message": message or "turn refused"},
-                                   metadata={"raw_type": "turn/error"}, turn_complete=True, turn_error=message)]
+                return [
+                    AgentEvent(
+                        role="system",
+                        content={"type": "error", "message": message or "turn refused"},
+                        metadata={"raw_type": "turn/error"},
+                        turn_complete=True,
+                        turn_error=message,
+                    )
+                ]
             turn = (data.get("result") or {}).get("turn") or {}
             return self._turn_known(str(turn.get("id") or ""))
         if error is not None and not rid.startswith("steer-"):
-            return [AgentEvent(role="system", content={"type": "error", "message": message},
-                               metadata={"raw_type": "rpc/error", "request": rid})]
+            return [
+                AgentEvent(
+                    role="system",
+                    content={"type": "error", "message": message},
+                    metadata={"raw_type": "rpc/error", "request": rid},
+                )
+            ]
         return []
 
     def _turn_known(self, turn_id: str) -> list[AgentEvent]:
@@ -232,8 +269,9 @@ class CodexAdapter(AgentAdapter):
     def _server_request(self, method: str, rid: Any, params: dict[str, Any]) -> list[AgentEvent]:
         known = _APPROVALS.get(method)
         if known is None:
-            self._outgoing.append(_line({"id": rid, "error": {"code": -32601,
-                                                              "message": f"{method} is not supported by Berth"}}))
+            self._outgoing.append(
+                _line({"id": rid, "error": {"code": -32601, "message": f"{method} is not supported by Berth"}})
+            )
             return []
         kind, tool = known
         item_id = str(params.get("itemId") or "")
@@ -249,14 +287,28 @@ class CodexAdapter(AgentAdapter):
             tool_input = {"permissions": params.get("permissions")}
         else:
             tool_input = {"questions": params.get("questions", [])}
-        detail = {k: params[k] for k in ("reason", "proposedExecpolicyAmendment", "networkApprovalContext")
-                  if params.get(k) is not None}
+        detail = {
+            k: params[k]
+            for k in ("reason", "proposedExecpolicyAmendment", "networkApprovalContext")
+            if params.get(k) is not None
+        }
         detail["turn_id"] = params.get("turnId")
-        ask = ApprovalAsk(request_key=json.dumps(rid), kind=kind, tool_name=tool,
-                          input={k: v for k, v in tool_input.items() if v is not None},
-                          tool_use_id=item_id, detail=detail)
-        return [AgentEvent(role="system", content={"type": "system", "message": f"{tool} asks for permission"},
-                           metadata={"raw_type": method}, ask=ask)]
+        ask = ApprovalAsk(
+            request_key=json.dumps(rid),
+            kind=kind,
+            tool_name=tool,
+            input={k: v for k, v in tool_input.items() if v is not None},
+            tool_use_id=item_id,
+            detail=detail,
+        )
+        return [
+            AgentEvent(
+                role="system",
+                content={"type": "system", "message": f"{tool} asks for permission"},
+                metadata={"raw_type": method},
+                ask=ask,
+            )
+        ]
 
     def _notification(self, method: str, params: dict[str, Any]) -> list[AgentEvent]:
         if method == "turn/started":
@@ -277,14 +329,29 @@ class CodexAdapter(AgentAdapter):
             return []
         if method == "serverRequest/resolved":
             rid = params.get("requestId")
-            return [AgentEvent(role="system", content={"type": "system", "message": "request resolved"},
-                               metadata={"raw_type": method}, withdrawn=json.dumps(rid))] if rid is not None else []
+            return (
+                [
+                    AgentEvent(
+                        role="system",
+                        content={"type": "system", "message": "request resolved"},
+                        metadata={"raw_type": method},
+                        withdrawn=json.dumps(rid),
+                    )
+                ]
+                if rid is not None
+                else []
+            )
         if method == "error":
             err = params.get("error") or {}
             if params.get("willRetry"):
                 return []
-            return [AgentEvent(role="system", content={"type": "error", "message": str(err.get("message", ""))},
-                               metadata={"raw_type": method})]
+            return [
+                AgentEvent(
+                    role="system",
+                    content={"type": "error", "message": str(err.get("message", ""))},
+                    metadata={"raw_type": method},
+                )
+            ]
         if method in ("item/started", "item/completed"):
             item = params.get("item") or {}
             return self._item(method, item)
@@ -302,15 +369,24 @@ class CodexAdapter(AgentAdapter):
         self._usage = None
         self._items.clear()
         if status == "completed":
-            return AgentEvent(role="system", content={"type": "system", "message": "turn completed"}, metadata=meta,
-                              turn_complete=True)
+            return AgentEvent(
+                role="system",
+                content={"type": "system", "message": "turn completed"},
+                metadata=meta,
+                turn_complete=True,
+            )
         if status == "interrupted":
             error = "interrupted"
         else:
             err = turn.get("error") or {}
             error = str(err.get("message") if isinstance(err, dict) else err) or f"turn {status}"
-        return AgentEvent(role="system", content={"type": "error", "message": error}, metadata=meta,
-                          turn_complete=True, turn_error=error)
+        return AgentEvent(
+            role="system",
+            content={"type": "error", "message": error},
+            metadata=meta,
+            turn_complete=True,
+            turn_error=error,
+        )
 
     def _turn_usage(self, turn: dict[str, Any]) -> dict[str, Any]:
         """This turn's tokens: the thread's totals now minus those when the turn began."""
@@ -319,10 +395,14 @@ class CodexAdapter(AgentAdapter):
         self._total_before = dict(now) if now else None
         cached = delta.get("cachedInputTokens", 0)
         duration = turn.get("durationMs")
-        return {"input_tokens": max(delta.get("inputTokens", 0) - cached, 0),
-                "output_tokens": delta.get("outputTokens", 0), "cache_read_tokens": cached,
-                "cache_creation_tokens": delta.get("cacheWriteInputTokens", 0), "cost_usd": None,
-                "duration_ms": int(duration) if isinstance(duration, (int, float)) else 0}
+        return {
+            "input_tokens": max(delta.get("inputTokens", 0) - cached, 0),
+            "output_tokens": delta.get("outputTokens", 0),
+            "cache_read_tokens": cached,
+            "cache_creation_tokens": delta.get("cacheWriteInputTokens", 0),
+            "cost_usd": None,
+            "duration_ms": int(duration) if isinstance(duration, (int, float)) else 0,
+        }
 
     def _item(self, method: str, item: dict[str, Any]) -> list[AgentEvent]:
         itype = item.get("type")
@@ -330,8 +410,7 @@ class CodexAdapter(AgentAdapter):
         if itype == "agentMessage":
             if method != "item/completed":
                 return []
-            return [AgentEvent(role="assistant", content={"type": "text", "text": item.get("text", "")},
-                               metadata=meta)]
+            return [AgentEvent(role="assistant", content={"type": "text", "text": item.get("text", "")}, metadata=meta)]
         if itype in _TOOL_ITEMS:
             return self._tool(method, item, meta)
         return []  # the user's own message, reasoning, plans …: not part of the conversation record
@@ -353,8 +432,13 @@ class CodexAdapter(AgentAdapter):
         events: list[AgentEvent] = []
         if tool_id not in self._items:
             self._items[tool_id] = item
-            events.append(AgentEvent(role="assistant", content={
-                "type": "tool_use", "name": name, "tool_use_id": tool_id, "arguments": arguments}, metadata=meta))
+            events.append(
+                AgentEvent(
+                    role="assistant",
+                    content={"type": "tool_use", "name": name, "tool_use_id": tool_id, "arguments": arguments},
+                    metadata=meta,
+                )
+            )
         if method != "item/completed":
             return events
         self._items.pop(tool_id, None)
@@ -371,7 +455,17 @@ class CodexAdapter(AgentAdapter):
         else:
             output = {"status": status, **({"changes": item["changes"]} if "changes" in item else {})}
             ok = status in ("completed", None)
-        events.append(AgentEvent(role="tool", content={
-            "type": "tool_result", "tool_use_id": tool_id, "output": output, "is_error": not ok, "success": ok},
-            metadata=result_meta))
+        events.append(
+            AgentEvent(
+                role="tool",
+                content={
+                    "type": "tool_result",
+                    "tool_use_id": tool_id,
+                    "output": output,
+                    "is_error": not ok,
+                    "success": ok,
+                },
+                metadata=result_meta,
+            )
+        )
         return events

@@ -23,9 +23,16 @@ class FileBuilder:
     def add(self, type_: str, content: Any = None, *, parent: str | None | bool = True, **extra: Any) -> str:
         self.n += 1
         uid = f"00000000-0000-4000-8000-{self.n:012d}"
-        line: dict[str, Any] = {"type": type_, "uuid": uid, "parentUuid": self.last if parent is True else parent,
-                                "sessionId": SID, "cwd": "/home/dev/proj", "isSidechain": False,
-                                "timestamp": f"2026-11-30T10:00:{self.n:02d}.000Z", **extra}
+        line: dict[str, Any] = {
+            "type": type_,
+            "uuid": uid,
+            "parentUuid": self.last if parent is True else parent,
+            "sessionId": SID,
+            "cwd": "/home/dev/proj",
+            "isSidechain": False,
+            "timestamp": f"2026-11-30T10:00:{self.n:02d}.000Z",
+            **extra,
+        }
         if content is not None:
             role = "assistant" if type_ == "assistant" else "user"
             line["message"] = {"role": role, "content": content}
@@ -66,13 +73,18 @@ def test_text_tool_pairs_and_the_session_id_and_cwd_come_from_the_lines():
 
     assert got.session_id == SID and got.cwd == "/home/dev/proj"
     assert _summary(got.messages) == [
-        ("user", "text", "list the files"), ("assistant", "text", "Looking."), ("assistant", "tool_use", "Bash"),
-        ("tool", "tool_result", "a.py"), ("assistant", "text", "One file."),
+        ("user", "text", "list the files"),
+        ("assistant", "text", "Looking."),
+        ("assistant", "tool_use", "Bash"),
+        ("tool", "tool_result", "a.py"),
+        ("assistant", "text", "One file."),
     ]
     tool_use = got.messages[2]
     assert tool_use["content"]["tool_use_id"] == "toolu_1" and tool_use["content"]["arguments"] == {"command": "ls"}
     assert tool_use["metadata"] == {"model": "claude-sonnet-4-5"}
-    assert got.messages[0]["message_id"] == f.lines[1]["uuid"] and got.messages[0]["created_at"] == f.lines[1]["timestamp"]
+    assert (
+        got.messages[0]["message_id"] == f.lines[1]["uuid"] and got.messages[0]["created_at"] == f.lines[1]["timestamp"]
+    )
     assert dict(got.skipped) == {"queue-operation": 1, "attachment": 1}
 
 
@@ -102,7 +114,9 @@ def test_thinking_images_and_unknown_blocks_are_kept_as_metadata():
     got = read_session_file(f.text())
 
     assert _summary(got.messages) == [
-        ("user", "text", "what is in this picture?"), ("system", "system", "[thinking]"), ("assistant", "text", "A cat."),
+        ("user", "text", "what is in this picture?"),
+        ("system", "system", "[thinking]"),
+        ("assistant", "text", "A cat."),
         ("system", "system", "[image]"),
     ]
     assert got.messages[0]["metadata"]["claude_code_blocks"] == [image]
@@ -120,8 +134,7 @@ def test_a_rewound_branch_is_left_out_and_a_compaction_keeps_the_history_before_
     f.add("user", "second question")
     f.add("assistant", [{"type": "text", "text": "second answer"}])
     boundary = f.add("system", parent=None, subtype="compact_boundary", logicalParentUuid=f.last)
-    f.add("user", "This session is being continued from a previous conversation. Summary: ...",
-          isCompactSummary=True)
+    f.add("user", "This session is being continued from a previous conversation. Summary: ...", isCompactSummary=True)
     f.add("user", "after compaction")
     f.add("assistant", [{"type": "text", "text": "still here"}])
 
@@ -129,10 +142,13 @@ def test_a_rewound_branch_is_left_out_and_a_compaction_keeps_the_history_before_
 
     assert first and boundary
     assert _summary(got.messages) == [
-        ("user", "text", "first question"), ("assistant", "text", "first answer"),
-        ("user", "text", "second question"), ("assistant", "text", "second answer"),
+        ("user", "text", "first question"),
+        ("assistant", "text", "first answer"),
+        ("user", "text", "second question"),
+        ("assistant", "text", "second answer"),
         ("system", "system", "This session is being continued from a previous conversation. Summary: ..."),
-        ("user", "text", "after compaction"), ("assistant", "text", "still here"),
+        ("user", "text", "after compaction"),
+        ("assistant", "text", "still here"),
     ]
     assert got.messages[4]["metadata"] == {"compact_summary": True}
     assert got.skipped["other branch"] == 2 and got.skipped["system"] == 1
@@ -168,8 +184,10 @@ def test_a_line_that_is_not_a_json_object_is_named(line, where):
 def test_written_lines_read_back_as_the_same_conversation():
     messages = [
         {"role": "user", "content": {"type": "text", "text": "run ls"}},
-        {"role": "assistant", "content": {"type": "tool_use", "name": "Bash", "tool_use_id": "toolu_9",
-                                          "arguments": {"command": "ls"}}},
+        {
+            "role": "assistant",
+            "content": {"type": "tool_use", "name": "Bash", "tool_use_id": "toolu_9", "arguments": {"command": "ls"}},
+        },
         {"role": "tool", "content": {"type": "tool_result", "tool_use_id": "toolu_9", "output": "a.py"}},
         {"role": "assistant", "content": {"type": "text", "text": "done"}},
     ]
@@ -178,8 +196,12 @@ def test_written_lines_read_back_as_the_same_conversation():
     got = read_session_file(json.dumps(line) for line in lines)
 
     assert got.session_id == SID and got.cwd == "/srv/x"
-    assert _summary(got.messages) == [("user", "text", "run ls"), ("assistant", "tool_use", "Bash"),
-                                      ("tool", "tool_result", "a.py"), ("assistant", "text", "done")]
+    assert _summary(got.messages) == [
+        ("user", "text", "run ls"),
+        ("assistant", "tool_use", "Bash"),
+        ("tool", "tool_result", "a.py"),
+        ("assistant", "text", "done"),
+    ]
 
 
 def test_a_subagents_turns_are_not_written():

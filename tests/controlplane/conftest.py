@@ -96,7 +96,9 @@ class ControlPlane:
         return self.client(r.json()["token"])
 
     async def machine(self, address: str, owner: str, **extra: Any) -> dict:
-        r = await self.admin.post("/api/v1/machines", json={"name": f"m-{owner}", "address": address, "owner": owner, **extra})
+        r = await self.admin.post(
+            "/api/v1/machines", json={"name": f"m-{owner}", "address": address, "owner": owner, **extra}
+        )
         assert r.status_code == 201, r.text
         return r.json()
 

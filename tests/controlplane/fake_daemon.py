@@ -71,8 +71,14 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         wt = f"/tmp/fake-worktrees/{request.worktree_name or sid}"
         provider = request.session_settings.code.default_provider or "claude_code"
         s = daemon_pb2.Session(
-            agent_session_id=sid, workspace_id=request.workspace_id, provider=provider, model="fake-model",
-            status="active", repository=request.repository, worktree_path=wt, branch=request.worktree_name or sid,
+            agent_session_id=sid,
+            workspace_id=request.workspace_id,
+            provider=provider,
+            model="fake-model",
+            status="active",
+            repository=request.repository,
+            worktree_path=wt,
+            branch=request.worktree_name or sid,
             provider_session_id=request.resume_session_id or str(uuid.uuid5(uuid.NAMESPACE_URL, sid)),
         )
         self.sessions[sid] = s
@@ -81,11 +87,19 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
             await self.emit(sid, "user", request.initial_prompt)
             await self.emit(sid, "assistant", f"echo: {request.initial_prompt}")
         resp = daemon_pb2.LaunchSessionResponse(status="ok", session=s)
-        resp.payload.update({
-            "agent_session_id": sid, "worktree_path": wt, "branch": s.branch, "provider": provider,
-            "model": "fake-model", "pid": 4242, "session_status": "active",
-            "provider_session_id": s.provider_session_id, "reused": False,
-        })
+        resp.payload.update(
+            {
+                "agent_session_id": sid,
+                "worktree_path": wt,
+                "branch": s.branch,
+                "provider": provider,
+                "model": "fake-model",
+                "pid": 4242,
+                "session_status": "active",
+                "provider_session_id": s.provider_session_id,
+                "reused": False,
+            }
+        )
         return resp
 
     async def SendMessage(self, request, context):
@@ -146,8 +160,11 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
     async def ImportTranscript(self, request, context):
         await self._check("ImportTranscript", request, context)
         return daemon_pb2.ImportTranscriptResponse(
-            path=f"/tmp/fake/{request.provider_session_id}.jsonl", worktree_path=f"/tmp/fake-worktrees/{request.worktree_name}",
-            branch=request.worktree_name, message_count=len(request.messages), worktree_created=True,
+            path=f"/tmp/fake/{request.provider_session_id}.jsonl",
+            worktree_path=f"/tmp/fake-worktrees/{request.worktree_name}",
+            branch=request.worktree_name,
+            message_count=len(request.messages),
+            worktree_created=True,
         )
 
     async def RemoveWorktree(self, request, context):
@@ -156,8 +173,13 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
 
     async def ListWorktrees(self, request, context):
         await self._check("ListWorktrees", request, context)
-        return daemon_pb2.ListWorktreesResponse(worktrees=[daemon_pb2.Worktree(
-            path="/srv/worktrees/stray", branch="stray", agent_session_id="session-stray", forgotten=True)])
+        return daemon_pb2.ListWorktreesResponse(
+            worktrees=[
+                daemon_pb2.Worktree(
+                    path="/srv/worktrees/stray", branch="stray", agent_session_id="session-stray", forgotten=True
+                )
+            ]
+        )
 
     async def ListApprovals(self, request, context):
         await self._check("ListApprovals", request, context)

@@ -15,7 +15,11 @@ from tests.support.waiting import poll
 
 
 async def wait_messages(
-    client: httpx.AsyncClient, sid: str, predicate: Callable[[list[dict]], bool], *, timeout: float = 60.0,
+    client: httpx.AsyncClient,
+    sid: str,
+    predicate: Callable[[list[dict]], bool],
+    *,
+    timeout: float = 60.0,
     what: str = "messages",
 ) -> list[dict]:
     """Poll GET /api/sessions/{sid}/messages (the agent's events: seq > 0) until predicate(messages) holds."""
@@ -31,13 +35,26 @@ async def wait_messages(
     try:
         return await poll(check, timeout=timeout, what=what)
     except TimeoutError as err:
-        summary = [(m["seq"], m["role"], m["content"].get("type"), str(m["content"].get("text") or m["content"].get("message"))[:300]) for m in seen[-30:]]
+        summary = [
+            (
+                m["seq"],
+                m["role"],
+                m["content"].get("type"),
+                str(m["content"].get("text") or m["content"].get("message"))[:300],
+            )
+            for m in seen[-30:]
+        ]
         raise AssertionError(f"{err}; messages so far: {summary}") from None
 
 
 async def read_sse(
-    client: httpx.AsyncClient, path: str, count: int, *, headers: dict[str, str] | None = None,
-    timeout: float = 30.0, on_open: Callable[[], Awaitable[None]] | None = None,
+    client: httpx.AsyncClient,
+    path: str,
+    count: int,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    on_open: Callable[[], Awaitable[None]] | None = None,
     until: Callable[[list[tuple[int, dict]]], bool] | None = None,
 ) -> tuple[list[tuple[int, dict]], int]:
     """Read SSE events from `path` until `count` arrived (or `until(events)` holds) → ([(id, data)],

@@ -14,7 +14,7 @@ from tests.controlplane.helpers import poll, read_sse, wait_messages
 pytestmark = pytest.mark.timeout(300)
 
 # Not an edit (claude runs those unasked in the worktree), and not a command codex knows to be safe.
-COMMAND = "python3 -c 'open(\"ran.txt\", \"w\").write(\"approved\")'"
+COMMAND = 'python3 -c \'open("ran.txt", "w").write("approved")\''
 
 
 @pytest.fixture
@@ -29,8 +29,10 @@ async def _owner(cp, name: str, target: str, repo: Path) -> tuple[object, dict]:
 
 
 async def _launch(client, ws: dict, provider: str, prompt: str = "please run the check", **code) -> tuple[str, Path]:
-    r = await client.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={
-        "initial_prompt": prompt, "session_settings": {"code": {"default_provider": provider, **code}}})
+    r = await client.post(
+        f"/api/v1/workspaces/{ws['id']}/sessions",
+        json={"initial_prompt": prompt, "session_settings": {"code": {"default_provider": provider, **code}}},
+    )
     assert r.status_code == 200, r.text
     return r.json()["payload"]["agent_session_id"], Path(r.json()["payload"]["worktree_path"])
 
@@ -40,6 +42,7 @@ async def _pending(client, sid: str) -> dict:
         r = await client.get(f"/api/sessions/{sid}/approvals", params={"status": "pending"})
         assert r.status_code == 200, r.text
         return r.json()["approvals"][0] if r.json()["approvals"] else None
+
     return await poll(first, timeout=90, what="a pending approval")
 
 
@@ -49,7 +52,8 @@ def _turn_done(ms: list[dict]) -> bool:
 
 @pytest.mark.parametrize("provider", ["claude_code", "codex"])
 async def test_the_web_app_sees_the_request_over_rest_and_sse_and_its_decision_runs_the_command(
-        cp, daemon_target, git_repo, model_server, provider):
+    cp, daemon_target, git_repo, model_server, provider
+):
     model_server.script("run the check", command=COMMAND, text="the check ran")
     alice, ws = await _owner(cp, "alice", daemon_target, git_repo)
     sid, worktree = await _launch(alice, ws, provider)
@@ -59,8 +63,12 @@ async def test_the_web_app_sees_the_request_over_rest_and_sse_and_its_decision_r
     await poll(lambda: _count(alice, sid, 1), what="pending_approvals = 1 in the session")
     listed = (await alice.get("/api/sessions")).json()["sessions"][0]
     assert listed["pending_approvals"] == 1
-    events, _ = await read_sse(alice, f"/api/sessions/{sid}/events", 1,
-                               until=lambda evs: any(e["content"]["type"] == "approval_request" for _, e in evs))
+    events, _ = await read_sse(
+        alice,
+        f"/api/sessions/{sid}/events",
+        1,
+        until=lambda evs: any(e["content"]["type"] == "approval_request" for _, e in evs),
+    )
     request = next(e for _, e in events if e["content"]["type"] == "approval_request")
     assert request["metadata"]["approval_id"] == pending["id"] and request["content"]["name"] == pending["tool_name"]
     assert not (worktree / "ran.txt").exists()
@@ -85,7 +93,8 @@ async def _count(client, sid: str, n: int) -> bool:
 
 
 async def test_a_pending_approval_survives_a_controlplane_restart(
-        controlplane_factory, daemon_target, git_repo, model_server):
+    controlplane_factory, daemon_target, git_repo, model_server
+):
     model_server.script("run the check", command=COMMAND, text="ran after all")
     cp1 = await controlplane_factory()
     alice, ws = await _owner(cp1, "alice", daemon_target, git_repo)
@@ -133,17 +142,27 @@ async def test_the_workspace_allow_list_lets_its_commands_run_unasked(cp, daemon
 
 
 async def test_permission_settings_that_cannot_hold_are_refused_before_anything_runs(
-        cp, daemon_target, git_repo, model_server):
+    cp, daemon_target, git_repo, model_server
+):
     alice, ws = await _owner(cp, "alice", daemon_target, git_repo)
-    r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={
-        "initial_prompt": "hi", "session_settings": {"code": {"allowed_tools": ["--dangerously-skip-permissions"]}}})
+    r = await alice.post(
+        f"/api/v1/workspaces/{ws['id']}/sessions",
+        json={
+            "initial_prompt": "hi",
+            "session_settings": {"code": {"allowed_tools": ["--dangerously-skip-permissions"]}},
+        },
+    )
     assert r.status_code == 422 and "allowed_tools" in r.text
-    r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={
-        "initial_prompt": "hi", "session_settings": {"code": {"permissions": "sometimes"}}})
+    r = await alice.post(
+        f"/api/v1/workspaces/{ws['id']}/sessions",
+        json={"initial_prompt": "hi", "session_settings": {"code": {"permissions": "sometimes"}}},
+    )
     assert r.status_code == 422 and "permissions" in r.text
     if os.geteuid() == 0:
-        r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={
-            "initial_prompt": "hi", "session_settings": {"code": {"permissions": "auto"}}})
+        r = await alice.post(
+            f"/api/v1/workspaces/{ws['id']}/sessions",
+            json={"initial_prompt": "hi", "session_settings": {"code": {"permissions": "auto"}}},
+        )
         assert r.status_code == 409 and "root" in r.text, r.text
     assert (await alice.get("/api/sessions")).json()["total"] == 0
     assert not model_server.turn_requests()

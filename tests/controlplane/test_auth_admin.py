@@ -13,9 +13,14 @@ from controlplane.db.models import Machine, Token
 
 async def test_requests_without_or_with_a_wrong_token_get_401(cp):
     anon = cp.client(None)
-    for method, path in [("GET", "/api/sessions"), ("POST", "/api/sessions"), ("GET", "/api/v1/workspaces"),
-                         ("POST", "/api/v1/user-sessions/import-claude-session"),
-                         ("POST", "/api/v1/workspaces/ws-x/sessions"), ("GET", "/api/sessions/s/events")]:
+    for method, path in [
+        ("GET", "/api/sessions"),
+        ("POST", "/api/sessions"),
+        ("GET", "/api/v1/workspaces"),
+        ("POST", "/api/v1/user-sessions/import-claude-session"),
+        ("POST", "/api/v1/workspaces/ws-x/sessions"),
+        ("GET", "/api/sessions/s/events"),
+    ]:
         r = await anon.request(method, path, json={})
         assert r.status_code == 401, (method, path, r.text)
         assert r.headers["www-authenticate"] == "Bearer"
@@ -79,7 +84,13 @@ async def test_non_admin_tokens_cannot_administer(cp):
 async def test_machine_crud_never_returns_the_daemon_token(cp):
     r = await cp.admin.post(
         "/api/v1/machines",
-        json={"name": "laptop", "address": "devbox.local:7443", "token": "s3cret-daemon-token", "tls_ca": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n", "owner": "alice"},
+        json={
+            "name": "laptop",
+            "address": "devbox.local:7443",
+            "token": "s3cret-daemon-token",
+            "tls_ca": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
+            "owner": "alice",
+        },
     )
     assert r.status_code == 201, r.text
     m = r.json()
@@ -134,16 +145,40 @@ async def test_openapi_describes_the_seed_contract(cp):
     assert "post" in paths["/api/sessions/{session_id}/message"]
     schemas = spec["components"]["schemas"]
     assert set(schemas["LaunchWorkspaceSessionRequest"]["properties"]) >= {
-        "machine_id", "user_session_id", "metadata", "initial_prompt", "worktree_name", "session_settings",
-        "resume_session_id", "agent_session_id",
+        "machine_id",
+        "user_session_id",
+        "metadata",
+        "initial_prompt",
+        "worktree_name",
+        "session_settings",
+        "resume_session_id",
+        "agent_session_id",
     }
     # The seed's fields, exactly named; the contract grows by addition only.
     assert set(schemas["ImportClaudeSessionResponse"]["properties"]) >= {
-        "success", "user_session_id", "agent_session_id", "message_count", "error",
+        "success",
+        "user_session_id",
+        "agent_session_id",
+        "message_count",
+        "error",
     }
-    assert set(schemas["ImportableMessage"]["properties"]) == {"message_id", "role", "content", "created_at", "metadata"}
+    assert set(schemas["ImportableMessage"]["properties"]) == {
+        "message_id",
+        "role",
+        "content",
+        "created_at",
+        "metadata",
+    }
     assert set(schemas["Content"]["properties"]) == {
-        "type", "text", "name", "tool_use_id", "arguments", "output", "is_error", "success", "message",
+        "type",
+        "text",
+        "name",
+        "tool_use_id",
+        "arguments",
+        "output",
+        "is_error",
+        "success",
+        "message",
     }
     assert set(schemas["SendMessageResponse"]["properties"]) == {"message_id", "status", "timestamp"}
     assert {"id", "agent_id", "task_id", "status", "created_at", "last_active", "message_count", "data"} <= set(

@@ -31,9 +31,14 @@ async def test_launch_validation_errors_name_the_field_and_write_nothing(cp, ali
         ({"worktree_name": "-bad"}, ("body", "worktree_name")),
         ({"bogus": 1}, ("body", "bogus")),
         ({"metadata": "not an object"}, ("body", "metadata")),
-        ({"session_settings": {"code": {"default_provider": "gemini"}}}, ("body", "session_settings", "code", "default_provider")),
-        ({"session_settings": {"code": {"providers": {"codex": {"thinking": "extreme"}}}}},
-         ("body", "session_settings", "code", "providers", "codex", "thinking")),
+        (
+            {"session_settings": {"code": {"default_provider": "gemini"}}},
+            ("body", "session_settings", "code", "default_provider"),
+        ),
+        (
+            {"session_settings": {"code": {"providers": {"codex": {"thinking": "extreme"}}}}},
+            ("body", "session_settings", "code", "providers", "codex", "thinking"),
+        ),
         ({"initial_prompt": 5}, ("body", "initial_prompt")),
     ]
     for body, loc in cases:
@@ -57,7 +62,11 @@ async def test_launch_unknown_ids_are_404_and_write_nothing(cp, alice_ws):
     alice, ws = alice_ws
     assert (await alice.post("/api/v1/workspaces/ws-nope/sessions", json={})).status_code == 404
     url = f"/api/v1/workspaces/{ws['id']}/sessions"
-    for body in ({"machine_id": "machine-nope"}, {"user_session_id": "usess-nope"}, {"agent_session_id": "session-nope"}):
+    for body in (
+        {"machine_id": "machine-nope"},
+        {"user_session_id": "usess-nope"},
+        {"agent_session_id": "session-nope"},
+    ):
         r = await alice.post(url, json=body)
         assert r.status_code == 404, (body, r.text)
     await _nothing_written(alice)
@@ -130,8 +139,11 @@ async def test_bodies_over_the_limit_are_413_and_write_nothing(controlplane_fact
     cp = await controlplane_factory(max_body_bytes=64 * 1024)
     alice = await cp.owner("alice")
     ws = await cp.workspace("/srv/repo", "alice", None)
-    big = {"workspace_id": ws["id"], "claude_session_id": "0c100000-0000-4000-8000-000000000001",
-           "messages": [{"role": "user", "content": {"type": "text", "text": "x" * 1000}}] * 100}
+    big = {
+        "workspace_id": ws["id"],
+        "claude_session_id": "0c100000-0000-4000-8000-000000000001",
+        "messages": [{"role": "user", "content": {"type": "text", "text": "x" * 1000}}] * 100,
+    }
     r = await alice.post("/api/v1/user-sessions/import-claude-session", json=big)
     assert r.status_code == 413
     assert "too large" in r.json()["detail"]
@@ -140,8 +152,9 @@ async def test_bodies_over_the_limit_are_413_and_write_nothing(controlplane_fact
         for _ in range(100):
             yield b"x" * 1024
 
-    r = await alice.post("/api/v1/user-sessions/import-claude-session", content=chunks(),
-                         headers={"content-type": "application/json"})
+    r = await alice.post(
+        "/api/v1/user-sessions/import-claude-session", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413
     await _nothing_written(alice)
 
@@ -151,7 +164,9 @@ async def test_admin_validation_errors_name_the_field(cp):
     assert r.status_code == 422 and ("body", "address") in _loc(r)
     r = await cp.admin.post("/api/v1/machines", json={"address": "unix:/tmp/a.sock"})
     assert r.status_code == 422 and ("body", "name") in _loc(r)
-    r = await cp.admin.post("/api/v1/workspaces", json={"name": "w", "repository": "/r", "default_machine_id": "machine-nope"})
+    r = await cp.admin.post(
+        "/api/v1/workspaces", json={"name": "w", "repository": "/r", "default_machine_id": "machine-nope"}
+    )
     assert r.status_code == 422 and ("body", "default_machine_id") in _loc(r)
     r = await cp.admin.post("/api/v1/tokens", json={"owner": ""})
     assert r.status_code == 422 and ("body", "owner") in _loc(r)

@@ -123,7 +123,9 @@ async def test_launch_calls_daemon_with_workspace_repository_settings_and_ids(cp
             "initial_prompt": "build it",
             "worktree_name": "feature/x",
             "metadata": {"ticket": 7},
-            "session_settings": {"code": {"default_provider": "codex", "providers": {"codex": {"model": "gpt-x", "thinking": "low"}}}},
+            "session_settings": {
+                "code": {"default_provider": "codex", "providers": {"codex": {"model": "gpt-x", "thinking": "low"}}}
+            },
         },
     )
     assert r.status_code == 200, r.text
@@ -145,7 +147,8 @@ async def test_launch_calls_daemon_with_workspace_repository_settings_and_ids(cp
 
 
 async def test_a_client_gone_during_a_slow_launch_leaves_the_session_as_the_daemon_has_it(
-        controlplane_factory, fake_daemon):
+    controlplane_factory, fake_daemon
+):
     fake, address = fake_daemon
     fake.launch_delay = 3
     cp = await controlplane_factory(daemon_deadline_seconds=10.0)

@@ -51,7 +51,9 @@ async def test_swagger_ui_renders_offline_and_try_it_out_answers_200(cp, browser
     alice = await cp.owner("alice")
     token = alice.headers["Authorization"].removeprefix("Bearer ")
     ws = await cp.workspace("/srv/repo", "alice", None)
-    await alice.post("/api/sessions", json={"agent_id": "CLAUDE_CODE", "task_id": "docs-task", "workspace_id": ws["id"]})
+    await alice.post(
+        "/api/sessions", json={"agent_id": "CLAUDE_CODE", "task_id": "docs-task", "workspace_id": ws["id"]}
+    )
 
     await page.goto(f"{cp.url}/docs")
     operation = page.locator("#operations-sessions-list_sessions_api_sessions_get")

@@ -35,8 +35,11 @@ async def test_claude_launch_turns_followups_sse_pause_resume_and_delete(cp, cla
     alice, ws, _d = claude_env
     r = await alice.post(
         f"/api/v1/workspaces/{ws['id']}/sessions",
-        json={"initial_prompt": "first question", "worktree_name": "e2e-claude",
-              "session_settings": {"code": {"default_provider": "claude_code"}}},
+        json={
+            "initial_prompt": "first question",
+            "worktree_name": "e2e-claude",
+            "session_settings": {"code": {"default_provider": "claude_code"}},
+        },
     )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "ok"
@@ -47,8 +50,9 @@ async def test_claude_launch_turns_followups_sse_pause_resume_and_delete(cp, cla
     assert payload["user_session_id"] and payload["machine_id"] and payload["workspace_id"] == ws["id"]
 
     # Until the turn has ended (its result, after the text): the next message then goes straight to claude.
-    msgs = await wait_messages(alice, sid, lambda ms: _has_reply("ok: first question")(ms) and _turns_over(ms) >= 1,
-                               what="first turn")
+    msgs = await wait_messages(
+        alice, sid, lambda ms: _has_reply("ok: first question")(ms) and _turns_over(ms) >= 1, what="first turn"
+    )
     assert "first question" in _texts(msgs, "user")
     s = (await alice.get(f"/api/sessions/{sid}")).json()
     assert s["status"] == "active" and s["agent_id"] == "CLAUDE_CODE"
@@ -69,12 +73,19 @@ async def test_claude_launch_turns_followups_sse_pause_resume_and_delete(cp, cla
     async def third() -> None:
         assert (await alice.post(f"/api/sessions/{sid}/message", json={"content": "third question"})).status_code == 200
 
-    live, _ = await read_sse(alice, f"/api/sessions/{sid}/events", 0, headers={"Last-Event-ID": str(last)},
-                             on_open=third, timeout=90,
-                             until=lambda evs: any("ok: third question" in (e[1]["content"].get("text") or "") for e in evs))
+    live, _ = await read_sse(
+        alice,
+        f"/api/sessions/{sid}/events",
+        0,
+        headers={"Last-Event-ID": str(last)},
+        on_open=third,
+        timeout=90,
+        until=lambda evs: any("ok: third question" in (e[1]["content"].get("text") or "") for e in evs),
+    )
     assert [i for i, _ in live] == list(range(last + 1, last + 1 + len(live)))
-    resumed, _ = await read_sse(alice, f"/api/sessions/{sid}/events", len(live) - 1,
-                                headers={"Last-Event-ID": str(last + 1)})
+    resumed, _ = await read_sse(
+        alice, f"/api/sessions/{sid}/events", len(live) - 1, headers={"Last-Event-ID": str(last + 1)}
+    )
     assert resumed == live[1:]
 
     # Pause ends the process; messages are refused; resume continues the same conversation.
@@ -105,16 +116,31 @@ async def test_import_1000_messages_then_launch_resumes_with_the_history(cp, cla
         text = f"imported line {i}"
         if i == 500:
             text = "remember the code word PELICAN-42"
-        messages.append({"message_id": f"m{i}", "role": role, "content": {"type": "text", "text": text},
-                         "created_at": "2024-01-16T10:00:00Z"})
-    r = await alice.post("/api/v1/user-sessions/import-claude-session",
-                         json={"workspace_id": ws["id"], "claude_session_id": "5a1d3c9e-0000-4000-8000-000000000001",
-                               "messages": messages, "worktree_name": "imported", "session_name": "laptop"})
+        messages.append(
+            {
+                "message_id": f"m{i}",
+                "role": role,
+                "content": {"type": "text", "text": text},
+                "created_at": "2024-01-16T10:00:00Z",
+            }
+        )
+    r = await alice.post(
+        "/api/v1/user-sessions/import-claude-session",
+        json={
+            "workspace_id": ws["id"],
+            "claude_session_id": "5a1d3c9e-0000-4000-8000-000000000001",
+            "messages": messages,
+            "worktree_name": "imported",
+            "session_name": "laptop",
+        },
+    )
     assert r.status_code == 200, r.text
     imported = r.json()
     assert imported["success"] and imported["message_count"] == 1000
-    r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions",
-                         json={by: imported["agent_session_id"], "initial_prompt": "what was the code word?"})
+    r = await alice.post(
+        f"/api/v1/workspaces/{ws['id']}/sessions",
+        json={by: imported["agent_session_id"], "initial_prompt": "what was the code word?"},
+    )
     assert r.status_code == 200, r.text
     sid = r.json()["payload"]["agent_session_id"]
     assert sid == imported["agent_session_id"]

@@ -9,9 +9,7 @@ from tests.controlplane.helpers import wait_messages
 
 
 def _has_reply(text: str):
-    return lambda ms: any(
-        m["role"] == "assistant" and text in (m["content"].get("text") or "") for m in ms
-    )
+    return lambda ms: any(m["role"] == "assistant" and text in (m["content"].get("text") or "") for m in ms)
 
 
 @pytest.fixture
@@ -25,8 +23,10 @@ async def codex_env(cp, daemon_factory, codex_provider, claude_provider, git_rep
 
 async def test_codex_launch_and_follow_up_turn_through_the_session_api(cp, codex_env, model_server):
     alice, ws, _d = codex_env
-    r = await alice.post("/api/sessions", json={"agent_id": "CODEX", "task_id": "task-1", "prompt": "codex first",
-                                                "workspace_id": ws["id"]})
+    r = await alice.post(
+        "/api/sessions",
+        json={"agent_id": "CODEX", "task_id": "task-1", "prompt": "codex first", "workspace_id": ws["id"]},
+    )
     assert r.status_code == 201, r.text
     s = r.json()
     assert s["agent_id"] == "CODEX" and s["launch"]["payload"]["provider"] == "codex"
@@ -49,9 +49,10 @@ async def test_codex_launch_and_follow_up_turn_through_the_session_api(cp, codex
 async def test_controlplane_restart_mid_session_stores_every_event_once(controlplane_factory, cp, codex_env):
     alice, ws, _d = codex_env
     token = alice.headers["authorization"].split()[1]
-    r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions",
-                         json={"initial_prompt": "before restart",
-                               "session_settings": {"code": {"default_provider": "claude_code"}}})
+    r = await alice.post(
+        f"/api/v1/workspaces/{ws['id']}/sessions",
+        json={"initial_prompt": "before restart", "session_settings": {"code": {"default_provider": "claude_code"}}},
+    )
     assert r.status_code == 200, r.text
     sid = r.json()["payload"]["agent_session_id"]
     await wait_messages(alice, sid, _has_reply("ok: before restart"), timeout=90)

@@ -10,12 +10,16 @@ from tests.support.tls import make_self_signed
 TOKEN = "daemon-token-for-cp-tests"
 
 
-async def test_launch_over_tls_with_token_and_wrong_token_is_a_clear_502(cp, daemon_factory, claude_provider, git_repo, tmp_path):
+async def test_launch_over_tls_with_token_and_wrong_token_is_a_clear_502(
+    cp, daemon_factory, claude_provider, git_repo, tmp_path
+):
     cert, key = make_self_signed(tmp_path)
-    d = daemon_factory(config={
-        "listen": {"tcp": "127.0.0.1:0", "tls_cert": str(cert), "tls_key": str(key), "token": TOKEN},
-        "providers": {"claude_code": claude_provider},
-    })
+    d = daemon_factory(
+        config={
+            "listen": {"tcp": "127.0.0.1:0", "tls_cert": str(cert), "tls_key": str(key), "token": TOKEN},
+            "providers": {"claude_code": claude_provider},
+        }
+    )
     assert d.tcp_port, d.log_text()[-2000:]
     alice = await cp.owner("alice")
     m = await cp.machine(f"localhost:{d.tcp_port}", "alice", tls_ca=cert.read_text(), token=TOKEN)
@@ -26,7 +30,9 @@ async def test_launch_over_tls_with_token_and_wrong_token_is_a_clear_502(cp, dae
     r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "over tls"})
     assert r.status_code == 200, r.text
     sid = r.json()["payload"]["agent_session_id"]
-    await wait_messages(alice, sid, lambda ms: any("ok: over tls" in (x["content"].get("text") or "") for x in ms), timeout=90)
+    await wait_messages(
+        alice, sid, lambda ms: any("ok: over tls" in (x["content"].get("text") or "") for x in ms), timeout=90
+    )
 
     r = await cp.admin.patch(f"/api/v1/machines/{m['id']}", json={"token": "wrong-token"})
     assert r.status_code == 200

@@ -32,18 +32,31 @@ async def _schemathesis(url: str, token: str, report: Path, seconds: int, *filte
     st = shutil.which("st", path=str(Path(sys.executable).parent))
     assert st, "schemathesis is a test dependency (pip install -e '.[test]')"
     proc = await asyncio.create_subprocess_exec(
-        st, "run", f"{url}/openapi.json",
-        "--header", f"Authorization: Bearer {token}",
-        "--checks", "not_a_server_error,response_schema_conformance",
-        "--phases", "examples,coverage,fuzzing",
-        "--max-time", str(seconds),
-        "--workers", "1",
-        "--request-timeout", "30",
-        "--suppress-health-check", "all",
-        "--report", "junit", "--report-dir", str(report),
+        st,
+        "run",
+        f"{url}/openapi.json",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        "not_a_server_error,response_schema_conformance",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--max-time",
+        str(seconds),
+        "--workers",
+        "1",
+        "--request-timeout",
+        "30",
+        "--suppress-health-check",
+        "all",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(report),
         "--no-color",
         *filters,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
         cwd=report.parent,  # its cache goes there, not into the checkout
         env=_hooks_env(),
     )
@@ -69,5 +82,13 @@ async def test_fuzzed_requests_never_get_a_5xx_and_answers_match_the_schema(cp, 
     await _schemathesis(cp.url, token, tmp_path / "owner", FUZZ_SECONDS)
     # The administration as an admin; /info asks the machine's daemon, which a fuzzed address does not have.
     admin_token = cp.admin.headers["Authorization"].removeprefix("Bearer ")
-    await _schemathesis(cp.url, admin_token, tmp_path / "admin", FUZZ_SECONDS // 2,
-                        "--include-path-regex", ADMIN_PATHS, "--exclude-path-regex", "/info$")
+    await _schemathesis(
+        cp.url,
+        admin_token,
+        tmp_path / "admin",
+        FUZZ_SECONDS // 2,
+        "--include-path-regex",
+        ADMIN_PATHS,
+        "--exclude-path-regex",
+        "/info$",
+    )

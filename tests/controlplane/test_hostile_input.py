@@ -51,10 +51,16 @@ async def test_hostile_json_values_are_422_naming_the_field_and_write_nothing(cp
     cases = [
         (alice, "POST", launch, '{"initial_prompt": @}', ["body", "initial_prompt"]),
         (alice, "POST", launch, '{"metadata": {"note": @}}', ["body", "metadata", "note"]),
-        (alice, "POST", "/api/v1/user-sessions/import-claude-session",
-         '{"workspace_id": "WS", "claude_session_id": "a11ce000-0000-4000-8000-000000000009", "messages": '
-         '[{"role": "user", "content": {"type": "text", "text": "hi"}, "metadata": {"x": @}}]}'.replace("WS", ws["id"]),
-         ["body", "messages", 0, "metadata", "x"]),
+        (
+            alice,
+            "POST",
+            "/api/v1/user-sessions/import-claude-session",
+            '{"workspace_id": "WS", "claude_session_id": "a11ce000-0000-4000-8000-000000000009", "messages": '
+            '[{"role": "user", "content": {"type": "text", "text": "hi"}, "metadata": {"x": @}}]}'.replace(
+                "WS", ws["id"]
+            ),
+            ["body", "messages", 0, "metadata", "x"],
+        ),
         (alice, "POST", "/api/sessions", '{"agent_id": "CLAUDE_CODE", "prompt": @}', ["body", "prompt"]),
         (alice, "PATCH", f"/api/sessions/{sid}", '{"data": {"k": @}}', ["body", "data", "k"]),
         (alice, "POST", f"/api/sessions/{sid}/message", '{"content": @}', ["body", "content"]),
@@ -62,8 +68,9 @@ async def test_hostile_json_values_are_422_naming_the_field_and_write_nothing(cp
         (cp.admin, "POST", "/api/v1/tokens", '{"owner": @}', ["body", "owner"]),
     ]
     for client, method, path, template, loc in cases:
-        r = await client.request(method, path, content=_body(template, value),
-                                 headers={"content-type": "application/json"})
+        r = await client.request(
+            method, path, content=_body(template, value), headers={"content-type": "application/json"}
+        )
         assert r.status_code == 422, (path, template, r.status_code, r.text)
         if kind != "too-deep":  # the nesting error names the array that is too deep, inside the field
             assert loc in _where(r), (path, r.json())

@@ -73,6 +73,7 @@ async def test_sse_streams_live_events_and_resumes_from_last_event_id(cp, fake_d
     assert [i for i, _ in events] == [1, 2, 3, 4, 5]
     assert events[3][1]["role"] == "user" and events[3][1]["content"]["text"] == "live one"
     assert events[4][1]["content"]["text"] == "echo: live one"
+
     # Resume after seq 3: only 4 and 5, then a live 6 and 7.
     async def more() -> None:
         await fake.emit(sid, "assistant", "six")
@@ -94,9 +95,12 @@ async def test_sse_sends_keepalive_comments_while_idle(cp, fake_daemon):
         async def emit() -> None:
             await asyncio.sleep(2.5)  # idle longer than the 1 s keep-alive interval
             await fake.emit(sid, "assistant", "late")
+
         asyncio.get_running_loop().create_task(emit())
 
-    events, comments = await read_sse(alice, f"/api/sessions/{sid}/events", 1, headers={"Last-Event-ID": "3"}, on_open=later)
+    events, comments = await read_sse(
+        alice, f"/api/sessions/{sid}/events", 1, headers={"Last-Event-ID": "3"}, on_open=later
+    )
     assert events[0][0] == 4
     assert comments >= 2  # ": connected" plus at least one ": keep-alive"
 

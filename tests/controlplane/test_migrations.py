@@ -40,16 +40,23 @@ async def test_migration_0003_stores_each_sessions_message_count(db_url):
     try:
         await migrate(engine, "0002")
         async with engine.begin() as conn:
-            await conn.execute(text(
-                "INSERT INTO agent_sessions (id, owner, agent_id, status, data, imported, launched, last_seq, "
-                "created_at, pending_approvals, usage_input_tokens, usage_output_tokens, usage_cache_read_tokens, "
-                "usage_cache_creation_tokens, usage_turns, usage_duration_ms) VALUES "
-                "(:id, 'alice', 'CLAUDE_CODE', 'created', '{}', false, false, 0, CURRENT_TIMESTAMP, 0, 0, 0, 0, 0, 0, 0)"),
-                [{"id": "s-three"}, {"id": "s-none"}])
-            await conn.execute(text(
-                "INSERT INTO messages (id, agent_session_id, seq, role, content, metadata, created_at) "
-                "VALUES (:id, 's-three', :seq, 'user', '{}', '{}', CURRENT_TIMESTAMP)"),
-                [{"id": f"m{i}", "seq": i} for i in (1, 2, None)])
+            await conn.execute(
+                text(
+                    "INSERT INTO agent_sessions (id, owner, agent_id, status, data, imported, launched, last_seq, "
+                    "created_at, pending_approvals, usage_input_tokens, usage_output_tokens, usage_cache_read_tokens, "
+                    "usage_cache_creation_tokens, usage_turns, usage_duration_ms) VALUES "
+                    "(:id, 'alice', 'CLAUDE_CODE', 'created', '{}', false, false, 0, CURRENT_TIMESTAMP, "
+                    "0, 0, 0, 0, 0, 0, 0)"
+                ),
+                [{"id": "s-three"}, {"id": "s-none"}],
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO messages (id, agent_session_id, seq, role, content, metadata, created_at) "
+                    "VALUES (:id, 's-three', :seq, 'user', '{}', '{}', CURRENT_TIMESTAMP)"
+                ),
+                [{"id": f"m{i}", "seq": i} for i in (1, 2, None)],
+            )
         await migrate(engine)
         async with engine.connect() as conn:
             counts = dict((await conn.execute(text("SELECT id, message_count FROM agent_sessions"))).all())

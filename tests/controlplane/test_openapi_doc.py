@@ -29,8 +29,10 @@ pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 MODELS = {
     ("post", "/api/v1/user-sessions/import-claude-session"): (ImportClaudeSessionRequest, ImportClaudeSessionResponse),
-    ("post", "/api/v1/workspaces/{workspace_id}/sessions"): (LaunchWorkspaceSessionRequest,
-                                                             LaunchWorkspaceSessionResponse),
+    ("post", "/api/v1/workspaces/{workspace_id}/sessions"): (
+        LaunchWorkspaceSessionRequest,
+        LaunchWorkspaceSessionResponse,
+    ),
     ("get", "/api/sessions"): (None, SessionList),
     ("post", "/api/sessions"): (SessionCreate, SessionCreated),
     ("get", "/api/sessions/{session_id}"): (None, SessionDetail),
@@ -53,7 +55,10 @@ async def test_every_protected_operation_names_the_bearer_scheme_and_answers_401
     spec = (await anonymous.get("/openapi.json")).json()
 
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http", "scheme": "bearer", "description": spec["components"]["securitySchemes"]["bearerAuth"]["description"]}
+        "type": "http",
+        "scheme": "bearer",
+        "description": spec["components"]["securitySchemes"]["bearerAuth"]["description"],
+    }
     for method, path, op in _operations(spec):
         if path in PUBLIC_PATHS:
             assert "security" not in op
@@ -94,7 +99,8 @@ async def test_errors_carry_their_bodies_and_daemon_operations_list_the_daemons_
             assert {"409", "429", "502", "503", "504"} <= set(responses), (method, path)
     launch = spec["paths"]["/api/v1/workspaces/{workspace_id}/sessions"]["post"]
     assert launch["responses"]["502"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/LaunchWorkspaceSessionResponse"}
+        "$ref": "#/components/schemas/LaunchWorkspaceSessionResponse"
+    }
 
 
 async def test_the_launch_payload_is_a_documented_open_object(cp):
@@ -102,8 +108,17 @@ async def test_the_launch_payload_is_a_documented_open_object(cp):
 
     payload = spec["components"]["schemas"]["LaunchWorkspaceSessionResponse"]["properties"]["payload"]
     assert payload["additionalProperties"] is True
-    assert {"agent_session_id", "user_session_id", "workspace_id", "machine_id", "worktree_path", "branch",
-            "provider", "provider_session_id", "error"} <= set(payload["properties"])
+    assert {
+        "agent_session_id",
+        "user_session_id",
+        "workspace_id",
+        "machine_id",
+        "worktree_path",
+        "branch",
+        "provider",
+        "provider_session_id",
+        "error",
+    } <= set(payload["properties"])
 
 
 async def test_seed_examples_are_in_the_document_and_valid_for_their_models(cp):

@@ -24,14 +24,23 @@ def _free_port() -> int:
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "controlplane", *args], cwd=REPO_ROOT, env=cp_env(),
-                          check=False, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "controlplane", *args],
+        cwd=REPO_ROOT,
+        env=cp_env(),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_migrate_create_token_and_serve(tmp_path: Path, db_url: str):
     port = _free_port()
     cfg = tmp_path / "cp.toml"
-    cfg.write_text(f'[server]\nport = {port}\ndatabase_url = "{db_url}"\nstate_dir = "{tmp_path}/state"\nlog_format = "json"\n')
+    cfg.write_text(
+        f'[server]\nport = {port}\ndatabase_url = "{db_url}"\nstate_dir = "{tmp_path}/state"\nlog_format = "json"\n'
+    )
     r = _run("--config", str(cfg), "migrate")
     assert r.returncode == 0, r.stderr
     r = _run("--config", str(cfg), "create-token", "--owner", "root", "--admin")
@@ -101,7 +110,9 @@ def test_config_defaults_and_environment_overrides(tmp_path: Path):
     cfg = from_dict({"server": {"state_dir": str(tmp_path)}}, env={})
     assert cfg.host == "127.0.0.1" and cfg.port == 8080
     assert cfg.database_url == f"sqlite+aiosqlite:///{tmp_path}/controlplane.sqlite3"
-    cfg = from_dict({"server": {"port": 1}}, env={"BERTH_DATABASE_URL": "postgresql+asyncpg://x/y", "BERTH_PORT": "9000"})
+    cfg = from_dict(
+        {"server": {"port": 1}}, env={"BERTH_DATABASE_URL": "postgresql+asyncpg://x/y", "BERTH_PORT": "9000"}
+    )
     assert cfg.database_url == "postgresql+asyncpg://x/y" and cfg.port == 9000
     with pytest.raises(ValueError, match="unknown key"):
         from_dict({"server": {"prot": 1}}, env={})

@@ -28,17 +28,34 @@ async def _session_with_history(cp, address: str, fake) -> tuple[object, str, st
     for i in range(3):
         await fake.emit(sid, "assistant", f"reply {i} — ünïcode")
     await wait_messages(alice, sid, lambda ms: len(ms) == 6, what="6 messages")
-    imported = await alice.post("/api/v1/user-sessions/import-claude-session", json={
-        "workspace_id": ws["id"], "claude_session_id": "0f9e0000-0000-4000-8000-0000000000aa",
-        "messages": [
-            {"message_id": "u1", "role": "user", "content": {"type": "text", "text": "hi"},
-             "created_at": "2024-01-16T10:00:00.500000Z", "metadata": {"cost": 1e-05, "nested": {"a": [1, 2.5]}}},
-            {"message_id": "a1", "role": "assistant", "content": {"type": "tool_use", "name": "Bash",
-             "tool_use_id": "t1", "arguments": {"cmd": "ls"}}, "created_at": "2024-01-16T10:00:01Z"},
-            {"message_id": "r1", "role": "user", "content": {"type": "tool_result", "tool_use_id": "t1",
-             "output": "a\nb", "is_error": False}, "created_at": "2024-01-16T10:00:02.000001Z"},
-        ],
-    })
+    imported = await alice.post(
+        "/api/v1/user-sessions/import-claude-session",
+        json={
+            "workspace_id": ws["id"],
+            "claude_session_id": "0f9e0000-0000-4000-8000-0000000000aa",
+            "messages": [
+                {
+                    "message_id": "u1",
+                    "role": "user",
+                    "content": {"type": "text", "text": "hi"},
+                    "created_at": "2024-01-16T10:00:00.500000Z",
+                    "metadata": {"cost": 1e-05, "nested": {"a": [1, 2.5]}},
+                },
+                {
+                    "message_id": "a1",
+                    "role": "assistant",
+                    "content": {"type": "tool_use", "name": "Bash", "tool_use_id": "t1", "arguments": {"cmd": "ls"}},
+                    "created_at": "2024-01-16T10:00:01Z",
+                },
+                {
+                    "message_id": "r1",
+                    "role": "user",
+                    "content": {"type": "tool_result", "tool_use_id": "t1", "output": "a\nb", "is_error": False},
+                    "created_at": "2024-01-16T10:00:02.000001Z",
+                },
+            ],
+        },
+    )
     assert imported.status_code == 200, imported.text
     return alice, sid, imported.json()["agent_session_id"]
 
@@ -47,10 +64,14 @@ async def test_reads_answer_the_bytes_the_response_models_would_give(cp, fake_da
     fake, address = fake_daemon
     alice, sid, imported = await _session_with_history(cp, address, fake)
     await alice.patch(f"/api/sessions/{sid}", json={"data": {"x": 0.1, "list": [True, None, "é"]}})
-    for path, model in ((f"/api/sessions/{sid}", SessionDetail), (f"/api/sessions/{imported}", SessionDetail),
-                        ("/api/sessions", SessionList), ("/api/sessions?status=active&limit=1", SessionList),
-                        (f"/api/sessions/{imported}/messages", MessageList),
-                        (f"/api/sessions/{sid}/messages?after_seq=2&limit=2", MessageList)):
+    for path, model in (
+        (f"/api/sessions/{sid}", SessionDetail),
+        (f"/api/sessions/{imported}", SessionDetail),
+        ("/api/sessions", SessionList),
+        ("/api/sessions?status=active&limit=1", SessionList),
+        (f"/api/sessions/{imported}/messages", MessageList),
+        (f"/api/sessions/{sid}/messages?after_seq=2&limit=2", MessageList),
+    ):
         r = await alice.get(path)
         assert r.status_code == 200, (path, r.text)
         assert r.headers["content-type"] == "application/json"
@@ -71,7 +92,8 @@ async def test_the_raw_readers_read_what_the_async_engine_reads(cp, fake_daemon)
         for reads in (raw, through_engine):
             assert await reads.detail("bob", sid) is None  # another owner's session is not found
         for call in (
-            lambda r: r.detail("alice", sid), lambda r: r.detail("alice", imported),
+            lambda r: r.detail("alice", sid),
+            lambda r: r.detail("alice", imported),
             lambda r: r.page("alice", task_id=None, agent_id="CLAUDE_CODE", status=None, limit=50, offset=0),
             lambda r: r.page("alice", task_id=None, agent_id=None, status="active", limit=1, offset=0),
             lambda r: r.page("alice", task_id=None, agent_id=None, status=None, limit=1, offset=5),
@@ -96,8 +118,9 @@ async def test_message_count_is_stored_and_kept_exact_by_ingest_import_and_delet
     engine = make_engine(cp.config.database_url)
     try:
         async with engine.begin() as conn:
-            stored = (await conn.execute(text("SELECT message_count FROM agent_sessions WHERE id = :i"),
-                                         {"i": sid})).scalar_one()
+            stored = (
+                await conn.execute(text("SELECT message_count FROM agent_sessions WHERE id = :i"), {"i": sid})
+            ).scalar_one()
             await conn.execute(text("DELETE FROM messages WHERE agent_session_id = :i AND seq = 1"), {"i": sid})
         assert stored == 6
         assert (await alice.get(f"/api/sessions/{sid}")).json()["message_count"] == 6
@@ -106,8 +129,9 @@ async def test_message_count_is_stored_and_kept_exact_by_ingest_import_and_delet
         assert (await alice.get(f"/api/sessions/{sid}")).json()["message_count"] == 7
         assert (await alice.delete(f"/api/sessions/{sid}")).status_code == 204
         async with engine.connect() as conn:
-            left = (await conn.execute(text("SELECT count(*) FROM messages WHERE agent_session_id = :i"),
-                                       {"i": sid})).scalar_one()
+            left = (
+                await conn.execute(text("SELECT count(*) FROM messages WHERE agent_session_id = :i"), {"i": sid})
+            ).scalar_one()
         assert left == 0
     finally:
         await engine.dispose()

@@ -27,13 +27,19 @@ def _turn_done(ms: list[dict]) -> bool:
     return any(m["metadata"].get("turn_complete") for m in ms)
 
 
-async def _session_writing(client, ws: dict, model_server, provider: str, name: str, content: str,
-                           worktree_name: str) -> tuple[str, Path]:
+async def _session_writing(
+    client, ws: dict, model_server, provider: str, name: str, content: str, worktree_name: str
+) -> tuple[str, Path]:
     """A session whose agent wrote `name` (claude's Write wants an absolute path: launch first, then ask)."""
-    r = await client.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={
-        "worktree_name": worktree_name,
-        "session_settings": {"code": {"default_provider": provider,
-                                      "permissions": "auto" if provider == "codex" else "ask"}}})
+    r = await client.post(
+        f"/api/v1/workspaces/{ws['id']}/sessions",
+        json={
+            "worktree_name": worktree_name,
+            "session_settings": {
+                "code": {"default_provider": provider, "permissions": "auto" if provider == "codex" else "ask"}
+            },
+        },
+    )
     assert r.status_code == 200, r.text
     sid, path = r.json()["payload"]["agent_session_id"], Path(r.json()["payload"]["worktree_path"])
     model_server.script(f"write {worktree_name}", write_file=(str(path / name), content), text="written")
@@ -44,13 +50,15 @@ async def _session_writing(client, ws: dict, model_server, provider: str, name: 
 
 
 def _repo_state(repo: Path) -> tuple[str, str, str]:
-    return (git(repo, "for-each-ref", "--format=%(refname) %(objectname)"), git(repo, "status", "--porcelain"),
-            git(repo, "rev-parse", "HEAD"))
+    return (
+        git(repo, "for-each-ref", "--format=%(refname) %(objectname)"),
+        git(repo, "status", "--porcelain"),
+        git(repo, "rev-parse", "HEAD"),
+    )
 
 
 @pytest.mark.parametrize("provider", ["claude_code", "codex"])
-async def test_the_agents_file_is_diffed_committed_merged_and_pushed(alice, git_repo, model_server, provider,
-                                                                     tmp_path):
+async def test_the_agents_file_is_diffed_committed_merged_and_pushed(alice, git_repo, model_server, provider, tmp_path):
     client, ws = alice
     sid, worktree = await _session_writing(client, ws, model_server, provider, "notes.txt", "one\ntwo\n", "notes")
     assert (worktree / "notes.txt").exists()
@@ -63,7 +71,9 @@ async def test_the_agents_file_is_diffed_committed_merged_and_pushed(alice, git_
     assert stat["patch"] is None and stat["files"] == d["files"]
     assert git(worktree, "status", "--porcelain").strip() == "?? notes.txt"  # the diff wrote no index
 
-    r = await client.post(f"/api/sessions/{sid}/commit", json={"message": "Add notes", "author": "Ada <ada@example.com>"})
+    r = await client.post(
+        f"/api/sessions/{sid}/commit", json={"message": "Add notes", "author": "Ada <ada@example.com>"}
+    )
     assert r.status_code == 200, r.text
     commit = r.json()["commit"]
     assert git(worktree, "log", "-1", "--format=%an <%ae> %s").strip() == "Ada <ada@example.com> Add notes"
@@ -90,8 +100,9 @@ async def test_the_agents_file_is_diffed_committed_merged_and_pushed(alice, git_
 async def test_a_conflicting_merge_lists_the_file_and_changes_nothing(alice, git_repo, model_server):
     client, ws = alice
     first, _ = await _session_writing(client, ws, model_server, "claude_code", "shared.txt", "first\n", "first")
-    second, second_wt = await _session_writing(client, ws, model_server, "claude_code", "shared.txt", "second\n",
-                                                "second")
+    second, second_wt = await _session_writing(
+        client, ws, model_server, "claude_code", "shared.txt", "second\n", "second"
+    )
     for sid in (first, second):
         assert (await client.post(f"/api/sessions/{sid}/commit", json={"message": f"{sid} edit"})).status_code == 200
     r = await client.post(f"/api/sessions/{first}/merge", json={"strategy": "squash"})
@@ -109,7 +120,8 @@ async def test_a_conflicting_merge_lists_the_file_and_changes_nothing(alice, git
 
 
 async def test_a_dirty_target_checkout_refuses_the_merge_and_a_rejecting_remote_is_readable(
-        alice, git_repo, model_server, tmp_path):
+    alice, git_repo, model_server, tmp_path
+):
     client, ws = alice
     sid, _ = await _session_writing(client, ws, model_server, "claude_code", "feature.txt", "f\n", "feature")
     assert (await client.post(f"/api/sessions/{sid}/commit", json={"message": "feature"})).status_code == 200
@@ -139,8 +151,12 @@ async def test_review_calls_are_the_owners_and_refuse_bad_input(alice, cp, git_r
     client, ws = alice
     sid, _ = await _session_writing(client, ws, model_server, "claude_code", "x.txt", "x\n", "owned")
     bob = await cp.owner("bob")
-    for method, path, body in (("GET", "diff", None), ("POST", "commit", {"message": "m"}),
-                               ("POST", "merge", {}), ("POST", "push", {})):
+    for method, path, body in (
+        ("GET", "diff", None),
+        ("POST", "commit", {"message": "m"}),
+        ("POST", "merge", {}),
+        ("POST", "push", {}),
+    ):
         r = await bob.request(method, f"/api/sessions/{sid}/{path}", json=body)
         assert r.status_code == 404, (path, r.text)
     for body, field in (({"message": ""}, "message"), ({"message": "m", "author": "--upload-pack=x"}, "author")):
@@ -162,7 +178,9 @@ async def test_commit_waits_for_the_turn_to_end(alice, model_server):
 
     async def turn_running():
         return any("think slowly" in q.user_text for q in model_server.turn_requests())
+
     from tests.controlplane.helpers import poll
+
     await poll(turn_running, what="the turn to reach the model")
     (worktree / "half.txt").write_text("half done")
     r = await client.post(f"/api/sessions/{sid}/commit", json={"message": "too early"})

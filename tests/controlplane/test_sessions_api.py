@@ -7,7 +7,9 @@ from tests.controlplane.helpers import wait_messages
 
 async def test_create_returns_the_seed_shape_with_status_created(cp):
     alice = await cp.owner("alice")
-    r = await alice.post("/api/sessions", json={"agent_id": "CLAUDE_CODE", "task_id": "task-xyz", "prompt": "Initial prompt"})
+    r = await alice.post(
+        "/api/sessions", json={"agent_id": "CLAUDE_CODE", "task_id": "task-xyz", "prompt": "Initial prompt"}
+    )
     assert r.status_code == 201, r.text
     s = r.json()
     assert s["id"].startswith("session-") and s["agent_id"] == "CLAUDE_CODE" and s["task_id"] == "task-xyz"
@@ -20,7 +22,9 @@ async def test_create_returns_the_seed_shape_with_status_created(cp):
 async def test_list_filters_by_task_agent_and_status_with_paging(cp):
     alice = await cp.owner("alice")
     ids = {}
-    for i, (agent, task) in enumerate([("CLAUDE_CODE", "t1"), ("CODEX", "t1"), ("CLAUDE_CODE", "t2"), ("CODEX", "t2"), ("CODEX", "t3")]):
+    for i, (agent, task) in enumerate(
+        [("CLAUDE_CODE", "t1"), ("CODEX", "t1"), ("CLAUDE_CODE", "t2"), ("CODEX", "t2"), ("CODEX", "t3")]
+    ):
         ids[i] = (await alice.post("/api/sessions", json={"agent_id": agent, "task_id": task})).json()["id"]
     assert (await alice.patch(f"/api/sessions/{ids[3]}", json={"status": "completed"})).status_code == 200
 
@@ -65,7 +69,9 @@ async def test_create_with_prompt_and_workspace_launches_and_patch_active_launch
     m = await cp.machine(address, "alice")
     ws = await cp.workspace("/srv/repo", "alice", m["id"])
     # The only workspace is used when none is given.
-    r = await alice.post("/api/sessions", json={"agent_id": "CODEX", "task_id": "t", "prompt": "do it", "model": "gpt-x"})
+    r = await alice.post(
+        "/api/sessions", json={"agent_id": "CODEX", "task_id": "t", "prompt": "do it", "model": "gpt-x"}
+    )
     assert r.status_code == 201, r.text
     s = r.json()
     assert s["status"] == "active" and s["workspace_id"] == ws["id"] and s["launch"]["status"] == "ok"
@@ -121,7 +127,11 @@ async def test_message_answer_has_the_seed_shape(cp, fake_daemon):
     assert body["status"] == "sent" and body["message_id"].startswith("msg-")
     (sent,) = fake.called("SendMessage")
     assert sent.message_id == body["message_id"] and sent.content == "Please continue with the implementation"
-    msgs = await wait_messages(alice, sid, lambda ms: any(m["content"].get("text") == "echo: Please continue with the implementation" for m in ms))
+    msgs = await wait_messages(
+        alice,
+        sid,
+        lambda ms: any(m["content"].get("text") == "echo: Please continue with the implementation" for m in ms),
+    )
     assert [m["seq"] for m in msgs] == list(range(1, len(msgs) + 1))
 
 
@@ -130,7 +140,9 @@ async def test_interrupt_stops_the_turn_on_the_daemon_and_needs_a_running_sessio
     alice = await cp.owner("alice")
     m = await cp.machine(address, "alice")
     ws = await cp.workspace("/srv/repo", "alice", m["id"])
-    sid = (await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "long"})).json()["payload"]["agent_session_id"]
+    sid = (await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "long"})).json()[
+        "payload"
+    ]["agent_session_id"]
     r = await alice.post(f"/api/sessions/{sid}/interrupt")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "active"
@@ -144,8 +156,11 @@ async def test_interrupt_stops_the_turn_on_the_daemon_and_needs_a_running_sessio
 async def test_cors_allows_configured_origins_only(controlplane_factory):
     cp = await controlplane_factory(cors_origins=["https://app.example.com"])
     anon = cp.client(None)
-    headers = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
-               "Access-Control-Request-Headers": "authorization,content-type"}
+    headers = {
+        "Origin": "https://app.example.com",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
     r = await anon.options("/api/sessions", headers=headers)
     assert r.status_code == 200
     assert r.headers["access-control-allow-origin"] == "https://app.example.com"

@@ -34,31 +34,36 @@ async def two_owners(cp, daemon_factory, claude_provider, codex_provider, git_re
 async def test_another_owners_conversation_cannot_be_resumed_on_a_shared_daemon(two_owners, model_server, provider):
     (alice, aws), (bob, bws) = two_owners
     settings = {"code": {"default_provider": provider}}
-    r = await alice.post(f"/api/v1/workspaces/{aws['id']}/sessions",
-                         json={"initial_prompt": "alice's secret is mango", "session_settings": settings})
+    r = await alice.post(
+        f"/api/v1/workspaces/{aws['id']}/sessions",
+        json={"initial_prompt": "alice's secret is mango", "session_settings": settings},
+    )
     assert r.status_code == 200, r.text
     a_sid = r.json()["payload"]["agent_session_id"]
     await wait_messages(alice, a_sid, _has_reply("ok: alice's secret is mango"), timeout=120)
 
     async def provider_id():
         return (await alice.get(f"/api/sessions/{a_sid}")).json()["provider_session_id"]
+
     a_provider = await poll(provider_id, what="alice's provider session id")
     listed = (await alice.get("/api/sessions")).json()["sessions"]
     assert [(s["id"], s["provider_session_id"]) for s in listed] == [(a_sid, a_provider)]  # in the list too
 
     for resume in (a_provider, a_sid):
-        r = await bob.post(f"/api/v1/workspaces/{bws['id']}/sessions",
-                           json={"resume_session_id": resume, "initial_prompt": "what is the secret?",
-                                 "session_settings": settings})
+        r = await bob.post(
+            f"/api/v1/workspaces/{bws['id']}/sessions",
+            json={"resume_session_id": resume, "initial_prompt": "what is the secret?", "session_settings": settings},
+        )
         assert r.status_code == 404, r.text
     assert (await bob.get("/api/sessions")).json()["total"] == 0
     assert not any("what is the secret?" in r.user_text for r in model_server.turn_requests())
 
     # Alice resumes her own (paused) conversation by the same provider id.
     assert (await alice.patch(f"/api/sessions/{a_sid}", json={"status": "paused"})).status_code == 200
-    r = await alice.post(f"/api/v1/workspaces/{aws['id']}/sessions",
-                         json={"resume_session_id": a_provider, "initial_prompt": "what is my secret?",
-                               "session_settings": settings})
+    r = await alice.post(
+        f"/api/v1/workspaces/{aws['id']}/sessions",
+        json={"resume_session_id": a_provider, "initial_prompt": "what is my secret?", "session_settings": settings},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["payload"]["agent_session_id"] == a_sid
     await wait_messages(alice, a_sid, _has_reply("ok: what is my secret?"), timeout=120)
@@ -68,8 +73,9 @@ async def test_another_owners_conversation_cannot_be_resumed_on_a_shared_daemon(
 
 async def test_worktree_names_are_per_owner_and_removal_never_forces_uncommitted_work(two_owners, git_repo):
     (alice, aws), (bob, bws) = two_owners
-    r = await alice.post(f"/api/v1/workspaces/{aws['id']}/sessions",
-                         json={"initial_prompt": "hello", "worktree_name": "feature"})
+    r = await alice.post(
+        f"/api/v1/workspaces/{aws['id']}/sessions", json={"initial_prompt": "hello", "worktree_name": "feature"}
+    )
     assert r.status_code == 200, r.text
     a_sid, a_path = r.json()["payload"]["agent_session_id"], Path(r.json()["payload"]["worktree_path"])
     await wait_messages(alice, a_sid, _has_reply("ok: hello"), timeout=120)
@@ -98,12 +104,19 @@ async def test_a_message_sent_during_a_turn_is_answered_queued_and_still_deliver
     model_server.script("take your time", text="done taking time", delay=3)
     r = await alice.post(f"/api/v1/workspaces/{aws['id']}/sessions", json={"initial_prompt": "take your time"})
     sid = r.json()["payload"]["agent_session_id"]
-    await poll(lambda: _sync(any("take your time" in q.user_text for q in model_server.turn_requests())),
-               what="the slow turn to reach the model")
+    await poll(
+        lambda: _sync(any("take your time" in q.user_text for q in model_server.turn_requests())),
+        what="the slow turn to reach the model",
+    )
     r = await alice.post(f"/api/sessions/{sid}/message", json={"content": "next one"})
     assert r.status_code == 200 and r.json()["status"] == "queued", r.text
-    await wait_messages(alice, sid, lambda ms: sum(bool(m["metadata"].get("turn_complete")) for m in ms) >= 2,
-                        timeout=120, what="both turns to end")
+    await wait_messages(
+        alice,
+        sid,
+        lambda ms: sum(bool(m["metadata"].get("turn_complete")) for m in ms) >= 2,
+        timeout=120,
+        what="both turns to end",
+    )
     r = await alice.post(f"/api/sessions/{sid}/message", json={"content": "now idle"})
     assert r.json()["status"] == "sent", r.text
 
@@ -112,14 +125,18 @@ async def _sync(value):
     return value
 
 
-async def test_an_event_too_deep_for_protobuf_is_stored_in_a_safe_form_and_ingest_moves_on(two_owners, model_server,
-                                                                                          tmp_path):
+async def test_an_event_too_deep_for_protobuf_is_stored_in_a_safe_form_and_ingest_moves_on(
+    two_owners, model_server, tmp_path
+):
     (alice, aws), _ = two_owners
     deep: dict = {"leaf": "bottom"}
     for _ in range(150):
         deep = {"n": deep}
-    model_server.script("go deep", tool=("Write", {"file_path": str(tmp_path / "d.txt"), "content": "x", "nested": deep}),
-                        text="deep done")
+    model_server.script(
+        "go deep",
+        tool=("Write", {"file_path": str(tmp_path / "d.txt"), "content": "x", "nested": deep}),
+        text="deep done",
+    )
     r = await alice.post(f"/api/v1/workspaces/{aws['id']}/sessions", json={"initial_prompt": "go deep"})
     sid = r.json()["payload"]["agent_session_id"]
     msgs = await wait_messages(alice, sid, _has_reply("deep done"), timeout=120, what="the turn after the deep event")

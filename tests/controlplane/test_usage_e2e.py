@@ -15,23 +15,32 @@ PER_REQUEST = {"claude_code": (12, 7), "codex": (21, 9)}
 
 @pytest.mark.parametrize("provider", ["claude_code", "codex"])
 async def test_session_usage_is_the_sum_of_what_the_model_reported_for_each_turn(
-        cp, daemon_factory, claude_provider, codex_provider, git_repo, model_server, provider, tmp_path):
+    cp, daemon_factory, claude_provider, codex_provider, git_repo, model_server, provider, tmp_path
+):
     d = daemon_factory(config={"providers": {"claude_code": claude_provider, "codex": codex_provider}})
     alice = await cp.owner("alice")
     m = await cp.machine(d.target, "alice")
     ws = await cp.workspace(str(git_repo), "alice", m["id"])
     model_server.script("write the notes", write_file=(str(tmp_path / "notes.txt"), "n"), text="noted")
-    r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={
-        "initial_prompt": "please write the notes",
-        "session_settings": {"code": {"default_provider": provider, "permissions": "auto" if provider == "codex"
-                                      else "deny"}}})
+    r = await alice.post(
+        f"/api/v1/workspaces/{ws['id']}/sessions",
+        json={
+            "initial_prompt": "please write the notes",
+            "session_settings": {
+                "code": {"default_provider": provider, "permissions": "auto" if provider == "codex" else "deny"}
+            },
+        },
+    )
     assert r.status_code == 200, r.text
     sid = r.json()["payload"]["agent_session_id"]
 
     def turns(n):
         return lambda ms: sum(1 for m in ms if m["metadata"].get("turn_complete")) >= n
+
     await wait_messages(alice, sid, turns(1), timeout=120)
-    assert (await alice.post(f"/api/sessions/{sid}/message", json={"content": "and now just say hi"})).status_code == 200
+    assert (
+        await alice.post(f"/api/sessions/{sid}/message", json={"content": "and now just say hi"})
+    ).status_code == 200
     messages = await wait_messages(alice, sid, turns(2), timeout=120)
 
     requests = len(model_server.turn_requests("anthropic" if provider == "claude_code" else "openai"))
@@ -41,6 +50,7 @@ async def test_session_usage_is_the_sum_of_what_the_model_reported_for_each_turn
     async def usage():
         u = (await alice.get(f"/api/sessions/{sid}")).json()["usage"]
         return u if u["turns"] == 2 else None
+
     u = await poll(usage, what="both turns' usage")
     assert (u["input_tokens"], u["output_tokens"]) == (requests * tokens_in, requests * tokens_out)
     assert u["cache_read_tokens"] == 0 and u["cache_creation_tokens"] == 0 and u["duration_ms"] > 0
@@ -74,15 +84,20 @@ async def test_session_usage_is_the_sum_of_what_the_model_reported_for_each_turn
 
 @pytest.mark.parametrize("provider", ["claude_code", "codex"])
 async def test_a_budget_of_one_turn_stops_the_session_after_its_first_turn(
-        cp, daemon_factory, claude_provider, codex_provider, git_repo, model_server, provider):
+    cp, daemon_factory, claude_provider, codex_provider, git_repo, model_server, provider
+):
     d = daemon_factory(config={"providers": {"claude_code": claude_provider, "codex": codex_provider}})
     alice = await cp.owner("alice")
     m = await cp.machine(d.target, "alice")
     ws = await cp.workspace(str(git_repo), "alice", m["id"])
     model_server.script("a slow first turn", text="first answer", delay=2)
-    r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={
-        "initial_prompt": "a slow first turn",
-        "session_settings": {"code": {"default_provider": provider, "max_turns": 1}}})
+    r = await alice.post(
+        f"/api/v1/workspaces/{ws['id']}/sessions",
+        json={
+            "initial_prompt": "a slow first turn",
+            "session_settings": {"code": {"default_provider": provider, "max_turns": 1}},
+        },
+    )
     assert r.status_code == 200, r.text
     sid = r.json()["payload"]["agent_session_id"]
     await poll(lambda: _turn_started(model_server), what="the first turn to reach the model")
@@ -91,6 +106,7 @@ async def test_a_budget_of_one_turn_stops_the_session_after_its_first_turn(
 
     async def completed():
         return (await alice.get(f"/api/sessions/{sid}")).json()["status"] == "completed"
+
     await poll(completed, timeout=120, what="the session to stop at its budget")
     messages = await wait_messages(alice, sid, lambda ms: any("budget reached" in str(m["content"]) for m in ms))
     assert any("max_turns 1" in str(m["content"]) for m in messages)
@@ -107,7 +123,8 @@ def _turn_started(model_server) -> bool:
 
 
 async def test_a_workspace_cost_budget_stops_a_claude_session_once_claude_reports_that_much(
-        cp, daemon_factory, claude_provider, git_repo, model_server):
+    cp, daemon_factory, claude_provider, git_repo, model_server
+):
     d = daemon_factory(config={"providers": {"claude_code": claude_provider}})
     alice = await cp.owner("alice")
     m = await cp.machine(d.target, "alice")
@@ -120,6 +137,7 @@ async def test_a_workspace_cost_budget_stops_a_claude_session_once_claude_report
 
     async def completed():
         return (await alice.get(f"/api/sessions/{sid}")).json()["status"] == "completed"
+
     await poll(completed, timeout=120, what="the session to stop at its cost budget")
     r = await alice.post(f"/api/sessions/{sid}/message", json={"content": "again"})
     assert r.status_code == 409 and "max_cost_usd" in r.text, r.text

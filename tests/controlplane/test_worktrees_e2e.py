@@ -44,14 +44,21 @@ async def test_a_deleted_sessions_worktree_is_listed_then_pruned_and_the_daemon_
     assert r.status_code == 200, r.text
     listed = {w["path"]: w for w in r.json()["worktrees"]}
     assert r.json()["machine_id"] == ws["default_machine_id"]
-    assert listed[str(path)] == {"path": str(path), "branch": "gone", "dirty": False, "agent_session_id": sid,
-                                 "session_status": None, "session_deleted": True}
+    assert listed[str(path)] == {
+        "path": str(path),
+        "branch": "gone",
+        "dirty": False,
+        "agent_session_id": sid,
+        "session_status": None,
+        "session_deleted": True,
+    }
     assert listed[str(kept_path)]["session_status"] == "active" and not listed[str(kept_path)]["session_deleted"]
 
     r = await alice.post(f"/api/v1/workspaces/{ws['id']}/worktrees/prune", json={})
     assert r.status_code == 200, r.text
-    assert r.json()["removed"] == [{"path": str(path), "branch": "gone", "agent_session_id": sid,
-                                    "branch_deleted": True}]
+    assert r.json()["removed"] == [
+        {"path": str(path), "branch": "gone", "agent_session_id": sid, "branch_deleted": True}
+    ]
     assert r.json()["kept"] == [] and not path.exists() and kept_path.is_dir()
     assert (await alice.delete(f"/api/sessions/{kept_sid}")).status_code == 204
 
@@ -59,15 +66,19 @@ async def test_a_deleted_sessions_worktree_is_listed_then_pruned_and_the_daemon_
 async def test_prune_removes_and_forgets_a_session_the_control_plane_never_had(setup, git_repo):
     d, alice, _m, ws = setup
     stub = d.stub()
-    ack = stub.LaunchSession(pb.LaunchSessionRequest(
-        repository=str(git_repo), owner="alice", worktree_name="stray", session_settings=settings_for("claude_code")),
-        timeout=30)
+    ack = stub.LaunchSession(
+        pb.LaunchSessionRequest(
+            repository=str(git_repo), owner="alice", worktree_name="stray", session_settings=settings_for("claude_code")
+        ),
+        timeout=30,
+    )
     sid = ack.session.agent_session_id
     stub.StopSession(pb.StopSessionRequest(agent_session_id=sid), timeout=60)
 
     listed = (await alice.get(f"/api/v1/workspaces/{ws['id']}/worktrees")).json()["worktrees"]
     assert [(w["agent_session_id"], w["session_status"], w["session_deleted"]) for w in listed] == [
-        (sid, "completed", True)]
+        (sid, "completed", True)
+    ]
     r = await alice.post(f"/api/v1/workspaces/{ws['id']}/worktrees/prune", json={"force": False})
     assert [w["agent_session_id"] for w in r.json()["removed"]] == [sid]
     with pytest.raises(grpc.RpcError) as err:

@@ -69,8 +69,9 @@ class Harness:
     def worktree_path(self, repo: Path, name: str) -> Path:
         return Worktrees(Path(self.proc.config["daemon"]["repos_root"]), self.worktrees_root).worktree_path(repo, name)
 
-    def launch(self, repo: Path, *, provider: str = "claude_code", timeout: float = 30.0, permissions: str = "",
-               **fields: Any) -> pb.LaunchSessionResponse:
+    def launch(
+        self, repo: Path, *, provider: str = "claude_code", timeout: float = 30.0, permissions: str = "", **fields: Any
+    ) -> pb.LaunchSessionResponse:
         settings = settings_for(provider)
         if permissions:
             settings.code.permissions = permissions
@@ -84,8 +85,9 @@ class Harness:
         req = pb.StreamEventsRequest(agent_session_id=sid, after_seq=after_seq, history_only=True)
         return list(self.stub.StreamEvents(req, timeout=10))
 
-    def wait_events(self, sid: str, predicate: Callable[[list[pb.Event]], bool], *, timeout: float = 60.0,
-                    what: str = "events") -> list[pb.Event]:
+    def wait_events(
+        self, sid: str, predicate: Callable[[list[pb.Event]], bool], *, timeout: float = 60.0, what: str = "events"
+    ) -> list[pb.Event]:
         """Follow the live stream until predicate(all events so far) holds."""
         seen: list[pb.Event] = []
         call = self.stub.StreamEvents(pb.StreamEventsRequest(agent_session_id=sid), timeout=timeout)
@@ -109,8 +111,9 @@ class Harness:
         return self.wait_status(ack.session.agent_session_id, "active", timeout)
 
     def wait_status(self, sid: str, status: str, timeout: float = 30.0) -> pb.Session:
-        return wait_for(lambda: (s := self.session(sid)).status == status and s, timeout=timeout,
-                          what=f"session {sid} {status}")
+        return wait_for(
+            lambda: (s := self.session(sid)).status == status and s, timeout=timeout, what=f"session {sid} {status}"
+        )
 
 
 def turns(events: list[pb.Event]) -> int:

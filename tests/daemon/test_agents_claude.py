@@ -30,8 +30,9 @@ async def make_runner(claude_provider: ProviderConfig) -> AsyncIterator[Callable
 
     def make(spec: TurnSpec) -> tuple[AgentRunner, EventSink]:
         sink = EventSink()
-        runner = AgentRunner(adapter_for("claude_code", claude_provider), spec,
-                             on_event=sink.on_event, on_exit=sink.on_exit)
+        runner = AgentRunner(
+            adapter_for("claude_code", claude_provider), spec, on_event=sink.on_event, on_exit=sink.on_exit
+        )
         runners.append(runner)
         return runner, sink
 
@@ -53,8 +54,13 @@ async def test_claude_turn_uses_write_tool_and_reports_events_in_order(make_runn
 
     assert target.read_text() == "hello from claude\n"
     kinds = [(e.role, e.content["type"]) for e in sink.events]
-    assert kinds == [("system", "system"), ("assistant", "tool_use"), ("tool", "tool_result"),
-                     ("assistant", "text"), ("system", "system")]
+    assert kinds == [
+        ("system", "system"),
+        ("assistant", "tool_use"),
+        ("tool", "tool_result"),
+        ("assistant", "text"),
+        ("system", "system"),
+    ]
     init, tool_use, tool_result, text, done = sink.events
     assert init.provider_session_id == chosen == runner.provider_session_id
     assert tool_use.content["name"] == "Write"
@@ -156,4 +162,8 @@ async def test_claude_stop_ends_the_process_group_and_closes_every_pipe(make_run
 
 async def model_server_saw(server: ModelServer, text: str) -> None:
     """Wait until the model server has received a turn request for `text`."""
-    await poll(lambda: any(r.user_text == text for r in server.turn_requests()), timeout=30, what=f"the model request for {text!r}")
+    await poll(
+        lambda: any(r.user_text == text for r in server.turn_requests()),
+        timeout=30,
+        what=f"the model request for {text!r}",
+    )

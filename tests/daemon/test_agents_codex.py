@@ -34,8 +34,7 @@ async def make_runner(codex_provider: ProviderConfig) -> AsyncIterator[Callable[
     def make(spec: TurnSpec) -> tuple[AgentRunner, EventSink]:
         sink = EventSink()
         spec = replace(spec, permissions="auto")
-        runner = AgentRunner(adapter_for("codex", codex_provider), spec, on_event=sink.on_event,
-                             on_exit=sink.on_exit)
+        runner = AgentRunner(adapter_for("codex", codex_provider), spec, on_event=sink.on_event, on_exit=sink.on_exit)
         runners.append(runner)
         return runner, sink
 
@@ -44,8 +43,9 @@ async def make_runner(codex_provider: ProviderConfig) -> AsyncIterator[Callable[
         await runner.stop(grace=2)
 
 
-async def test_codex_turn_runs_a_command_that_writes_a_file_and_reports_events_in_order(make_runner, repo,
-                                                                                       model_server):
+async def test_codex_turn_runs_a_command_that_writes_a_file_and_reports_events_in_order(
+    make_runner, repo, model_server
+):
     target = repo / "notes.txt"
     model_server.script("write notes", write_file=(str(target), "notes from codex"), text="notes written")
     runner, sink = make_runner(TurnSpec(cwd=repo, prompt="please write notes"))
@@ -56,8 +56,13 @@ async def test_codex_turn_runs_a_command_that_writes_a_file_and_reports_events_i
 
     assert target.read_text() == "notes from codex"
     kinds = [(e.role, e.content["type"]) for e in sink.events]
-    assert kinds == [("system", "system"), ("assistant", "tool_use"), ("tool", "tool_result"),
-                     ("assistant", "text"), ("system", "system")]
+    assert kinds == [
+        ("system", "system"),
+        ("assistant", "tool_use"),
+        ("tool", "tool_result"),
+        ("assistant", "text"),
+        ("system", "system"),
+    ]
     started, tool_use, tool_result, text, done = sink.events
     assert started.provider_session_id and runner.provider_session_id == started.provider_session_id
     assert tool_use.content["name"] == "command_execution" and "notes.txt" in tool_use.content["arguments"]["command"]
@@ -122,7 +127,11 @@ async def test_codex_interrupt_ends_the_slow_turn_and_the_next_message_resumes(m
     model_server.script("take your time", text="never seen", delay=60)
     runner, sink = make_runner(TurnSpec(cwd=repo, prompt="take your time"))
     await runner.start()
-    await poll(lambda: any(r.user_text == "take your time" for r in model_server.turn_requests()), timeout=30, what="the slow model request")
+    await poll(
+        lambda: any(r.user_text == "take your time" for r in model_server.turn_requests()),
+        timeout=30,
+        what="the slow model request",
+    )
 
     await runner.interrupt()
     await sink.wait_turns(1, timeout=30)
@@ -138,13 +147,16 @@ async def test_codex_interrupt_ends_the_slow_turn_and_the_next_message_resumes(m
     assert "take your time" in model_server.turn_requests("openai")[-1].text_dump()
 
 
-async def test_codex_stop_during_a_turn_ends_the_process_group_and_closes_every_pipe(make_runner, repo,
-                                                                                    model_server):
+async def test_codex_stop_during_a_turn_ends_the_process_group_and_closes_every_pipe(make_runner, repo, model_server):
     model_server.script("take your time", text="never seen", delay=60)
     fds_before = set(os.listdir("/proc/self/fd"))
     runner, sink = make_runner(TurnSpec(cwd=repo, prompt="take your time"))
     pid = await runner.start()
-    await poll(lambda: any(r.user_text == "take your time" for r in model_server.turn_requests()), timeout=30, what="the slow model request")
+    await poll(
+        lambda: any(r.user_text == "take your time" for r in model_server.turn_requests()),
+        timeout=30,
+        what="the slow model request",
+    )
 
     await runner.stop(grace=5)
     await runner.stop(grace=5)

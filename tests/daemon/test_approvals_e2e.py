@@ -23,7 +23,7 @@ pytestmark = pytest.mark.timeout(300)
 
 PROVIDERS = ["claude_code", "codex"]
 # Not an edit (claude's acceptEdits runs `printf … > file` unasked) and not one codex knows to be safe.
-COMMAND = "python3 -c 'open(\"ran.txt\", \"w\").write(\"approved\")'"
+COMMAND = 'python3 -c \'open("ran.txt", "w").write("approved")\''
 
 
 @pytest.fixture
@@ -43,8 +43,9 @@ def _settings(provider: str, **code) -> pb.SessionSettings:
 
 
 def _launch(harness: Harness, repo: Path, provider: str, prompt: str, owner: str = "alice", **code):
-    req = pb.LaunchSessionRequest(repository=str(repo), session_settings=_settings(provider, **code),
-                                  initial_prompt=prompt, owner=owner)
+    req = pb.LaunchSessionRequest(
+        repository=str(repo), session_settings=_settings(provider, **code), initial_prompt=prompt, owner=owner
+    )
     ack = harness.stub.LaunchSession(req, timeout=30)
     return ack.session.agent_session_id, Path(ack.payload["worktree_path"])
 
@@ -56,15 +57,20 @@ def _approvals(harness: Harness, sid: str, owner: str = "alice", status: str = "
 
 def _pending(harness: Harness, sid: str) -> pb.Approval:
     try:
-        return wait_for(lambda: (p := _approvals(harness, sid, status="pending")) and p[0], timeout=60,
-                        what="a pending approval")
+        return wait_for(
+            lambda: (p := _approvals(harness, sid, status="pending")) and p[0], timeout=60, what="a pending approval"
+        )
     except TimeoutError as exc:
         raise AssertionError(f"no pending approval; events: {[summary(e) for e in harness.events(sid)]}") from exc
 
 
 def _decide(harness: Harness, sid: str, approval_id: str, decision: str, owner: str = "alice", **fields):
-    return harness.stub.DecideApproval(pb.DecideApprovalRequest(
-        agent_session_id=sid, approval_id=approval_id, owner=owner, decision=decision, **fields), timeout=30)
+    return harness.stub.DecideApproval(
+        pb.DecideApprovalRequest(
+            agent_session_id=sid, approval_id=approval_id, owner=owner, decision=decision, **fields
+        ),
+        timeout=30,
+    )
 
 
 def _approval_events(harness: Harness, sid: str) -> list[pb.Event]:
@@ -73,7 +79,8 @@ def _approval_events(harness: Harness, sid: str) -> list[pb.Event]:
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_a_shell_command_waits_for_approval_and_runs_in_the_worktree_once_allowed(
-        harness, git_repo, model_server, provider):
+    harness, git_repo, model_server, provider
+):
     model_server.script("run the check", command=COMMAND, text="the check ran")
     sid, worktree = _launch(harness, git_repo, provider, "please run the check")
     pending = _pending(harness, sid)
@@ -105,8 +112,10 @@ def test_a_denied_command_does_not_run_and_the_model_reads_why(harness, git_repo
     _decide(harness, sid, pending.id, "deny", message="not on a Friday, use the staging box")
     harness.wait_turns(sid, 1, timeout=120)
     assert not (worktree / "ran.txt").exists()
-    wait_for(lambda: any("not on a Friday" in r.text_dump() for r in model_server.turn_requests()),
-             what="the model to receive the reason")
+    wait_for(
+        lambda: any("not on a Friday" in r.text_dump() for r in model_server.turn_requests()),
+        what="the model to receive the reason",
+    )
     assert _approvals(harness, sid)[0].status == "denied"
 
 
@@ -131,8 +140,7 @@ def test_a_remembered_command_runs_unasked_the_next_time(harness, git_repo, mode
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_an_allow_list_rule_lets_its_command_run_unasked(harness, git_repo, model_server, provider):
     model_server.script("run the check", command=COMMAND, text="ran")
-    sid, worktree = _launch(harness, git_repo, provider, "please run the check",
-                            allowed_tools=["Bash(python3 -c:*)"])
+    sid, worktree = _launch(harness, git_repo, provider, "please run the check", allowed_tools=["Bash(python3 -c:*)"])
     harness.wait_turns(sid, 1, timeout=120)
     assert (worktree / "ran.txt").read_text() == "approved"
     assert all(a.decided_by == "rule" for a in _approvals(harness, sid))
@@ -172,9 +180,11 @@ def test_another_owner_neither_sees_nor_decides_an_approval(harness, git_repo, m
     model_server.script("run the check", command=COMMAND)
     sid, worktree = _launch(harness, git_repo, "claude_code", "please run the check")
     pending = _pending(harness, sid)
-    for call in (lambda: _approvals(harness, sid, owner="mallory"),
-                 lambda: _decide(harness, sid, pending.id, "allow", owner="mallory"),
-                 lambda: _decide(harness, sid, "ap-0000000000000000", "allow")):
+    for call in (
+        lambda: _approvals(harness, sid, owner="mallory"),
+        lambda: _decide(harness, sid, pending.id, "allow", owner="mallory"),
+        lambda: _decide(harness, sid, "ap-0000000000000000", "allow"),
+    ):
         with pytest.raises(grpc.RpcError) as err:
             call()
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
@@ -186,8 +196,14 @@ def test_another_owner_neither_sees_nor_decides_an_approval(harness, git_repo, m
 
 
 def test_a_question_gets_its_answer_back_to_claude(harness, git_repo, model_server):
-    questions = [{"question": "Which color should the button be?", "header": "Color", "multiSelect": False,
-                  "options": [{"label": "teal", "description": "calm"}, {"label": "red", "description": "loud"}]}]
+    questions = [
+        {
+            "question": "Which color should the button be?",
+            "header": "Color",
+            "multiSelect": False,
+            "options": [{"label": "teal", "description": "calm"}, {"label": "red", "description": "loud"}],
+        }
+    ]
     model_server.script("pick a color", tool=("AskUserQuestion", {"questions": questions}), text="teal it is")
     sid, _ = _launch(harness, git_repo, "claude_code", "please pick a color")
     pending = _pending(harness, sid)
@@ -196,12 +212,15 @@ def test_a_question_gets_its_answer_back_to_claude(harness, git_repo, model_serv
     answers.update({"answers": {"Which color should the button be?": "teal"}})
     _decide(harness, sid, pending.id, "allow", updated_input=answers)
     harness.wait_turns(sid, 1, timeout=120)
-    wait_for(lambda: any('teal' in r.text_dump() and r.after_tool for r in model_server.turn_requests()),
-             what="the answer to reach the model")
+    wait_for(
+        lambda: any("teal" in r.text_dump() and r.after_tool for r in model_server.turn_requests()),
+        what="the answer to reach the model",
+    )
 
 
 def test_a_daemon_restart_expires_the_pending_approval_with_the_reason(
-        daemon_factory, claude_provider, codex_provider, git_repo, model_server):
+    daemon_factory, claude_provider, codex_provider, git_repo, model_server
+):
     model_server.script("run the check", command=COMMAND)
     config = provider_table(claude_provider, codex_provider)
     first = Harness(daemon_factory(config=config, name="approvals"))

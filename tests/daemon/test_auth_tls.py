@@ -32,7 +32,9 @@ def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemo
     token_file.write_text(TOKEN + "\n")
     proc = start_daemon(
         tmp,
-        config={"listen": {"tcp": "127.0.0.1:0", "tls_cert": str(cert), "tls_key": str(key), "token_file": str(token_file)}},
+        config={
+            "listen": {"tcp": "127.0.0.1:0", "tls_cert": str(cert), "tls_key": str(key), "token_file": str(token_file)}
+        },
     )
     try:
         assert proc.tcp_port, proc.log_text()
@@ -85,9 +87,7 @@ def test_health_over_tcp_needs_no_token(tls_channel):
 
 
 def test_streaming_call_over_tcp_without_token_is_unauthenticated(tls_channel):
-    stream = daemon_pb2_grpc.DaemonServiceStub(tls_channel).StreamEvents(
-        daemon_pb2.StreamEventsRequest(), timeout=20
-    )
+    stream = daemon_pb2_grpc.DaemonServiceStub(tls_channel).StreamEvents(daemon_pb2.StreamEventsRequest(), timeout=20)
     with pytest.raises(grpc.RpcError) as err:
         list(stream)
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -42,8 +42,22 @@ def _launch_error(harness: Harness, **fields) -> grpc.RpcError:
 
 
 BAD_NAMES = [
-    "../escape", "a..b", "/abs/path", "with space", "ctrl\x01char", "tilde~", "caret^x", "colon:x",
-    "ends.lock", "trailing/", ".hidden", "-leading-dash", "x" * 201, "a//b", "star*", "@",
+    "../escape",
+    "a..b",
+    "/abs/path",
+    "with space",
+    "ctrl\x01char",
+    "tilde~",
+    "caret^x",
+    "colon:x",
+    "ends.lock",
+    "trailing/",
+    ".hidden",
+    "-leading-dash",
+    "x" * 201,
+    "a//b",
+    "star*",
+    "@",
 ]
 
 
@@ -62,23 +76,55 @@ def test_invalid_worktree_name_is_invalid_argument_naming_the_field(harness, git
     ("fields", "field"),
     [
         ({"repository": ""}, "repository"),
-        ({"session_settings": pb.SessionSettings(code=pb.CodeSettings(default_provider="gemini"))},
-         "session_settings.code.default_provider"),
-        ({"session_settings": pb.SessionSettings(code=pb.CodeSettings(mode="autopilot"))}, "session_settings.code.mode"),
-        ({"session_settings": pb.SessionSettings(code=pb.CodeSettings(
-            default_provider="codex", providers=pb.ProviderSettings(codex=pb.CodexSettings(thinking="extreme"))))},
-         "session_settings.code.providers.codex.thinking"),
+        (
+            {"session_settings": pb.SessionSettings(code=pb.CodeSettings(default_provider="gemini"))},
+            "session_settings.code.default_provider",
+        ),
+        (
+            {"session_settings": pb.SessionSettings(code=pb.CodeSettings(mode="autopilot"))},
+            "session_settings.code.mode",
+        ),
+        (
+            {
+                "session_settings": pb.SessionSettings(
+                    code=pb.CodeSettings(
+                        default_provider="codex",
+                        providers=pb.ProviderSettings(codex=pb.CodexSettings(thinking="extreme")),
+                    )
+                )
+            },
+            "session_settings.code.providers.codex.thinking",
+        ),
         ({"agent_session_id": "../../etc/passwd"}, "agent_session_id"),
         ({"resume_session_id": "bad id with spaces"}, "resume_session_id"),
         ({"resume_session_id": "--dangerously-skip-permissions"}, "resume_session_id"),
-        ({"session_settings": pb.SessionSettings(code=pb.CodeSettings(providers=pb.ProviderSettings(
-            claude_code=pb.ClaudeCodeSettings(model="--dangerously-skip-permissions"))))},
-         "session_settings.code.providers.claude_code.model"),
+        (
+            {
+                "session_settings": pb.SessionSettings(
+                    code=pb.CodeSettings(
+                        providers=pb.ProviderSettings(
+                            claude_code=pb.ClaudeCodeSettings(model="--dangerously-skip-permissions")
+                        )
+                    )
+                )
+            },
+            "session_settings.code.providers.claude_code.model",
+        ),
         ({"base_ref": "--upload-pack=evil"}, "base_ref"),
         ({"base_ref": "no-such-ref"}, "base_ref"),
     ],
-    ids=["missing-repository", "unknown-provider", "unknown-mode", "unknown-thinking", "bad-session-id",
-         "bad-resume-id", "option-as-resume-id", "option-as-model", "option-as-base-ref", "unknown-base-ref"],
+    ids=[
+        "missing-repository",
+        "unknown-provider",
+        "unknown-mode",
+        "unknown-thinking",
+        "bad-session-id",
+        "bad-resume-id",
+        "option-as-resume-id",
+        "option-as-model",
+        "option-as-base-ref",
+        "unknown-base-ref",
+    ],
 )
 def test_bad_launch_fields_are_invalid_argument_naming_the_field(harness, git_repo, fields, field):
     before = branches(git_repo)
@@ -100,8 +146,9 @@ def test_missing_repository_is_not_found(harness, git_repo, tmp_path):
     assert worktree_dirs(harness.worktrees_root) == []
 
 
-def test_missing_agent_binary_is_failed_precondition_naming_the_path(daemon_factory, claude_provider, git_repo,
-                                                                      tmp_path):
+def test_missing_agent_binary_is_failed_precondition_naming_the_path(
+    daemon_factory, claude_provider, git_repo, tmp_path
+):
     missing = tmp_path / "bin" / "claude"
     table = provider_table(claude_provider)
     table["providers"]["claude_code"]["binary"] = str(missing)
@@ -187,14 +234,36 @@ def test_empty_message_is_invalid_argument(harness, git_repo):
 def test_import_with_bad_fields_names_them_and_writes_nothing(harness, git_repo, claude_provider):
     good = pb.TranscriptMessage(role="user", content=pb.Content(type="text", text="hi"))
     cases = [
-        (pb.ImportTranscriptRequest(provider_session_id="../x", messages=[good], repository=str(git_repo),
-                                    worktree_name="imp"), "provider_session_id"),
-        (pb.ImportTranscriptRequest(provider_session_id="3f1d9a52-5a3c-4c47-9d55-0e6f6f1e2b12", messages=[], repository=str(git_repo),
-                                    worktree_name="imp"), "messages"),
-        (pb.ImportTranscriptRequest(provider_session_id="3f1d9a52-5a3c-4c47-9d55-0e6f6f1e2b12", messages=[pb.TranscriptMessage(
-            role="robot", content=pb.Content(type="text", text="x"))], repository=str(git_repo),
-            worktree_name="imp"), "messages[0].role"),
-        (pb.ImportTranscriptRequest(provider_session_id="3f1d9a52-5a3c-4c47-9d55-0e6f6f1e2b12", messages=[good], worktree_name="imp"), "repository"),
+        (
+            pb.ImportTranscriptRequest(
+                provider_session_id="../x", messages=[good], repository=str(git_repo), worktree_name="imp"
+            ),
+            "provider_session_id",
+        ),
+        (
+            pb.ImportTranscriptRequest(
+                provider_session_id="3f1d9a52-5a3c-4c47-9d55-0e6f6f1e2b12",
+                messages=[],
+                repository=str(git_repo),
+                worktree_name="imp",
+            ),
+            "messages",
+        ),
+        (
+            pb.ImportTranscriptRequest(
+                provider_session_id="3f1d9a52-5a3c-4c47-9d55-0e6f6f1e2b12",
+                messages=[pb.TranscriptMessage(role="robot", content=pb.Content(type="text", text="x"))],
+                repository=str(git_repo),
+                worktree_name="imp",
+            ),
+            "messages[0].role",
+        ),
+        (
+            pb.ImportTranscriptRequest(
+                provider_session_id="3f1d9a52-5a3c-4c47-9d55-0e6f6f1e2b12", messages=[good], worktree_name="imp"
+            ),
+            "repository",
+        ),
     ]
     before = branches(git_repo)
     for request, field in cases:

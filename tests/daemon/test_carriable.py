@@ -44,7 +44,8 @@ def test_a_20_mb_tool_output_is_cut_below_the_event_limit_with_a_note():
 
 def test_a_huge_non_text_value_is_kept_as_cut_json_and_a_struct_field_stays_an_object():
     content, metadata = make_carriable(
-        {"type": "tool_use", "name": "X", "arguments": {"numbers": list(range(400_000))}}, {})
+        {"type": "tool_use", "name": "X", "arguments": {"numbers": list(range(400_000))}}, {}
+    )
     decoded = _round_trip(content, metadata)
     assert decoded.ByteSize() <= MAX_EVENT_BYTES and "cut_by_berth" in content["arguments"]
 

@@ -7,16 +7,19 @@ import pytest
 from daemon.config import from_dict
 
 
-@pytest.mark.parametrize(("data", "named"), [
-    ({"daemon": {"max_sesions": 3}}, "daemon.max_sesions: unknown key"),
-    ({"deamon": {}}, "deamon: unknown key"),
-    ({"daemon": {"stop_agents_on_shutdown": "false"}}, "daemon.stop_agents_on_shutdown"),
-    ({"daemon": {"max_sessions": "16"}}, "daemon.max_sessions"),
-    ({"listen": {"unix_socket_mode": "0660"}}, "listen.unix_socket_mode"),
-    ({"listen": {"tokn_file": "/x"}}, "listen.tokn_file: unknown key"),
-    ({"providers": {"claude_code": {"args": "--verbose"}}}, "providers.claude_code.args"),
-    ({"providers": {"codex": {"binaryy": "codex"}}}, "providers.codex.binaryy: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ({"daemon": {"max_sesions": 3}}, "daemon.max_sesions: unknown key"),
+        ({"deamon": {}}, "deamon: unknown key"),
+        ({"daemon": {"stop_agents_on_shutdown": "false"}}, "daemon.stop_agents_on_shutdown"),
+        ({"daemon": {"max_sessions": "16"}}, "daemon.max_sessions"),
+        ({"listen": {"unix_socket_mode": "0660"}}, "listen.unix_socket_mode"),
+        ({"listen": {"tokn_file": "/x"}}, "listen.tokn_file: unknown key"),
+        ({"providers": {"claude_code": {"args": "--verbose"}}}, "providers.claude_code.args"),
+        ({"providers": {"codex": {"binaryy": "codex"}}}, "providers.codex.binaryy: unknown key"),
+    ],
+)
 def test_a_typo_or_a_wrong_type_is_an_error_naming_the_key(data, named):
     with pytest.raises(ValueError) as info:
         from_dict(data)
@@ -24,13 +27,24 @@ def test_a_typo_or_a_wrong_type_is_an_error_naming_the_key(data, named):
 
 
 def test_every_documented_key_is_accepted():
-    config = from_dict({
-        "daemon": {"state_dir": "/tmp/s", "repos_root": "/tmp/r", "worktrees_root": "/tmp/w", "max_sessions": 4,
-                   "stop_grace_seconds": 2, "log_format": "json", "log_level": "debug",
-                   "stop_agents_on_shutdown": True},
-        "listen": {"unix_socket": "/tmp/d.sock", "unix_socket_mode": 0o600, "metrics": "127.0.0.1:9464"},
-        "providers": {"claude_code": {"binary": "claude", "args": ["--verbose"], "env": {"A": "1"},
-                                      "default_model": "haiku"}, "codex": {"binary": "codex"}},
-        "pool": {"size": 0},
-    })
+    config = from_dict(
+        {
+            "daemon": {
+                "state_dir": "/tmp/s",
+                "repos_root": "/tmp/r",
+                "worktrees_root": "/tmp/w",
+                "max_sessions": 4,
+                "stop_grace_seconds": 2,
+                "log_format": "json",
+                "log_level": "debug",
+                "stop_agents_on_shutdown": True,
+            },
+            "listen": {"unix_socket": "/tmp/d.sock", "unix_socket_mode": 0o600, "metrics": "127.0.0.1:9464"},
+            "providers": {
+                "claude_code": {"binary": "claude", "args": ["--verbose"], "env": {"A": "1"}, "default_model": "haiku"},
+                "codex": {"binary": "codex"},
+            },
+            "pool": {"size": 0},
+        }
+    )
     assert config.max_sessions == 4 and config.stop_grace_seconds == 2.0 and config.stop_agents_on_shutdown is True

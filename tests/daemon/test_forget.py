@@ -69,22 +69,29 @@ def test_a_forgotten_sessions_worktree_stays_its_owners_until_removed(harness, g
     before = branches(git_repo)
     code, details = _code(lambda: harness.launch(git_repo, owner="bob", worktree_name="kept"))
     assert code == grpc.StatusCode.FAILED_PRECONDITION and details.startswith("worktree_name:")
-    code, _ = _code(lambda: stub.RemoveWorktree(
-        pb.RemoveWorktreeRequest(agent_session_id=sid, owner="bob", force=True), timeout=30))
+    code, _ = _code(
+        lambda: stub.RemoveWorktree(pb.RemoveWorktreeRequest(agent_session_id=sid, owner="bob", force=True), timeout=30)
+    )
     assert code == grpc.StatusCode.NOT_FOUND
-    code, details = _code(lambda: stub.RemoveWorktree(
-        pb.RemoveWorktreeRequest(agent_session_id=sid, owner="alice"), timeout=30))
+    code, details = _code(
+        lambda: stub.RemoveWorktree(pb.RemoveWorktreeRequest(agent_session_id=sid, owner="alice"), timeout=30)
+    )
     assert code == grpc.StatusCode.FAILED_PRECONDITION  # dirty, and no force
     assert (path / "draft.txt").exists() and branches(git_repo) == before
 
     # The branch holds no commit of its own: it goes with the worktree.
-    done = stub.RemoveWorktree(pb.RemoveWorktreeRequest(
-        agent_session_id=sid, owner="alice", force=True, delete_branch_if_merged=True), timeout=30)
+    done = stub.RemoveWorktree(
+        pb.RemoveWorktreeRequest(agent_session_id=sid, owner="alice", force=True, delete_branch_if_merged=True),
+        timeout=30,
+    )
     assert done.removed and done.branch_deleted and done.branch == ack.payload["branch"]
     assert not path.exists() and ack.payload["branch"] not in branches(git_repo)
     assert _listed(harness, git_repo, "alice") == {}
-    code, _ = _code(lambda: stub.RemoveWorktree(
-        pb.RemoveWorktreeRequest(agent_session_id=sid, owner="alice", force=True), timeout=30))
+    code, _ = _code(
+        lambda: stub.RemoveWorktree(
+            pb.RemoveWorktreeRequest(agent_session_id=sid, owner="alice", force=True), timeout=30
+        )
+    )
     assert code == grpc.StatusCode.NOT_FOUND
 
 
@@ -99,8 +106,9 @@ def test_removing_a_forgotten_worktree_keeps_a_branch_with_commits_of_its_own(ha
     stub.ForgetSession(pb.ForgetSessionRequest(agent_session_id=sid, owner="alice"), timeout=30)
     assert not _listed(harness, git_repo, "alice")[str(path)].dirty
 
-    done = stub.RemoveWorktree(pb.RemoveWorktreeRequest(
-        agent_session_id=sid, owner="alice", delete_branch_if_merged=True), timeout=30)
+    done = stub.RemoveWorktree(
+        pb.RemoveWorktreeRequest(agent_session_id=sid, owner="alice", delete_branch_if_merged=True), timeout=30
+    )
     assert done.removed and not done.branch_deleted
     assert not path.exists() and ack.payload["branch"] in branches(git_repo)
 
@@ -118,7 +126,10 @@ def test_relaunching_into_a_forgotten_worktree_takes_it_over(harness, git_repo):
     entry = _listed(harness, git_repo, "alice")[first.payload["worktree_path"]]
     assert entry.agent_session_id == second.session.agent_session_id
     assert not entry.forgotten and entry.session_status == "active"
-    code, _ = _code(lambda: stub.RemoveWorktree(
-        pb.RemoveWorktreeRequest(agent_session_id=old, owner="alice", force=True), timeout=30))
+    code, _ = _code(
+        lambda: stub.RemoveWorktree(
+            pb.RemoveWorktreeRequest(agent_session_id=old, owner="alice", force=True), timeout=30
+        )
+    )
     assert code == grpc.StatusCode.NOT_FOUND  # the old id no longer names it
     stub.StopSession(pb.StopSessionRequest(agent_session_id=second.session.agent_session_id), timeout=60)

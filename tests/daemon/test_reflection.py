@@ -46,17 +46,26 @@ def test_reflection_of_an_unknown_symbol_is_not_found(daemon):
 def test_grpcurl_lists_and_calls_over_the_unix_socket(daemon):
     listed = subprocess.run(
         ["grpcurl", "-plaintext", "-unix", str(daemon.socket_path), "list"],
-        capture_output=True, text=True, timeout=30, check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     assert DAEMON_SERVICE in listed.stdout.split()
     health = subprocess.run(
         ["grpcurl", "-plaintext", "-unix", str(daemon.socket_path), "grpc.health.v1.Health/Check"],
-        capture_output=True, text=True, timeout=30, check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     assert "SERVING" in health.stdout
     described = subprocess.run(
         ["grpcurl", "-plaintext", "-unix", str(daemon.socket_path), "describe", f"{DAEMON_SERVICE}.StreamEvents"],
-        capture_output=True, text=True, timeout=30, check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     assert "returns ( stream .berth.daemon.v1.Event )" in described.stdout
 
@@ -66,7 +75,9 @@ def test_reflection_answers_a_raw_list_services_stream(daemon):
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
     stub = reflection_pb2_grpc.ServerReflectionStub(daemon.channel())
-    replies = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=20))
+    replies = list(
+        stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=20)
+    )
     assert len(replies) == 1
     names = {s.name for s in replies[0].list_services_response.service}
     assert DAEMON_SERVICE in names

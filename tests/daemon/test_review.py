@@ -32,9 +32,13 @@ def test_the_diff_names_added_modified_deleted_renamed_and_binary_files_untracke
 
     d = review.diff(repo, base)
     got = {f.path: (f.status, f.additions, f.deletions, f.old_path) for f in d.files}
-    assert got == {"keep.txt": ("modified", 2, 1, None), "new-name.txt": ("renamed", 0, 0, "old-name.txt"),
-                   "gone.txt": ("deleted", 0, 1, None), "fresh.txt": ("added", 1, 0, None),
-                   "blob.bin": ("binary", 0, 0, None)}
+    assert got == {
+        "keep.txt": ("modified", 2, 1, None),
+        "new-name.txt": ("renamed", 0, 0, "old-name.txt"),
+        "gone.txt": ("deleted", 0, 1, None),
+        "fresh.txt": ("added", 1, 0, None),
+        "blob.bin": ("binary", 0, 0, None),
+    }
     assert "+B" in d.patch and "GIT binary patch" in d.patch and not d.truncated
     assert (repo / ".git" / "index").read_bytes() == index_before  # a private copy of the index was used
     only = review.diff(repo, base, path="keep.txt")

@@ -30,6 +30,7 @@ def test_concurrent_diffs_of_one_session_all_answer_the_same(harness, git_repo):
     def diff(_: int) -> list[str]:
         answer = harness.stub.GetDiff(pb.GetDiffRequest(agent_session_id=sid, stat_only=True), timeout=60)
         return sorted(f.path for f in answer.files)
+
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(diff, range(24)))
     assert all(r == sorted(f"file-{i}.txt" for i in range(20)) for r in results)
@@ -38,6 +39,8 @@ def test_concurrent_diffs_of_one_session_all_answer_the_same(harness, git_repo):
 def test_a_patch_limit_beyond_what_grpc_carries_is_refused_naming_the_field(harness, git_repo):
     ack = harness.launch(git_repo, worktree_name="limit")
     with pytest.raises(grpc.RpcError) as err:
-        harness.stub.GetDiff(pb.GetDiffRequest(agent_session_id=ack.session.agent_session_id,
-                                               max_patch_bytes=64 * 1024 * 1024), timeout=30)
+        harness.stub.GetDiff(
+            pb.GetDiffRequest(agent_session_id=ack.session.agent_session_id, max_patch_bytes=64 * 1024 * 1024),
+            timeout=30,
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and err.value.details().startswith("max_patch_bytes")

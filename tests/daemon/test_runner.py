@@ -28,14 +28,18 @@ pytestmark = pytest.mark.timeout(60)
 async def make_runner(tmp_path: Path) -> AsyncIterator[Callable[..., tuple[AgentRunner, EventSink]]]:
     runners: list[AgentRunner] = []
 
-    def make(provider: str, mode: str, prompt: str | None = "hello", binary: str | None = None,
-             **env: str) -> tuple[AgentRunner, EventSink]:
-        config = ProviderConfig(name=provider, binary=binary or str(FAKE_AGENT),
-                                env={"FAKE_AGENT_MODE": mode, **env})
+    def make(
+        provider: str, mode: str, prompt: str | None = "hello", binary: str | None = None, **env: str
+    ) -> tuple[AgentRunner, EventSink]:
+        config = ProviderConfig(name=provider, binary=binary or str(FAKE_AGENT), env={"FAKE_AGENT_MODE": mode, **env})
         sink = EventSink()
-        runner = AgentRunner(adapter_for(provider, config), TurnSpec(cwd=tmp_path, prompt=prompt),
-                             on_event=sink.on_event, on_exit=sink.on_exit,
-                             base_env={"PATH": os.environ["PATH"], "PYTHONPATH": ""})
+        runner = AgentRunner(
+            adapter_for(provider, config),
+            TurnSpec(cwd=tmp_path, prompt=prompt),
+            on_event=sink.on_event,
+            on_exit=sink.on_exit,
+            base_env={"PATH": os.environ["PATH"], "PYTHONPATH": ""},
+        )
         runners.append(runner)
         return runner, sink
 
@@ -174,8 +178,13 @@ async def test_a_failing_event_callback_ends_the_agent_and_reports_why(tmp_path)
         exits.append((code, error))
 
     config = ProviderConfig(name="claude_code", binary=str(FAKE_AGENT), env={"FAKE_AGENT_MODE": "claude-echo"})
-    runner = AgentRunner(adapter_for("claude_code", config), TurnSpec(cwd=tmp_path, prompt="hi"),
-                         on_event=on_event, on_exit=on_exit, base_env={"PATH": os.environ["PATH"]})
+    runner = AgentRunner(
+        adapter_for("claude_code", config),
+        TurnSpec(cwd=tmp_path, prompt="hi"),
+        on_event=on_event,
+        on_exit=on_exit,
+        base_env={"PATH": os.environ["PATH"]},
+    )
     pid = await runner.start()
     try:
         await poll(lambda: exits, timeout=20, what="the exit callback")
@@ -192,8 +201,9 @@ async def test_missing_working_directory_fails_start_naming_it(tmp_path, provide
     sink = EventSink()
     gone = tmp_path / "no-such-worktree"
     config = ProviderConfig(name=provider, binary=str(FAKE_AGENT), env={"FAKE_AGENT_MODE": "claude-echo"})
-    runner = AgentRunner(adapter_for(provider, config), TurnSpec(cwd=gone, prompt="hi"),
-                         on_event=sink.on_event, on_exit=sink.on_exit)
+    runner = AgentRunner(
+        adapter_for(provider, config), TurnSpec(cwd=gone, prompt="hi"), on_event=sink.on_event, on_exit=sink.on_exit
+    )
     with pytest.raises(FailedPrecondition, match=str(gone)):
         await runner.start()
     assert not runner.running and sink.events == [] and sink.exits == []

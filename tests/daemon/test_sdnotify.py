@@ -122,6 +122,8 @@ def test_daemon_pings_the_watchdog(tmp_path, notify_socket):
         tmp_path, extra_env={"NOTIFY_SOCKET": notify_socket.address, "WATCHDOG_USEC": "200000"}, wait=False
     )
     try:
-        wait_for(lambda: sum(m == "WATCHDOG=1" for m in notify_socket.drain()) >= 2, timeout=60, what="two watchdog pings")
+        wait_for(
+            lambda: sum(m == "WATCHDOG=1" for m in notify_socket.drain()) >= 2, timeout=60, what="two watchdog pings"
+        )
     finally:
         assert proc.stop() == 0

@@ -1,4 +1,5 @@
-"""The daemon process over its unix socket: health, socket permissions, unknown methods, logs, metrics, startup errors."""
+"""The daemon process over its unix socket: health, socket permissions, unknown methods, logs, metrics,
+startup errors."""
 
 from __future__ import annotations
 
@@ -176,7 +177,12 @@ def test_bad_config_exits_2_naming_the_field(tmp_path, config, field):
     path.write_text(to_toml({"daemon": {"state_dir": str(tmp_path / "s")}, **config}))
     result = subprocess.run(
         [sys.executable, "-m", "daemon", "--config", str(path)],
-        cwd=REPO_ROOT, env=daemon_env(), capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO_ROOT,
+        env=daemon_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert field in result.stderr
@@ -244,7 +250,11 @@ def test_requests_bigger_than_grpcs_4_mib_default_are_accepted(daemon):
     big = "x" * (8 * 1024 * 1024)
     request = daemon_pb2.ImportTranscriptRequest(
         provider_session_id="",  # invalid on purpose: nothing gets written
-        messages=[daemon_pb2.TranscriptMessage(message_id="m1", role="user", content=daemon_pb2.Content(type="text", text=big))],
+        messages=[
+            daemon_pb2.TranscriptMessage(
+                message_id="m1", role="user", content=daemon_pb2.Content(type="text", text=big)
+            )
+        ],
     )
     with pytest.raises(grpc.RpcError) as err:
         daemon.stub().ImportTranscript(request, timeout=60)

@@ -32,13 +32,21 @@ def _worktree_list(repo: Path) -> str:
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_launch_creates_worktree_runs_a_tool_turn_and_streams_contiguous_events(harness, git_repo, model_server, provider):
+def test_launch_creates_worktree_runs_a_tool_turn_and_streams_contiguous_events(
+    harness, git_repo, model_server, provider
+):
     name = f"feature/{provider}-one"
     target = harness.worktree_path(git_repo, name) / "hello.txt"
     model_server.script("please write hello", write_file=(str(target), "hello from the agent\n"), text="wrote it")
 
-    ack = harness.launch(git_repo, provider=provider, worktree_name=name, workspace_id="ws-1",
-                         initial_prompt="please write hello", agent_session_id=f"as-{provider}")
+    ack = harness.launch(
+        git_repo,
+        provider=provider,
+        worktree_name=name,
+        workspace_id="ws-1",
+        initial_prompt="please write hello",
+        agent_session_id=f"as-{provider}",
+    )
 
     assert ack.status == "ok"
     payload = json.loads(json.dumps(dict(ack.payload)))
@@ -91,8 +99,10 @@ def test_messages_sent_during_a_turn_are_queued_and_delivered_in_order(harness, 
     sid = harness.launch(git_repo, worktree_name="queue", initial_prompt="slow one").session.agent_session_id
     harness.wait_events(sid, lambda evs: any(e.role == "user" for e in evs))
 
-    answers = [harness.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content=f"queued {i}"),
-                                        timeout=10) for i in range(3)]
+    answers = [
+        harness.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content=f"queued {i}"), timeout=10)
+        for i in range(3)
+    ]
 
     assert len({a.message_id for a in answers}) == 3
     assert [a.status for a in answers] == ["queued"] * 3  # a turn was running: each waited its turn
@@ -103,7 +113,9 @@ def test_messages_sent_during_a_turn_are_queued_and_delivered_in_order(harness, 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_pause_then_resume_by_resume_id_gives_the_model_the_earlier_history(harness, git_repo, model_server, provider):
-    ack = harness.launch(git_repo, provider=provider, worktree_name="pausing", initial_prompt="remember the word avocado")
+    ack = harness.launch(
+        git_repo, provider=provider, worktree_name="pausing", initial_prompt="remember the word avocado"
+    )
     sid = ack.session.agent_session_id
     harness.wait_turns(sid, 1)
     pid = harness.started(ack).pid
@@ -118,8 +130,9 @@ def test_pause_then_resume_by_resume_id_gives_the_model_the_earlier_history(harn
         harness.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content="hello?"), timeout=10)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
-    resumed = harness.stub.ResumeSession(pb.ResumeSessionRequest(agent_session_id=sid, prompt="what was the word"),
-                                         timeout=30)
+    resumed = harness.stub.ResumeSession(
+        pb.ResumeSessionRequest(agent_session_id=sid, prompt="what was the word"), timeout=30
+    )
 
     assert resumed.status == "active"
     assert resumed.provider_session_id == paused.provider_session_id
@@ -131,17 +144,23 @@ def test_pause_then_resume_by_resume_id_gives_the_model_the_earlier_history(harn
 def test_imported_transcript_is_resumed_by_claude_and_sent_to_the_model(harness, git_repo, model_server):
     claude_id = "3f1d9a52-5a3c-4c47-9d55-0e6f6f1e2b11"
     messages = [
-        pb.TranscriptMessage(message_id="m1", role="user", content=pb.Content(type="text", text="the secret is papaya")),
+        pb.TranscriptMessage(
+            message_id="m1", role="user", content=pb.Content(type="text", text="the secret is papaya")
+        ),
         pb.TranscriptMessage(message_id="m2", role="assistant", content=pb.Content(type="text", text="noted: papaya")),
     ]
-    imported = harness.stub.ImportTranscript(pb.ImportTranscriptRequest(
-        provider_session_id=claude_id, messages=messages, repository=str(git_repo), worktree_name="imported"),
-        timeout=30)
+    imported = harness.stub.ImportTranscript(
+        pb.ImportTranscriptRequest(
+            provider_session_id=claude_id, messages=messages, repository=str(git_repo), worktree_name="imported"
+        ),
+        timeout=30,
+    )
     assert imported.message_count == 2 and Path(imported.path).is_file()
     assert imported.worktree_created and imported.branch == "imported"
 
-    ack = harness.launch(git_repo, worktree_name="imported", resume_session_id=claude_id,
-                         initial_prompt="what is the secret")
+    ack = harness.launch(
+        git_repo, worktree_name="imported", resume_session_id=claude_id, initial_prompt="what is the secret"
+    )
 
     assert ack.status == "ok" and ack.payload["worktree_path"] == imported.worktree_path
     harness.wait_turns(ack.session.agent_session_id, 1)
@@ -213,14 +232,16 @@ def test_remove_worktree_refuses_dirty_unless_forced_and_deletes_the_branch_when
         harness.stub.RemoveWorktree(pb.RemoveWorktreeRequest(worktree_path=path), timeout=10)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     removed = harness.stub.RemoveWorktree(
-        pb.RemoveWorktreeRequest(worktree_path=path, force=True, delete_branch=True), timeout=10)
+        pb.RemoveWorktreeRequest(worktree_path=path, force=True, delete_branch=True), timeout=10
+    )
 
     assert removed.removed and removed.branch_deleted and not Path(path).exists()
     assert "removable" not in branches(git_repo)
 
 
-def test_events_survive_a_daemon_restart_and_the_session_is_resumed(daemon_factory, claude_provider, git_repo,
-                                                                    model_server):
+def test_events_survive_a_daemon_restart_and_the_session_is_resumed(
+    daemon_factory, claude_provider, git_repo, model_server
+):
     config = provider_table(claude_provider)
     config["daemon"] = {"stop_agents_on_shutdown": False}
     first = Harness(daemon_factory(config=config, name="restart"))
@@ -246,9 +267,15 @@ def test_events_survive_a_daemon_restart_and_the_session_is_resumed(daemon_facto
 def test_launch_from_a_clone_url_clones_once_into_the_repos_root(harness, git_repo):
     url = f"file://{git_repo}"
 
-    acks = [harness.stub.LaunchSession(pb.LaunchSessionRequest(
-        repository=url, worktree_name=f"from-url-{i}", session_settings=pb.SessionSettings()), timeout=60)
-        for i in range(2)]
+    acks = [
+        harness.stub.LaunchSession(
+            pb.LaunchSessionRequest(
+                repository=url, worktree_name=f"from-url-{i}", session_settings=pb.SessionSettings()
+            ),
+            timeout=60,
+        )
+        for i in range(2)
+    ]
 
     assert {a.status for a in acks} == {"ok"}
     repos_root = Path(harness.proc.config["daemon"]["repos_root"])
@@ -270,8 +297,11 @@ def test_interrupt_ends_a_slow_turn_and_the_session_takes_the_next_message(harne
     wait_for(lambda: not harness.session(sid).turn_running, timeout=30, what="the turn to end")
     assert process_alive(pid) and harness.session(sid).status == "active"
     harness.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content="after the interrupt"), timeout=10)
-    events = harness.wait_events(sid, lambda evs: any("ok: after the interrupt" in e.content.text for e in evs),
-                                 what="the answer after the interrupt")
+    events = harness.wait_events(
+        sid,
+        lambda evs: any("ok: after the interrupt" in e.content.text for e in evs),
+        what="the answer after the interrupt",
+    )
     assert not any("too late" in e.content.text for e in events)
     assert any(e.content.message == "interrupted" for e in events)
 
@@ -290,8 +320,9 @@ def test_an_agent_killed_from_outside_fails_the_session_with_its_exit_code(harne
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
 
 
-def test_a_daemon_killed_with_sigkill_comes_back_with_its_sessions(daemon_factory, claude_provider, git_repo,
-                                                                   model_server):
+def test_a_daemon_killed_with_sigkill_comes_back_with_its_sessions(
+    daemon_factory, claude_provider, git_repo, model_server
+):
     config = provider_table(claude_provider)
     first = Harness(daemon_factory(config=config, name="crash"))
     sid = first.launch(git_repo, worktree_name="crash", initial_prompt="before the crash").session.agent_session_id
@@ -308,14 +339,14 @@ def test_a_daemon_killed_with_sigkill_comes_back_with_its_sessions(daemon_factor
     assert session.pid != old_pid
     wait_for(lambda: not process_alive(old_pid), timeout=15, what="the orphaned agent to be gone")
     second.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content="after the crash"), timeout=10)
-    second.wait_events(sid, lambda evs: any("ok: after the crash" in e.content.text for e in evs),
-                       what="an answer after the crash")
+    second.wait_events(
+        sid, lambda evs: any("ok: after the crash" in e.content.text for e in evs), what="an answer after the crash"
+    )
     request = [r for r in model_server.turn_requests() if "after the crash" in r.user_text][-1]
     assert "before the crash" in request.text_dump()
 
 
-def test_a_pooled_launch_gives_a_worktree_indistinguishable_from_a_fresh_one(daemon_factory, claude_provider,
-                                                                             git_repo):
+def test_a_pooled_launch_gives_a_worktree_indistinguishable_from_a_fresh_one(daemon_factory, claude_provider, git_repo):
     config = provider_table(claude_provider)
     config["pool"] = {"size": 2}
     harness = Harness(daemon_factory(config=config))
@@ -328,7 +359,9 @@ def test_a_pooled_launch_gives_a_worktree_indistinguishable_from_a_fresh_one(dae
     assert ack.payload["pooled"] is True
     path = Path(ack.payload["worktree_path"])
     assert path == harness.worktree_path(git_repo, "feature/pooled") and path.is_dir()
-    assert f"worktree {path}\nHEAD {head_commit(git_repo)}\nbranch refs/heads/feature/pooled\n" in _worktree_list(git_repo)
+    assert f"worktree {path}\nHEAD {head_commit(git_repo)}\nbranch refs/heads/feature/pooled\n" in _worktree_list(
+        git_repo
+    )
     assert git(path, "status", "--porcelain") == ""
     assert git(path, "rev-parse", "--abbrev-ref", "HEAD") == "feature/pooled"
     wait_for(lambda: len(list(pool_dir.iterdir())) == 2, timeout=60, what="the pool to refill")
@@ -355,7 +388,8 @@ def unpooled(daemon_factory, claude_provider) -> Harness:
 
 
 def test_a_launch_without_a_ready_worktree_answers_before_the_checkout_and_queues_messages_for_the_agent(
-        unpooled, tmp_path, model_server):
+    unpooled, tmp_path, model_server
+):
     repo = _repo_with_files(tmp_path / "big", 1500)
 
     ack = unpooled.launch(repo, worktree_name="deferred", initial_prompt="first words")
@@ -398,7 +432,8 @@ def _cwd_of(pid: str) -> str:
 
 
 def test_a_daemon_killed_before_a_deferred_agent_started_fails_it_with_complete_files_and_relaunches_it(
-        daemon_factory, claude_provider, tmp_path, model_server):
+    daemon_factory, claude_provider, tmp_path, model_server
+):
     repo = _repo_with_files(tmp_path / "big", 1500)
     config = provider_table(claude_provider)
     config["pool"] = {"size": 0}
@@ -417,5 +452,8 @@ def test_a_daemon_killed_before_a_deferred_agent_started_fails_it_with_complete_
     assert git(path, "status", "--porcelain") == "" and len(list((path / "src").rglob("*.txt"))) == 1500
     again = second.launch(repo, worktree_name="early", initial_prompt="second try", agent_session_id="as-early")
     assert again.payload["reused"] is True
-    second.wait_events("as-early", lambda evs: any(e.content.text == "ok: second try" for e in evs),
-                       what="the relaunched agent's answer")
+    second.wait_events(
+        "as-early",
+        lambda evs: any(e.content.text == "ok: second try" for e in evs),
+        what="the relaunched agent's answer",
+    )

@@ -15,6 +15,7 @@ from daemon.server import DaemonServer, StartupError
 from daemon.supervisor import Supervisor
 from tests.support import daemon_proc
 from tests.support.daemon_proc import inprocess_config
+from tests.support.waiting import poll
 
 # Fixtures from the shared daemon helpers.
 daemon = daemon_proc.daemon
@@ -106,11 +107,7 @@ async def test_in_flight_call_finishes_during_the_drain(tmp_path, unix_socket_di
                 return exc.code() == grpc.StatusCode.UNAVAILABLE
             return False
 
-        async def wait_refusing() -> None:
-            while not await refuses_new_calls():
-                await asyncio.sleep(0.02)
-
-        await asyncio.wait_for(wait_refusing(), 30)
+        await poll(refuses_new_calls, timeout=30, interval=0.02, what="the server refusing new calls")
         assert not stopping.done()
         assert supervisor.calls == ["start"]  # not shut down while a call is in flight
         service.release.set()
@@ -157,8 +154,14 @@ async def test_stop_is_idempotent_and_safe_to_call_concurrently(tmp_path, unix_s
 
 async def test_failed_start_leaves_no_socket_and_shuts_the_supervisor_down(tmp_path, unix_socket_dir):
     supervisor = RecordingSupervisor(
-        make_config(tmp_path, unix_socket_dir, tcp="127.0.0.1:1", tls_cert=str(tmp_path / "missing.crt"),
-                    tls_key=str(tmp_path / "missing.key"), token="t")
+        make_config(
+            tmp_path,
+            unix_socket_dir,
+            tcp="127.0.0.1:1",
+            tls_cert=str(tmp_path / "missing.crt"),
+            tls_key=str(tmp_path / "missing.key"),
+            token="t",
+        )
     )
     server = DaemonServer(supervisor.config, supervisor=supervisor)
     with pytest.raises(StartupError, match="listen.tls_cert"):

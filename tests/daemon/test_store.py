@@ -24,9 +24,7 @@ def store(tmp_path: Path):
 
 
 def new_session(store: StateStore, sid: str = "s1", **kw) -> SessionRecord:
-    rec = SessionRecord(
-        agent_session_id=sid, workspace_id=kw.pop("workspace_id", "ws1"), provider="claude_code", **kw
-    )
+    rec = SessionRecord(agent_session_id=sid, workspace_id=kw.pop("workspace_id", "ws1"), provider="claude_code", **kw)
     store.insert_session(rec)
     return rec
 
@@ -127,9 +125,7 @@ def test_append_event_numbers_from_one_and_bumps_last_seq(store: StateStore) -> 
     new_session(store)
     e1 = store.append_event("s1", role="user", content=text(1))
     e2 = store.append_event("s1", role="assistant", content=text(2), metadata={"usage": {"in": 3}})
-    e3 = store.append_event(
-        "s1", role="system", content={"type": "system", "text": "done"}, status="completed"
-    )
+    e3 = store.append_event("s1", role="system", content={"type": "system", "text": "done"}, status="completed")
     assert [e1.seq, e2.seq, e3.seq] == [1, 2, 3]
     assert store.get_session("s1").last_seq == 3
     assert store.events_after("s1", 0) == [e1, e2, e3]
@@ -273,9 +269,7 @@ async def test_follow_wakes_on_append_from_another_thread(store: StateStore) -> 
     new_session(store)
     task = asyncio.create_task(collect(store.follow("s1", 0), 3))
     await asyncio.sleep(0)
-    await asyncio.to_thread(
-        lambda: [store.append_event("s1", role="assistant", content=text(i)) for i in range(3)]
-    )
+    await asyncio.to_thread(lambda: [store.append_event("s1", role="assistant", content=text(i)) for i in range(3)])
     got = await asyncio.wait_for(task, DEADLINE)
     assert [e.seq for e in got] == [1, 2, 3]
 
@@ -359,11 +353,15 @@ def test_the_state_database_is_private_to_its_owner(tmp_path: Path) -> None:
 def test_a_version_1_database_gains_owners_and_its_provider_ids_stay_its_users(tmp_path: Path) -> None:
     db = tmp_path / "v1.sqlite3"
     store = StateStore(db)
-    store.insert_session(SessionRecord(agent_session_id="old", provider_session_id="5e55a000-0000-4000-8000-0000000000aa"))
+    store.insert_session(
+        SessionRecord(agent_session_id="old", provider_session_id="5e55a000-0000-4000-8000-0000000000aa")
+    )
     store.close()
     conn = sqlite3.connect(db)
-    conn.executescript("DROP TABLE provider_sessions; DROP TABLE pending_messages; DROP INDEX sessions_worktree;"
-                       "ALTER TABLE sessions DROP COLUMN owner; PRAGMA user_version=1;")
+    conn.executescript(
+        "DROP TABLE provider_sessions; DROP TABLE pending_messages; DROP INDEX sessions_worktree;"
+        "ALTER TABLE sessions DROP COLUMN owner; PRAGMA user_version=1;"
+    )
     conn.close()
     store = StateStore(db)
     try:
@@ -378,7 +376,9 @@ def test_a_pending_message_is_kept_with_its_event_until_its_turn_ends(store: Sta
     first = store.append_event("pm", role="user", content={"type": "text", "text": "one"}, pending_message_id="m1")
     store.append_event("pm", role="user", content={"type": "text", "text": "two"}, pending_message_id="m2")
     assert [(p.message_id, p.content, p.written) for p in store.pending_messages("pm")] == [
-        ("m1", "one", False), ("m2", "two", False)]
+        ("m1", "one", False),
+        ("m2", "two", False),
+    ]
     store.mark_written("pm", first.seq)
     store.finish_written("pm")
     assert [p.message_id for p in store.pending_messages("pm")] == ["m2"]

@@ -102,7 +102,9 @@ def test_sanitize_replaces_every_non_alphanumeric_character() -> None:
 def test_sanitize_matches_claude_javascript_including_long_paths() -> None:
     # The same function claude 2.1.x uses, run by node.
     js = r"""
-    const vte = (t) => { let e = 0; for (let n = 0; n < t.length; n++) e = (e << 5) - e + t.charCodeAt(n) | 0; return e; };
+    const vte = (t) => { let e = 0;
+                         for (let n = 0; n < t.length; n++) e = (e << 5) - e + t.charCodeAt(n) | 0;
+                         return e; };
     const rL = (e) => { const n = e.replace(/[^a-zA-Z0-9]/g, "-"); if (n.length <= 200) return n;
                         return `${n.slice(0, 200)}-${Math.abs(vte(e)).toString(36)}`; };
     const paths = JSON.parse(require("fs").readFileSync(0, "utf8"));
@@ -115,26 +117,18 @@ def test_sanitize_matches_claude_javascript_including_long_paths() -> None:
         "/x/" + "🚀" * 120,
         "/" + "Zz9" * 90,
     ]
-    out = subprocess.run(
-        ["node", "-e", js], input=json.dumps(paths), capture_output=True, text=True, check=True
-    )
+    out = subprocess.run(["node", "-e", js], input=json.dumps(paths), capture_output=True, text=True, check=True)
     assert [sanitize_project_path(p) for p in paths] == json.loads(out.stdout)
 
 
-def test_every_line_has_claude_session_fields_and_chains_by_parent_uuid(
-    worktree: Path, tmp_path: Path
-) -> None:
+def test_every_line_has_claude_session_fields_and_chains_by_parent_uuid(worktree: Path, tmp_path: Path) -> None:
     messages = [text("user", "first"), text("assistant", "second"), text("user", "third")]
-    path = write_claude_transcript(
-        worktree, SID, messages, config_dir=tmp_path / "c", now=NOW, git_branch="feat"
-    )
+    path = write_claude_transcript(worktree, SID, messages, config_dir=tmp_path / "c", now=NOW, git_branch="feat")
     raw = path.read_text(encoding="utf-8").splitlines()
     lines = [json.loads(line) for line in raw]
     assert len(lines) == 3
-    for line_text, line in zip(raw, lines):
-        assert line_text == json.dumps(
-            line, ensure_ascii=False, separators=(",", ":")
-        )  # compact, one per line
+    for line_text, line in zip(raw, lines, strict=True):
+        assert line_text == json.dumps(line, ensure_ascii=False, separators=(",", ":"))  # compact, one per line
         assert line["sessionId"] == SID == path.stem
         assert line["cwd"] == os.path.realpath(worktree)
         assert line["isSidechain"] is False
@@ -167,9 +161,7 @@ def test_assistant_lines_carry_api_message_fields(worktree: Path) -> None:
     assert body["stop_reason"] == "end_turn"
     assert body["stop_sequence"] is None
     assert set(body["usage"]) >= {"input_tokens", "output_tokens"}
-    other = build_claude_transcript(
-        worktree, SID, [text("user", "q"), text("assistant", "a")], model="m-default"
-    )
+    other = build_claude_transcript(worktree, SID, [text("user", "q"), text("assistant", "a")], model="m-default")
     assert other[1]["message"]["model"] == "m-default"
 
 

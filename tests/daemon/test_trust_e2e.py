@@ -39,16 +39,32 @@ def test_one_owners_provider_session_never_reaches_another_owners_agent(harness,
     assert alice_claude and harness.session(sid).owner == "alice"
     before = branches(git_repo)
 
-    code, details = _code(lambda: harness.launch(git_repo, owner="bob", worktree_name="bob-wt",
-                                                 resume_session_id=alice_claude, initial_prompt="what is the secret"))
+    code, details = _code(
+        lambda: harness.launch(
+            git_repo,
+            owner="bob",
+            worktree_name="bob-wt",
+            resume_session_id=alice_claude,
+            initial_prompt="what is the secret",
+        )
+    )
     assert code == grpc.StatusCode.NOT_FOUND and "resume_session_id" in details
     # An id the daemon never recorded is refused for an owner too (claude would find it on disk).
     code, _ = _code(lambda: harness.launch(git_repo, owner="bob", resume_session_id=CLAUDE_ID))
     assert code == grpc.StatusCode.NOT_FOUND
     # Bob cannot write a transcript under Alice's id, nor relaunch Alice's Berth session.
-    code, details = _code(lambda: harness.stub.ImportTranscript(pb.ImportTranscriptRequest(
-        provider_session_id=alice_claude, owner="bob", repository=str(git_repo), worktree_name="bob-import",
-        messages=[pb.TranscriptMessage(role="user", content=pb.Content(type="text", text="hi"))]), timeout=30))
+    code, details = _code(
+        lambda: harness.stub.ImportTranscript(
+            pb.ImportTranscriptRequest(
+                provider_session_id=alice_claude,
+                owner="bob",
+                repository=str(git_repo),
+                worktree_name="bob-import",
+                messages=[pb.TranscriptMessage(role="user", content=pb.Content(type="text", text="hi"))],
+            ),
+            timeout=30,
+        )
+    )
     assert code == grpc.StatusCode.FAILED_PRECONDITION and "provider_session_id" in details
     code, _ = _code(lambda: harness.launch(git_repo, owner="bob", agent_session_id=sid))
     assert code == grpc.StatusCode.NOT_FOUND
@@ -56,8 +72,13 @@ def test_one_owners_provider_session_never_reaches_another_owners_agent(harness,
     assert branches(git_repo) == before
     assert not any("what is the secret" in r.user_text for r in model_server.turn_requests())
     # Alice herself resumes her conversation by its provider id.
-    again = harness.launch(git_repo, owner="alice", worktree_name="alice-again", resume_session_id=alice_claude,
-                           initial_prompt="what is my secret")
+    again = harness.launch(
+        git_repo,
+        owner="alice",
+        worktree_name="alice-again",
+        resume_session_id=alice_claude,
+        initial_prompt="what is my secret",
+    )
     harness.wait_turns(again.session.agent_session_id, 1)
     request = [r for r in model_server.turn_requests() if "what is my secret" in r.user_text][-1]
     assert "alice's secret is kiwi" in request.text_dump()
@@ -79,15 +100,26 @@ def test_a_worktree_is_one_owners_and_one_running_sessions(harness, git_repo):
     assert len(harness.stub.ListSessions(pb.ListSessionsRequest(), timeout=10).sessions) == 1
 
     # Bob cannot remove it; Alice cannot remove it dirty without force (checked even while it runs).
-    code, _ = _code(lambda: harness.stub.RemoveWorktree(pb.RemoveWorktreeRequest(
-        agent_session_id=first.session.agent_session_id, owner="bob", force=True), timeout=10))
+    code, _ = _code(
+        lambda: harness.stub.RemoveWorktree(
+            pb.RemoveWorktreeRequest(agent_session_id=first.session.agent_session_id, owner="bob", force=True),
+            timeout=10,
+        )
+    )
     assert code == grpc.StatusCode.NOT_FOUND
-    code, details = _code(lambda: harness.stub.RemoveWorktree(pb.RemoveWorktreeRequest(
-        agent_session_id=first.session.agent_session_id, owner="alice", check_only=True), timeout=10))
+    code, details = _code(
+        lambda: harness.stub.RemoveWorktree(
+            pb.RemoveWorktreeRequest(agent_session_id=first.session.agent_session_id, owner="alice", check_only=True),
+            timeout=10,
+        )
+    )
     assert code == grpc.StatusCode.FAILED_PRECONDITION and details.startswith("force:")
     harness.stub.PauseSession(pb.SessionRequest(agent_session_id=first.session.agent_session_id), timeout=30)
-    code, _ = _code(lambda: harness.stub.RemoveWorktree(pb.RemoveWorktreeRequest(
-        agent_session_id=first.session.agent_session_id, owner="alice"), timeout=10))
+    code, _ = _code(
+        lambda: harness.stub.RemoveWorktree(
+            pb.RemoveWorktreeRequest(agent_session_id=first.session.agent_session_id, owner="alice"), timeout=10
+        )
+    )
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert (path / "alice-draft.txt").read_text() == "uncommitted work of alice"
 
@@ -96,26 +128,38 @@ def test_a_worktree_is_one_owners_and_one_running_sessions(harness, git_repo):
     second = harness.launch(git_repo, owner="alice", worktree_name="shared")
     harness.started(second)
     assert second.payload["worktree_path"] == str(path)
-    code, details = _code(lambda: harness.stub.ResumeSession(
-        pb.ResumeSessionRequest(agent_session_id=first.session.agent_session_id), timeout=30))
+    code, details = _code(
+        lambda: harness.stub.ResumeSession(
+            pb.ResumeSessionRequest(agent_session_id=first.session.agent_session_id), timeout=30
+        )
+    )
     assert code == grpc.StatusCode.FAILED_PRECONDITION and second.session.agent_session_id in details
-    code, details = _code(lambda: harness.stub.RemoveWorktree(pb.RemoveWorktreeRequest(
-        agent_session_id=first.session.agent_session_id, owner="alice", force=True), timeout=10))
+    code, details = _code(
+        lambda: harness.stub.RemoveWorktree(
+            pb.RemoveWorktreeRequest(agent_session_id=first.session.agent_session_id, owner="alice", force=True),
+            timeout=10,
+        )
+    )
     assert code == grpc.StatusCode.FAILED_PRECONDITION and second.session.agent_session_id in details
     assert path.is_dir()
 
 
 def test_messages_acknowledged_before_a_daemon_sigkill_reach_the_agent_after_the_restart(
-        daemon_factory, claude_provider, git_repo, model_server):
+    daemon_factory, claude_provider, git_repo, model_server
+):
     model_server.script("slow start", text="slow answer", delay=4)
     config = provider_table(claude_provider)
     first = Harness(daemon_factory(config=config, name="durable"))
     sid = first.launch(git_repo, worktree_name="durable", initial_prompt="slow start").session.agent_session_id
     first.wait_events(sid, lambda evs: any(e.role == "user" for e in evs))
-    wait_for(lambda: any("slow start" in r.user_text for r in model_server.turn_requests()),
-               what="the first turn to reach the model")
-    acks = [first.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content=f"message {i:02}"), timeout=10)
-            for i in range(20)]
+    wait_for(
+        lambda: any("slow start" in r.user_text for r in model_server.turn_requests()),
+        what="the first turn to reach the model",
+    )
+    acks = [
+        first.stub.SendMessage(pb.SendMessageRequest(agent_session_id=sid, content=f"message {i:02}"), timeout=10)
+        for i in range(20)
+    ]
     assert {a.status for a in acks} == {"queued"}  # a turn runs: they wait, stored
     first.proc.signal(signal.SIGKILL)
     first.proc.wait()
@@ -126,6 +170,7 @@ def test_messages_acknowledged_before_a_daemon_sigkill_reach_the_agent_after_the
     def answered(evs):
         texts = [e.content.text for e in evs if e.role == "assistant" and e.content.type == "text"]
         return all(f"ok: message {i:02}" in texts for i in range(20)) and texts
+
     events = second.wait_events(sid, answered, timeout=240, what="answers to all 20 messages")
     texts = [e.content.text for e in events if e.role == "assistant" and e.content.type == "text"]
     order = [texts.index(f"ok: message {i:02}") for i in range(20)]
@@ -138,15 +183,20 @@ def test_messages_acknowledged_before_a_daemon_sigkill_reach_the_agent_after_the
 
 
 def test_an_event_too_deep_or_too_large_to_carry_is_sent_in_a_safe_form_and_the_stream_goes_on(
-        harness, git_repo, model_server, tmp_path):
+    harness, git_repo, model_server, tmp_path
+):
     deep: dict = {"leaf": "bottom"}
     for _ in range(200):
         deep = {"n": deep}
-    model_server.script("go deep", tool=("Write", {"file_path": str(tmp_path / "deep.txt"), "content": "x",
-                                                   "nested": deep}), text="deep done")
+    model_server.script(
+        "go deep",
+        tool=("Write", {"file_path": str(tmp_path / "deep.txt"), "content": "x", "nested": deep}),
+        text="deep done",
+    )
     big = "y" * (20 * 1024 * 1024)
-    model_server.script("go big", tool=("Write", {"file_path": str(tmp_path / "big.txt"), "content": big}),
-                        text="big done")
+    model_server.script(
+        "go big", tool=("Write", {"file_path": str(tmp_path / "big.txt"), "content": big}), text="big done"
+    )
     # Writes outside the worktree would wait for an approval; refused unasked, their events are as large.
     ack = harness.launch(git_repo, worktree_name="deep", initial_prompt="go deep", permissions="deny")
     sid = ack.session.agent_session_id

@@ -89,9 +89,7 @@ def test_non_string_name_is_refused() -> None:
 
 
 def _git_accepts(name: str, cwd) -> bool:
-    result = subprocess.run(
-        ["git", "check-ref-format", "--branch", name], check=False, cwd=cwd, capture_output=True
-    )
+    result = subprocess.run(["git", "check-ref-format", "--branch", name], check=False, cwd=cwd, capture_output=True)
     return result.returncode == 0
 
 

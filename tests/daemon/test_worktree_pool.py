@@ -112,9 +112,7 @@ async def test_pool_refills_after_a_claim(pooled: Worktrees, git_repo: Path) -> 
 async def test_pool_follows_head_when_it_moves(pooled: Worktrees, git_repo: Path) -> None:
     await warm(pooled, git_repo)
     new_head = commit_file(git_repo, "later.txt", "later\n")
-    await poll(
-        lambda: pooled.pool_stats()[git_repo.resolve()].commit == new_head, what="pool target to move"
-    )
+    await poll(lambda: pooled.pool_stats()[git_repo.resolve()].commit == new_head, what="pool target to move")
     await pooled.wait_pool_ready(git_repo, timeout=60)
     for member in pool_entries(pooled, git_repo):
         assert head_commit(member) == new_head
@@ -178,9 +176,7 @@ async def test_refused_branch_name_leaves_nothing_and_keeps_the_member(pooled: W
     assert pooled.pool_stats()[git_repo.resolve()].ready == 2
 
 
-async def test_rollback_of_a_claimed_worktree_removes_it_and_its_branch(
-    pooled: Worktrees, git_repo: Path
-) -> None:
+async def test_rollback_of_a_claimed_worktree_removes_it_and_its_branch(pooled: Worktrees, git_repo: Path) -> None:
     await warm(pooled, git_repo)
     info = await pooled.ensure(git_repo, "rolled")
     assert info.pooled
@@ -338,9 +334,7 @@ async def test_deferred_checkout_registers_first_and_populate_makes_it_indisting
         await deferred_wt.close()
 
 
-async def test_deferred_checkout_of_a_taken_branch_fails_and_leaves_nothing(
-    tmp_path: Path, git_repo: Path
-) -> None:
+async def test_deferred_checkout_of_a_taken_branch_fails_and_leaves_nothing(tmp_path: Path, git_repo: Path) -> None:
     wt = Worktrees(tmp_path / "clones", tmp_path / "worktrees")
     try:
         first = await wt.ensure(git_repo, "taken", defer_checkout=True)

@@ -33,9 +33,7 @@ def branches(repo: Path) -> set[str]:
 
 def registered(repo: Path) -> set[str]:
     out = git(repo, "worktree", "list", "--porcelain")
-    return {
-        os.path.realpath(line.split(" ", 1)[1]) for line in out.splitlines() if line.startswith("worktree ")
-    }
+    return {os.path.realpath(line.split(" ", 1)[1]) for line in out.splitlines() if line.startswith("worktree ")}
 
 
 async def test_ensure_creates_worktree_on_new_branch_from_head(worktrees: Worktrees, git_repo: Path) -> None:
@@ -75,9 +73,7 @@ async def test_ensure_starts_new_branch_at_base_ref(worktrees: Worktrees, git_re
     assert head_commit(info.path) == first
 
 
-async def test_bad_base_ref_is_invalid_argument_and_leaves_nothing(
-    worktrees: Worktrees, git_repo: Path
-) -> None:
+async def test_bad_base_ref_is_invalid_argument_and_leaves_nothing(worktrees: Worktrees, git_repo: Path) -> None:
     before_branches, before_worktrees = branches(git_repo), registered(git_repo)
     for bad in ["no-such-ref", "-rf", "a b"]:
         with pytest.raises(InvalidArgument) as info:
@@ -95,17 +91,13 @@ async def test_invalid_name_is_refused_before_touching_git(worktrees: Worktrees,
     assert not worktrees.worktrees_root.exists()
 
 
-async def test_branch_checked_out_elsewhere_is_failed_precondition(
-    worktrees: Worktrees, git_repo: Path
-) -> None:
+async def test_branch_checked_out_elsewhere_is_failed_precondition(worktrees: Worktrees, git_repo: Path) -> None:
     with pytest.raises(FailedPrecondition, match="already checked out"):
         await worktrees.ensure(git_repo, "main")
     assert registered(git_repo) == {os.path.realpath(git_repo)}
 
 
-async def test_foreign_directory_at_worktree_path_is_failed_precondition(
-    worktrees: Worktrees, git_repo: Path
-) -> None:
+async def test_foreign_directory_at_worktree_path_is_failed_precondition(worktrees: Worktrees, git_repo: Path) -> None:
     path = worktrees.worktree_path(git_repo, "occupied")
     path.mkdir(parents=True)
     (path / "keep.txt").write_text("not ours")
@@ -235,9 +227,7 @@ async def test_remove_unknown_path_is_not_found(worktrees: Worktrees, git_repo: 
         await worktrees.remove(info.path)
 
 
-async def test_remove_of_vanished_directory_prunes_and_deletes_branch(
-    worktrees: Worktrees, git_repo: Path
-) -> None:
+async def test_remove_of_vanished_directory_prunes_and_deletes_branch(worktrees: Worktrees, git_repo: Path) -> None:
     info = await worktrees.ensure(git_repo, "vanished")
     shutil.rmtree(info.path)
     branch, deleted = await worktrees.remove(info.path, delete_branch=True)
@@ -245,9 +235,7 @@ async def test_remove_of_vanished_directory_prunes_and_deletes_branch(
     assert str(info.path) not in registered(git_repo)
 
 
-async def test_ensure_recreates_worktree_whose_directory_vanished(
-    worktrees: Worktrees, git_repo: Path
-) -> None:
+async def test_ensure_recreates_worktree_whose_directory_vanished(worktrees: Worktrees, git_repo: Path) -> None:
     info = await worktrees.ensure(git_repo, "recreate")
     shutil.rmtree(info.path)
     again = await worktrees.ensure(git_repo, "recreate")
@@ -276,9 +264,7 @@ async def test_rollback_removes_created_worktree_and_branch(worktrees: Worktrees
     assert registered(git_repo) == {os.path.realpath(git_repo)}
 
 
-async def test_rollback_keeps_existing_branch_and_reused_worktree(
-    worktrees: Worktrees, git_repo: Path
-) -> None:
+async def test_rollback_keeps_existing_branch_and_reused_worktree(worktrees: Worktrees, git_repo: Path) -> None:
     git(git_repo, "branch", "kept")
     info = await worktrees.ensure(git_repo, "kept")
     await worktrees.rollback(info)
@@ -296,9 +282,7 @@ async def test_git_version_is_reported(worktrees: Worktrees) -> None:
     assert version[0].isdigit() and version.count(".") >= 1
 
 
-async def test_closed_manager_refuses_work_and_close_is_idempotent(
-    worktrees: Worktrees, git_repo: Path
-) -> None:
+async def test_closed_manager_refuses_work_and_close_is_idempotent(worktrees: Worktrees, git_repo: Path) -> None:
     await worktrees.close()
     await worktrees.close()
     with pytest.raises(FailedPrecondition):

@@ -141,8 +141,14 @@ class _Headers(
 
     def _details(self, d: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
         metadata = list(d.metadata or []) + self.headers
-        return self._Details(d.method, d.timeout, metadata, d.credentials, getattr(d, "wait_for_ready", None),
-                             getattr(d, "compression", None))
+        return self._Details(
+            d.method,
+            d.timeout,
+            metadata,
+            d.credentials,
+            getattr(d, "wait_for_ready", None),
+            getattr(d, "compression", None),
+        )
 
     def intercept_unary_unary(self, continuation, details, request):
         return continuation(self._details(details), request)
@@ -162,8 +168,9 @@ class ReflectionGrpcurl:
 
     name = "reflection-client"
 
-    def run(self, cmd: Command, *, until: Callable[[list[dict[str, Any]]], bool] | None = None,
-            timeout: float = 60.0) -> Result:
+    def run(
+        self, cmd: Command, *, until: Callable[[list[dict[str, Any]]], bool] | None = None, timeout: float = 60.0
+    ) -> Result:
         """Run `cmd`; a server stream is read until it ends, or until `until(docs)` holds (then cancelled)."""
         headers = []
         for h in cmd.headers:
@@ -182,9 +189,11 @@ class ReflectionGrpcurl:
             db = ProtoReflectionDescriptorDatabase(channel)
             pool = descriptor_pool.DescriptorPool(db)
             if cmd.verb == "list":
-                names = db.get_services() if cmd.symbol is None else [
-                    m.full_name for m in pool.FindServiceByName(cmd.symbol).methods
-                ]
+                names = (
+                    db.get_services()
+                    if cmd.symbol is None
+                    else [m.full_name for m in pool.FindServiceByName(cmd.symbol).methods]
+                )
                 return Result([], "\n".join(names) + "\n")
             if cmd.verb == "describe":
                 return Result([], self._describe(pool, cmd.symbol))
@@ -203,7 +212,9 @@ class ReflectionGrpcurl:
             lines = [f"{svc.full_name} is a service:", f"service {svc.name} {{"]
             for m in svc.methods:
                 stream = "stream " if m.server_streaming else ""
-                lines.append(f"  rpc {m.name} ( .{m.input_type.full_name} ) returns ( {stream}.{m.output_type.full_name} );")
+                lines.append(
+                    f"  rpc {m.name} ( .{m.input_type.full_name} ) returns ( {stream}.{m.output_type.full_name} );"
+                )
             return "\n".join(lines + ["}"]) + "\n"
         msg = pool.FindMessageTypeByName(symbol)
         lines = [f"{msg.full_name} is a message:", f"message {msg.name} {{"]
@@ -212,24 +223,34 @@ class ReflectionGrpcurl:
         return "\n".join(lines + ["}"]) + "\n"
 
     @staticmethod
-    def _invoke(channel: grpc.Channel, pool: descriptor_pool.DescriptorPool, cmd: Command,
-                until: Callable[[list[dict[str, Any]]], bool] | None, timeout: float) -> Result:
+    def _invoke(
+        channel: grpc.Channel,
+        pool: descriptor_pool.DescriptorPool,
+        cmd: Command,
+        until: Callable[[list[dict[str, Any]]], bool] | None,
+        timeout: float,
+    ) -> Result:
         service_name, _, method_name = cmd.verb.rpartition("/")
         method = pool.FindServiceByName(service_name).methods_by_name[method_name]
         request_cls = message_factory.GetMessageClass(method.input_type)
         response_cls = message_factory.GetMessageClass(method.output_type)
         request = json_format.Parse(cmd.data or "{}", request_cls())
         path = f"/{service_name}/{method_name}"
-        to_doc = lambda m: json_format.MessageToDict(m, preserving_proto_field_name=True)
+
+        def to_doc(m: Any) -> dict:
+            return json_format.MessageToDict(m, preserving_proto_field_name=True)
+
         if method.client_streaming:
             raise NotImplementedError("client streaming is not in the guide")
         if not method.server_streaming:
-            call = channel.unary_unary(path, request_serializer=request_cls.SerializeToString,
-                                       response_deserializer=response_cls.FromString)
+            call = channel.unary_unary(
+                path, request_serializer=request_cls.SerializeToString, response_deserializer=response_cls.FromString
+            )
             doc = to_doc(call(request, timeout=timeout))
             return Result([doc], json.dumps(doc, indent=2))
-        call = channel.unary_stream(path, request_serializer=request_cls.SerializeToString,
-                                    response_deserializer=response_cls.FromString)(request, timeout=timeout)
+        call = channel.unary_stream(
+            path, request_serializer=request_cls.SerializeToString, response_deserializer=response_cls.FromString
+        )(request, timeout=timeout)
         docs: list[dict[str, Any]] = []
         try:
             for message in call:
@@ -265,8 +286,9 @@ class BinaryGrpcurl:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def run(self, cmd: Command, *, until: Callable[[list[dict[str, Any]]], bool] | None = None,
-            timeout: float = 60.0) -> Result:
+    def run(
+        self, cmd: Command, *, until: Callable[[list[dict[str, Any]]], bool] | None = None, timeout: float = 60.0
+    ) -> Result:
         argv = [self.path, *cmd.argv[1:]]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         chunks: list[bytes] = []

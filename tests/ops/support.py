@@ -45,9 +45,7 @@ def scripts_dir(tmp_path: Path) -> Path:
 def child_env(**extra: str) -> dict[str, str]:
     """The current environment plus PYTHONPATH for the repo and its generated proto package."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "proto"), env.get("PYTHONPATH", "")]).rstrip(
-        os.pathsep
-    )
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "proto"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update(extra)
     return env
 
@@ -56,7 +54,12 @@ def run_install(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
     """Run scripts/install-daemon.sh with args (never through a shell)."""
     bash = shutil.which("bash") or "/bin/bash"
     return subprocess.run(
-        [bash, str(INSTALL_SCRIPT), *args], check=False, capture_output=True, text=True, env=env or child_env(), timeout=60
+        [bash, str(INSTALL_SCRIPT), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env or child_env(),
+        timeout=60,
     )
 
 

@@ -65,7 +65,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # The first admin token, the way an operator makes it: `berth token bootstrap`.
         done = subprocess.run(
             [sys.executable, "-m", "controlplane.cli", "--json", "token", "bootstrap", "--config", str(config_path)],
-            check=False, capture_output=True, text=True, env=child_env(), timeout=120,
+            check=False,
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=120,
         )
         assert done.returncode == 0, done.stderr
         token = json.loads(done.stdout)["token"]
@@ -108,10 +112,10 @@ def berth(stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
     return run
 
 
-
 def branches(repo: Path) -> set[str]:
-    out = subprocess.run(["git", "-C", str(repo), "branch", "--format=%(refname:short)"], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["git", "-C", str(repo), "branch", "--format=%(refname:short)"], check=True, capture_output=True, text=True
+    ).stdout
     return set(out.split())
 
 
@@ -124,10 +128,16 @@ def test_token_bootstrap_create_list_and_revoke(berth, stack):
     assert created["owner"] == "carol" and not created["is_admin"] and created["token"].startswith("berth_")
     listed = berth("--json", "token", "list")
     assert created["id"] in [t["id"] for t in listed]
-    assert httpx.get(stack.url + "/api/sessions", headers={"Authorization": f"Bearer {created['token']}"}).status_code == 200
+    assert (
+        httpx.get(stack.url + "/api/sessions", headers={"Authorization": f"Bearer {created['token']}"}).status_code
+        == 200
+    )
     berth("--json", "token", "revoke", created["id"])
     assert created["id"] not in [t["id"] for t in berth("--json", "token", "list")]
-    assert httpx.get(stack.url + "/api/sessions", headers={"Authorization": f"Bearer {created['token']}"}).status_code == 401
+    assert (
+        httpx.get(stack.url + "/api/sessions", headers={"Authorization": f"Bearer {created['token']}"}).status_code
+        == 401
+    )
 
 
 def test_machine_add_list_show_update_remove(berth, stack, tmp_path):
@@ -198,8 +208,9 @@ def test_event_lines_keep_a_space_after_the_role(capsys, monkeypatch):
     from controlplane.cli import Output
 
     monkeypatch.setenv("COLUMNS", "80")
-    Output(as_json=False).event({"id": "5", "data": {"seq": 5, "role": "assistant",
-                                                     "content": {"type": "text", "text": "reply 2"}}})
+    Output(as_json=False).event(
+        {"id": "5", "data": {"seq": 5, "role": "assistant", "content": {"type": "text", "text": "reply 2"}}}
+    )
     assert "assistant reply 2" in capsys.readouterr().out
 
 
@@ -217,8 +228,7 @@ def test_url_and_token_come_from_berth_home_run_json(stack, tmp_path, monkeypatc
     assert "HTTP 401" in capsys.readouterr().err
 
 
-def test_run_json_is_found_walking_up_then_in_the_config_dir_and_errors_say_where(stack, tmp_path, monkeypatch,
-                                                                                  capsys):
+def test_run_json_is_found_walking_up_then_in_the_config_dir_and_errors_say_where(stack, tmp_path, monkeypatch, capsys):
     for name in ("BERTH_HOME", "BERTH_URL", "BERTH_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
@@ -247,8 +257,14 @@ def test_run_json_is_found_walking_up_then_in_the_config_dir_and_errors_say_wher
 
 def test_console_script_runs_with_env_settings(stack):
     env = child_env(BERTH_URL=stack.url, BERTH_TOKEN=stack.admin_token, BERTH_HOME="/nonexistent")
-    done = subprocess.run([sys.executable, "-m", "controlplane.cli", "--json", "health"], check=False, capture_output=True,
-                          text=True, env=env, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "controlplane.cli", "--json", "health"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"status": "ok"}
 
@@ -259,8 +275,19 @@ def test_session_lifecycle_launch_tail_send_pause_resume_stop_delete(berth, stac
     info = berth("--json", "machine", "info", m["id"])
     assert info["hostname"]
 
-    ack = berth("--json", "launch", ws["id"], "-p", "Say hello", "--provider", "claude_code", "--worktree", "cli-life",
-                "--metadata", '{"ticket": "T-1"}')
+    ack = berth(
+        "--json",
+        "launch",
+        ws["id"],
+        "-p",
+        "Say hello",
+        "--provider",
+        "claude_code",
+        "--worktree",
+        "cli-life",
+        "--metadata",
+        '{"ticket": "T-1"}',
+    )
     assert ack["status"] == "ok", ack
     sid = ack["payload"]["agent_session_id"]
     assert Path(ack["payload"]["worktree_path"]).is_dir()
@@ -270,6 +297,7 @@ def test_session_lifecycle_launch_tail_send_pause_resume_stop_delete(berth, stac
         def check():
             msgs = berth("--json", "messages", sid)["messages"]
             return any(x["role"] == "assistant" and text in (x["content"].get("text") or "") for x in msgs)
+
         return check
 
     wait_for(answered("ok: Say hello"), timeout=90, interval=0.1, what="the first answer")
@@ -289,7 +317,10 @@ def test_session_lifecycle_launch_tail_send_pause_resume_stop_delete(berth, stac
     env = child_env(BERTH_URL=stack.url, BERTH_TOKEN=stack.admin_token, BERTH_HOME="/nonexistent")
     live = subprocess.Popen(
         [sys.executable, "-m", "controlplane.cli", "--json", "tail", sid, "--after", str(total), "--max-events", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         sent = berth("--json", "send", sid, "Now say goodbye")
@@ -338,8 +369,13 @@ def test_launch_without_a_prompt_prints_usage_and_starts_nothing(berth, stack, c
 
 def _berth_process(stack: Stack, *args: str) -> subprocess.Popen:
     env = child_env(BERTH_URL=stack.url, BERTH_TOKEN=stack.admin_token, BERTH_HOME="/nonexistent")
-    return subprocess.Popen([sys.executable, "-m", "controlplane.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "controlplane.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
@@ -356,8 +392,9 @@ def test_launch_follow_and_tail_end_with_the_turn_and_exit_by_its_outcome(berth,
     m = _machine(berth, stack, "follow-machine")
     ws = berth("--json", "workspace", "add", "follow", str(stack.repo), "--machine", m["id"])
     # launch --follow: no --max-events, yet it ends when the first turn does.
-    code, out, err = _finish(_berth_process(stack, "--json", "launch", ws["id"], "-p", "Say hello", "--follow",
-                                            "--worktree", "cli-follow"))
+    code, out, err = _finish(
+        _berth_process(stack, "--json", "launch", ws["id"], "-p", "Say hello", "--follow", "--worktree", "cli-follow")
+    )
     assert code == 0, err
     records = [json.loads(line) for line in out.splitlines() if line.strip()]
     sid = records[0]["payload"]["agent_session_id"]
@@ -411,18 +448,32 @@ def test_turn_outcome_ends_on_turn_end_or_terminal_status_after_the_floor():
 
 
 def test_approvals_are_listed_answered_and_shown_in_the_tail(berth, stack):
-    command = "python3 -c 'open(\"cli.txt\", \"w\").write(\"yes\")'"
+    command = 'python3 -c \'open("cli.txt", "w").write("yes")\''
     stack.model.script("cli check", command=command, text="cli check done")
     m = _machine(berth, stack, "approvals-machine")
-    ws = berth("--json", "workspace", "add", "approvals", str(stack.repo), "--machine", m["id"],
-               "--approval-timeout", "600")
+    ws = berth(
+        "--json", "workspace", "add", "approvals", str(stack.repo), "--machine", m["id"], "--approval-timeout", "600"
+    )
     assert ws["approval_timeout_seconds"] == 600 and ws["allowed_tools"] == []
-    ack = berth("--json", "launch", ws["id"], "-p", "please do the cli check", "--permissions", "ask",
-                "--worktree", "cli-approvals")
+    ack = berth(
+        "--json",
+        "launch",
+        ws["id"],
+        "-p",
+        "please do the cli check",
+        "--permissions",
+        "ask",
+        "--worktree",
+        "cli-approvals",
+    )
     sid, worktree = ack["payload"]["agent_session_id"], Path(ack["payload"]["worktree_path"])
 
-    pending = wait_for(lambda: berth("--json", "approvals", sid, "--status", "pending")["approvals"], timeout=90,
-                       interval=0.2, what="a pending approval")[0]
+    pending = wait_for(
+        lambda: berth("--json", "approvals", sid, "--status", "pending")["approvals"],
+        timeout=90,
+        interval=0.2,
+        what="a pending approval",
+    )[0]
     _, table, hint = berth("approvals", sid)
     assert pending["id"] in table and "pending" in table and f"berth approve {sid} {pending['id']}" in hint
     _, tail, _ = berth("tail", sid, "--max-events", str(berth("--json", "show", sid)["message_count"]))
@@ -464,8 +515,10 @@ def test_deleted_sessions_worktrees_are_listed_and_pruned_keeping_uncommitted_wo
     repo = make_repo(tmp_path / "prune-repo")
     m = _machine(berth, stack, "prune-machine")
     ws = berth("--json", "workspace", "add", "prune", str(repo), "--machine", m["id"])
-    acks = {name: berth("--json", "launch", ws["id"], "--no-prompt", "--worktree", f"prune-{name}")["payload"]
-            for name in ("clean", "dirty", "committed", "alive")}
+    acks = {
+        name: berth("--json", "launch", ws["id"], "--no-prompt", "--worktree", f"prune-{name}")["payload"]
+        for name in ("clean", "dirty", "committed", "alive")
+    }
     paths = {name: Path(ack["worktree_path"]) for name, ack in acks.items()}
     (paths["dirty"] / "notes.txt").write_text("uncommitted work\n")
     (paths["committed"] / "feature.txt").write_text("committed work\n")
@@ -519,8 +572,9 @@ def test_sessions_create_and_import(berth, stack, tmp_path):
         )
         + "\n"
     )
-    imported = berth("--json", "import", ws["id"], "5b3c1f0e-0000-4000-8000-000000000001", str(transcript),
-                     "--name", "math")
+    imported = berth(
+        "--json", "import", ws["id"], "5b3c1f0e-0000-4000-8000-000000000001", str(transcript), "--name", "math"
+    )
     assert imported["success"] and imported["message_count"] == 4
     msgs = berth("--json", "messages", imported["agent_session_id"])
     assert [x["content"]["text"] for x in msgs["messages"]] == ["What is 2+2?", "4", "And 3+3?", "6"]
@@ -534,10 +588,21 @@ def test_claude_code_round_trip_import_a_real_session_run_a_turn_export_and_resu
     laptop.mkdir()
     stack.model.script("remember PELICAN", write_file=("note.txt", "PELICAN-42"), text="noted the word")
     done = subprocess.run(
-        [str(CLAUDE_BIN), "-p", "please remember PELICAN", "--permission-mode", "acceptEdits",
-         "--output-format", "json"],
-        cwd=laptop, env=child_env(**claude_env(stack.model.url, laptop_home)), capture_output=True, text=True,
-        timeout=180, check=False,
+        [
+            str(CLAUDE_BIN),
+            "-p",
+            "please remember PELICAN",
+            "--permission-mode",
+            "acceptEdits",
+            "--output-format",
+            "json",
+        ],
+        cwd=laptop,
+        env=child_env(**claude_env(stack.model.url, laptop_home)),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     claude_id = json.loads(done.stdout)["session_id"]
@@ -576,15 +641,24 @@ def test_claude_code_round_trip_import_a_real_session_run_a_turn_export_and_resu
     berth("export", sid, "--install", ok=False)  # never over an existing session file without --force
     done = subprocess.run(
         [str(CLAUDE_BIN), "-p", "and what did you write?", "--resume", claude_id, "--output-format", "json"],
-        cwd=desk, env=child_env(**claude_env(stack.model.url, desk_home)), capture_output=True, text=True,
-        timeout=180, check=False,
+        cwd=desk,
+        env=child_env(**claude_env(stack.model.url, desk_home)),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert done.returncode == 0, done.stderr + done.stdout
     assert json.loads(done.stdout)["result"] == "ok: and what did you write?"
     resumed = [r for r in stack.model.turn_requests("anthropic") if "and what did you write?" in r.user_text][-1]
     history = resumed.text_dump()
-    for seen in ("please remember PELICAN", "PELICAN-42", "noted the word", "which word was it?",
-                 "ok: which word was it?"):
+    for seen in (
+        "please remember PELICAN",
+        "PELICAN-42",
+        "noted the word",
+        "which word was it?",
+        "ok: which word was it?",
+    ):
         assert seen in history, seen
 
 
@@ -616,10 +690,33 @@ def test_unreachable_control_plane_is_a_clear_error(capsys, monkeypatch, tmp_pat
 
 
 def test_help_lists_every_command():
-    done = subprocess.run([sys.executable, "-m", "controlplane.cli", "--help"], check=False, capture_output=True, text=True,
-                          env=child_env(), timeout=60)
-    for command in ("token", "machine", "workspace", "launch", "import", "sessions", "show", "update", "pause",
-                    "interrupt", "resume", "stop", "delete", "send", "messages", "tail", "health"):
+    done = subprocess.run(
+        [sys.executable, "-m", "controlplane.cli", "--help"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
+    for command in (
+        "token",
+        "machine",
+        "workspace",
+        "launch",
+        "import",
+        "sessions",
+        "show",
+        "update",
+        "pause",
+        "interrupt",
+        "resume",
+        "stop",
+        "delete",
+        "send",
+        "messages",
+        "tail",
+        "health",
+    ):
         assert command in done.stdout
     assert os.path.basename(sys.executable)
 
@@ -663,7 +760,10 @@ def test_every_metric_named_in_the_readme_is_served(stack):
     ports = re.findall(r'"metrics_port": (\d+)|metrics_port=(\d+)', stack.daemon.log_text())
     assert ports, "the daemon did not log its metrics port"
     port = int(ports[-1][0] or ports[-1][1])
-    exposed = httpx.get(stack.url + "/metrics", timeout=30).text + httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    exposed = (
+        httpx.get(stack.url + "/metrics", timeout=30).text
+        + httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    )
     missing = sorted(n for n in names if f"# TYPE {n} " not in exposed)
     assert not missing, f"README names metrics nobody serves: {missing}"
 
@@ -677,10 +777,7 @@ def test_every_berth_command_in_the_readme_parses():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     lines = [line.split(" #", 1)[0].strip() for line in readme.splitlines()]
     commands = [
-        part.strip()
-        for line in lines
-        if line.startswith(("berth ", ".venv/bin/berth "))
-        for part in line.split(" ; ")
+        part.strip() for line in lines if line.startswith(("berth ", ".venv/bin/berth ")) for part in line.split(" ; ")
     ]
     assert len(commands) >= 15
     parser = build_parser()

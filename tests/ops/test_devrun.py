@@ -68,7 +68,6 @@ def _gone(pid: int) -> bool:
     return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0
 
 
-
 @pytest.fixture
 def start_devrun(tmp_path: Path) -> Iterator:
     started: list[DevRunProc] = []
@@ -79,8 +78,13 @@ def start_devrun(tmp_path: Path) -> Iterator:
         env["PATH"] = path_prefix + "/usr/local/bin:/usr/bin:/bin"
         with open(out_path, "wb") as out:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "controlplane.devrun"], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                [sys.executable, "-m", "controlplane.devrun"],
+                cwd=cwd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         proc = DevRunProc(popen, home, out_path)
         started.append(proc)
@@ -105,8 +109,13 @@ def test_devrun_starts_everything_registers_the_machine_and_stops_on_ctrl_c(tmp_
 
     # Everything make run keeps is private: directories 0700, files 0600 (tokens, databases, logs).
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
-    private = [home / "run.json", home / "logs" / "controlplane.log", home / "logs" / "daemon.log",
-               home / "controlplane" / "controlplane.sqlite3", home / "daemon" / "daemon.sqlite3"]
+    private = [
+        home / "run.json",
+        home / "logs" / "controlplane.log",
+        home / "logs" / "daemon.log",
+        home / "controlplane" / "controlplane.sqlite3",
+        home / "daemon" / "daemon.sqlite3",
+    ]
     for path in private:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     for path in (home / "logs", home / "controlplane", home / "daemon", home / "run"):
@@ -180,7 +189,9 @@ def test_socket_path_for_keeps_short_homes():
     assert socket_path_for(Path("/tmp/x")) == Path("/tmp/x/run/daemon.sock")
 
 
-def test_the_printed_curl_line_launches_a_session_with_the_real_claude(tmp_path, start_devrun, model_server: ModelServer):
+def test_the_printed_curl_line_launches_a_session_with_the_real_claude(
+    tmp_path, start_devrun, model_server: ModelServer
+):
     repo = make_repo(tmp_path / "myrepo")
     home = tmp_path / "home"
     # claude on PATH, pointed at the scripted model server (as a user's own login would point it at Anthropic).

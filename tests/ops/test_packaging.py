@@ -13,8 +13,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_package_builds_without_a_build_warning(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     output = done.stdout + done.stderr
@@ -24,8 +37,14 @@ def test_the_package_builds_without_a_build_warning(tmp_path):
 
 def test_make_installs_the_editable_package_without_a_warning(tmp_path):
     """The editable install line of `make install`, run as make writes it (without the dependencies)."""
-    dry = subprocess.run(["make", "-n", "-W", "pyproject.toml", ".venv/.installed"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60, check=True).stdout
+    dry = subprocess.run(
+        ["make", "-n", "-W", "pyproject.toml", ".venv/.installed"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     [line] = [x for x in dry.splitlines() if " install " in x and " -e " in x]
     words = shlex.split(line)
     env = dict(os.environ)
@@ -35,11 +54,16 @@ def test_make_installs_the_editable_package_without_a_warning(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     # As make does first: a current pip, which shows what the build backend prints.
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "--upgrade", "pip"],
-                   check=True, timeout=600, capture_output=True)
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "--upgrade", "pip"],
+        check=True,
+        timeout=600,
+        capture_output=True,
+    )
     words[0] = str(venv / "bin" / "pip")
     words[words.index("-e") + 1] = str(ROOT)
-    done = subprocess.run([*words, "--no-deps"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-                          check=False)
+    done = subprocess.run(
+        [*words, "--no-deps"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stdout + done.stderr, done.stdout + done.stderr

@@ -154,16 +154,22 @@ def test_daemon_started_as_the_installed_user_unit_would_be_notifies_ready_watch
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(runtime / "notify"))
     notify.settimeout(0.2)
-    env.update(NOTIFY_SOCKET=str(runtime / "notify"), WATCHDOG_USEC="1000000", STATE_DIRECTORY=str(state),
-               RUNTIME_DIRECTORY=str(runtime / "berth"), XDG_STATE_HOME=str(tmp_path / "xdg-state"),
-               XDG_DATA_HOME=str(tmp_path / "xdg-data"))
+    env.update(
+        NOTIFY_SOCKET=str(runtime / "notify"),
+        WATCHDOG_USEC="1000000",
+        STATE_DIRECTORY=str(state),
+        RUNTIME_DIRECTORY=str(runtime / "berth"),
+        XDG_STATE_HOME=str(tmp_path / "xdg-state"),
+        XDG_DATA_HOME=str(tmp_path / "xdg-data"),
+    )
     env.pop("WATCHDOG_PID", None)
     for key, value in unit["Service"]:
         if key == "Environment":
             name, _, val = value.partition("=")
             env[name] = val
-    proc = subprocess.Popen(shlex.split(exec_start), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        shlex.split(exec_start), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     sock_path = runtime / "berth" / "daemon.sock"
     messages: list[str] = []
 

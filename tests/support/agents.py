@@ -34,8 +34,13 @@ CODEX_KEY_VAR = "BERTH_TEST_OPENAI_KEY"
 
 def _home_env(home: Path) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
-    return {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_CACHE_HOME": str(home / ".cache"),
-            "XDG_DATA_HOME": str(home / ".local" / "share"), "XDG_STATE_HOME": str(home / ".local" / "state")}
+    return {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_STATE_HOME": str(home / ".local" / "state"),
+    }
 
 
 def claude_env(base_url: str, home: Path) -> dict[str, str]:
@@ -59,13 +64,20 @@ def codex_args(base_url: str) -> list[str]:
     """`codex exec` options that select the scripted server as the model provider."""
     p = f"model_providers.{CODEX_PROVIDER_NAME}"
     return [
-        "-c", f"model_provider={CODEX_PROVIDER_NAME}",
-        "-c", f"{p}.name={CODEX_PROVIDER_NAME}",
-        "-c", f"{p}.base_url={base_url}/v1",
-        "-c", f"{p}.wire_api=responses",
-        "-c", f"{p}.env_key={CODEX_KEY_VAR}",
-        "-c", f"{p}.request_max_retries=0",
-        "-c", f"{p}.stream_max_retries=0",
+        "-c",
+        f"model_provider={CODEX_PROVIDER_NAME}",
+        "-c",
+        f"{p}.name={CODEX_PROVIDER_NAME}",
+        "-c",
+        f"{p}.base_url={base_url}/v1",
+        "-c",
+        f"{p}.wire_api=responses",
+        "-c",
+        f"{p}.env_key={CODEX_KEY_VAR}",
+        "-c",
+        f"{p}.request_max_retries=0",
+        "-c",
+        f"{p}.stream_max_retries=0",
     ]
 
 
@@ -86,7 +98,6 @@ def codex_provider_config(base_url: str, home: Path) -> ProviderConfig:
     return ProviderConfig(name="codex", binary=str(CODEX_BIN), args=codex_args(base_url), env=codex_env(home))
 
 
-
 class EventSink:
     """Collects a runner's events and exit; tests wait on it with a deadline."""
 
@@ -105,15 +116,17 @@ class EventSink:
             self.exits.append((code, error))
             self._changed.notify_all()
 
-    async def wait_for(self, predicate: Callable[[EventSink], bool], timeout: float = 60.0,
-                       what: str = "condition") -> None:
+    async def wait_for(
+        self, predicate: Callable[[EventSink], bool], timeout: float = 60.0, what: str = "condition"
+    ) -> None:
         """Wait until predicate(self) holds; fail with the events seen so far after `timeout`."""
         async with self._changed:
             try:
                 await asyncio.wait_for(self._changed.wait_for(lambda: predicate(self)), timeout)
             except TimeoutError:
-                raise AssertionError(f"timed out waiting for {what}; events: {self.summary()}; "
-                                     f"exits: {self.exits}") from None
+                raise AssertionError(
+                    f"timed out waiting for {what}; events: {self.summary()}; exits: {self.exits}"
+                ) from None
 
     def turns_completed(self) -> int:
         return sum(1 for e in self.events if e.turn_complete)

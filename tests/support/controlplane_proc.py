@@ -34,8 +34,9 @@ async def running_controlplane(config: ControlPlaneConfig) -> AsyncIterator[str]
     """Serve the control plane in this event loop; yields its base URL."""
     app = create_app(config)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, ws="none", lifespan="on",
-                       timeout_graceful_shutdown=3)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_config=None, ws="none", lifespan="on", timeout_graceful_shutdown=3
+        )
     )
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 30
@@ -87,13 +88,19 @@ def cp_env() -> dict[str, str]:
     return env
 
 
-def start_controlplane_process(config_path: Path, port: int, log_path: Path, timeout: float = 60) -> ControlPlaneProcess:
+def start_controlplane_process(
+    config_path: Path, port: int, log_path: Path, timeout: float = 60
+) -> ControlPlaneProcess:
     """Start `python -m controlplane --config FILE` and wait until /health answers."""
     log = open(log_path, "ab")  # noqa: SIM115
     try:
         popen = subprocess.Popen(
             [sys.executable, "-m", "controlplane", "--config", str(config_path)],
-            cwd=str(REPO_ROOT), env=cp_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            cwd=str(REPO_ROOT),
+            env=cp_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     finally:

@@ -58,6 +58,7 @@ class DaemonStartError(RuntimeError):
 
 # -- TOML ---------------------------------------------------------------------
 
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -116,11 +117,20 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 # -- the process ----------------------------------------------------------------
 
+
 class DaemonProcess:
     """A running daemon subprocess and how to reach it."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], *, socket_path: Path, socket_dir: Path,
-                 config_path: Path, config: dict[str, Any], log_path: Path) -> None:
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        *,
+        socket_path: Path,
+        socket_dir: Path,
+        config_path: Path,
+        config: dict[str, Any],
+        log_path: Path,
+    ) -> None:
         self.popen = popen
         self.socket_path = socket_path
         self.config_path = config_path
@@ -189,7 +199,9 @@ class DaemonProcess:
         """The health status over the socket, or None when the daemon does not answer."""
         with grpc.insecure_channel(self.target) as ch:
             try:
-                reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+                reply = health_pb2_grpc.HealthStub(ch).Check(
+                    health_pb2.HealthCheckRequest(service=service), timeout=timeout
+                )
             except grpc.RpcError:
                 return None
             return reply.status
@@ -200,7 +212,9 @@ class DaemonProcess:
             if not self.alive():
                 self.returncode = self.popen.wait()
                 self._cleanup_dir()
-                raise DaemonStartError(f"daemon exited with {self.returncode} before SERVING:\n{self.log_text()[-4000:]}")
+                raise DaemonStartError(
+                    f"daemon exited with {self.returncode} before SERVING:\n{self.log_text()[-4000:]}"
+                )
             if self.socket_path.exists() and self.health_status(timeout=1.0) == health_pb2.HealthCheckResponse.SERVING:
                 return
             if time.monotonic() > deadline:
@@ -273,8 +287,15 @@ def daemon_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def start_daemon(tmp_path: Path, *, config: dict[str, Any] | None = None, extra_env: dict[str, str] | None = None,
-                 args: list[str] | None = None, name: str = "daemon", wait: bool = True) -> DaemonProcess:
+def start_daemon(
+    tmp_path: Path,
+    *,
+    config: dict[str, Any] | None = None,
+    extra_env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    name: str = "daemon",
+    wait: bool = True,
+) -> DaemonProcess:
     """Start `python -m daemon` with a config under `tmp_path`; wait for SERVING unless wait=False.
 
     Starting again with the same `name` reuses that daemon's state (restart tests).
@@ -293,11 +314,16 @@ def start_daemon(tmp_path: Path, *, config: dict[str, Any] | None = None, extra_
     with open(log_path, "ab") as log_file:
         popen = subprocess.Popen(
             [sys.executable, "-m", "daemon", "--config", str(config_path), *(args or [])],
-            cwd=str(REPO_ROOT), env=daemon_env(extra_env), stdin=subprocess.DEVNULL,
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=str(REPO_ROOT),
+            env=daemon_env(extra_env),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-    proc = DaemonProcess(popen, socket_path=socket_path, socket_dir=socket_dir,
-                         config_path=config_path, config=merged, log_path=log_path)
+    proc = DaemonProcess(
+        popen, socket_path=socket_path, socket_dir=socket_dir, config_path=config_path, config=merged, log_path=log_path
+    )
     if wait:
         try:
             proc.wait_ready()

@@ -23,8 +23,13 @@ def out(obj):
 
 def claude_turn(text):
     out({"type": "system", "subtype": "init", "session_id": SID, "model": "fake"})
-    out({"type": "assistant", "session_id": SID,
-         "message": {"role": "assistant", "content": [{"type": "text", "text": f"echo: {text}"}]}})
+    out(
+        {
+            "type": "assistant",
+            "session_id": SID,
+            "message": {"role": "assistant", "content": [{"type": "text", "text": f"echo: {text}"}]},
+        }
+    )
     out({"type": "result", "subtype": "success", "is_error": False, "session_id": SID, "usage": {"output_tokens": 1}})
 
 
@@ -76,8 +81,19 @@ def codex():
             tid = f"turn-{turn}"
             out({"id": rid, "result": {"turn": {"id": tid, "status": "inProgress"}}})
             text = params["input"][0]["text"]
-            out({"method": "item/completed", "params": {"turnId": tid, "item": {
-                "id": f"msg-{turn}", "type": "agentMessage", "text": json.dumps({"prompt": text, "argv": argv})}}})
+            out(
+                {
+                    "method": "item/completed",
+                    "params": {
+                        "turnId": tid,
+                        "item": {
+                            "id": f"msg-{turn}",
+                            "type": "agentMessage",
+                            "text": json.dumps({"prompt": text, "argv": argv}),
+                        },
+                    },
+                }
+            )
             out({"method": "turn/completed", "params": {"turn": {"id": tid, "status": "completed"}}})
 
 

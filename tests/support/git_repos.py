@@ -29,9 +29,7 @@ GIT_ENV = {
 def git(repo: Path, *args: str) -> str:
     """Run `git -C repo args...` and return its stripped stdout (raises on failure)."""
     env = {**os.environ, **GIT_ENV}
-    result = subprocess.run(
-        ["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True
-    )
+    result = subprocess.run(["git", "-C", str(repo), *args], env=env, check=True, capture_output=True, text=True)
     return result.stdout.strip()
 
 
@@ -65,9 +63,7 @@ def make_git_repo(tmp_path: Path) -> Callable[..., Path]:
     counter = iter(range(1_000_000))
 
     def factory(name: str | None = None, *, commits: int = 1, branch: str = "main") -> Path:
-        return make_repo(
-            tmp_path / "repos" / (name or f"repo{next(counter)}"), commits=commits, branch=branch
-        )
+        return make_repo(tmp_path / "repos" / (name or f"repo{next(counter)}"), commits=commits, branch=branch)
 
     return factory
 

@@ -20,7 +20,7 @@ def processes() -> list[tuple[int, str, int, int]]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
         table.append((int(entry), fields[0], int(fields[1]), int(fields[2])))
     return table
 

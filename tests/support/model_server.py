@@ -73,16 +73,25 @@ class ModelServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="model-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="model-server", daemon=True
+        )
         self._thread.start()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def script(self, contains: str, *, text: str | None = None, write_file: tuple[str, str] | None = None,
-               delay: float = 0.0, tool: tuple[str, dict[str, Any]] | None = None, command: str | None = None) -> Rule:
+    def script(
+        self,
+        contains: str,
+        *,
+        text: str | None = None,
+        write_file: tuple[str, str] | None = None,
+        delay: float = 0.0,
+        tool: tuple[str, dict[str, Any]] | None = None,
+        command: str | None = None,
+    ) -> Rule:
         """Add a rule (first matching rule wins)."""
         rule = Rule(contains=contains, text=text, write_file=write_file, delay=delay, tool=tool, command=command)
         with self._lock:
@@ -185,8 +194,11 @@ def _openai_conversation(body: dict[str, Any]) -> _Conversation:
         if isinstance(content, str):
             texts = [content]
         else:
-            texts = [c.get("text", "") for c in content or [] if isinstance(c, dict)
-                     and c.get("type") in ("input_text", "text")]
+            texts = [
+                c.get("text", "")
+                for c in content or []
+                if isinstance(c, dict) and c.get("type") in ("input_text", "text")
+            ]
         texts = [t for t in texts if _real_text(t)]
         if texts:
             return _Conversation(texts[-1], after_tool, tool_output)
@@ -201,8 +213,7 @@ def _codex_write_cmd(path: str, content: str) -> str:
 def _codex_exec_js(cmd: str) -> str:
     """Code-mode source for codex's `exec` tool (the default model's only tool): run `cmd` through
     exec_command."""
-    return (f"const r = await tools.exec_command({json.dumps({'cmd': cmd, 'login': False})});\n"
-            "text(r.output ?? '');\n")
+    return f"const r = await tools.exec_command({json.dumps({'cmd': cmd, 'login': False})});\ntext(r.output ?? '');\n"
 
 
 def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
@@ -290,47 +301,102 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
             if rule is not None:
                 if rule.write_file and not convo.after_tool:
                     path_, content = rule.write_file
-                    tool = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": "Write",
-                            "input": {"file_path": path_, "content": content}}
+                    tool = {
+                        "type": "tool_use",
+                        "id": f"toolu_{uuid.uuid4().hex[:20]}",
+                        "name": "Write",
+                        "input": {"file_path": path_, "content": content},
+                    }
                 elif rule.tool and not convo.after_tool:
-                    tool = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": rule.tool[0],
-                            "input": rule.tool[1]}
+                    tool = {
+                        "type": "tool_use",
+                        "id": f"toolu_{uuid.uuid4().hex[:20]}",
+                        "name": rule.tool[0],
+                        "input": rule.tool[1],
+                    }
                 elif rule.command and not convo.after_tool:
-                    tool = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}", "name": "Bash",
-                            "input": {"command": rule.command, "description": "run a command"}}
+                    tool = {
+                        "type": "tool_use",
+                        "id": f"toolu_{uuid.uuid4().hex[:20]}",
+                        "name": "Bash",
+                        "input": {"command": rule.command, "description": "run a command"},
+                    }
                 elif rule.text is not None:
                     text = rule.text
-            usage = {"input_tokens": 12, "output_tokens": 7, "cache_creation_input_tokens": 0,
-                     "cache_read_input_tokens": 0}
+            usage = {
+                "input_tokens": 12,
+                "output_tokens": 7,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            }
             blocks = [tool] if tool else [{"type": "text", "text": text}]
             stop = "tool_use" if tool else "end_turn"
             msg_id = f"msg_{uuid.uuid4().hex[:24]}"
             if not body.get("stream"):
-                self._send_json(200, {"id": msg_id, "type": "message", "role": "assistant", "model": model,
-                                      "content": blocks, "stop_reason": stop, "stop_sequence": None,
-                                      "usage": usage})
+                self._send_json(
+                    200,
+                    {
+                        "id": msg_id,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": blocks,
+                        "stop_reason": stop,
+                        "stop_sequence": None,
+                        "usage": usage,
+                    },
+                )
                 return
             self._start_sse()
-            self._event("message_start", {"type": "message_start", "message": {
-                "id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],
-                "stop_reason": None, "stop_sequence": None,
-                "usage": {**usage, "output_tokens": 1}}})
+            self._event(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": msg_id,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {**usage, "output_tokens": 1},
+                    },
+                },
+            )
             if rule is not None and rule.delay and not tool:
                 server._stall(self.connection, rule.delay)
             if tool:
-                self._event("content_block_start", {"type": "content_block_start", "index": 0,
-                                                    "content_block": {**tool, "input": {}}})
-                self._event("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {
-                    "type": "input_json_delta", "partial_json": json.dumps(tool["input"])}})
+                self._event(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": 0, "content_block": {**tool, "input": {}}},
+                )
+                self._event(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "input_json_delta", "partial_json": json.dumps(tool["input"])},
+                    },
+                )
             else:
-                self._event("content_block_start", {"type": "content_block_start", "index": 0,
-                                                    "content_block": {"type": "text", "text": ""}})
-                self._event("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                    "delta": {"type": "text_delta", "text": text}})
+                self._event(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                )
+                self._event(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+                )
             self._event("content_block_stop", {"type": "content_block_stop", "index": 0})
-            self._event("message_delta", {"type": "message_delta",
-                                          "delta": {"stop_reason": stop, "stop_sequence": None},
-                                          "usage": {"output_tokens": usage["output_tokens"]}})
+            self._event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": usage["output_tokens"]},
+                },
+            )
             self._event("message_stop", {"type": "message_stop"})
 
         # -- OpenAI Responses API --------------------------------------------------------------
@@ -348,50 +414,105 @@ def _make_handler(server: ModelServer) -> type[BaseHTTPRequestHandler]:
                 shell = _codex_write_cmd(*rule.write_file) if rule.write_file else rule.command
             if shell is not None and "exec" not in offered and "exec_command" in offered:
                 # Models whose tool set has exec_command as a plain function (e.g. gpt-5.1-codex-max).
-                item = {"type": "function_call", "id": f"fc_{uuid.uuid4().hex[:20]}",
-                        "call_id": f"call_{uuid.uuid4().hex[:20]}", "name": "exec_command",
-                        "arguments": json.dumps({"cmd": shell, "login": False}),
-                        "status": "completed"}
+                item = {
+                    "type": "function_call",
+                    "id": f"fc_{uuid.uuid4().hex[:20]}",
+                    "call_id": f"call_{uuid.uuid4().hex[:20]}",
+                    "name": "exec_command",
+                    "arguments": json.dumps({"cmd": shell, "login": False}),
+                    "status": "completed",
+                }
             elif shell is not None:
-                item = {"type": "custom_tool_call", "id": f"ctc_{uuid.uuid4().hex[:20]}",
-                        "call_id": f"call_{uuid.uuid4().hex[:20]}", "name": "exec", "namespace": "functions",
-                        "input": _codex_exec_js(shell), "status": "completed"}
+                item = {
+                    "type": "custom_tool_call",
+                    "id": f"ctc_{uuid.uuid4().hex[:20]}",
+                    "call_id": f"call_{uuid.uuid4().hex[:20]}",
+                    "name": "exec",
+                    "namespace": "functions",
+                    "input": _codex_exec_js(shell),
+                    "status": "completed",
+                }
             else:
                 if rule is not None and rule.text is not None:
                     text = rule.text
-                item = {"type": "message", "id": f"msg_{uuid.uuid4().hex[:20]}", "role": "assistant",
-                        "status": "completed",
-                        "content": [{"type": "output_text", "text": text, "annotations": []}]}
+                item = {
+                    "type": "message",
+                    "id": f"msg_{uuid.uuid4().hex[:20]}",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}],
+                }
             resp_id = f"resp_{uuid.uuid4().hex[:20]}"
-            usage = {"input_tokens": 21, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 9,
-                     "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 30}
-            base = {"id": resp_id, "object": "response", "created_at": int(time.time()),
-                    "model": body.get("model", "gpt-test")}
+            usage = {
+                "input_tokens": 21,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": 9,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": 30,
+            }
+            base = {
+                "id": resp_id,
+                "object": "response",
+                "created_at": int(time.time()),
+                "model": body.get("model", "gpt-test"),
+            }
             if not body.get("stream"):
                 self._send_json(200, {**base, "status": "completed", "output": [item], "usage": usage})
                 return
             self._start_sse()
             seq = iter(range(1_000_000))
-            self._event("response.created", {"type": "response.created", "sequence_number": next(seq),
-                                             "response": {**base, "status": "in_progress", "output": []}})
+            self._event(
+                "response.created",
+                {
+                    "type": "response.created",
+                    "sequence_number": next(seq),
+                    "response": {**base, "status": "in_progress", "output": []},
+                },
+            )
             if item["type"] == "message":
-                self._event("response.output_item.added", {
-                    "type": "response.output_item.added", "sequence_number": next(seq), "output_index": 0,
-                    "item": {**item, "status": "in_progress", "content": []}})
+                self._event(
+                    "response.output_item.added",
+                    {
+                        "type": "response.output_item.added",
+                        "sequence_number": next(seq),
+                        "output_index": 0,
+                        "item": {**item, "status": "in_progress", "content": []},
+                    },
+                )
                 if rule is not None and rule.delay:
                     server._stall(self.connection, rule.delay)
-                self._event("response.output_text.delta", {
-                    "type": "response.output_text.delta", "sequence_number": next(seq), "item_id": item["id"],
-                    "output_index": 0, "content_index": 0, "delta": text})
+                self._event(
+                    "response.output_text.delta",
+                    {
+                        "type": "response.output_text.delta",
+                        "sequence_number": next(seq),
+                        "item_id": item["id"],
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": text,
+                    },
+                )
             else:
-                self._event("response.output_item.added", {
-                    "type": "response.output_item.added", "sequence_number": next(seq), "output_index": 0,
-                    "item": {**item, "status": "in_progress", "input": ""}})
-            self._event("response.output_item.done", {"type": "response.output_item.done",
-                                                      "sequence_number": next(seq), "output_index": 0,
-                                                      "item": item})
-            self._event("response.completed", {"type": "response.completed", "sequence_number": next(seq),
-                                               "response": {**base, "status": "completed", "output": [item],
-                                                            "usage": usage}})
+                self._event(
+                    "response.output_item.added",
+                    {
+                        "type": "response.output_item.added",
+                        "sequence_number": next(seq),
+                        "output_index": 0,
+                        "item": {**item, "status": "in_progress", "input": ""},
+                    },
+                )
+            self._event(
+                "response.output_item.done",
+                {"type": "response.output_item.done", "sequence_number": next(seq), "output_index": 0, "item": item},
+            )
+            self._event(
+                "response.completed",
+                {
+                    "type": "response.completed",
+                    "sequence_number": next(seq),
+                    "response": {**base, "status": "completed", "output": [item], "usage": usage},
+                },
+            )
 
     return Handler

@@ -59,24 +59,54 @@ class PostgresCluster:
             shutil.chown(self.root, "postgres", "postgres")
             shutil.chown(self.socket_dir, "postgres", "postgres")
         subprocess.run(
-            self._cmd(str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "-A", "trust",
-                      "-E", "UTF8", "--no-sync"),
-            check=True, capture_output=True,
+            self._cmd(
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ),
+            check=True,
+            capture_output=True,
         )
         log = open(self.root / "postgres.log", "wb")  # noqa: SIM115 - closed in stop()
         self._log = log
         self.proc = subprocess.Popen(
-            self._cmd(str(self.bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-                      "-h", "127.0.0.1", "-k", str(self.socket_dir), "-c", "fsync=off",
-                      "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            self._cmd(
+                str(self.bin_dir / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(self.port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                str(self.socket_dir),
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         SESSION_PROCESSES.add(self.proc.pid)  # lives for the whole run, by design
         deadline = time.monotonic() + 30
         while True:
             ready = subprocess.run(
                 [str(self.bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
-                check=False, capture_output=True,
+                check=False,
+                capture_output=True,
             )
             if ready.returncode == 0:
                 return
@@ -88,7 +118,8 @@ class PostgresCluster:
     def _client(self, tool: str, *args: str) -> None:
         subprocess.run(
             [str(self.bin_dir / tool), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", *args],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
 
     def create_database(self) -> tuple[str, str]:

@@ -18,8 +18,9 @@ __all__ = ["SESSION_PROCESSES", "poll", "wait_for"]
 SESSION_PROCESSES: set[int] = set()
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.05,
-             what: str = "condition") -> Any:
+def wait_for(
+    condition: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.05, what: str = "condition"
+) -> Any:
     """Call `condition()` until it returns something truthy (returned); TimeoutError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -31,8 +32,9 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 60.0, interval: f
         time.sleep(interval)
 
 
-async def poll(condition: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.05,
-               what: str = "condition") -> Any:
+async def poll(
+    condition: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.05, what: str = "condition"
+) -> Any:
     """Like wait_for, without blocking the event loop; `condition()` may return an awaitable."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
