@@ -29,11 +29,12 @@ from controlplane.api.openapi_doc import install_openapi
 from controlplane.auth import require_admin
 from controlplane.config import ControlPlaneConfig
 from controlplane.daemons import DaemonCallError
-from controlplane.db.models import STATUSES, AgentSession
+from controlplane.db.models import AgentSession
 from controlplane.errors import Conflict, InvalidField, NotFound
 from controlplane.logs import RequestIdMiddleware
 from controlplane.metrics import CONTENT_TYPE_LATEST
 from controlplane.services import Services
+from controlplane.statuses import STATUSES
 
 __all__ = ["BodyLimitMiddleware", "create_app"]
 

@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from claude_sessions import claude_config_dir, claude_project_dir, looks_like_claude_session_file
+from controlplane.statuses import RUNNING
 
 __all__ = [
     "CliError",
@@ -925,7 +926,7 @@ def cmd_tail(client: Client, out: Output, a: argparse.Namespace) -> int:
     session = client.request("GET", f"/api/sessions/{a.session_id}")
     status = session.get("status")
     never_launched = status == "created" and session.get("launched") is False
-    if status in ("created", "active") and not never_launched:
+    if status in RUNNING and not never_launched:
         newest = _newest(client, a.session_id)
         if newest is not None and (newest.get("metadata") or {}).get("turn_complete") and not out.as_json:
             # Read after the status: a turn that ended in between is found here, not waited for.

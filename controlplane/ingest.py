@@ -31,14 +31,14 @@ from controlplane.daemons import DaemonCallError, DaemonPool, MachineTarget, mes
 from controlplane.db.models import AgentSession, Machine, Message, new_id, utcnow
 from controlplane.metrics import Metrics
 from controlplane.sealing import Sealer
+from controlplane.statuses import ENDED, RUNNING
 
 __all__ = ["Broker", "IngestManager", "message_json", "parse_time"]
 
 log = logging.getLogger("controlplane.ingest")
 
 # Statuses after which a follower drains briefly and stops.
-_STOP_STATUSES = ("paused", "completed", "failed")
-_RESUME_STATUSES = ("active", "created")
+_STOP_STATUSES = ("paused", *ENDED)  # the agent is gone: stop following
 
 
 def parse_time(value: str | None) -> datetime:
@@ -155,9 +155,7 @@ class IngestManager:
             ids = (
                 (
                     await db.execute(
-                        select(AgentSession.id).where(
-                            AgentSession.launched.is_(True), AgentSession.status.in_(_RESUME_STATUSES)
-                        )
+                        select(AgentSession.id).where(AgentSession.launched.is_(True), AgentSession.status.in_(RUNNING))
                     )
                 )
                 .scalars()
@@ -268,7 +266,7 @@ class IngestManager:
         async with self.sessionmaker() as db, db.begin():
             await db.execute(
                 update(AgentSession)
-                .where(AgentSession.id == session_id, AgentSession.status.in_(_RESUME_STATUSES))
+                .where(AgentSession.id == session_id, AgentSession.status.in_(RUNNING))
                 .values(status="failed", last_error=error)
             )
 

@@ -163,7 +163,6 @@ class LaunchService:
             await asyncio.shield(self._mark_failed(plan.agent_session_id, "launch cancelled"))
             raise
         payload = message_to_dict(ack.payload)
-        session = message_to_dict(ack.session) if ack.HasField("session") else {}
         if ack.status != "ok":
             msg = str(payload.get("error") or "daemon refused the launch")
             fld = payload.get("field")
@@ -171,7 +170,7 @@ class LaunchService:
             if fld:
                 result.payload["detail"] = [{"loc": ["body", str(fld)], "msg": msg, "type": "daemon"}]
             return await self._failed(result, plan, bool(fld), msg, started)
-        await self._record_success(plan, req, payload, session)
+        await self._record_success(plan, req, ack.session)
         self.services.metrics.launch_seconds.labels(outcome="ok").observe(time.monotonic() - started)
         return LaunchResult(200, "ok", {**payload, **plan.ids}, plan.agent_session_id)
 
@@ -353,28 +352,26 @@ class LaunchService:
     # -- record ------------------------------------------------------------------------------------
 
     async def _record_success(
-        self, plan: _Plan, req: LaunchWorkspaceSessionRequest, payload: dict[str, Any], session: dict[str, Any]
+        self, plan: _Plan, req: LaunchWorkspaceSessionRequest, session: daemon_pb2.Session
     ) -> None:
-        def answered(key: str) -> Any:
-            return payload.get(key) or session.get(key)
-
+        """Record what the daemon's acknowledgement says of the session it launched (its typed `session`)."""
         async with self.services.sessionmaker() as db:
             agent = await db.get(AgentSession, plan.agent_session_id)
             if agent is not None:
                 agent.launched = True
                 agent.machine_id = plan.machine.id
-                agent.status = str(answered("session_status") or session.get("status") or "active")
-                agent.worktree_path = str(answered("worktree_path") or "") or None
-                agent.worktree_name = plan.worktree_name or str(answered("branch") or "") or None
-                agent.provider_session_id = str(answered("provider_session_id") or "") or agent.provider_session_id
+                agent.status = session.status or "active"
+                agent.worktree_path = session.worktree_path or None
+                agent.worktree_name = plan.worktree_name or session.branch or None
+                agent.provider_session_id = session.provider_session_id or agent.provider_session_id
                 if req.initial_prompt:
                     agent.prompt = req.initial_prompt
                 data = dict(agent.data or {})
                 data.update(
                     workdir=agent.worktree_path,
-                    model=answered("model") or data.get("model"),
+                    model=session.model or data.get("model"),
                     provider=plan.provider,
-                    branch=answered("branch"),
+                    branch=session.branch or None,
                 )
                 if plan.transcript:
                     data["transcript_machine_id"] = plan.machine.id

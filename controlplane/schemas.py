@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, field_validator, with_config
 from typing_extensions import TypedDict
 
+from controlplane.statuses import SessionStatus
+
 __all__ = [
     "AGENT_TO_PROVIDER",
     "PROVIDER_SESSION_ID",
@@ -50,7 +52,6 @@ __all__ = [
 ]
 
 AgentId = Literal["CLAUDE_CODE", "CODEX"]
-SessionStatus = Literal["created", "active", "paused", "completed", "failed"]
 AGENT_TO_PROVIDER = {"CLAUDE_CODE": "claude_code", "CODEX": "codex"}
 PROVIDER_TO_AGENT = {v: k for k, v in AGENT_TO_PROVIDER.items()}
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from daemon.statuses import APPROVAL_STATUSES, SESSION_STATUSES
 
 __all__ = [
     "APPROVAL_STATUSES",
@@ -36,8 +37,6 @@ __all__ = [
     "utc_now",
 ]
 
-SESSION_STATUSES = ("created", "active", "paused", "completed", "failed")
-APPROVAL_STATUSES = ("pending", "allowed", "denied", "cancelled", "expired")
 _SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (

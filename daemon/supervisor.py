@@ -32,7 +32,8 @@ from daemon.launch_request import LaunchRequest, normalize_launch
 from daemon.machine import MachineFacts
 from daemon.recovery import end_orphan_group
 from daemon.runner import AgentRunner
-from daemon.store import APPROVAL_STATUSES, ApprovalRecord, SessionRecord, StateStore, StoredEvent
+from daemon.statuses import APPROVAL_STATUSES, ENDED_STATUSES, RUNNING_STATUSES, SESSION_STATUSES
+from daemon.store import ApprovalRecord, SessionRecord, StateStore, StoredEvent
 from daemon.validation import (
     validate_owner,
     validate_provider_session_id,
@@ -44,8 +45,7 @@ __all__ = ["STATUSES", "ImportResult", "LaunchRequest", "LaunchResult", "Supervi
 
 log = logging.getLogger("berth.daemon.supervisor")
 
-STATUSES = ("created", "active", "paused", "completed", "failed")
-RUNNING_STATUSES = ("created", "active")
+STATUSES = SESSION_STATUSES
 
 
 def _now() -> str:
@@ -369,7 +369,7 @@ class Supervisor:
         if live is not None:
             pending = live.starting is not None and not live.starting.done()
             return LaunchResult(session=rec, reused=True, pid=live.runner.pid or 0, checkout_pending=pending)
-        if rec.status in ("paused", "completed", "failed", "created"):
+        if rec.status != "active":  # no agent runs for it: start one again
             rec = await self._resume_locked(rec, req.initial_prompt)
         return LaunchResult(session=rec, reused=True, pid=rec.pid)
 
@@ -689,7 +689,7 @@ class Supervisor:
     async def stop(self, agent_session_id: str, grace: float | None = None) -> SessionRecord:
         async with self._lock(agent_session_id):
             rec = self._get(agent_session_id)
-            if rec.status in ("completed", "failed") and agent_session_id not in self._live:
+            if rec.status in ENDED_STATUSES and agent_session_id not in self._live:
                 return rec
             await self._end_process(
                 agent_session_id, "completed", self.config.stop_grace_seconds if grace is None else grace

@@ -38,6 +38,7 @@ from controlplane.schemas import (
     WorkspaceUpdate,
 )
 from controlplane.services import get_services
+from controlplane.statuses import NOT_ENDED
 
 __all__ = ["router"]
 
@@ -139,7 +140,7 @@ async def delete_machine(machine_id: str, request: Request, db: Db, p: Admin) ->
         await db.execute(
             select(func.count()).where(
                 AgentSession.machine_id == m.id,
-                AgentSession.status.in_(("created", "active", "paused")),
+                AgentSession.status.in_(NOT_ENDED),
                 AgentSession.launched.is_(True),
             )
         )
@@ -223,7 +224,7 @@ async def delete_workspace(workspace_id: str, db: Db, p: Admin) -> Response:
         await db.execute(
             select(func.count()).where(
                 AgentSession.workspace_id == w.id,
-                AgentSession.status.in_(("created", "active", "paused")),
+                AgentSession.status.in_(NOT_ENDED),
                 AgentSession.launched.is_(True),
             )
         )

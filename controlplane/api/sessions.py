@@ -60,13 +60,13 @@ from controlplane.schemas import (
     SessionUpdate,
 )
 from controlplane.services import get_services
+from controlplane.statuses import NOT_ENDED, RUNNING, Change, change_for
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/sessions", tags=["sessions"], route_class=StrictJSONRoute)
 Db = Annotated[AsyncSession, Depends(get_db)]
 Caller = Annotated[Principal, Depends(current_principal)]
-_RUNNING = ("created", "active")
 
 
 async def _status_reason(db: AsyncSession, session_id: str) -> str:
@@ -208,17 +208,19 @@ async def update_session(
         old = s.status
         machine = await db.get(Machine, s.machine_id) if s.machine_id else None
         await db.commit()  # hold no transaction (nor pooled connection) while the daemon works
+        change = change_for(old, new, s.launched)
+        if change is None:
+            raise conflict(f"cannot change a session from {old!r} to {new!r}")
         try:
-            # A launched session is "created" while its daemon still writes the worktree: it pauses too.
-            if new == "paused" and (old == "active" or (old == "created" and s.launched)):
+            if change is Change.PAUSE:
                 if machine is None or not s.launched:
                     raise conflict("the session is not running on a machine")
                 await client_for(request, machine).pause_session(s.id)
-            elif old in ("paused", "completed", "failed") and new == "active" and s.launched:
+            elif change is Change.RESUME:
                 if machine is None:
                     raise conflict("the session is not running on a machine")
                 await client_for(request, machine).resume_session(s.id, body.prompt or "")
-            elif old == "created" and new == "active" and not s.launched:
+            elif change is Change.LAUNCH:
                 if s.workspace_id is None:
                     raise conflict("the session has no workspace to launch in; create it with workspace_id")
                 launch_req = LaunchWorkspaceSessionRequest(
@@ -237,11 +239,8 @@ async def update_session(
                 launched = await db.get(AgentSession, session_id, populate_existing=True)
                 assert launched is not None
                 s = launched
-            elif old in ("created", "active", "paused") and new == "completed":
-                if machine is not None and s.launched:
-                    await client_for(request, machine).stop_session(s.id)
-            else:
-                raise conflict(f"cannot change a session from {old!r} to {new!r}")
+            elif machine is not None and s.launched:  # Change.STOP
+                await client_for(request, machine).stop_session(s.id)
         except DaemonCallError as err:
             raise daemon_error(err) from None
         s.status = new
@@ -271,7 +270,7 @@ async def delete_session(
             if remove_worktree and s.worktree_path:
                 # Refused before anything is stopped: a dirty worktree (unless force), or another session's.
                 await client.remove_worktree(s.id, p.owner, force=force, check_only=True)
-            if s.status in ("created", "active", "paused"):
+            if s.status in NOT_ENDED:
                 try:
                     await client.stop_session(s.id)
                 except DaemonCallError as err:
@@ -313,7 +312,7 @@ async def _forget_on_daemon(client: DaemonClient, session_id: str, owner: str) -
 async def send_message(session_id: str, body: SendMessageRequest, request: Request, db: Db, p: Caller) -> dict:
     """Queue a follow-up message for the running agent; the agent's answer arrives as messages/events."""
     s = await owned_agent_session(db, p, session_id)
-    if not s.launched or s.status not in _RUNNING or s.machine_id is None:
+    if not s.launched or s.status not in RUNNING or s.machine_id is None:
         why = await _status_reason(db, s.id)
         raise conflict(
             f"session {s.id!r} is not running (status {s.status!r}{': ' + why if why else ''}); "
@@ -342,7 +341,7 @@ async def send_message(session_id: str, body: SendMessageRequest, request: Reque
 async def interrupt_session(session_id: str, request: Request, db: Db, p: Caller) -> dict:
     """Stop the agent's current turn; the session stays active and takes the next message."""
     s = await owned_agent_session(db, p, session_id)
-    if not s.launched or s.status not in _RUNNING or s.machine_id is None:
+    if not s.launched or s.status not in RUNNING or s.machine_id is None:
         raise conflict(f"session {s.id!r} is not running (status {s.status!r})")
     machine = await db.get(Machine, s.machine_id)
     await db.commit()

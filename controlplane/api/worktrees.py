@@ -21,6 +21,7 @@ from controlplane.auth import Principal, current_principal
 from controlplane.daemons import DaemonCallError, DaemonClient
 from controlplane.db.models import AgentSession, Machine, Workspace
 from controlplane.schemas import PruneRequest, PruneResult, WorktreeList
+from controlplane.statuses import NOT_ENDED
 
 __all__ = ["router"]
 
@@ -90,7 +91,7 @@ async def prune_worktrees(workspace_id: str, body: PruneRequest, request: Reques
     removed, kept = [], []
     for e in (e for e in entries if e["session_deleted"]):
         who = {"path": e["path"], "branch": e["branch"], "agent_session_id": e["agent_session_id"]}
-        if not e["forgotten"] and e["session_status"] in ("created", "active", "paused"):
+        if not e["forgotten"] and e["session_status"] in NOT_ENDED:
             kept.append({**who, "reason": f"its agent still runs on the machine (status {e['session_status']})"})
             continue
         if e["dirty"] and not body.force:

@@ -23,8 +23,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
-    "STATUSES",
-    "TERMINAL_STATUSES",
     "AgentSession",
     "Base",
     "Machine",
@@ -36,9 +34,6 @@ __all__ = [
     "new_id",
     "utcnow",
 ]
-
-STATUSES = ("created", "active", "paused", "completed", "failed")
-TERMINAL_STATUSES = ("completed", "failed")
 
 
 def new_id(prefix: str) -> str:
