@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ControlPlaneConfig", "from_dict", "load_config"]
 
@@ -103,23 +104,35 @@ def _check_file(data: dict[str, Any]) -> None:
         raise ValueError("; ".join(problems)) from None
 
 
-def from_dict(data: dict[str, Any], env: dict[str, str] | None = None) -> ControlPlaneConfig:
-    """Build a config from parsed TOML plus environment overrides (also used by tests)."""
-    env = dict(os.environ) if env is None else env
+class _EnvOverrides(BaseSettings):
+    """BERTH_* variables that override the [server] table (an empty one overrides nothing)."""
+
+    model_config = SettingsConfigDict(env_prefix="BERTH_", case_sensitive=True, env_ignore_empty=True, extra="ignore")
+
+    DATABASE_URL: str | None = None
+    HOST: str | None = None
+    PORT: int | None = None
+    STATE_DIR: str | None = None
+    LOG_FORMAT: str | None = None
+    MAX_BODY_BYTES: int | None = None
+    DAEMON_DEADLINE_SECONDS: float | None = None
+
+
+def _env_overrides() -> dict[str, Any]:
+    """The [server] keys set by the environment; ValueError naming the variable of a value that is not its type."""
+    try:
+        found = _EnvOverrides()
+    except ValidationError as exc:
+        raise ValueError(
+            "; ".join(f"BERTH_{err['loc'][0]}: {err['msg'].lower()} (got {err.get('input')!r})" for err in exc.errors())
+        ) from None
+    return {name.lower(): value for name, value in found.model_dump().items() if value is not None}
+
+
+def from_dict(data: dict[str, Any]) -> ControlPlaneConfig:
+    """Build a config from parsed TOML plus the environment's BERTH_* overrides (also used by tests)."""
     _check_file(data)
-    s = dict(data.get("server", {}))
-    overrides = {
-        "BERTH_DATABASE_URL": "database_url",
-        "BERTH_HOST": "host",
-        "BERTH_PORT": "port",
-        "BERTH_STATE_DIR": "state_dir",
-        "BERTH_LOG_FORMAT": "log_format",
-        "BERTH_MAX_BODY_BYTES": "max_body_bytes",
-        "BERTH_DAEMON_DEADLINE_SECONDS": "daemon_deadline_seconds",
-    }
-    for var, key in overrides.items():
-        if env.get(var):
-            s[key] = env[var]
+    s = {**dict(data.get("server", {})), **_env_overrides()}
     state_dir = Path(os.path.expanduser(str(s["state_dir"]))) if s.get("state_dir") else _default_state_dir()
     database_url = str(s.get("database_url") or f"sqlite+aiosqlite:///{state_dir / 'controlplane.sqlite3'}")
     cfg = ControlPlaneConfig(
@@ -149,8 +162,11 @@ def from_dict(data: dict[str, Any], env: dict[str, str] | None = None) -> Contro
 
 
 def load_config(path: Path | str | None) -> ControlPlaneConfig:
-    """Read the TOML file at `path` (or use the defaults when None)."""
+    """Read the TOML file at `path` (or use the defaults when None); a ValueError names the file."""
     if path is None:
         return from_dict({})
     with open(path, "rb") as f:
-        return from_dict(tomllib.load(f))
+        try:
+            return from_dict(tomllib.load(f))
+        except ValueError as err:  # tomllib.TOMLDecodeError included
+            raise ValueError(f"{path}: {err}") from None

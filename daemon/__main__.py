@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except (OSError, ValueError, tomllib.TOMLDecodeError) as exc:
-        print(f"berth-daemon: config {args.config}: {exc}", file=sys.stderr)
+        print(f"berth-daemon: bad config: {exc}", file=sys.stderr)
         return 2
     try:
         setup_logging(args.log_format or config.log_format, args.log_level or config.log_level)

@@ -273,8 +273,11 @@ def _pool_size(value: Any) -> int:
 
 
 def load_config(path: Path | str | None) -> DaemonConfig:
-    """Read the TOML file at `path` (or use the defaults when None)."""
+    """Read the TOML file at `path` (or use the defaults when None); a ValueError names the file."""
     if path is None:
         return from_dict({})
     with open(path, "rb") as f:
-        return from_dict(tomllib.load(f))
+        try:
+            return from_dict(tomllib.load(f))
+        except ValueError as err:  # tomllib.TOMLDecodeError included
+            raise ValueError(f"{path}: {err}") from None

@@ -48,8 +48,7 @@ def cp_config(tmp_path: Path, db_url: str) -> ControlPlaneConfig:
                 "sse_keepalive_seconds": 1,
                 "ingest_max_backoff_seconds": 0.5,
             }
-        },
-        env={},
+        }
     )
 
 

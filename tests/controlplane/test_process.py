@@ -106,22 +106,38 @@ def test_cli_rejects_bad_config_and_empty_owner(tmp_path: Path):
     assert r.returncode == 2 and "owner" in r.stderr
 
 
-def test_config_defaults_and_environment_overrides(tmp_path: Path):
-    cfg = from_dict({"server": {"state_dir": str(tmp_path)}}, env={})
+def test_config_defaults_and_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    cfg = from_dict({"server": {"state_dir": str(tmp_path)}})
     assert cfg.host == "127.0.0.1" and cfg.port == 8080
     assert cfg.database_url == f"sqlite+aiosqlite:///{tmp_path}/controlplane.sqlite3"
-    cfg = from_dict(
-        {"server": {"port": 1}}, env={"BERTH_DATABASE_URL": "postgresql+asyncpg://x/y", "BERTH_PORT": "9000"}
-    )
-    assert cfg.database_url == "postgresql+asyncpg://x/y" and cfg.port == 9000
+    monkeypatch.setenv("BERTH_DATABASE_URL", "postgresql+asyncpg://x/y")
+    monkeypatch.setenv("BERTH_PORT", "9000")
+    monkeypatch.setenv("BERTH_HOST", "")  # empty: overrides nothing
+    cfg = from_dict({"server": {"port": 1, "host": "0.0.0.0"}})
+    assert cfg.database_url == "postgresql+asyncpg://x/y" and cfg.port == 9000 and cfg.host == "0.0.0.0"
+    monkeypatch.setenv("BERTH_PORT", "eighty")
+    with pytest.raises(ValueError, match="BERTH_PORT: .*integer.*'eighty'"):
+        from_dict({})
+    monkeypatch.delenv("BERTH_PORT")
+    monkeypatch.delenv("BERTH_DATABASE_URL")
     with pytest.raises(ValueError, match="unknown key"):
-        from_dict({"server": {"prot": 1}}, env={})
+        from_dict({"server": {"prot": 1}})
     with pytest.raises(ValueError, match="max_body_bytes"):
-        from_dict({"server": {"max_body_bytes": 5}}, env={})
+        from_dict({"server": {"max_body_bytes": 5}})
     # A wrong type is an error naming the key: "false" is not false.
     with pytest.raises(ValueError, match="server.metrics_public"):
-        from_dict({"server": {"metrics_public": "false"}}, env={})
+        from_dict({"server": {"metrics_public": "false"}})
     with pytest.raises(ValueError, match="server.port"):
-        from_dict({"server": {"port": "8080"}}, env={})
+        from_dict({"server": {"port": "8080"}})
     with pytest.raises(ValueError, match="servr: unknown key"):
-        from_dict({"servr": {}}, env={})
+        from_dict({"servr": {}})
+
+
+def test_config_errors_name_the_file(tmp_path: Path):
+    bad = tmp_path / "controlplane.toml"
+    bad.write_text("[server]\nprot = 1\n")
+    r = _run("--config", str(bad), "migrate")
+    assert r.returncode == 2 and f"{bad}: server.prot: unknown key" in r.stderr, r.stderr
+    bad.write_text("[server\n")
+    r = _run("--config", str(bad), "migrate")
+    assert r.returncode == 2 and f"{bad}: " in r.stderr, r.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.config import from_dict
+from daemon.config import from_dict, load_config
 
 
 @pytest.mark.parametrize(
@@ -48,3 +48,13 @@ def test_every_documented_key_is_accepted():
         }
     )
     assert config.max_sessions == 4 and config.stop_grace_seconds == 2.0 and config.stop_agents_on_shutdown is True
+
+
+def test_errors_of_a_config_file_name_the_file(tmp_path):
+    path = tmp_path / "daemon.toml"
+    path.write_text("[daemon]\nmax_sesions = 3\n")
+    with pytest.raises(ValueError, match=f"^{path}: daemon.max_sesions: unknown key"):
+        load_config(path)
+    path.write_text("[daemon\n")
+    with pytest.raises(ValueError, match=f"^{path}: "):
+        load_config(path)
