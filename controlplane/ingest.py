@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
 from berth.daemon.v1 import daemon_pb2
-from sqlalchemy import BigInteger, Float, Integer, Table, bindparam, case, func, select, update
+from sqlalchemy import BigInteger, Float, Integer, Table, and_, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -365,6 +365,10 @@ def _row(session_id: str, event: daemon_pb2.Event) -> dict[str, Any]:
 
 
 _SESSIONS = cast(Table, AgentSession.__table__)
+_NEWER_STATUS = and_(
+    bindparam("b_status", type_=_SESSIONS.c.status.type).is_not(None),
+    bindparam("b_status_seq", type_=BigInteger()) > _SESSIONS.c.status_seq,
+)
 # One executemany for every session of a batch; a NULL status or error keeps the stored one.
 _UPDATE_SESSION = (
     update(_SESSIONS)
@@ -372,7 +376,9 @@ _UPDATE_SESSION = (
     .values(
         last_seq=bindparam("b_seq"),
         last_active=bindparam("b_active", type_=_SESSIONS.c.last_active.type),
-        status=func.coalesce(bindparam("b_status", type_=_SESSIONS.c.status.type), _SESSIONS.c.status),
+        # A status older than the stored one's (a late event after a PATCH the daemon already answered) is not applied.
+        status=case((_NEWER_STATUS, bindparam("b_status", type_=_SESSIONS.c.status.type)), else_=_SESSIONS.c.status),
+        status_seq=case((_NEWER_STATUS, bindparam("b_status_seq", type_=BigInteger())), else_=_SESSIONS.c.status_seq),
         last_error=func.coalesce(bindparam("b_error", type_=_SESSIONS.c.last_error.type), _SESSIONS.c.last_error),
         provider_session_id=func.coalesce(
             bindparam("b_provider", type_=_SESSIONS.c.provider_session_id.type), _SESSIONS.c.provider_session_id
@@ -422,6 +428,7 @@ def _session_updates(stored: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 "b_seq": -1,
                 "b_active": None,
                 "b_status": None,
+                "b_status_seq": -1,
                 "b_error": None,
                 "b_provider": None,
                 "b_pending": None,
@@ -457,8 +464,9 @@ def _session_updates(stored: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if r["seq"] > values["b_seq"]:
             values["b_seq"] = r["seq"]
             values["b_active"] = r["created_at"]
-        if r["status"]:
+        if r["status"] and r["seq"] > values["b_status_seq"]:
             values["b_status"] = r["status"]
+            values["b_status_seq"] = r["seq"]
             if r["status"] == "failed":
                 c = r["content"]
                 values["b_error"] = c.get("message") or c.get("text") or "agent failed"

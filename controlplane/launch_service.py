@@ -361,6 +361,7 @@ class LaunchService:
                 agent.launched = True
                 agent.machine_id = plan.machine.id
                 agent.status = session.status or "active"
+                agent.status_seq = max(agent.status_seq or 0, session.last_seq)
                 agent.worktree_path = session.worktree_path or None
                 agent.worktree_name = plan.worktree_name or session.branch or None
                 agent.provider_session_id = session.provider_session_id or agent.provider_session_id

@@ -211,15 +211,16 @@ async def update_session(
         change = change_for(old, new, s.launched)
         if change is None:
             raise conflict(f"cannot change a session from {old!r} to {new!r}")
+        answer = None  # the daemon's session after the change
         try:
             if change is Change.PAUSE:
                 if machine is None or not s.launched:
                     raise conflict("the session is not running on a machine")
-                await client_for(request, machine).pause_session(s.id)
+                answer = await client_for(request, machine).pause_session(s.id)
             elif change is Change.RESUME:
                 if machine is None:
                     raise conflict("the session is not running on a machine")
-                await client_for(request, machine).resume_session(s.id, body.prompt or "")
+                answer = await client_for(request, machine).resume_session(s.id, body.prompt or "")
             elif change is Change.LAUNCH:
                 if s.workspace_id is None:
                     raise conflict("the session has no workspace to launch in; create it with workspace_id")
@@ -240,10 +241,12 @@ async def update_session(
                 assert launched is not None
                 s = launched
             elif machine is not None and s.launched:  # Change.STOP
-                await client_for(request, machine).stop_session(s.id)
+                answer = await client_for(request, machine).stop_session(s.id)
         except DaemonCallError as err:
             raise daemon_error(err) from None
         s.status = new
+        if answer is not None:  # status events up to here are older than this change
+            s.status_seq = max(s.status_seq or 0, answer.last_seq)
         s.last_active = utcnow()
         if new == "active":
             get_services(request).ingest.ensure(s.id)

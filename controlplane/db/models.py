@@ -149,6 +149,9 @@ class AgentSession(Base):
     worktree_path: Mapped[str | None] = mapped_column(String(2000), nullable=True)
     launched: Mapped[bool] = mapped_column(Boolean, default=False)
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The daemon seq the stored status reflects (an event's, or the daemon's last_seq when it answered a
+    # status change): ingest applies only status events newer than it.
+    status_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_active: Mapped[datetime | None] = mapped_column(nullable=True)

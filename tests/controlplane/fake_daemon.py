@@ -40,6 +40,11 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         self.events: dict[str, list[daemon_pb2.Event]] = {}
         self.changed = asyncio.Condition()
         self.streams_open = 0
+        # Cleared: event streams open but send nothing until it is set again.
+        self.streams_flow = asyncio.Event()
+        self.streams_flow.set()
+        # False: pause/resume/stop change the status without writing a status event.
+        self.status_events = True
 
     async def _check(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> None:
         self.calls.append((method, request))
@@ -55,6 +60,8 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
             ev.content.type = ctype
             ev.content.text = text
             log.append(ev)
+            if sid in self.sessions:
+                self.sessions[sid].last_seq = ev.seq
             if status and sid in self.sessions:
                 self.sessions[sid].status = status
             self.changed.notify_all()
@@ -118,7 +125,10 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         s = self.sessions.get(request.agent_session_id)
         if s is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.agent_session_id}")
-        await self.emit(s.agent_session_id, "system", status, status=status)
+        if self.status_events:
+            await self.emit(s.agent_session_id, "system", status, status=status)
+        else:
+            s.status = status
         return s
 
     async def InterruptSession(self, request, context):
@@ -147,6 +157,7 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         sid, after = request.agent_session_id, request.after_seq
         self.streams_open += 1
         try:
+            await self.streams_flow.wait()
             while True:
                 async with self.changed:
                     await self.changed.wait_for(lambda after=after: len(self.events.get(sid, [])) > after)

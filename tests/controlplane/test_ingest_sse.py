@@ -130,6 +130,24 @@ async def cp_subscribers(cp) -> int:
     return 0
 
 
+async def test_a_status_event_stored_after_a_newer_change_never_undoes_it(cp, fake_daemon):
+    fake, address = fake_daemon
+    fake.streams_flow.clear()  # the launch's "active" event waits in the daemon
+    fake.status_events = False
+    alice, sid = await _launch(cp, address)
+    r = await alice.patch(f"/api/sessions/{sid}", json={"status": "paused"})
+    assert r.status_code == 200 and r.json()["status"] == "paused", r.text
+    fake.streams_flow.set()  # now ingest stores the older events
+
+    async def stored_all():
+        return (await alice.get(f"/api/sessions/{sid}")).json()["message_count"] == len(fake.events[sid])
+
+    await poll(stored_all, what="the launch's events stored")
+    assert (await alice.get(f"/api/sessions/{sid}")).json()["status"] == "paused"
+    r = await alice.patch(f"/api/sessions/{sid}", json={"status": "active"})
+    assert r.status_code == 200 and len(fake.called("ResumeSession")) == 1
+
+
 async def test_status_events_update_session_status_and_pause_resume_call_daemon(cp, fake_daemon):
     fake, address = fake_daemon
     alice, sid = await _launch(cp, address)
