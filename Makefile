@@ -34,7 +34,7 @@ proto: install
 	$(BIN)/python proto/generate.py
 
 run: install
-	$(BIN)/python -m controlplane.devrun
+	$(BIN)/python -m berth_dev
 
 test: install agents postgres
 	$(BIN)/python -m pytest

@@ -66,7 +66,7 @@ if [ -z "$bin_dir" ]; then
 fi
 bin_dir="$(cd "$bin_dir" 2>/dev/null && pwd)" || die "--bin: no such directory"
 for exe in berth-daemon berth-controlplane; do
-  [ -x "$bin_dir/$exe" ] || die "$bin_dir/$exe not found: run 'make install' (or pip install .) first, or pass --bin"
+  [ -x "$bin_dir/$exe" ] || die "$bin_dir/$exe not found: run 'make install' (or pip install '.[daemon]') first, or pass --bin"
 done
 
 run() {  # run a command, or print it under --dry-run

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from berth_cli import iter_sse, main
 from claude_sessions import claude_project_dir
-from controlplane.cli import iter_sse, main
 from tests.ops.support import child_env, free_port
 from tests.support.agents import CLAUDE_BIN, claude_env, claude_provider_config
 from tests.support.controlplane_proc import ControlPlaneProcess, start_controlplane_process
@@ -64,7 +64,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         cp = start_controlplane_process(config_path, port, tmp / "cp.log")
         # The first admin token, the way an operator makes it: `berth token bootstrap`.
         done = subprocess.run(
-            [sys.executable, "-m", "controlplane.cli", "--json", "token", "bootstrap", "--config", str(config_path)],
+            [sys.executable, "-m", "berth_cli", "--json", "token", "bootstrap", "--config", str(config_path)],
             check=False,
             capture_output=True,
             text=True,
@@ -205,7 +205,7 @@ def test_tables_fit_80_columns_without_cutting_an_id_or_a_path(berth, stack, mon
 
 
 def test_event_lines_keep_a_space_after_the_role(capsys, monkeypatch):
-    from controlplane.cli import Output
+    from berth_cli import Output
 
     monkeypatch.setenv("COLUMNS", "80")
     Output(as_json=False).event(
@@ -258,7 +258,7 @@ def test_run_json_is_found_walking_up_then_in_the_config_dir_and_errors_say_wher
 def test_console_script_runs_with_env_settings(stack):
     env = child_env(BERTH_URL=stack.url, BERTH_TOKEN=stack.admin_token, BERTH_HOME="/nonexistent")
     done = subprocess.run(
-        [sys.executable, "-m", "controlplane.cli", "--json", "health"],
+        [sys.executable, "-m", "berth_cli", "--json", "health"],
         check=False,
         capture_output=True,
         text=True,
@@ -316,7 +316,7 @@ def test_session_lifecycle_launch_tail_send_pause_resume_stop_delete(berth, stac
     # A live tail from the current end: it sees what the follow-up produces, as it happens.
     env = child_env(BERTH_URL=stack.url, BERTH_TOKEN=stack.admin_token, BERTH_HOME="/nonexistent")
     live = subprocess.Popen(
-        [sys.executable, "-m", "controlplane.cli", "--json", "tail", sid, "--after", str(total), "--max-events", "3"],
+        [sys.executable, "-m", "berth_cli", "--json", "tail", sid, "--after", str(total), "--max-events", "3"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -370,7 +370,7 @@ def test_launch_without_a_prompt_prints_usage_and_starts_nothing(berth, stack, c
 def _berth_process(stack: Stack, *args: str) -> subprocess.Popen:
     env = child_env(BERTH_URL=stack.url, BERTH_TOKEN=stack.admin_token, BERTH_HOME="/nonexistent")
     return subprocess.Popen(
-        [sys.executable, "-m", "controlplane.cli", *args],
+        [sys.executable, "-m", "berth_cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -433,7 +433,7 @@ def test_launch_follow_and_tail_end_with_the_turn_and_exit_by_its_outcome(berth,
 
 
 def test_turn_outcome_ends_on_turn_end_or_terminal_status_after_the_floor():
-    from controlplane.cli import turn_outcome
+    from berth_cli import turn_outcome
 
     def rec(seq: int, status: str | None = None, **meta: Any) -> dict[str, Any]:
         return {"id": str(seq), "data": {"seq": seq, "status": status, "metadata": meta}}
@@ -550,6 +550,24 @@ def test_deleted_sessions_worktrees_are_listed_and_pruned_keeping_uncommitted_wo
     assert f"removed {paths['dirty']}" in out and not paths["dirty"].exists()
     assert [w["path"] for w in berth("--json", "worktrees", "list", ws["id"])["worktrees"]] == [str(paths["alive"])]
     berth("--json", "stop", acks["alive"]["agent_session_id"])
+
+
+def test_one_command_opens_one_http_client_for_all_its_requests(berth, stack, monkeypatch):
+    m = _machine(berth, stack, "pool-machine")
+    ws = berth("--json", "workspace", "add", "pool", str(stack.repo), "--machine", m["id"])
+    created = berth("--json", "sessions", "create", "CLAUDE_CODE", "--workspace", ws["id"])
+    opened = []
+    real_init = httpx.Client.__init__
+
+    def counting_init(self, *args, **kwargs):
+        opened.append(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "__init__", counting_init)
+    calls_before = len(stack.calls)
+    berth("tail", created["id"])  # the session, then its stored messages: two requests
+    assert len(stack.calls) - calls_before >= 2 and len(opened) == 1
+    assert all(c.is_closed for c in opened)
 
 
 def test_sessions_create_and_import(berth, stack, tmp_path):
@@ -691,7 +709,7 @@ def test_unreachable_control_plane_is_a_clear_error(capsys, monkeypatch, tmp_pat
 
 def test_help_lists_every_command():
     done = subprocess.run(
-        [sys.executable, "-m", "controlplane.cli", "--help"],
+        [sys.executable, "-m", "berth_cli", "--help"],
         check=False,
         capture_output=True,
         text=True,
@@ -772,7 +790,7 @@ def test_every_berth_command_in_the_readme_parses():
     """The README's CLI examples use real subcommands and options."""
     import shlex
 
-    from controlplane.cli import build_parser
+    from berth_cli import build_parser
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     lines = [line.split(" #", 1)[0].strip() for line in readme.splitlines()]

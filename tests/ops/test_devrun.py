@@ -1,4 +1,4 @@
-"""`make run` (python -m controlplane.devrun): one command gives a working system, Ctrl-C stops it all."""
+"""`make run` (python -m berth_dev): one command gives a working system, Ctrl-C stops it all."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from controlplane.devrun import SOCKET_LIMIT, socket_path_for
+from berth_dev.devrun import SOCKET_LIMIT, socket_path_for
 from tests.ops.support import REPO, child_env, free_port
 from tests.support.agents import claude_env
 from tests.support.git_repos import make_repo
@@ -78,7 +78,7 @@ def start_devrun(tmp_path: Path) -> Iterator:
         env["PATH"] = path_prefix + "/usr/local/bin:/usr/bin:/bin"
         with open(out_path, "wb") as out:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "controlplane.devrun"],
+                [sys.executable, "-m", "berth_dev"],
                 cwd=cwd,
                 env=env,
                 stdout=out,

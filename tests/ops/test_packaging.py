@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import os
+import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,3 +73,48 @@ def test_make_installs_the_editable_package_without_a_warning(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def _imports(package: str) -> set[str]:
+    """Every module name `package`'s code imports (absolute imports, in full)."""
+    names: set[str] = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+    return names
+
+
+def _dist(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", re.split(r"[\s\[<>=!~;]", name, maxsplit=1)[0]).lower()
+
+
+def _with_requirements(dists: set[str]) -> set[str]:
+    """`dists` and what each of them requires (a package may import what a declared one brings)."""
+    out = set(dists)
+    for dist in dists:
+        out |= {_dist(r) for r in (importlib.metadata.requires(dist) or []) if "extra ==" not in r}
+    return out
+
+
+@pytest.mark.parametrize(
+    ("package", "extra"), [("daemon", "daemon"), ("controlplane", "controlplane"), ("berth_cli", "cli")]
+)
+def test_each_role_imports_only_what_its_extra_installs(package, extra):
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_dist(d) for d in project["dependencies"] + project["optional-dependencies"][extra]}
+    allowed = _with_requirements(declared)
+    owners = importlib.metadata.packages_distributions()
+    ours = {"daemon", "controlplane", "berth_cli", "berth_dev", "claude_sessions", "berth"}
+    top = {name.split(".")[0] for name in _imports(package)}
+    third_party = {_dist(d) for m in top - ours - set(sys.stdlib_module_names) for d in owners.get(m, [m])}
+    assert third_party <= allowed, f"{package} imports {sorted(third_party - allowed)} outside berth[{extra}]"
+
+
+def test_the_cli_and_the_daemon_stay_apart_from_the_control_plane_server():
+    assert not {m for m in _imports("daemon") if m.split(".")[0] == "controlplane"}
+    # The CLI shares only the status names (no third-party import) with the control plane.
+    assert {m for m in _imports("berth_cli") if m.split(".")[0] == "controlplane"} == {"controlplane.statuses"}
+    assert not {m for m in _imports("controlplane") if m.split(".")[0] in ("berth_cli", "berth_dev", "daemon")}

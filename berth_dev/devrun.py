@@ -26,6 +26,8 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 
+from berth_cli.runfile import BootstrapError, create_admin_token, read_run_json, write_run_json
+
 __all__ = ["DevRun", "find_agents", "main", "socket_path_for"]
 
 SOCKET_LIMIT = 100  # bytes; sun_path holds 107 plus NUL, keep a margin
@@ -105,7 +107,7 @@ class DevRun:
                 providers += f"\n[providers.{provider}]\nbinary = {_toml_str(path)}\n"
         daemon_toml = self.home / "daemon.toml"
         daemon_toml.write_text(
-            "# Written by `make run` (controlplane/devrun.py) on every start.\n"
+            "# Written by `make run` (berth_dev/devrun.py) on every start.\n"
             "[daemon]\n"
             f"state_dir = {_toml_str(str(self.home / 'daemon'))}\n"
             f"repos_root = {_toml_str(str(self.home / 'repos'))}\n"
@@ -117,7 +119,7 @@ class DevRun:
         )
         cp_toml = self.home / "controlplane.toml"
         cp_toml.write_text(
-            "# Written by `make run` (controlplane/devrun.py) on every start.\n"
+            "# Written by `make run` (berth_dev/devrun.py) on every start.\n"
             "[server]\n"
             f"host = {_toml_str(self.host)}\n"
             f"port = {self.port}\n"
@@ -225,10 +227,7 @@ class DevRun:
     # --- wiring through the REST API ---------------------------------------------------------
 
     def read_facts(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.home / "run.json").read_text())
-        except (OSError, ValueError):
-            return {}
+        return read_run_json(self.home / "run.json")
 
     def api(self, token: str, method: str, path: str, body: Any = None) -> Any:
         resp = httpx.request(
@@ -245,28 +244,10 @@ class DevRun:
             resp = httpx.get(self.url + "/api/v1/machines", headers={"Authorization": f"Bearer {previous}"}, timeout=10)
             if resp.status_code == 200:
                 return previous
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "controlplane",
-                "--config",
-                str(cp_config),
-                "create-token",
-                "--owner",
-                "admin",
-                "--admin",
-            ],
-            check=False,
-            capture_output=True,
-            text=True,
-            env=_child_env(),
-            timeout=120,
-        )
-        lines = done.stdout.strip().splitlines()
-        if done.returncode != 0 or not lines:
-            raise DevRunError(f"create-token failed: {done.stderr.strip() or done.stdout.strip()}")
-        return lines[-1].strip()
+        try:
+            return create_admin_token(cp_config, "admin", env=_child_env())
+        except BootstrapError as exc:
+            raise DevRunError(str(exc)) from None
 
     def ensure_machine(self, token: str) -> str:
         address = f"unix:{self.socket}"
@@ -287,15 +268,7 @@ class DevRun:
         return self.api(token, "POST", "/api/v1/workspaces", body)["id"]
 
     def write_facts(self, facts: dict[str, Any]) -> Path:
-        path = self.home / "run.json"
-        tmp = path.with_suffix(".json.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(facts, f, indent=2)
-            f.write("\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-        return path
+        return write_run_json(self.home / "run.json", facts)
 
 
 def _items(data: Any, key: str) -> list[dict[str, Any]]:
@@ -390,7 +363,7 @@ _STATE_DIRS = ("daemon", "controlplane", "logs", "run")
 
 
 def main() -> int:
-    """Entry point of `make run` (python -m controlplane.devrun)."""
+    """Entry point of `make run` (python -m berth_dev)."""
     # Everything make run and its children create is private to the developer (0700 / 0600).
     os.umask(0o077)
     home = Path(os.environ.get("BERTH_HOME") or ".berth").resolve()
