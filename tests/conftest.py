@@ -60,12 +60,18 @@ def _no_berth_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _no_leaked_processes() -> Iterator[None]:
-    """Like dask's clean(): a test module leaves no child process of its own running."""
-    from tests.support.leaks import child_processes, leaked_children
+def _no_leaks() -> Iterator[None]:
+    """Like dask's clean(): a test module leaves no child process of its own running and no non-daemon
+    thread alive."""
+    import threading
 
-    before = child_processes()
+    from tests.support.leaks import child_processes, leaked_children, leaked_threads
+
+    before, threads = child_processes(), set(threading.enumerate())
     yield
     left = leaked_children(before, timeout=15)
     if left:
         pytest.fail(f"child processes left running: {left}")
+    alive = leaked_threads(threads, timeout=10)
+    if alive:
+        pytest.fail(f"threads left running: {alive}")

@@ -1,13 +1,15 @@
-"""What a test module must not leave behind: child processes of the test process still running."""
+"""What a test module must not leave behind: child processes still running, non-daemon threads still
+alive (they would keep the interpreter from exiting)."""
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from tests.support.waiting import SESSION_PROCESSES, wait_for
 
-__all__ = ["child_processes", "leaked_children", "processes"]
+__all__ = ["child_processes", "leaked_children", "leaked_threads", "processes"]
 
 
 def processes() -> list[tuple[int, str, int, int]]:
@@ -49,3 +51,16 @@ def leaked_children(before: set[int], *, timeout: float) -> dict[int, str]:
                 continue
         return out
     return {}
+
+
+def leaked_threads(before: set[threading.Thread], *, timeout: float) -> list[str]:
+    """Names of non-daemon threads started since `before` and still alive after `timeout` seconds."""
+
+    def leaked() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t not in before and not t.daemon and t.is_alive()]
+
+    try:
+        wait_for(lambda: not leaked(), timeout=timeout, what="threads to end")
+    except TimeoutError:
+        return [t.name for t in leaked()]
+    return []
