@@ -33,10 +33,14 @@ def text(n: int) -> dict:
     return {"type": "text", "text": f"event {n}"}
 
 
-async def collect(agen, count: int) -> list[StoredEvent]:
+async def collect(agen, count: int, *, first: asyncio.Event | None = None) -> list[StoredEvent]:
+    """The first `count` events of `agen`; `first` is set on the first one. The follower then reads on
+    without yielding until it waits for an append, so a task woken by `first` finds it waiting."""
     out = []
     async for ev in agen:
         out.append(ev)
+        if first is not None:
+            first.set()
         if len(out) == count:
             break
     return out
@@ -224,13 +228,13 @@ async def test_follow_from_after_seq_starts_at_the_next_event(store: StateStore)
 async def test_follow_waiting_at_the_end_receives_the_next_append(store: StateStore) -> None:
     new_session(store)
     store.append_event("s1", role="user", content=text(1))
-    task = asyncio.create_task(collect(store.follow("s1", 1), 1))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    waiting = asyncio.Event()
+    task = asyncio.create_task(collect(store.follow("s1", 0), 2, first=waiting))
+    await asyncio.wait_for(waiting.wait(), DEADLINE)  # it has seq 1 and waits at the end
     assert not task.done()
     store.append_event("s1", role="assistant", content=text(2))
     got = await asyncio.wait_for(task, DEADLINE)
-    assert [e.seq for e in got] == [2]
+    assert [e.seq for e in got] == [1, 2]
 
 
 async def test_follow_history_only_ends_after_stored_events(store: StateStore) -> None:
@@ -267,11 +271,13 @@ async def test_many_followers_all_see_every_event(store: StateStore) -> None:
 
 async def test_follow_wakes_on_append_from_another_thread(store: StateStore) -> None:
     new_session(store)
-    task = asyncio.create_task(collect(store.follow("s1", 0), 3))
-    await asyncio.sleep(0)
+    store.append_event("s1", role="user", content=text(0))
+    waiting = asyncio.Event()
+    task = asyncio.create_task(collect(store.follow("s1", 0), 4, first=waiting))
+    await asyncio.wait_for(waiting.wait(), DEADLINE)
     await asyncio.to_thread(lambda: [store.append_event("s1", role="assistant", content=text(i)) for i in range(3)])
     got = await asyncio.wait_for(task, DEADLINE)
-    assert [e.seq for e in got] == [1, 2, 3]
+    assert [e.seq for e in got] == [1, 2, 3, 4]
 
 
 async def test_delete_session_removes_events_and_ends_followers(store: StateStore) -> None:
@@ -279,13 +285,15 @@ async def test_delete_session_removes_events_and_ends_followers(store: StateStor
     store.append_event("s1", role="user", content=text(1))
     got: list[int] = []
 
+    waiting = asyncio.Event()
+
     async def follower() -> None:
         async for ev in store.follow("s1", 0):
             got.append(ev.seq)
+            waiting.set()
 
     task = asyncio.create_task(follower())
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(waiting.wait(), DEADLINE)  # it has seq 1 and waits at the end
     store.delete_session("s1")
     await asyncio.wait_for(task, DEADLINE)
     assert got == [1]
@@ -299,11 +307,13 @@ async def test_delete_session_removes_events_and_ends_followers(store: StateStor
 async def test_close_ends_followers_and_is_idempotent(tmp_path: Path) -> None:
     s = StateStore(tmp_path / "db.sqlite")
     new_session(s)
-    task = asyncio.create_task(collect(s.follow("s1", 0), 5))
-    await asyncio.sleep(0)
+    s.append_event("s1", role="user", content=text(1))
+    waiting = asyncio.Event()
+    task = asyncio.create_task(collect(s.follow("s1", 0), 5, first=waiting))
+    await asyncio.wait_for(waiting.wait(), DEADLINE)
     s.close()
     s.close()
-    assert await asyncio.wait_for(task, DEADLINE) == []
+    assert [e.seq for e in await asyncio.wait_for(task, DEADLINE)] == [1]
     with pytest.raises(FailedPrecondition):
         s.get_session("s1")
     with pytest.raises(FailedPrecondition):
