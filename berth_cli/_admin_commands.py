@@ -138,8 +138,9 @@ def cmd_workspace_remove(client: Client, out: Output, a: argparse.Namespace) -> 
 
 
 def cmd_worktrees_list(client: Client, out: Output, a: argparse.Namespace) -> None:
-    query = f"?machine_id={quote(a.machine, safe='')}" if a.machine else ""
-    data = client.request("GET", f"/api/v1/workspaces/{quote(a.workspace_id, safe='')}/worktrees{query}")
+    data = client.request(
+        "GET", f"/api/v1/workspaces/{quote(a.workspace_id, safe='')}/worktrees", params={"machine_id": a.machine}
+    )
     items = [
         {
             **w,

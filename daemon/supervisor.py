@@ -825,6 +825,13 @@ class Supervisor:
         """Remove a worktree: the one of `agent_session_id` (which must be `owner`'s and still hold
         it), or the one at `worktree_path`. Never a running session's; never a dirty one unless
         `force`. With `check_only`, only says whether it would be allowed (a running session aside)."""
+        if owner and worktree_path and not agent_session_id:
+            # By path, an owner removes only a worktree of theirs: a session's they hold, or a forgotten one.
+            holder = self._holder_of(str(Path(worktree_path)))
+            kept = self.store.left_worktree(worktree_path=str(Path(worktree_path)))
+            held_by = holder.owner if holder is not None else kept.owner if kept is not None else None
+            if held_by != owner:
+                raise NotFound(f"worktree {worktree_path} not found")
         left = self.store.left_worktree(agent_session_id=agent_session_id) if agent_session_id else None
         if left is not None and self.store.get_session(agent_session_id) is None:
             # A forgotten session's worktree: still its owner's, and no session holds it.

@@ -17,6 +17,7 @@ __all__ = [
     "client_for",
     "conflict",
     "field_error",
+    "forget_on_daemon",
     "get_db",
     "not_found",
     "owned_agent_session",
@@ -93,3 +94,20 @@ async def session_daemon(request: Request, db: AsyncSession, p: Principal, sessi
     machine = await db.get(Machine, s.machine_id) if s.launched and s.machine_id else None
     await db.commit()
     return client_for(request, machine) if machine is not None else None
+
+
+async def forget_on_daemon(client: DaemonClient, session_id: str, owner: str) -> None:
+    """The daemon forgets a session the control plane deleted (its kept worktree stays the owner's, for
+    prune); one still running there is stopped first. Already gone, or a daemon older than ForgetSession:
+    nothing to do."""
+    try:
+        try:
+            await client.forget_session(session_id, owner)
+        except DaemonCallError as err:
+            if err.code != "FAILED_PRECONDITION":
+                raise
+            await client.stop_session(session_id)  # still running there, though the row said otherwise
+            await client.forget_session(session_id, owner)
+    except DaemonCallError as err:
+        if err.code not in ("NOT_FOUND", "UNIMPLEMENTED"):
+            raise

@@ -33,6 +33,7 @@ from controlplane.api.common import (
     conflict,
     daemon_error,
     field_error,
+    forget_on_daemon,
     get_db,
     not_found,
     owned_agent_session,
@@ -41,7 +42,7 @@ from controlplane.api.common import (
 )
 from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
-from controlplane.daemons import DaemonCallError, DaemonClient
+from controlplane.daemons import DaemonCallError
 from controlplane.db.models import AgentSession, Machine, Message, UserSession, Workspace, new_id, utcnow
 from controlplane.launch_service import LaunchService
 from controlplane.reads import session_detail
@@ -104,6 +105,21 @@ async def list_sessions(
     return Response(body, media_type="application/json")
 
 
+def _created(s: AgentSession, launch: dict | None) -> dict:
+    """The answer to POST /api/sessions: the new session, and its launch's acknowledgement if it launched."""
+    return {
+        "id": s.id,
+        "agent_id": s.agent_id,
+        "task_id": s.task_id,
+        "status": s.status,
+        "created_at": s.created_at,
+        "workspace_id": s.workspace_id,
+        "machine_id": s.machine_id,
+        "user_session_id": s.user_session_id,
+        "launch": launch,
+    }
+
+
 @router.post("", response_model=SessionCreated, status_code=201, summary="Create session")
 async def create_session(body: SessionCreate, request: Request, db: Db, p: Caller) -> JSONResponse | dict:
     """Create a session (status `created`); launch it right away when a prompt and a workspace are known."""
@@ -142,17 +158,7 @@ async def create_session(body: SessionCreate, request: Request, db: Db, p: Calle
         await db.rollback()
         s = await db.get(AgentSession, result.agent_session_id, populate_existing=True)
         assert s is not None
-        return {
-            "id": s.id,
-            "agent_id": s.agent_id,
-            "task_id": s.task_id,
-            "status": s.status,
-            "created_at": s.created_at,
-            "workspace_id": s.workspace_id,
-            "machine_id": s.machine_id,
-            "user_session_id": s.user_session_id,
-            "launch": result.body(),
-        }
+        return _created(s, result.body())
 
     now = utcnow()
     user = None
@@ -176,17 +182,7 @@ async def create_session(body: SessionCreate, request: Request, db: Db, p: Calle
     )
     db.add(s)
     await db.commit()
-    return {
-        "id": s.id,
-        "agent_id": s.agent_id,
-        "task_id": s.task_id,
-        "status": s.status,
-        "created_at": s.created_at,
-        "workspace_id": s.workspace_id,
-        "machine_id": s.machine_id,
-        "user_session_id": s.user_session_id,
-        "launch": None,
-    }
+    return _created(s, None)
 
 
 @router.get("/{session_id}", response_model=SessionDetail, summary="Get session details")
@@ -281,7 +277,7 @@ async def delete_session(
                         raise
             if remove_worktree and s.worktree_path:
                 await client.remove_worktree(s.id, p.owner, force=force)
-            await _forget_on_daemon(client, s.id, p.owner)
+            await forget_on_daemon(client, s.id, p.owner)
         except DaemonCallError as err:
             raise daemon_error(err) from None
     await get_services(request).ingest.stop(s.id)
@@ -294,21 +290,6 @@ async def delete_session(
             await db.execute(delete(UserSession).where(UserSession.id == user_id))
     await db.commit()
     return Response(status_code=204)
-
-
-async def _forget_on_daemon(client: DaemonClient, session_id: str, owner: str) -> None:
-    """The daemon forgets the deleted session too (its kept worktree stays the owner's, for prune)."""
-    try:
-        try:
-            await client.forget_session(session_id, owner)
-        except DaemonCallError as err:
-            if err.code != "FAILED_PRECONDITION":
-                raise
-            await client.stop_session(session_id)  # still running there, though this row said otherwise
-            await client.forget_session(session_id, owner)
-    except DaemonCallError as err:
-        if err.code not in ("NOT_FOUND", "UNIMPLEMENTED"):  # already gone; a daemon older than ForgetSession
-            raise
 
 
 @router.post("/{session_id}/message", response_model=SendMessageResponse, summary="Send message")

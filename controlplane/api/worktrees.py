@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.api.common import client_for, field_error, get_db, owned_machine, owned_workspace
+from controlplane.api.common import client_for, field_error, forget_on_daemon, get_db, owned_machine, owned_workspace
 from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
 from controlplane.daemons import DaemonCallError, DaemonClient
@@ -109,15 +109,6 @@ async def prune_worktrees(workspace_id: str, body: PruneRequest, request: Reques
             kept.append({**who, "reason": err.message})
             continue
         if not e["forgotten"]:
-            await _forget(client, e["agent_session_id"], p.owner)
+            await forget_on_daemon(client, e["agent_session_id"], p.owner)
         removed.append({**who, "branch_deleted": done.branch_deleted})
     return {"workspace_id": ws.id, "machine_id": machine.id, "removed": removed, "kept": kept}
-
-
-async def _forget(client: DaemonClient, session_id: str, owner: str) -> None:
-    """Let the daemon forget a session the control plane no longer has (deleted before daemons could forget)."""
-    try:
-        await client.forget_session(session_id, owner)
-    except DaemonCallError as err:
-        if err.code not in ("NOT_FOUND", "FAILED_PRECONDITION"):
-            raise

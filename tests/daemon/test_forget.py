@@ -73,6 +73,12 @@ def test_a_forgotten_sessions_worktree_stays_its_owners_until_removed(harness, g
         lambda: stub.RemoveWorktree(pb.RemoveWorktreeRequest(agent_session_id=sid, owner="bob", force=True), timeout=30)
     )
     assert code == grpc.StatusCode.NOT_FOUND
+    code, _ = _code(  # nor by its path
+        lambda: stub.RemoveWorktree(
+            pb.RemoveWorktreeRequest(worktree_path=str(path), owner="bob", force=True), timeout=30
+        )
+    )
+    assert code == grpc.StatusCode.NOT_FOUND and path.is_dir()
     code, details = _code(
         lambda: stub.RemoveWorktree(pb.RemoveWorktreeRequest(agent_session_id=sid, owner="alice"), timeout=30)
     )

@@ -213,8 +213,10 @@ class DaemonServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RemoveWorktree(self, request, context):
-        """Removes a worktree (a session's, or one named by path); refuses a dirty one unless force, a
-        running session's, and one that now belongs to another session; the branch only if delete_branch.
+        """Removes a worktree (a session's, a forgotten session's by that session's id, or one named by path:
+        with an owner, only one of theirs); refuses a dirty one unless force, a running session's, and one
+        that now belongs to another session; the branch with delete_branch, or with delete_branch_if_merged
+        when another branch holds its commits.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
