@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from daemon.errors import FailedPrecondition, InvalidArgument, NotFound
+from daemon.git_commands import GitResult, last_line, run
 from daemon.validation import validate_worktree_name
 
 __all__ = [
@@ -36,8 +36,6 @@ __all__ = [
 MAX_PATCH_BYTES = 1024 * 1024
 # The largest patch a caller may ask for: well inside gRPC's 64 MiB message limit.
 PATCH_BYTES_LIMIT = 16 * 1024 * 1024
-# Never wait for a password or a host-key prompt: the daemon has no terminal.
-_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")}
 _STATUS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "C": "added", "T": "modified"}
 _AUTHOR = re.compile(r"[^<>\x00-\x1f]{1,200} <[^<>\s\x00-\x1f]{1,200}>")
 _REMOTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -71,26 +69,17 @@ class MergeResult:
 
 
 def _git(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True, input_text: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        env={**os.environ, **_GIT_ENV, **(env or {})},
-        text=True,
-        capture_output=True,
-        check=False,
-        input=input_text,
-        stdin=None if input_text is not None else subprocess.DEVNULL,
-    )
-    if check and done.returncode != 0:
-        raise FailedPrecondition(f"git {args[0]}: {_last_line(done.stderr) or f'exit {done.returncode}'}")
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    input_text: str | None = None,
+    exact_stdout: bool = False,
+) -> GitResult:
+    done = run(cwd, *args, env=env, input_text=input_text, exact_stdout=exact_stdout)
+    if check and not done.ok:
+        raise FailedPrecondition(f"git {args[0]}: {last_line(done.stderr) or f'exit {done.status}'}")
     return done
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
 
 
 def _git_dir(worktree: Path) -> Path:
@@ -177,7 +166,7 @@ def diff(
         )
     out = Diff(base_commit=base_commit, head_commit=head, files=files)
     if not stat_only:
-        patch = _git(worktree, "diff", "--binary", "-M", base_commit, tree, *limit).stdout
+        patch = _git(worktree, "diff", "--binary", "-M", base_commit, tree, *limit, exact_stdout=True).stdout
         data = patch.encode("utf-8", "surrogateescape")
         if len(data) > max_patch_bytes:
             out.patch = data[:max_patch_bytes].decode("utf-8", "ignore")
@@ -209,7 +198,7 @@ def commit_all(worktree: Path, message: str, author: str = "") -> str:
     if not worktree.is_dir():
         raise NotFound(f"worktree {worktree} no longer exists")
     _git(worktree, "add", "-A")
-    if _git(worktree, "diff", "--cached", "--quiet", check=False).returncode == 0:
+    if _git(worktree, "diff", "--cached", "--quiet", check=False).status == 0:
         raise FailedPrecondition("nothing to commit: the worktree has no changes")
     args = ["commit", "--no-verify", "--quiet", "-F", "-"]
     if author:
@@ -235,13 +224,13 @@ def merge(repository: Path, branch: str, into: str, strategy: Strategy = "merge"
     a conflict → MergeResult with `conflicts` and nothing changed."""
     validate_worktree_name(into, "into")
     target = _git(repository, "rev-parse", "--verify", "--quiet", f"refs/heads/{into}^{{commit}}", check=False)
-    if target.returncode != 0:
+    if target.status != 0:
         raise NotFound(f"into: no branch {into!r} in the repository")
     old = target.stdout.strip()
     head = _git(repository, "rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}").stdout.strip()
-    if head == old or _git(repository, "merge-base", "--is-ancestor", head, old, check=False).returncode == 0:
+    if head == old or _git(repository, "merge-base", "--is-ancestor", head, old, check=False).status == 0:
         raise FailedPrecondition(f"nothing to merge: {into!r} already has every commit of {branch!r}")
-    fast_forward = _git(repository, "merge-base", "--is-ancestor", old, head, check=False).returncode == 0
+    fast_forward = _git(repository, "merge-base", "--is-ancestor", old, head, check=False).status == 0
     if strategy == "fast-forward" and not fast_forward:
         raise FailedPrecondition(
             f"strategy: {into!r} has commits that {branch!r} lacks; a fast-forward is not possible", field="strategy"
@@ -250,14 +239,14 @@ def merge(repository: Path, branch: str, into: str, strategy: Strategy = "merge"
         new = head
     else:
         tree = _git(repository, "merge-tree", "--write-tree", "--name-only", "-z", old, head, check=False)
-        if tree.returncode == 1:
+        if tree.status == 1:
             fields = tree.stdout.split("\0")
             # The tree, the conflicted paths, an empty field, then informational messages.
             end = fields.index("", 1) if "" in fields[1:] else len(fields)
             conflicts = sorted(set(fields[1:end]))
             return MergeResult(merged_commit="", into=into, strategy=strategy, conflicts=conflicts)
-        if tree.returncode != 0:
-            raise FailedPrecondition(f"git merge-tree: {_last_line(tree.stderr)}")
+        if tree.status != 0:
+            raise FailedPrecondition(f"git merge-tree: {last_line(tree.stderr)}")
         result_tree = _z(tree.stdout)[0]
         parents = ["-p", old, "-p", head] if strategy == "merge" else ["-p", old]
         text = message or (f"Merge branch '{branch}' into {into}" if strategy == "merge" else f"Squashed {branch}")
@@ -287,11 +276,11 @@ def push(worktree: Path, branch: str, remote: str = "origin", remote_branch: str
         raise InvalidArgument("remote", "must be a remote's name (letters, digits, . _ -)")
     target = remote_branch or branch
     validate_worktree_name(target, "branch")
-    if _git(worktree, "remote", "get-url", remote, check=False).returncode != 0:
+    if _git(worktree, "remote", "get-url", remote, check=False).status != 0:
         raise NotFound(f"remote: the repository has no remote {remote!r}")
     done = _git(worktree, "push", "--porcelain", remote, f"refs/heads/{branch}:refs/heads/{target}", check=False)
-    if done.returncode != 0:
-        reason = _last_line(done.stderr) or _last_line(done.stdout)
+    if done.status != 0:
+        reason = last_line(done.stderr) or last_line(done.stdout)
         rejected = [ln for ln in done.stdout.splitlines() if ln.startswith("!")]
         raise FailedPrecondition(f"push to {remote} refused: {rejected[0] if rejected else reason}")
     return f"refs/heads/{target}"
@@ -308,11 +297,11 @@ def default_target(repository: Path, base_ref: str) -> str:
     repository has checked out."""
     if (
         base_ref
-        and _git(repository, "show-ref", "--verify", "--quiet", f"refs/heads/{base_ref}", check=False).returncode == 0
+        and _git(repository, "show-ref", "--verify", "--quiet", f"refs/heads/{base_ref}", check=False).status == 0
     ):
         return base_ref
     current = _git(repository, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
-    if current.returncode != 0 or not current.stdout.strip():
+    if current.status != 0 or not current.stdout.strip():
         raise FailedPrecondition(
             "into: the repository has no branch checked out; name the branch to merge into", field="into"
         )

@@ -31,6 +31,7 @@ from daemon.errors import FailedPrecondition, InvalidArgument, NotFound, Resourc
 from daemon.launch_request import LaunchRequest, normalize_launch
 from daemon.machine import MachineFacts
 from daemon.recovery import end_orphan_group
+from daemon.repositories import Repositories
 from daemon.runner import AgentRunner
 from daemon.statuses import APPROVAL_STATUSES, ENDED_STATUSES, RUNNING_STATUSES, SESSION_STATUSES
 from daemon.store import ApprovalRecord, SessionRecord, StateStore, StoredEvent
@@ -90,7 +91,8 @@ class Supervisor:
         self.config = config
         self._store: StateStore | None = None
         self._desk: ApprovalDesk | None = None
-        self.worktrees = Worktrees(config.repos_root, config.worktrees_root, config.pool.size)
+        self.repositories = Repositories(config.repos_root)
+        self.worktrees = Worktrees(config.worktrees_root, config.pool.size)
         self._live: dict[str, _Live] = {}
         # Weak: a session's lock lives while someone holds or waits on it, then goes.
         self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -258,7 +260,7 @@ class Supervisor:
         )
         if req.resume_session_id:
             self._check_resume_id(req.resume_session_id, req.owner)
-        repo = await self.worktrees.resolve_repository(req.repository)
+        repo = await self.repositories.resolve(req.repository)
         path = self.worktrees.worktree_path(repo, req.worktree_name)
         # One launch at a time per worktree, from the check until the session is stored as its holder.
         async with self._lock(f"worktree:{path}"):
@@ -786,7 +788,7 @@ class Supervisor:
             if not worktree_name:
                 raise InvalidArgument("worktree_name", "is required when worktree_path is empty")
             validate_worktree_name(worktree_name)
-            repo = await self.worktrees.resolve_repository(repository)
+            repo = await self.repositories.resolve(repository)
             self._check_worktree_free(
                 self.worktrees.worktree_path(repo, worktree_name),
                 LaunchRequest(repository=repository, worktree_name=worktree_name, owner=owner),
@@ -894,7 +896,7 @@ class Supervisor:
 
     async def list_worktrees(self, repository: str, owner: str) -> list[dict[str, Any]]:
         """`owner`'s worktrees of `repository`: path, branch, the session that last held it, dirty."""
-        repo = await self.worktrees.known_repository(repository)
+        repo = await self.repositories.known(repository)
         if repo is None:
             return []
         out = []

@@ -22,22 +22,25 @@ import asyncio
 import logging
 import os
 import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["POOL_DIR", "GitFailed", "PoolMember", "PoolStats", "WorktreePool", "run_git"]
+from daemon.git_commands import GitError, git, list_worktrees, run
+
+__all__ = ["POOL_DIR", "REPO_MARKER", "PoolMember", "PoolStats", "WorktreePool"]
 
 log = logging.getLogger(__name__)
 
 POOL_DIR = ".pool"  # branch names cannot start with '.', so no user worktree lands here
 _TRASH_PREFIX = ".trash-"
-_REPO_MARKER = ".berth-repository"  # same marker the manager writes (repository path)
-_GIT_ENV = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+# Written in each per-repository directory under worktrees_root (the repository's path), so a
+# worktree whose directory has vanished can still be traced back to its repository.
+REPO_MARKER = ".berth-repository"
 _RETRY_SECONDS = 5.0
+_MAX_BACKOFF_SECONDS = 1800.0
 
 
 @dataclass
@@ -68,40 +71,21 @@ class _RepoPool:
     task: asyncio.Task[None] | None = None
     last_used: float = 0.0
     stopping: bool = False
-    disabled: str = ""  # why pooling does not work for this repository
+    disabled: str = ""  # why pooling does not work for this repository (until retry_at)
+    retry_at: float = 0.0  # monotonic time to try pooling again after a refusal
+    backoff: float = 0.0  # seconds the next refusal pauses pooling for
     prune: bool = False  # a member vanished: `git worktree prune` its registration
 
 
-class GitFailed(RuntimeError):
-    """A git command exited non-zero."""
-
-
-def run_git(cwd: Path, *args: str) -> str:
-    """`git -C cwd args` without a shell; stdout stripped; GitFailed (last stderr line) on failure."""
-    result = subprocess.run(
-        ["git", "-C", str(cwd), *args],
-        check=False,
-        env=_GIT_ENV,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    if result.returncode != 0:
-        raise GitFailed(f"git {' '.join(args[:2])}: {result.stderr.strip().splitlines()[-1:] or result.returncode}")
-    return result.stdout.strip()
-
-
 def _head_commit(repository: Path) -> str:
-    try:
-        return run_git(repository, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
-    except GitFailed:
-        return ""
+    head = run(repository, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    return head.stdout.strip() if head.ok else ""
 
 
 def _prune(repository: Path) -> None:
     try:
-        run_git(repository, "worktree", "prune")
-    except GitFailed as exc:
+        git(repository, "worktree", "prune")
+    except GitError as exc:
         log.warning("git worktree prune failed in %s: %s", repository, exc)
 
 
@@ -133,6 +117,7 @@ class WorktreePool:
         repo_dir: Callable[[Path], Path],
         max_repositories: int = 4,
         refresh_seconds: float = 10.0,
+        retry_seconds: float = 60.0,
     ) -> None:
         if size < 0:
             raise ValueError("pool size must be >= 0")
@@ -142,6 +127,7 @@ class WorktreePool:
         self._repo_dir = repo_dir
         self.max_repositories = max(1, max_repositories)
         self.refresh_seconds = refresh_seconds
+        self.retry_seconds = retry_seconds
         self._repos: dict[Path, _RepoPool] = {}
         # Pool directories carry this process's token; the sweep removes everything else.
         self._token = uuid.uuid4().hex[:8]
@@ -204,10 +190,12 @@ class WorktreePool:
         else:
             self._spawn(self._discard(repository, member.path))
 
-    def claimed(self, repository: Path) -> None:
+    def claimed(self, repository: Path, *, used: bool = True) -> None:
         """A member was used (or lost): refill in the background."""
         rp = self._repos.get(repository)
         if rp is not None:
+            if used:
+                rp.backoff = 0.0
             rp.wake.set()
 
     def head_seen(self, repository: Path, head: str) -> None:
@@ -216,13 +204,22 @@ class WorktreePool:
         if rp is not None and head and head != rp.target:
             rp.wake.set()
 
-    def disable(self, repository: Path, reason: str) -> None:
-        """Stop pooling `repository` (e.g. worktrees with submodules cannot be moved)."""
+    def refused(self, repository: Path, member: PoolMember, reason: str) -> None:
+        """Git refused to claim `member` (e.g. a locked worktree cannot be moved): drop it and pause
+        pooling `repository`, for retry_seconds at first and twice as long after each further refusal;
+        launches meanwhile add their worktrees as if there were no pool."""
+        self._spawn(self._discard(repository, member.path))
         rp = self._repos.get(repository)
-        if rp is not None and not rp.disabled:
-            log.warning("worktree pool disabled for %s: %s", repository, reason)
-            rp.disabled = reason
-            self._spawn(self._drain(rp, keep_entry=True))
+        if rp is None or rp.stopping:
+            return
+        rp.backoff = min(rp.backoff * 2 or self.retry_seconds, _MAX_BACKOFF_SECONDS)
+        rp.retry_at = time.monotonic() + rp.backoff
+        rp.disabled = reason
+        log.warning("worktree pool of %s paused for %.0f s: %s", repository, rp.backoff, reason)
+        members, rp.members = rp.members, []
+        for other in members:
+            self._spawn(self._discard(repository, other.path))
+        rp.wake.set()
 
     def stats(self) -> dict[Path, PoolStats]:
         """Ready and pending members per pooled repository."""
@@ -278,28 +275,40 @@ class WorktreePool:
         return task
 
     async def _maintain(self, rp: _RepoPool) -> None:
-        """Keep `rp` filled at HEAD's commit until it is stopped."""
-        try:
-            while not rp.stopping and not self._closed:
-                rp.wake.clear()
-                head = await asyncio.to_thread(_head_commit, rp.repository)
-                if rp.prune:
-                    rp.prune = False
-                    async with self._lock_for(str(rp.repository)):
-                        await asyncio.to_thread(_prune, rp.repository)
-                if head and not rp.disabled:
-                    rp.target = head
-                    await self._refresh(rp, head)
-                    await self._fill(rp, head)
-                    await self._trim(rp)
-                if rp.stopping or self._closed:
-                    break
-                try:
-                    await asyncio.wait_for(rp.wake.wait(), self.refresh_seconds)
-                except TimeoutError:
-                    pass
-        except Exception:
-            log.exception("worktree pool of %s failed", rp.repository)
+        """Keep `rp` filled at HEAD's commit until it is stopped; no failure ends it for good."""
+        failures = 0
+        while not rp.stopping and not self._closed:
+            rp.wake.clear()
+            try:
+                await self._maintain_once(rp)
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("worktree pool of %s failed (attempt %d); retrying", rp.repository, failures)
+            if rp.stopping or self._closed:
+                break
+            wait = self.refresh_seconds if not failures else min(_RETRY_SECONDS * 2 ** (failures - 1), 300.0)
+            if rp.disabled:
+                wait = max(0.0, min(wait, rp.retry_at - time.monotonic()))
+            try:
+                await asyncio.wait_for(rp.wake.wait(), wait)
+            except TimeoutError:
+                pass
+
+    async def _maintain_once(self, rp: _RepoPool) -> None:
+        if rp.disabled and time.monotonic() >= rp.retry_at:
+            log.info("worktree pool of %s: trying again after %s", rp.repository, rp.disabled)
+            rp.disabled = ""
+        head = await asyncio.to_thread(_head_commit, rp.repository)
+        if rp.prune:
+            rp.prune = False
+            async with self._lock_for(str(rp.repository)):
+                await asyncio.to_thread(_prune, rp.repository)
+        if head and not rp.disabled:
+            rp.target = head
+            await self._refresh(rp, head)
+            await self._fill(rp, head)
+            await self._trim(rp)
 
     async def _refresh(self, rp: _RepoPool, head: str) -> None:
         for member in [m for m in rp.members if m.ready and m.commit != head]:
@@ -307,8 +316,8 @@ class WorktreePool:
                 return
             member.ready = False  # not claimable while its files change
             try:
-                await asyncio.to_thread(run_git, member.path, "checkout", "--quiet", "--detach", head)
-            except GitFailed as exc:
+                await asyncio.to_thread(git, member.path, "checkout", "--quiet", "--detach", head)
+            except GitError as exc:
                 log.warning("could not refresh pooled worktree %s: %s", member.path, exc)
                 if member in rp.members:
                     rp.members.remove(member)
@@ -343,8 +352,8 @@ class WorktreePool:
                     return True
                 await asyncio.to_thread(self._register, rp, path, head)
             # The slow part, outside the lock: write the files and the index.
-            await asyncio.to_thread(run_git, path, "reset", "--hard", "--quiet", head)
-        except (GitFailed, OSError) as exc:
+            await asyncio.to_thread(git, path, "reset", "--hard", "--quiet", head)
+        except (GitError, OSError) as exc:
             log.warning("could not add pooled worktree for %s: %s", rp.repository, exc)
             if member in rp.members:
                 rp.members.remove(member)
@@ -359,10 +368,10 @@ class WorktreePool:
     @staticmethod
     def _register(rp: _RepoPool, path: Path, head: str) -> None:
         rp.pool_dir.mkdir(parents=True, exist_ok=True)
-        marker = rp.pool_dir.parent / _REPO_MARKER
+        marker = rp.pool_dir.parent / REPO_MARKER
         if not marker.exists():
             marker.write_text(str(rp.repository) + "\n")
-        run_git(rp.repository, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(path), head)
+        git(rp.repository, "worktree", "add", "--quiet", "--no-checkout", "--detach", str(path), head)
 
     async def _drain(self, rp: _RepoPool, *, keep_entry: bool = False) -> None:
         """Stop `rp`'s task and remove its members."""
@@ -408,7 +417,7 @@ class WorktreePool:
         pool_dirs = await asyncio.to_thread(lambda: sorted(root.glob(f"*/{POOL_DIR}")) if root.is_dir() else [])
         for pool_dir in pool_dirs:
             try:
-                repository = Path((pool_dir.parent / _REPO_MARKER).read_text().strip())
+                repository = Path((pool_dir.parent / REPO_MARKER).read_text().strip())
             except OSError:
                 repository = None
             entries = await asyncio.to_thread(_entries_of, pool_dir)
@@ -428,20 +437,18 @@ class WorktreePool:
 
     def _forget_missing(self, repository: Path, pool_dir: Path) -> None:
         try:
-            listing = run_git(repository, "worktree", "list", "--porcelain")
-        except GitFailed:
+            entries = list_worktrees(repository)
+        except GitError:
             return
         prefix = os.path.realpath(pool_dir) + os.sep
-        for line in listing.splitlines():
-            if not line.startswith("worktree "):
-                continue
-            path = Path(line[len("worktree ") :])
+        for entry in entries:
+            path = entry.path
             if (
                 os.path.realpath(path).startswith(prefix)
                 and not path.exists()
                 and not path.name.startswith(self._token)
             ):
-                common = Path(run_git(repository, "rev-parse", "--git-common-dir"))
+                common = Path(git(repository, "rev-parse", "--git-common-dir").strip())
                 if not common.is_absolute():
                     common = repository / common
                 for admin in (common / "worktrees").iterdir():

@@ -1,77 +1,37 @@
-"""Git worktrees for agent sessions: resolve/clone repositories, create, reuse and remove worktrees.
+"""Git worktrees for agent sessions: create, reuse, list and remove them under `worktrees_root`.
 
-GitPython leaks resources when objects live long, so every operation opens a
-fresh `git.Repo`, closes it, and runs in a worker thread. Operations on one
-repository are serialized with an asyncio.Lock (concurrent `git worktree add`
-calls trip over git's lock files otherwise).
+Operations on one repository are serialized with an asyncio.Lock (concurrent
+`git worktree add` calls trip over git's lock files otherwise) and run in a worker
+thread; git itself runs through daemon/git_commands.py. Repository paths and clone
+URLs are resolved by daemon/repositories.py before they get here.
 
 With `pool_size > 0` a new branch is started in a ready worktree from the
-WorktreePool (moved into place, then `git checkout -b`), so launch time does
+WorktreePool (moved into place, then the branch created in it), so launch time does
 not grow with the repository; see daemon/worktree_pool.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
-import re
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import git
+import git as gitpython
 from git.refs.symbolic import SymbolicReference
 
 from daemon.errors import FailedPrecondition, InvalidArgument, NotFound
+from daemon.git_commands import GitError, WorktreeEntry, git, git_version, list_worktrees, run, succeeds
+from daemon.repositories import main_repository, safe_name, short_hash
 from daemon.validation import validate_base_ref, validate_worktree_name
-from daemon.worktree_pool import GitFailed, PoolMember, PoolStats, WorktreePool, run_git
+from daemon.worktree_pool import REPO_MARKER, PoolMember, PoolStats, WorktreePool
 
-__all__ = ["ListedWorktree", "WorktreeInfo", "Worktrees", "is_clone_url"]
+__all__ = ["ListedWorktree", "WorktreeInfo", "Worktrees"]
 
 log = logging.getLogger(__name__)
-
-# Never let git wait for a password or a host-key prompt: the daemon has no terminal.
-_GIT_ENV = {
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
-}
-_URL_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://")
-_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:(?!//)\S+$")
-_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]")
-# Written in each per-repository directory under worktrees_root, so a worktree
-# whose directory has vanished can still be traced back to its repository.
-_REPO_MARKER = ".berth-repository"
-
-
-def is_clone_url(repository: str) -> bool:
-    """True when `repository` is a clone URL rather than a local path."""
-    return repository.startswith(_URL_SCHEMES) or bool(_SCP_LIKE.match(repository))
-
-
-def _redact(url: str) -> str:
-    """The URL without any user:password part (for error messages)."""
-    return re.sub(r"://[^/@]+@", "://***@", url)
-
-
-def _short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:10]
-
-
-def _safe_name(text: str) -> str:
-    name = _UNSAFE_NAME_CHARS.sub("-", text).lstrip(".-") or "repo"
-    return name[:60]
-
-
-def _git_error(exc: git.GitCommandError) -> str:
-    """The useful last line of a failed git command's stderr."""
-    stderr = exc.stderr if isinstance(exc.stderr, str) else str(exc.stderr or "")
-    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
-    text = lines[-1] if lines else str(exc)
-    return text.removeprefix("stderr: ").strip("'").strip()
 
 
 @dataclass
@@ -103,71 +63,32 @@ class _Claim:
     """A pooled worktree handed to one ensure() call, and what became of it."""
 
     member: PoolMember | None
-    state: Literal["unused", "used", "lost", "refused"] = "unused"
+    state: Literal["unused", "tried", "used", "lost", "refused"] = "unused"
     reason: str = ""
     head: str = ""  # HEAD's commit, when ensure() resolved it
-
-
-@dataclass
-class _Entry:
-    """One record of `git worktree list --porcelain`."""
-
-    path: Path
-    head: str = ""
-    branch: str = ""  # short name; "" when detached or bare
-    bare: bool = False
-    prunable: bool = False
-
-
-def _run(repo: git.Repo, *args: str) -> str:
-    return repo.git.execute(["git", *args], env=_GIT_ENV)
-
-
-def _list_worktrees(repo: git.Repo) -> list[_Entry]:
-    entries: list[_Entry] = []
-    for line in _run(repo, "worktree", "list", "--porcelain").splitlines():
-        if line.startswith("worktree "):
-            entries.append(_Entry(path=Path(line[len("worktree ") :])))
-        elif not entries:
-            continue
-        elif line.startswith("HEAD "):
-            entries[-1].head = line[len("HEAD ") :]
-        elif line.startswith("branch "):
-            entries[-1].branch = line[len("branch ") :].removeprefix("refs/heads/")
-        elif line == "bare":
-            entries[-1].bare = True
-        elif line.startswith("prunable"):
-            entries[-1].prunable = True
-    return entries
 
 
 def _same_path(a: Path, b: Path) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _find_entry(repo: git.Repo, path: Path) -> _Entry | None:
-    for entry in _list_worktrees(repo):
+def _find_entry(repository: Path, path: Path) -> WorktreeEntry | None:
+    for entry in list_worktrees(repository):
         if _same_path(entry.path, path):
             return entry
     return None
 
 
-def _branch_exists(repo: git.Repo, branch: str) -> bool:
-    try:
-        _run(repo, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}")
-    except git.GitCommandError:
-        return False
-    return True
+def _branch_exists(repository: Path, branch: str) -> bool:
+    return succeeds(repository, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}")
 
 
-def _rev_parse(repo: git.Repo, rev: str) -> str | None:
-    try:
-        return _run(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}") or None
-    except git.GitCommandError:
-        return None
+def _rev_parse(repository: Path, rev: str) -> str | None:
+    found = run(repository, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    return found.stdout.strip() or None if found.ok else None
 
 
-def _ref_commit(repo: git.Repo, ref: str) -> str | None:
+def _ref_commit(repo: gitpython.Repo, ref: str) -> str | None:
     """The commit a ref names, read from the ref files without starting git (None: no such ref)."""
     try:
         return SymbolicReference.dereference_recursive(repo, ref)
@@ -177,34 +98,22 @@ def _ref_commit(repo: git.Repo, ref: str) -> str | None:
 
 def _checkout(path: Path, commit: str) -> None:
     """What `git worktree add` does after registering a worktree: write files and index, run the hook."""
-    run_git(path, "reset", "--hard", "--quiet", "--no-recurse-submodules")
-    run_git(path, "hook", "run", "--ignore-missing", "post-checkout", "--", "0" * 40, commit, "1")
-
-
-def _main_repository(repo: git.Repo) -> Path:
-    """The main working tree (or bare git dir) of the repository `repo` belongs to."""
-    common = Path(repo.common_dir).resolve()
-    if repo.bare:
-        return common
-    if common.name == ".git":
-        return common.parent
-    assert repo.working_tree_dir is not None  # not bare
-    return Path(repo.working_tree_dir).resolve()
+    git(path, "reset", "--hard", "--quiet", "--no-recurse-submodules")
+    git(path, "hook", "run", "--ignore-missing", "post-checkout", "--", "0" * 40, commit, "1")
 
 
 class Worktrees:
-    """Creates and removes worktrees under `worktrees_root`; clones URLs into `repos_root`."""
+    """Creates, lists and removes worktrees under `worktrees_root`, with a pool of ready ones."""
 
     def __init__(
         self,
-        repos_root: Path,
         worktrees_root: Path,
         pool_size: int = 0,
         *,
         pool_repositories: int = 4,
         pool_refresh_seconds: float = 10.0,
+        pool_retry_seconds: float = 60.0,
     ) -> None:
-        self.repos_root = Path(repos_root).expanduser()
         self.worktrees_root = Path(worktrees_root).expanduser()
         self._locks: dict[str, asyncio.Lock] = {}
         self._closed = False
@@ -215,6 +124,7 @@ class Worktrees:
             repo_dir=self._repo_dir,
             max_repositories=pool_repositories,
             refresh_seconds=pool_refresh_seconds,
+            retry_seconds=pool_retry_seconds,
         )
 
     def repository_lock(self, repository: Path) -> asyncio.Lock:
@@ -231,82 +141,9 @@ class Worktrees:
         if self._closed:
             raise FailedPrecondition("worktree manager is closed")
 
-    # ---- repositories -------------------------------------------------
-
-    async def resolve_repository(self, repository: str) -> Path:
-        """The local repository for a path or clone URL (cloned once into repos_root)."""
-        self._check_open()
-        if not isinstance(repository, str) or not repository.strip():
-            raise InvalidArgument("repository", "must be a local path or a clone URL")
-        if "\x00" in repository or "\n" in repository:
-            raise InvalidArgument("repository", "must not contain NUL or newline characters")
-        if is_clone_url(repository):
-            return await self._clone_once(repository)
-        path = Path(repository).expanduser()
-        if not path.is_absolute():
-            raise InvalidArgument("repository", f"must be an absolute path or a clone URL (got {repository!r})")
-        return await asyncio.to_thread(self._open_local, path, repository)
-
-    @staticmethod
-    def _open_local(path: Path, original: str) -> Path:
-        if not path.exists():
-            raise NotFound(f"repository not found: {original}")
-        if not path.is_dir():
-            raise FailedPrecondition(f"repository is not a directory: {original}")
-        try:
-            with git.Repo(path) as repo:
-                return _main_repository(repo)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise FailedPrecondition(f"repository is not a git repository: {original}") from None
-
-    async def known_repository(self, repository: str) -> Path | None:
-        """Like resolve_repository(), but None for a clone URL that was never cloned (nothing is fetched)."""
-        if isinstance(repository, str) and is_clone_url(repository) and not self._clone_target(repository).exists():
-            return None
-        return await self.resolve_repository(repository)
-
-    def _clone_target(self, url: str) -> Path:
-        stem = url.rstrip("/").removesuffix(".git")
-        stem = re.split(r"[/:]", stem)[-1]
-        return self.repos_root / f"{_safe_name(stem)}-{_short_hash(url)}"
-
-    async def _clone_once(self, url: str) -> Path:
-        target = self._clone_target(url)
-        async with self._lock(f"clone:{target}"):
-            return await asyncio.to_thread(self._clone_sync, url, target)
-
-    def _clone_sync(self, url: str, target: Path) -> Path:
-        if target.exists():
-            try:
-                with git.Repo(target) as repo:
-                    return _main_repository(repo)
-            except git.InvalidGitRepositoryError:
-                raise FailedPrecondition(f"clone directory {target} exists but is not a git repository") from None
-        self.repos_root.mkdir(parents=True, exist_ok=True)
-        # Clone beside the target and rename, so a failed clone leaves nothing behind.
-        tmp = self.repos_root / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
-        try:
-            with git.Repo.clone_from(url, tmp, env=_GIT_ENV):
-                pass
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not target.is_dir():
-                    raise
-                # An earlier, abandoned call finished the same clone first; use that one.
-        except git.GitCommandError as exc:
-            raise NotFound(f"repository cannot be cloned: {_redact(url)}: {_redact(_git_error(exc))}") from None
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        log.info("cloned %s into %s", _redact(url), target)
-        return target.resolve()
-
-    # ---- worktrees ----------------------------------------------------
-
     def _repo_dir(self, repository: Path) -> Path:
         real = os.path.realpath(repository)
-        key = f"{_safe_name(os.path.basename(real))}-{_short_hash(real)}"
+        key = f"{safe_name(os.path.basename(real))}-{short_hash(real)}"
         return self.worktrees_root.resolve() / key
 
     def worktree_path(self, repository: Path, name: str) -> Path:
@@ -333,6 +170,8 @@ class Worktrees:
     async def set_pool_size(self, size: int) -> None:
         """Change how many ready worktrees each repository keeps; 0 removes them all."""
         await self.pool.set_size(size)
+
+    # ---- creating -----------------------------------------------------
 
     async def ensure(
         self, repository: Path, name: str, base_ref: str = "", *, defer_checkout: bool = False
@@ -365,73 +204,70 @@ class Worktrees:
             self.pool.head_seen(repository, claim.head)
         if claim.member is None:
             return
-        if claim.state == "unused":
+        if claim.state in ("unused", "tried"):
             self.pool.give_back(repository, claim.member)
         elif claim.state == "refused":
-            self.pool.disable(repository, claim.reason)
-            self.pool.give_back(repository, claim.member)
+            self.pool.refused(repository, claim.member, claim.reason)
         else:
-            self.pool.claimed(repository)
+            self.pool.claimed(repository, used=claim.state == "used")
 
     def _ensure_sync(
-        self,
-        repository: Path,
-        name: str,
-        base_ref: str,
-        path: Path,
-        claim: _Claim | None = None,
-        defer_checkout: bool = False,
+        self, repository: Path, name: str, base_ref: str, path: Path, claim: _Claim, defer: bool
     ) -> WorktreeInfo:
         try:
-            repo = git.Repo(repository)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            repo = gitpython.Repo(repository)
+        except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError):
             raise FailedPrecondition(f"repository is not a git repository: {repository}") from None
         with repo:
-            info = self._new_branch_fast(repo, repository, name, base_ref, path, claim, defer_checkout)
-            if info is not None:
-                return info
-            entries = _list_worktrees(repo)
-            # A worktree whose directory vanished still holds its branch: prune it first.
-            if any(e.prunable and (_same_path(e.path, path) or e.branch == name) for e in entries):
-                _run(repo, "worktree", "prune")
-                entries = _list_worktrees(repo)
-            entry = next((e for e in entries if _same_path(e.path, path)), None)
-            if entry is not None:
-                if entry.branch != name:
-                    raise FailedPrecondition(
-                        f"worktree {path} is checked out on {entry.branch or 'a detached HEAD'!s}, not {name}"
-                    )
-                return WorktreeInfo(path, name, repository, entry.head, created=False)
-            if path.exists():
-                raise FailedPrecondition(f"worktree path {path} exists but is not the worktree of branch {name}")
-            for other in entries:
-                if other.branch == name:
-                    raise FailedPrecondition(f"branch {name} is already checked out at {other.path}")
-            if _branch_exists(repo, name):
-                base = _rev_parse(repo, f"refs/heads/{name}") or ""
-                return self._create(repo, repository, path, name, base, new_branch=False, defer=defer_checkout)
-            if base_ref:
-                found = _rev_parse(repo, base_ref)
-                if found is None:
-                    raise InvalidArgument("base_ref", f"no commit {base_ref!r} in {repository}")
-                base = found
-            else:
-                head = _rev_parse(repo, "HEAD")
-                if head is None:
-                    raise FailedPrecondition(f"repository {repository} has no commits")
-                base = head
-                if claim is not None:
-                    claim.head = base
-            return self._create(repo, repository, path, name, base, new_branch=True, claim=claim, defer=defer_checkout)
+            info = self._new_branch_fast(repo, repository, name, base_ref, path, claim, defer)
+        if info is not None:
+            return info
+        entries = list_worktrees(repository)
+        # A worktree whose directory vanished still holds its branch: prune it first.
+        if any(e.prunable and (_same_path(e.path, path) or e.branch == name) for e in entries):
+            git(repository, "worktree", "prune")
+            entries = list_worktrees(repository)
+        entry = next((e for e in entries if _same_path(e.path, path)), None)
+        if entry is not None:
+            if entry.branch != name:
+                raise FailedPrecondition(
+                    f"worktree {path} is checked out on {entry.branch or 'a detached HEAD'!s}, not {name}"
+                )
+            return WorktreeInfo(path, name, repository, entry.head, created=False)
+        if path.exists():
+            raise FailedPrecondition(f"worktree path {path} exists but is not the worktree of branch {name}")
+        for other in entries:
+            if other.branch == name:
+                raise FailedPrecondition(f"branch {name} is already checked out at {other.path}")
+        if _branch_exists(repository, name):
+            base = _rev_parse(repository, f"refs/heads/{name}") or ""
+            return self._add(repository, path, name, base, new_branch=False, defer=defer)
+        if base_ref:
+            found = _rev_parse(repository, base_ref)
+            if found is None:
+                raise InvalidArgument("base_ref", f"no commit {base_ref!r} in {repository}")
+            base = found
+        else:
+            head = _rev_parse(repository, "HEAD")
+            if head is None:
+                raise FailedPrecondition(f"repository {repository} has no commits")
+            base = claim.head = head
+        if (
+            claim.member is not None
+            and claim.state == "unused"
+            and (pooled := self._claim(repository, claim, path, name, base)) is not None
+        ):
+            return pooled
+        return self._add(repository, path, name, base, new_branch=True, defer=defer)
 
     def _new_branch_fast(
         self,
-        repo: git.Repo,
+        repo: gitpython.Repo,
         repository: Path,
         name: str,
         base_ref: str,
         path: Path,
-        claim: _Claim | None,
+        claim: _Claim,
         defer: bool,
     ) -> WorktreeInfo | None:
         """The launch path's common case in one to three short git processes, or None for the full path.
@@ -446,67 +282,94 @@ class Worktrees:
         base = _ref_commit(repo, f"refs/heads/{base_ref}" if base_ref else "HEAD")
         if base is None:
             return None
-        if claim is not None and not base_ref:
+        if not base_ref:
             claim.head = base
-        member = claim.member if claim is not None else None
-        if claim is not None and member is not None and member.commit == base:
-            return self._claim_fast(repository, claim, path, name, base)
+        if claim.member is not None and claim.member.commit == base:
+            return self._claim(repository, claim, path, name, base)
         if not defer:
             return None
-        self._mark_repo_dir(repository, path)
-        try:
-            run_git(repository, "worktree", "add", "--quiet", "--no-checkout", "-b", name, "--", str(path), base)
-        except GitFailed as exc:
-            self._undo(repo, path, name if _ref_commit(repo, f"refs/heads/{name}") == base else None)
-            raise FailedPrecondition(f"git worktree add failed for {name}: {exc}") from None
-        log.info("registered worktree %s (branch %s at %s), files to follow", path, name, base[:12])
-        return WorktreeInfo(path, name, repository, base, created=True, branch_created=True, checkout_pending=True)
+        return self._add(repository, path, name, base, new_branch=True, defer=True)
 
-    def _claim_fast(self, repository: Path, claim: _Claim, path: Path, name: str, base: str) -> WorktreeInfo | None:
-        """Start branch `name` at the pooled worktree's own commit and move the worktree to `path`.
+    def _claim(self, repository: Path, claim: _Claim, path: Path, name: str, base: str) -> WorktreeInfo | None:
+        """Move the pooled worktree to `path` and start branch `name` at `base` in it: the one claim path.
 
-        No file or index is read or written (a rename and two ref writes). None, with the member
-        back in place and no branch left, when git refuses a step.
+        Milliseconds at any repository size: the move is a rename; at the worktree's own commit the
+        branch is created and HEAD pointed at it (no file or index read or written); at another commit
+        `checkout -b` rewrites only the files that differ. None when git refuses a step, with the member
+        back in place (or reported lost or refused) and no branch left; the caller then adds a worktree.
         """
         member = claim.member
         assert member is not None
+        claim.state = "tried"
         self._mark_repo_dir(repository, path)
-        try:
-            run_git(repository, "branch", "--no-track", "--", name, base)
-        except GitFailed:
-            return None
-        try:
-            run_git(repository, "worktree", "move", "--", str(member.path), str(path))
-        except GitFailed:
-            self._delete_branch(repository, name)
-            return None
-        try:
-            run_git(path, "symbolic-ref", "-m", f"checkout: moving from {base} to {name}", "HEAD", f"refs/heads/{name}")
-        except GitFailed:
-            try:
-                run_git(repository, "worktree", "move", "--", str(path), str(member.path))
-            except GitFailed:
+        moved = run(repository, "worktree", "move", "--", str(member.path), str(path))
+        if not moved.ok:
+            if not member.path.exists():
+                # Deleted behind our back: forget its registration, keep pooling.
                 claim.state = "lost"
-                with git.Repo(repository) as repo:
-                    self._undo(repo, path, None)
-            self._delete_branch(repository, name)
+                run(repository, "worktree", "prune")
+            else:
+                # e.g. git refuses to move a locked worktree: it never will.
+                claim.state, claim.reason = "refused", GitError(("worktree", "move"), moved.status, moved.stderr).reason
+            return None
+        try:
+            if member.commit == base:
+                git(repository, "branch", "--no-track", "--", name, base)
+                try:
+                    git(
+                        path,
+                        "symbolic-ref",
+                        "-m",
+                        f"checkout: moving from {base} to {name}",
+                        "HEAD",
+                        f"refs/heads/{name}",
+                    )
+                except GitError:
+                    self._delete_branch(repository, name)
+                    raise
+            else:
+                git(path, "checkout", "--quiet", "-b", name, base)
+        except GitError as exc:
+            log.info("pooled worktree not usable for %s: %s", name, exc)
+            if not run(repository, "worktree", "move", "--", str(path), str(member.path)).ok:
+                claim.state = "lost"
+                self._undo(repository, path, None)
             return None
         claim.state = "used"
         log.info("created worktree %s (branch %s at %s) from the pool", path, name, base[:12])
         return WorktreeInfo(path, name, repository, base, created=True, branch_created=True, pooled=True)
 
+    def _add(
+        self, repository: Path, path: Path, name: str, base: str, *, new_branch: bool, defer: bool
+    ) -> WorktreeInfo:
+        """`git worktree add` at `path` (only registered when `defer`); on failure nothing is left behind."""
+        self._mark_repo_dir(repository, path)
+        args = ["worktree", "add", "--quiet"] + (["--no-checkout"] if defer else [])
+        args += ["-b", name, "--", str(path), base] if new_branch else ["--", str(path), name]
+        try:
+            git(repository, *args)
+        except GitError as exc:
+            self._undo(
+                repository, path, name if new_branch and _rev_parse(repository, f"refs/heads/{name}") == base else None
+            )
+            raise FailedPrecondition(f"git worktree add failed for {name}: {exc.reason}") from None
+        log.info("created worktree %s (branch %s at %s)%s", path, name, base[:12], ", files to follow" if defer else "")
+        return WorktreeInfo(
+            path, name, repository, base, created=True, branch_created=new_branch, checkout_pending=defer
+        )
+
     @staticmethod
     def _delete_branch(repository: Path, name: str) -> None:
         try:
-            run_git(repository, "branch", "-D", "--", name)
-        except GitFailed as exc:
+            git(repository, "branch", "-D", "--", name)
+        except GitError as exc:
             log.warning("could not delete branch %s: %s", name, exc)
 
     @staticmethod
     def _mark_repo_dir(repository: Path, path: Path) -> None:
         """Create the per-repository directory with its marker naming the repository."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        marker = path.parent / _REPO_MARKER
+        marker = path.parent / REPO_MARKER
         if not marker.exists():
             marker.write_text(str(repository) + "\n")
 
@@ -519,7 +382,6 @@ class Worktrees:
         """
         if not info.checkout_pending:
             return
-
         await asyncio.to_thread(_checkout, info.path, info.base_commit)
         info.checkout_pending = False
 
@@ -529,137 +391,42 @@ class Worktrees:
         Only for worktrees no agent has run in: `reset --hard` discards changes.
         """
         if path.is_dir():
-            await asyncio.to_thread(lambda: _checkout(path, run_git(path, "rev-parse", "HEAD")))
+            await asyncio.to_thread(lambda: _checkout(path, git(path, "rev-parse", "HEAD").strip()))
 
-    def _create(
-        self,
-        repo: git.Repo,
-        repository: Path,
-        path: Path,
-        name: str,
-        base: str,
-        *,
-        new_branch: bool,
-        claim: _Claim | None = None,
-        defer: bool = False,
-    ) -> WorktreeInfo:
-        """Add the worktree at `path` (from the pool when `claim` holds a ready one; only
-        registered when `defer`).
-
-        On failure leave no directory or branch behind.
-        """
-        self._mark_repo_dir(repository, path)
-        if (
-            new_branch
-            and claim is not None
-            and claim.member is not None
-            and self._claim_sync(repo, claim, path, name, base)
-        ):
-            log.info("created worktree %s (branch %s at %s) from the pool", path, name, base[:12])
-            return WorktreeInfo(path, name, repository, base, created=True, branch_created=True, pooled=True)
-        args = ["worktree", "add", "--quiet"] + (["--no-checkout"] if defer else [])
-        args += ["-b", name, "--", str(path), base] if new_branch else ["--", str(path), name]
-        try:
-            _run(repo, *args)
-        except git.GitCommandError as exc:
-            self._undo(repo, path, name if new_branch else None)
-            raise FailedPrecondition(f"git worktree add failed for {name}: {_git_error(exc)}") from None
-        log.info("created worktree %s (branch %s at %s)", path, name, base[:12])
-        return WorktreeInfo(
-            path, name, repository, base, created=True, branch_created=new_branch, checkout_pending=defer
-        )
-
-    def _claim_sync(self, repo: git.Repo, claim: _Claim, path: Path, name: str, base: str) -> bool:
-        """Move the pooled worktree to `path` and start branch `name` at `base` in it.
-
-        Both steps take milliseconds at any repository size: the move is a rename, and at
-        the worktree's own commit the branch is created and HEAD pointed at it (no file or
-        index touched); at another commit `checkout -b` rewrites only the files that differ. False
-        (and the pool member back in place or gone) when git refuses; the caller then falls back to
-        `git worktree add`.
-        """
-        member = claim.member
-        assert member is not None
-        try:
-            _run(repo, "worktree", "move", "--", str(member.path), str(path))
-        except git.GitCommandError as exc:
-            if not member.path.exists():
-                # Deleted behind our back: forget its registration, keep pooling.
-                claim.state = "lost"
-                try:
-                    _run(repo, "worktree", "prune")
-                except git.GitCommandError:
-                    pass
-                return False
-            # e.g. git refuses to move a locked worktree: it never will.
-            claim.state, claim.reason = "refused", _git_error(exc)
-            return False
-        try:
-            if member.commit == base:
-                # Same commit: create the branch and point HEAD at it. Unlike `checkout -b`
-                # this never reads or rewrites the index (100 ms at 50k files).
-                _run(repo, "branch", "--no-track", "--", name, base)
-                try:
-                    _run(
-                        repo,
-                        "-C",
-                        str(path),
-                        "symbolic-ref",
-                        "-m",
-                        f"checkout: moving from {base} to {name}",
-                        "HEAD",
-                        f"refs/heads/{name}",
-                    )
-                except git.GitCommandError:
-                    _run(repo, "branch", "-D", "--", name)
-                    raise
-            else:
-                _run(repo, "-C", str(path), "checkout", "--quiet", "-b", name, base)
-        except git.GitCommandError as exc:
-            log.info("pooled worktree not usable for %s: %s", name, _git_error(exc))
-            try:
-                _run(repo, "worktree", "move", "--", str(path), str(member.path))
-            except git.GitCommandError:
-                claim.state = "lost"
-                self._undo(repo, path, None)
-            return False
-        claim.state = "used"
-        return True
+    # ---- undoing and removing -------------------------------------------
 
     @staticmethod
-    def _undo(repo: git.Repo, path: Path, branch: str | None) -> None:
+    def _undo(repository: Path, path: Path, branch: str | None) -> None:
         """Best effort: remove the worktree at `path` and, if given, the branch."""
         try:
-            if _find_entry(repo, path) is not None:
-                _run(repo, "worktree", "remove", "--force", "--force", str(path))
-        except git.GitCommandError as exc:
-            log.warning("could not remove worktree %s: %s", path, _git_error(exc))
+            if _find_entry(repository, path) is not None:
+                git(repository, "worktree", "remove", "--force", "--force", str(path))
+        except GitError as exc:
+            log.warning("could not remove worktree %s: %s", path, exc)
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)
         try:
-            _run(repo, "worktree", "prune")
-            if branch and _branch_exists(repo, branch):
-                _run(repo, "branch", "-D", "--", branch)
-        except git.GitCommandError as exc:
-            log.warning("could not delete branch %s: %s", branch, _git_error(exc))
+            git(repository, "worktree", "prune")
+            if branch and _branch_exists(repository, branch):
+                git(repository, "branch", "-D", "--", branch)
+        except GitError as exc:
+            log.warning("could not delete branch %s: %s", branch, exc)
 
     async def rollback(self, info: WorktreeInfo) -> None:
         """Undo an ensure() that created things (a reused worktree is left alone)."""
         if not info.created:
             return
         async with self._lock(str(info.repository)):
-            await asyncio.to_thread(self._rollback_sync, info)
-
-    def _rollback_sync(self, info: WorktreeInfo) -> None:
-        with git.Repo(info.repository) as repo:
-            self._undo(repo, info.path, info.branch if info.branch_created else None)
+            await asyncio.to_thread(
+                self._undo, info.repository, info.path, info.branch if info.branch_created else None
+            )
 
     def _repository_of(self, path: Path) -> Path:
         """The repository owning the managed worktree at `path` (NotFound otherwise)."""
         root = self.worktrees_root.resolve()
         if not path.is_relative_to(root) or len(path.relative_to(root).parts) != 2:
             raise NotFound(f"not a worktree managed by this daemon: {path}")
-        marker = path.parent / _REPO_MARKER
+        marker = path.parent / REPO_MARKER
         try:
             return Path(marker.read_text().strip())
         except OSError:
@@ -675,8 +442,7 @@ class Worktrees:
 
     def _listed_sync(self, repository: Path) -> list[ListedWorktree]:
         home = self._repo_dir(repository)
-        with git.Repo(repository) as repo:
-            entries = [e for e in _list_worktrees(repo) if e.path.parent == home and not e.prunable]
+        entries = [e for e in list_worktrees(repository) if e.path.parent == home and not e.prunable]
         return [ListedWorktree(e.path, e.branch, self._dirty_sync(e.path)) for e in entries if e.path.is_dir()]
 
     async def remove(
@@ -696,53 +462,49 @@ class Worktrees:
             )
 
     @staticmethod
-    def _merged_elsewhere(repo: git.Repo, branch: str) -> bool:
+    def _merged_elsewhere(repository: Path, branch: str) -> bool:
         """Whether another local branch contains `branch`'s tip (deleting it then loses no commit)."""
-        holders = _run(repo, "for-each-ref", "--format=%(refname)", f"--contains=refs/heads/{branch}", "refs/heads/")
+        holders = git(
+            repository, "for-each-ref", "--format=%(refname)", f"--contains=refs/heads/{branch}", "refs/heads/"
+        )
         return any(ref != f"refs/heads/{branch}" for ref in holders.splitlines())
 
     def _remove_sync(
         self, repository: Path, path: Path, force: bool, delete_branch: bool, delete_branch_if_merged: bool = False
     ) -> tuple[str, bool]:
         try:
-            repo = git.Repo(repository)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            main_repository(repository)
+        except FailedPrecondition:
             raise NotFound(f"repository of worktree {path} is gone: {repository}") from None
-        with repo:
-            entry = _find_entry(repo, path)
-            if entry is None or _same_path(entry.path, repository):
-                raise NotFound(f"not a worktree of {repository}: {path}")
-            if entry.prunable:
-                _run(repo, "worktree", "prune")
-            else:
-                if not force and self._dirty_sync(path):
-                    raise FailedPrecondition(
-                        f"worktree {path} has uncommitted or untracked changes; use force to remove it"
-                    )
-                args = ["worktree", "remove"] + (["--force", "--force"] if force else []) + ["--", str(path)]
-                try:
-                    _run(repo, *args)
-                except git.GitCommandError as exc:
-                    raise FailedPrecondition(f"cannot remove worktree {path}: {_git_error(exc)}") from None
-            deleted = False
-            if (
-                not delete_branch
-                and delete_branch_if_merged
-                and entry.branch
-                and _branch_exists(repo, entry.branch)
-                and self._merged_elsewhere(repo, entry.branch)
-            ):
-                delete_branch = True
-            if delete_branch and entry.branch and _branch_exists(repo, entry.branch):
-                try:
-                    _run(repo, "branch", "-D", "--", entry.branch)
-                    deleted = True
-                except git.GitCommandError as exc:
-                    raise FailedPrecondition(
-                        f"worktree removed but branch {entry.branch} was not deleted: {_git_error(exc)}"
-                    ) from None
-        log.info("removed worktree %s (branch %s, deleted=%s)", path, entry.branch, deleted)
-        return entry.branch, deleted
+        entry = _find_entry(repository, path)
+        if entry is None or _same_path(entry.path, repository):
+            raise NotFound(f"not a worktree of {repository}: {path}")
+        if entry.prunable:
+            git(repository, "worktree", "prune")
+        else:
+            if not force and self._dirty_sync(path):
+                raise FailedPrecondition(
+                    f"worktree {path} has uncommitted or untracked changes; use force to remove it"
+                )
+            args = ["worktree", "remove"] + (["--force", "--force"] if force else []) + ["--", str(path)]
+            try:
+                git(repository, *args)
+            except GitError as exc:
+                raise FailedPrecondition(f"cannot remove worktree {path}: {exc.reason}") from None
+        branch = entry.branch
+        if not branch or not _branch_exists(repository, branch):
+            delete_branch = False
+        elif not delete_branch and delete_branch_if_merged:
+            delete_branch = self._merged_elsewhere(repository, branch)
+        if delete_branch:
+            try:
+                git(repository, "branch", "-D", "--", branch)
+            except GitError as exc:
+                raise FailedPrecondition(
+                    f"worktree removed but branch {branch} was not deleted: {exc.reason}"
+                ) from None
+        log.info("removed worktree %s (branch %s, deleted=%s)", path, branch, delete_branch)
+        return branch, delete_branch
 
     async def is_dirty(self, path: Path) -> bool:
         """True when the worktree has modified, staged or untracked files."""
@@ -750,21 +512,14 @@ class Worktrees:
 
     @staticmethod
     def _dirty_sync(path: Path) -> bool:
-        try:
-            repo = git.Repo(path)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise NotFound(f"not a git worktree: {path}") from None
-        with repo:
-            return bool(_run(repo, "status", "--porcelain", "--untracked-files=normal"))
+        status = run(path, "status", "--porcelain", "--untracked-files=normal")
+        if not status.ok:
+            raise NotFound(f"not a git worktree: {path}")
+        return bool(status.stdout)
 
     async def git_version(self) -> str:
         """The installed git's version, e.g. "2.39.5"."""
-
-        def version() -> str:
-            out = git.Git().execute(["git", "--version"])
-            return out.removeprefix("git version ").strip()
-
-        return await asyncio.to_thread(version)
+        return await asyncio.to_thread(git_version)
 
     async def close(self) -> None:
         """Refuse further operations, wait for running ones, remove pooled worktrees. Idempotent."""

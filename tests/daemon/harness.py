@@ -67,7 +67,7 @@ class Harness:
         return Path(self.proc.config["daemon"]["worktrees_root"])
 
     def worktree_path(self, repo: Path, name: str) -> Path:
-        return Worktrees(Path(self.proc.config["daemon"]["repos_root"]), self.worktrees_root).worktree_path(repo, name)
+        return Worktrees(self.worktrees_root).worktree_path(repo, name)
 
     def launch(
         self, repo: Path, *, provider: str = "claude_code", timeout: float = 30.0, permissions: str = "", **fields: Any

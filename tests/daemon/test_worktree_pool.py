@@ -23,14 +23,14 @@ def git_repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def pooled(tmp_path: Path):
-    wt = Worktrees(tmp_path / "clones", tmp_path / "worktrees", pool_size=2, pool_refresh_seconds=0.2)
+    wt = Worktrees(tmp_path / "worktrees", pool_size=2, pool_refresh_seconds=0.2)
     yield wt
     await wt.close()
 
 
 @pytest.fixture
 async def plain(tmp_path: Path):
-    wt = Worktrees(tmp_path / "clones", tmp_path / "plain-worktrees")
+    wt = Worktrees(tmp_path / "plain-worktrees")
     yield wt
     await wt.close()
 
@@ -124,7 +124,7 @@ async def test_pool_follows_head_when_it_moves(pooled: Worktrees, git_repo: Path
 
 async def test_claim_from_a_stale_pool_lands_on_the_new_head(tmp_path: Path, git_repo: Path) -> None:
     # A refresh interval longer than the test: only the launch itself can notice the move.
-    wt = Worktrees(tmp_path / "c", tmp_path / "w", pool_size=1, pool_refresh_seconds=3600)
+    wt = Worktrees(tmp_path / "w", pool_size=1, pool_refresh_seconds=3600)
     try:
         await warm(wt, git_repo)
         git(git_repo, "rm", "-q", "file0.txt")
@@ -204,7 +204,7 @@ async def test_concurrent_launches_with_a_small_pool_all_succeed(pooled: Worktre
 
 async def test_pooled_repositories_are_bounded(tmp_path: Path) -> None:
     repos = [make_repo(tmp_path / "repos" / f"r{i}", commits=1) for i in range(3)]
-    wt = Worktrees(tmp_path / "c", tmp_path / "w", pool_size=1, pool_repositories=2)
+    wt = Worktrees(tmp_path / "w", pool_size=1, pool_repositories=2)
     try:
         for repo in repos:
             await warm(wt, repo)
@@ -225,7 +225,7 @@ async def test_pool_worktrees_are_not_removable_as_user_worktrees(pooled: Worktr
 
 
 async def test_close_removes_every_pooled_worktree(tmp_path: Path, git_repo: Path) -> None:
-    wt = Worktrees(tmp_path / "c", tmp_path / "w", pool_size=3)
+    wt = Worktrees(tmp_path / "w", pool_size=3)
     await warm(wt, git_repo)
     user = await wt.ensure(git_repo, "kept-by-user")
     await wt.close()
@@ -246,7 +246,7 @@ async def test_setting_the_size_to_zero_removes_the_pool(pooled: Worktrees, git_
 
 
 async def test_leftovers_of_an_earlier_process_are_swept(tmp_path: Path, git_repo: Path) -> None:
-    wt = Worktrees(tmp_path / "c", tmp_path / "w")
+    wt = Worktrees(tmp_path / "w")
     leftover = wt.worktree_path(git_repo, "x").parent / POOL_DIR / "0badc0de-leftover"
     leftover.parent.mkdir(parents=True)
     (leftover.parent.parent / ".berth-repository").write_text(f"{git_repo.resolve()}\n")
@@ -294,8 +294,8 @@ async def test_pooled_worktrees_deleted_by_hand_are_replaced(pooled: Worktrees, 
     assert all(Path(p).is_dir() for p in pooled_registrations(git_repo))
 
 
-async def test_a_move_git_refuses_disables_the_pool_and_falls_back(tmp_path: Path, git_repo: Path) -> None:
-    wt = Worktrees(tmp_path / "c", tmp_path / "w", pool_size=1)
+async def test_a_move_git_refuses_pauses_the_pool_and_falls_back(tmp_path: Path, git_repo: Path) -> None:
+    wt = Worktrees(tmp_path / "w", pool_size=1)
     try:
         await warm(wt, git_repo)
         # A locked worktree cannot be moved: git refuses the claim.
@@ -304,7 +304,7 @@ async def test_a_move_git_refuses_disables_the_pool_and_falls_back(tmp_path: Pat
         assert info.created and not info.pooled
         assert head_commit(info.path) == head_commit(git_repo)
         assert worktree_list(git_repo)[str(info.path)] == "fallback"
-        await poll(lambda: pooled_registrations(git_repo) == [], what="disabled pool to drain")
+        await poll(lambda: pooled_registrations(git_repo) == [], what="paused pool to drain")
         later = await wt.ensure(git_repo, "later")
         assert not later.pooled
     finally:
@@ -312,10 +312,31 @@ async def test_a_move_git_refuses_disables_the_pool_and_falls_back(tmp_path: Pat
     assert pool_entries(wt, git_repo) == []
 
 
+async def test_a_paused_pool_refills_after_its_retry_time_and_launches_claim_again(
+    tmp_path: Path, git_repo: Path
+) -> None:
+    wt = Worktrees(tmp_path / "w", pool_size=1, pool_refresh_seconds=3600, pool_retry_seconds=0.5)
+    try:
+        await warm(wt, git_repo)
+        locked = pool_entries(wt, git_repo)[0]
+        git(git_repo, "worktree", "lock", str(locked))
+        assert not (await wt.ensure(git_repo, "refused")).pooled
+        # The refused (locked) member is dropped, and pooling resumes on its own with a new one.
+        await wt.wait_pool_ready(git_repo, timeout=60)
+        assert [str(p) for p in pool_entries(wt, git_repo)] != [str(locked)]
+        again = await wt.ensure(git_repo, "pooled-again")
+        assert again.pooled
+        assert worktree_list(git_repo)[str(again.path)] == "pooled-again"
+    finally:
+        await wt.close()
+    assert pool_entries(wt, git_repo) == []
+    assert pooled_registrations(git_repo) == []
+
+
 async def test_deferred_checkout_registers_first_and_populate_makes_it_indistinguishable_from_a_fresh_one(
     plain: Worktrees, tmp_path: Path, git_repo: Path
 ) -> None:
-    deferred_wt = Worktrees(tmp_path / "clones", tmp_path / "deferred-worktrees")
+    deferred_wt = Worktrees(tmp_path / "deferred-worktrees")
     try:
         info = await deferred_wt.ensure(git_repo, "feature/later", defer_checkout=True)
         assert info.checkout_pending and info.created and info.branch_created and not info.pooled
@@ -335,13 +356,13 @@ async def test_deferred_checkout_registers_first_and_populate_makes_it_indisting
 
 
 async def test_deferred_checkout_of_a_taken_branch_fails_and_leaves_nothing(tmp_path: Path, git_repo: Path) -> None:
-    wt = Worktrees(tmp_path / "clones", tmp_path / "worktrees")
+    wt = Worktrees(tmp_path / "worktrees")
     try:
         first = await wt.ensure(git_repo, "taken", defer_checkout=True)
         await wt.populate(first)
         before = worktree_list(git_repo)
 
-        other = Worktrees(tmp_path / "clones", tmp_path / "other-root")
+        other = Worktrees(tmp_path / "other-root")
         try:
             with pytest.raises(FailedPrecondition, match="already checked out"):
                 await other.ensure(git_repo, "taken", defer_checkout=True)
@@ -363,9 +384,33 @@ async def test_a_claim_takes_the_short_path_and_needs_no_worktree_listing(
     def no_listing(*_args, **_kwargs):
         raise AssertionError("the claim listed worktrees")
 
-    monkeypatch.setattr(worktrees_module, "_list_worktrees", no_listing)
+    monkeypatch.setattr(worktrees_module, "list_worktrees", no_listing)
     info = await pooled.ensure(git_repo, "quick", defer_checkout=True)
 
     assert info.pooled and not info.checkout_pending
     assert git(info.path, "rev-parse", "--abbrev-ref", "HEAD") == "quick"
     assert git(info.path, "status", "--porcelain") == ""
+
+
+async def test_the_pool_survives_an_unexpected_failure_of_its_refill(
+    tmp_path: Path, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import daemon.worktree_pool as pool_module
+
+    real = pool_module._head_commit
+    calls = []
+
+    def failing_once(repository: Path) -> str:
+        calls.append(repository)
+        if len(calls) == 1:
+            raise RuntimeError("disk trouble")
+        return real(repository)
+
+    monkeypatch.setattr(pool_module, "_head_commit", failing_once)
+    wt = Worktrees(tmp_path / "w", pool_size=1, pool_refresh_seconds=3600)
+    try:
+        await warm(wt, git_repo)
+        assert len(calls) >= 2
+        assert (await wt.ensure(git_repo, "after-failure")).pooled
+    finally:
+        await wt.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import FailedPrecondition, InvalidArgument, NotFound
-from daemon.worktrees import Worktrees, is_clone_url
+from daemon.worktrees import Worktrees
 from tests.support.git_repos import commit_file, git, head_commit, make_repo
 
 
@@ -22,7 +22,7 @@ def git_repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def worktrees(tmp_path: Path):
-    wt = Worktrees(tmp_path / "clones", tmp_path / "worktrees")
+    wt = Worktrees(tmp_path / "worktrees")
     yield wt
     await wt.close()
 
@@ -130,59 +130,6 @@ async def test_concurrent_ensure_of_same_name_creates_once(worktrees: Worktrees,
     infos = await asyncio.gather(*(worktrees.ensure(git_repo, "same") for _ in range(4)))
     assert sorted(i.created for i in infos) == [False, False, False, True]
     assert len({i.path for i in infos}) == 1
-
-
-async def test_resolve_repository_accepts_local_repo_and_subpaths_of_worktrees(
-    worktrees: Worktrees, git_repo: Path
-) -> None:
-    assert await worktrees.resolve_repository(str(git_repo)) == git_repo.resolve()
-    info = await worktrees.ensure(git_repo, "linked")
-    # A linked worktree resolves to its main repository.
-    assert await worktrees.resolve_repository(str(info.path)) == git_repo.resolve()
-
-
-async def test_resolve_repository_errors_name_the_problem(worktrees: Worktrees, tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgument) as info:
-        await worktrees.resolve_repository("")
-    assert info.value.field == "repository"
-    with pytest.raises(InvalidArgument):
-        await worktrees.resolve_repository("relative/path")
-    with pytest.raises(NotFound, match="does-not-exist"):
-        await worktrees.resolve_repository(str(tmp_path / "does-not-exist"))
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    with pytest.raises(FailedPrecondition, match="not a git repository"):
-        await worktrees.resolve_repository(str(plain))
-
-
-def test_clone_url_detection() -> None:
-    for url in ["https://github.com/a/b.git", "ssh://git@host/x", "git@github.com:a/b.git", "file:///tmp/r"]:
-        assert is_clone_url(url), url
-    for path in ["/tmp/repo", "~/repo", "relative", "C:/x"]:
-        assert not is_clone_url(path), path
-
-
-async def test_clone_url_is_cloned_once_for_concurrent_callers(worktrees: Worktrees, git_repo: Path) -> None:
-    url = f"file://{git_repo}"
-    paths = await asyncio.gather(*(worktrees.resolve_repository(url) for _ in range(5)))
-    assert len(set(paths)) == 1
-    clone = paths[0]
-    assert clone.parent == worktrees.repos_root.resolve()
-    assert head_commit(clone) == head_commit(git_repo)
-    assert [p.name for p in worktrees.repos_root.iterdir()] == [clone.name]
-    # Later calls reuse the clone instead of cloning again.
-    marker = clone / "local-only.txt"
-    marker.write_text("x")
-    assert await worktrees.resolve_repository(url) == clone
-    assert marker.exists()
-    info = await worktrees.ensure(clone, "on-clone")
-    assert info.repository == clone
-
-
-async def test_failed_clone_is_not_found_and_leaves_nothing(worktrees: Worktrees, tmp_path: Path) -> None:
-    with pytest.raises(NotFound, match="cannot be cloned"):
-        await worktrees.resolve_repository(f"file://{tmp_path}/missing-repo")
-    assert not worktrees.repos_root.exists() or list(worktrees.repos_root.iterdir()) == []
 
 
 async def test_remove_refuses_dirty_worktree_unless_forced(worktrees: Worktrees, git_repo: Path) -> None:
