@@ -10,10 +10,10 @@ answer-read from the stub's next line (same machine, same clock).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import httpx
+from httpx_sse import aconnect_sse
 
 from bench.report import Report, Row
 from bench.shared import SharedStack
@@ -34,15 +34,13 @@ async def _round(shared: SharedStack, sid: str, count: int) -> tuple[list[float]
         opened = asyncio.Event()
 
         async def follow() -> None:
-            async with client.stream("GET", f"/api/sessions/{sid}/events") as resp:
-                if resp.status_code != 200:
-                    raise RuntimeError(f"SSE {sid}: {resp.status_code}")
+            async with aconnect_sse(client, "GET", f"/api/sessions/{sid}/events") as source:
+                if source.response.status_code != 200:
+                    raise RuntimeError(f"SSE {sid}: {source.response.status_code}")
                 opened.set()
-                async for line in resp.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
+                async for sse in source.aiter_sse():
                     now = time.time()
-                    data = json.loads(line[5:])
+                    data = sse.json()
                     content = data.get("content") or {}
                     if content.get("type") == "approval_request":
                         args = content.get("arguments") or {}

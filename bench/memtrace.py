@@ -96,7 +96,7 @@ async def _cycle(sup: Supervisor, repo: Path) -> None:
         )
     )
     await sup.stop(sid, grace=2)
-    await sup.remove_worktree(str(result.session.worktree_path), force=True, delete_branch=True)
+    await sup.left_worktrees.remove(str(result.session.worktree_path), force=True, delete_branch=True)
 
 
 async def trace(cycles: int, top: int, frames: int) -> None:

@@ -9,7 +9,7 @@ from), `_render` (tables, colour, JSON lines), `_*_commands` (one function per c
 parser and entry point), `runfile` (run.json and the first admin token, shared with `make run`).
 """
 
-from berth_cli._client import Client, CliError, iter_sse
+from berth_cli._client import Client, CliError, sse_records
 from berth_cli._main import build_parser, main
 from berth_cli._render import Output
 from berth_cli._session_commands import turn_outcome
@@ -21,7 +21,7 @@ __all__ = [
     "Output",
     "build_parser",
     "find_run_json",
-    "iter_sse",
+    "sse_records",
     "main",
     "resolve_target",
     "run_facts",

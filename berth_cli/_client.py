@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource, SSEError
 
 
 class CliError(Exception):
@@ -109,8 +110,8 @@ class Client:
                         data,
                         resp.status_code,
                     )
-                yield from iter_sse(resp.iter_lines())
-        except httpx.HTTPError as exc:
+                yield from sse_records(resp)
+        except (httpx.HTTPError, SSEError) as exc:
             raise CliError(f"event stream from {self.url}{self._from()} ended: {exc}") from exc
 
 
@@ -121,30 +122,20 @@ def _decoded(resp: httpx.Response) -> Any:
         return resp.text
 
 
-def iter_sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    """Parse Server-Sent Events lines into {id, event, data} (data JSON-decoded when it is JSON)."""
-    record: dict[str, Any] = {}
-    data: list[str] = []
-    for line in lines:
-        if line == "":
-            if data:
-                text = "\n".join(data)
-                try:
-                    record["data"] = json.loads(text)
-                except ValueError:
-                    record["data"] = text
-                record.setdefault("event", "message")
-                yield record
-            record, data = {}, []
+def sse_records(resp: httpx.Response) -> Iterator[dict[str, Any]]:
+    """The Server-Sent Events of a streaming response as {id, event, data} (data JSON-decoded when it
+    is JSON); comments and events without data are skipped."""
+    for sse in EventSource(resp).iter_sse():
+        if not sse.data:
             continue
-        if line.startswith(":"):
-            continue  # keep-alive comment
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "data":
-            data.append(value)
-        elif field in ("id", "event"):
-            record[field] = value
+        try:
+            data: Any = json.loads(sse.data)
+        except ValueError:
+            data = sse.data
+        record: dict[str, Any] = {"event": sse.event or "message", "data": data}
+        if sse.id:
+            record["id"] = sse.id
+        yield record
 
 
 def _describe_error(data: Any) -> str:

@@ -1,4 +1,8 @@
-"""Commands over sessions: launch, import and export, status changes, messages, tail, approvals."""
+"""Commands over sessions: launch, import and export, status changes, messages, tail, approvals.
+
+Size: one function per command over sessions (about twenty), each short; they share the argument
+helpers at the top, and splitting them by command would scatter one `berth` verb list over files.
+"""
 
 from __future__ import annotations
 

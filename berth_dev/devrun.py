@@ -3,6 +3,9 @@
 State lives in $BERTH_HOME (default ./.berth): configs, the daemon's store, the SQLite database,
 logs, and run.json ({url, admin_token, machine_id, daemon_socket, workspace_id}, mode 0600).
 Ctrl-C (or SIGTERM) stops both children. Running it again reuses the token, machine and workspace.
+
+Size: two child processes' whole lifecycle (configs, first token, start, readiness, stop on a
+signal) in one place, so that `make run` reads top to bottom.
 """
 
 from __future__ import annotations

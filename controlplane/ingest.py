@@ -9,6 +9,9 @@ subscribers (an SSE id is a stored seq, so a client resuming from the database s
 One writer means one SQLite write transaction at a time (no lock contention) and few commits under load.
 Followers stop once the session is paused, completed or failed (after a short drain for trailing events)
 and are restarted by launch/resume/message and at start-up.
+
+Size: the followers and the one writer share the batching state and the publish-after-commit rule;
+kept together so that rule is visible in one file.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ Failure policy: when the daemon rejects the launch (a 4xx: invalid argument, not
 exhausted), rows this request created are deleted again and reused rows are left as they were, so
 nothing is written. When the daemon is unreachable, too slow or fails internally (502/504), the rows
 stay and the agent session is marked failed with the error, so it is never left "active".
+
+Size: the three steps above and their data (plan, request, outcome) are one transaction's story; the
+HTTP mapping, the daemon client and the rows live in their own modules.
 """
 
 from __future__ import annotations

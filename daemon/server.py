@@ -224,6 +224,7 @@ class DaemonServer:
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._observer = _CallObserver()
         self._server: grpc.aio.Server | None = None
+        self._server_started = False  # the grpc server ran (so stop() releases its ports)
         self._metrics: metrics.MetricsEndpoint | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._socket_path: Path | None = None
@@ -334,6 +335,7 @@ class DaemonServer:
             self._tcp_port = port
 
         await server.start()
+        self._server_started = True
         os.chmod(path, listen.unix_socket_mode)
         if listen.metrics:
             endpoint = metrics.MetricsEndpoint(listen.metrics)
@@ -368,6 +370,10 @@ class DaemonServer:
                 # Followers of live events would hold the drain for the whole grace period;
                 # they get UNAVAILABLE now and resume from their last seq on the next daemon.
                 self._observer.end_streams()
+                if not self._server_started:
+                    # gRPC keeps a port bound by add_*_port open until its server has run: start it so
+                    # that stop() releases it (health says NOT_SERVING meanwhile).
+                    await self._server.start()
                 await self._server.stop(grace)
         finally:
             if self._watchdog is not None:
@@ -389,6 +395,7 @@ class DaemonServer:
                     self._socket_path.unlink(missing_ok=True)
                     self._socket_path = None
                 self._server = None
+                self._server_started = False
                 self._stopping = True
                 assert self._stopped is not None
                 self._stopped.set()

@@ -259,7 +259,7 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
             }
             for m in request.messages
         ]
-        result = await self.supervisor.import_transcript(
+        result = await self.supervisor.importer.import_transcript(
             provider_session_id=request.provider_session_id,
             messages=messages,
             worktree_path=request.worktree_path,
@@ -280,7 +280,7 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
     async def RemoveWorktree(
         self, request: pb.RemoveWorktreeRequest, context: grpc.aio.ServicerContext
     ) -> pb.RemoveWorktreeResponse:
-        branch, deleted = await self.supervisor.remove_worktree(
+        branch, deleted = await self.supervisor.left_worktrees.remove(
             request.worktree_path,
             force=request.force,
             delete_branch=request.delete_branch,
@@ -295,14 +295,14 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
     async def ForgetSession(
         self, request: pb.ForgetSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.ForgetSessionResponse:
-        kept = await self.supervisor.forget(request.agent_session_id, request.owner)
+        kept = await self.supervisor.left_worktrees.forget(request.agent_session_id, request.owner)
         return pb.ForgetSessionResponse(worktree_path=kept)
 
     @_rpc
     async def ListWorktrees(
         self, request: pb.ListWorktreesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListWorktreesResponse:
-        entries = await self.supervisor.list_worktrees(request.repository, request.owner)
+        entries = await self.supervisor.left_worktrees.listed(request.repository, request.owner)
         return pb.ListWorktreesResponse(worktrees=[pb.Worktree(**e) for e in entries])
 
     @_rpc
@@ -313,7 +313,7 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
 
     @_rpc
     async def GetDiff(self, request: pb.GetDiffRequest, context: grpc.aio.ServicerContext) -> pb.Diff:
-        result, base_ref = await self.supervisor.get_diff(
+        result, base_ref = await self.supervisor.git.diff(
             request.agent_session_id,
             request.owner,
             path=request.path,
@@ -340,12 +340,14 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
 
     @_rpc
     async def Commit(self, request: pb.CommitRequest, context: grpc.aio.ServicerContext) -> pb.CommitResponse:
-        commit = await self.supervisor.commit(request.agent_session_id, request.owner, request.message, request.author)
+        commit = await self.supervisor.git.commit(
+            request.agent_session_id, request.owner, request.message, request.author
+        )
         return pb.CommitResponse(commit=commit)
 
     @_rpc
     async def Merge(self, request: pb.MergeRequest, context: grpc.aio.ServicerContext) -> pb.MergeResponse:
-        result = await self.supervisor.merge(
+        result = await self.supervisor.git.merge(
             request.agent_session_id,
             request.owner,
             into=request.into,
@@ -358,7 +360,7 @@ class DaemonService(daemon_pb2_grpc.DaemonServiceServicer):
 
     @_rpc
     async def Push(self, request: pb.PushRequest, context: grpc.aio.ServicerContext) -> pb.PushResponse:
-        ref = await self.supervisor.push(
+        ref = await self.supervisor.git.push(
             request.agent_session_id, request.owner, remote=request.remote, branch=request.branch
         )
         return pb.PushResponse(remote=request.remote or "origin", ref=ref)

@@ -6,6 +6,9 @@ Events are stored before anyone is told about them, and `seq` is assigned in
 the same transaction that stores the event, so numbering has no gaps, is never
 re-assigned, and a reader that reconnects with its last seq misses nothing —
 also across daemon restarts.
+
+Size: one SQLite schema and the queries on it (sessions, events, provider ids, pending messages,
+approvals, left worktrees); every write that must be atomic with another is in this one class.
 """
 
 from __future__ import annotations

@@ -1,9 +1,17 @@
 """Session lifecycle: worktree → agent process → events, with queues and reconcile on start.
 
 The supervisor is the only place that ties the pieces together:
-`worktrees` (git), `agents` + `runner` (processes), `store` (sessions and the
-event log) and `transcripts` (imported Claude conversations). It knows nothing
-of gRPC; it raises `daemon.errors` exceptions that the service maps to codes.
+`repositories` + `worktrees` (git), `agents` + `runner` (processes), `store`
+(sessions and the event log), and the components it builds for review and ship
+(`git`), worktrees left behind (`left_worktrees`) and imports (`importer`). It
+knows nothing of gRPC; it raises `daemon.errors` exceptions that the service
+maps to codes.
+
+Size: what is left here is one state machine — launch, the runner's start and exit, messages,
+pause/resume/stop, budgets, approvals' delivery — under one per-session lock and one table of live
+runners. Its other jobs live apart: launch_request.py (normalizing), recovery.py (orphans after a
+restart), machine.py (facts), session_git.py (review and ship), session_worktrees.py (worktrees left
+behind), importing.py (imports), ownership.py (who owns what).
 """
 
 from __future__ import annotations
@@ -21,28 +29,26 @@ from pathlib import Path
 from typing import Any, Self
 
 import daemon
-from daemon import review, transcripts
 from daemon.agents import adapter_for
 from daemon.agents.base import AgentAdapter, AgentEvent, ApprovalAsk, Decision, TurnSpec
 from daemon.approvals import ApprovalDesk
 from daemon.carriable import make_carriable
 from daemon.config import DaemonConfig
 from daemon.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from daemon.importing import TranscriptImporter
 from daemon.launch_request import LaunchRequest, normalize_launch
 from daemon.machine import MachineFacts
+from daemon.ownership import check_owner, check_worktree_free, holder_of
 from daemon.recovery import end_orphan_group
 from daemon.repositories import Repositories
 from daemon.runner import AgentRunner
+from daemon.session_git import SessionGit
+from daemon.session_worktrees import SessionWorktrees
 from daemon.statuses import APPROVAL_STATUSES, ENDED_STATUSES, RUNNING_STATUSES, SESSION_STATUSES
 from daemon.store import ApprovalRecord, SessionRecord, StateStore, StoredEvent
-from daemon.validation import (
-    validate_owner,
-    validate_provider_session_id,
-    validate_worktree_name,
-)
 from daemon.worktrees import WorktreeInfo, Worktrees
 
-__all__ = ["STATUSES", "ImportResult", "LaunchRequest", "LaunchResult", "Supervisor"]
+__all__ = ["STATUSES", "LaunchRequest", "LaunchResult", "Supervisor"]
 
 log = logging.getLogger("berth.daemon.supervisor")
 
@@ -61,15 +67,6 @@ class LaunchResult:
     pooled: bool = False  # the worktree came ready from the pool
     # The worktree's files are being written; the agent starts when they are (status → active).
     checkout_pending: bool = False
-
-
-@dataclass
-class ImportResult:
-    path: Path
-    worktree_path: Path
-    branch: str
-    message_count: int
-    worktree_created: bool
 
 
 class _Live:
@@ -98,6 +95,17 @@ class Supervisor:
         self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._launching = 0
         self._facts = MachineFacts(self.worktrees.git_version, self._adapter)
+        self.git = SessionGit(self.worktrees, owned=self._owned_by, in_turn=lambda sid: self.live_state(sid)[0])
+        self.left_worktrees = SessionWorktrees(
+            lambda: self.store,
+            self.repositories,
+            self.worktrees,
+            get=self._get,
+            owned=self._owned,
+            live=self._live,
+            lock=self._lock,
+        )
+        self.importer = TranscriptImporter(config, lambda: self.store, self.repositories, self.worktrees, self._live)
         self._closed = False
         self._budget_stops: set[asyncio.Task[None]] = set()
 
@@ -264,7 +272,7 @@ class Supervisor:
         path = self.worktrees.worktree_path(repo, req.worktree_name)
         # One launch at a time per worktree, from the check until the session is stored as its holder.
         async with self._lock(f"worktree:{path}"):
-            self._check_worktree_free(path, req)
+            check_worktree_free(self.store, self._live, path, req)
             info = await self.worktrees.ensure(repo, req.worktree_name, req.base_ref, defer_checkout=True)
             now = _now()
             rec = SessionRecord(
@@ -406,35 +414,6 @@ class Supervisor:
             log.warning(
                 "provider session %s of %s is recorded for another owner", provider_session_id, rec.agent_session_id
             )
-
-    def _check_worktree_free(self, path: Path, req: LaunchRequest) -> None:
-        """FailedPrecondition when the worktree at `path` is another owner's, or a running session's."""
-        left = self.store.left_worktree(worktree_path=str(path))
-        if left is not None and left.owner != req.owner:
-            raise FailedPrecondition(
-                f"worktree_name: {req.worktree_name!r} is taken on this machine by another owner; choose another name",
-                field="worktree_name",
-            )
-        for other in self.store.sessions_at(str(path)):
-            if other.agent_session_id == req.agent_session_id:
-                continue
-            if other.owner != req.owner:
-                raise FailedPrecondition(
-                    f"worktree_name: {req.worktree_name!r} is taken on this machine by another owner; "
-                    "choose another name",
-                    field="worktree_name",
-                )
-            if other.status in RUNNING_STATUSES or other.agent_session_id in self._live:
-                raise FailedPrecondition(
-                    f"worktree_name: {req.worktree_name!r} is in use by session {other.agent_session_id}; "
-                    "stop it first or choose another name",
-                    field="worktree_name",
-                )
-
-    def _holder_of(self, worktree_path: str) -> SessionRecord | None:
-        """The session that launched into `worktree_path` last (the one its files belong to now)."""
-        sessions = self.store.sessions_at(worktree_path)
-        return sessions[-1] if sessions else None
 
     # ------------------------------------------------------------ runners
 
@@ -672,7 +651,7 @@ class Supervisor:
             raise ResourceExhausted(f"this machine runs {self.config.max_sessions} sessions already (max_sessions)")
         if not Path(rec.worktree_path).is_dir():
             raise FailedPrecondition(f"worktree {rec.worktree_path} no longer exists")
-        holder = self._holder_of(rec.worktree_path)
+        holder = holder_of(self.store, rec.worktree_path)
         if (
             holder is not None
             and holder.agent_session_id != rec.agent_session_id
@@ -723,6 +702,11 @@ class Supervisor:
     def get(self, agent_session_id: str) -> SessionRecord:
         return self._get(agent_session_id)
 
+    def _owned_by(self, agent_session_id: str, owner: str) -> SessionRecord:
+        rec = self._get(agent_session_id)
+        check_owner(rec, owner)
+        return rec
+
     def live_state(self, agent_session_id: str) -> tuple[bool, int]:
         """(turn_running, queued messages) of a running session; (False, 0) otherwise."""
         live = self._live.get(agent_session_id)
@@ -750,174 +734,6 @@ class Supervisor:
         async for ev in self.store.follow(agent_session_id, after_seq, history_only=history_only):
             yield ev
 
-    # ------------------------------------------------------------- import / git
-
-    async def import_transcript(
-        self,
-        *,
-        provider_session_id: str,
-        messages: list[dict[str, Any]],
-        worktree_path: str = "",
-        repository: str = "",
-        worktree_name: str = "",
-        base_ref: str = "",
-        owner: str = "",
-    ) -> ImportResult:
-        """Write `messages` as a Claude Code session file for the worktree; the provider session id
-        is recorded as `owner`'s (FailedPrecondition when it is another owner's)."""
-        validate_provider_session_id(provider_session_id, "provider_session_id")
-        validate_owner(owner)
-        if not messages:
-            raise InvalidArgument("messages", "at least one message is required")
-        holder = self.store.provider_session_owner(provider_session_id)
-        if holder is not None and holder != owner:
-            raise FailedPrecondition(
-                f"provider_session_id: {provider_session_id} belongs to another owner on this machine",
-                field="provider_session_id",
-            )
-        created = False
-        info = None
-        if worktree_path:
-            path = Path(worktree_path)
-            if not path.is_dir():
-                raise NotFound(f"worktree_path {worktree_path} does not exist")
-            branch = ""
-        else:
-            if not repository:
-                raise InvalidArgument("repository", "is required when worktree_path is empty")
-            if not worktree_name:
-                raise InvalidArgument("worktree_name", "is required when worktree_path is empty")
-            validate_worktree_name(worktree_name)
-            repo = await self.repositories.resolve(repository)
-            self._check_worktree_free(
-                self.worktrees.worktree_path(repo, worktree_name),
-                LaunchRequest(repository=repository, worktree_name=worktree_name, owner=owner),
-            )
-            info = await self.worktrees.ensure(repo, worktree_name, base_ref)
-            path, branch, created = info.path, info.branch, info.created
-        config_dir = self.config.provider("claude_code").env.get("CLAUDE_CONFIG_DIR") or None
-        try:
-            written = await asyncio.to_thread(
-                transcripts.write_claude_transcript,
-                path,
-                provider_session_id,
-                messages,
-                config_dir=Path(config_dir) if config_dir else None,
-            )
-        except BaseException:
-            if info is not None and created:
-                await self.worktrees.rollback(info)
-            raise
-        self.store.claim_provider_session(provider_session_id, owner)
-        return ImportResult(
-            path=written, worktree_path=path, branch=branch, message_count=len(messages), worktree_created=created
-        )
-
-    async def remove_worktree(
-        self,
-        worktree_path: str = "",
-        *,
-        force: bool,
-        delete_branch: bool,
-        agent_session_id: str = "",
-        owner: str = "",
-        check_only: bool = False,
-        delete_branch_if_merged: bool = False,
-    ) -> tuple[str, bool]:
-        """Remove a worktree: the one of `agent_session_id` (which must be `owner`'s and still hold
-        it), or the one at `worktree_path`. Never a running session's; never a dirty one unless
-        `force`. With `check_only`, only says whether it would be allowed (a running session aside)."""
-        if owner and worktree_path and not agent_session_id:
-            # By path, an owner removes only a worktree of theirs: a session's they hold, or a forgotten one.
-            holder = self._holder_of(str(Path(worktree_path)))
-            kept = self.store.left_worktree(worktree_path=str(Path(worktree_path)))
-            held_by = holder.owner if holder is not None else kept.owner if kept is not None else None
-            if held_by != owner:
-                raise NotFound(f"worktree {worktree_path} not found")
-        left = self.store.left_worktree(agent_session_id=agent_session_id) if agent_session_id else None
-        if left is not None and self.store.get_session(agent_session_id) is None:
-            # A forgotten session's worktree: still its owner's, and no session holds it.
-            if left.owner != owner and owner:
-                raise NotFound(f"session {agent_session_id} not found")
-            if worktree_path and Path(worktree_path) != Path(left.worktree_path):
-                raise InvalidArgument("worktree_path", "is not the worktree of agent_session_id")
-            worktree_path, agent_session_id = left.worktree_path, ""
-        if agent_session_id:
-            rec = self._owned(self._get(agent_session_id), owner)
-            if worktree_path and not Path(worktree_path) == Path(rec.worktree_path):
-                raise InvalidArgument("worktree_path", "is not the worktree of agent_session_id")
-            worktree_path = rec.worktree_path
-            holder = self._holder_of(worktree_path)
-            if holder is not None and holder.agent_session_id != agent_session_id:
-                raise FailedPrecondition(
-                    f"the worktree of session {agent_session_id} now belongs to session {holder.agent_session_id}"
-                    if holder.owner == owner
-                    else f"the worktree of session {agent_session_id} now belongs to another session"
-                )
-        if not worktree_path:
-            raise InvalidArgument("worktree_path", "is required (or agent_session_id)")
-        if not check_only:
-            for sid in self._live:
-                running = self.store.get_session(sid)
-                if running is not None and Path(running.worktree_path) == Path(worktree_path):
-                    raise FailedPrecondition(
-                        f"worktree {worktree_path} is in use by running session {sid}; stop it first"
-                    )
-        if check_only:
-            path = Path(worktree_path)
-            if not path.is_dir():
-                raise NotFound(f"worktree {worktree_path} does not exist")
-            if not force and await self.worktrees.is_dirty(path):
-                raise FailedPrecondition(
-                    f"force: worktree {worktree_path} has uncommitted changes or untracked files; "
-                    "pass force=true to remove them with it",
-                    field="force",
-                )
-            return "", False
-        result = await self.worktrees.remove(
-            Path(worktree_path),
-            force=force,
-            delete_branch=delete_branch,
-            delete_branch_if_merged=delete_branch_if_merged,
-        )
-        self.store.drop_left_worktree(worktree_path)
-        return result
-
-    async def forget(self, agent_session_id: str, owner: str) -> str:
-        """Forget `owner`'s session that is not running; its worktree (returned, or "") stays theirs."""
-        async with self._lock(agent_session_id):
-            rec = self._get(agent_session_id)
-            self._check_owner(rec, owner)
-            if rec.status in RUNNING_STATUSES or agent_session_id in self._live:
-                raise FailedPrecondition(f"session {agent_session_id} is {rec.status}; stop it first")
-            kept = self.store.forget_session(agent_session_id)
-        log.info("forgot session %s (worktree kept: %s)", agent_session_id, kept or "none")
-        return kept if kept and Path(kept).is_dir() else ""
-
-    async def list_worktrees(self, repository: str, owner: str) -> list[dict[str, Any]]:
-        """`owner`'s worktrees of `repository`: path, branch, the session that last held it, dirty."""
-        repo = await self.repositories.known(repository)
-        if repo is None:
-            return []
-        out = []
-        for listed in await self.worktrees.listed(repo):
-            holder = self._holder_of(str(listed.path))
-            left = None if holder is not None else self.store.left_worktree(worktree_path=str(listed.path))
-            held_by = holder.owner if holder is not None else left.owner if left is not None else None
-            if held_by is None or (owner and held_by != owner):
-                continue  # the pool's, or another owner's
-            out.append(
-                {
-                    "path": str(listed.path),
-                    "branch": listed.branch,
-                    "dirty": listed.dirty,
-                    "agent_session_id": holder.agent_session_id if holder else left.agent_session_id if left else "",
-                    "session_status": holder.status if holder else "",
-                    "forgotten": holder is None,
-                }
-            )
-        return out
-
     async def machine_info(self) -> dict[str, Any]:
         versions = await self._facts.versions()
         return {
@@ -933,84 +749,11 @@ class Supervisor:
             "worktrees_root": str(self.config.worktrees_root),
         }
 
-    # ------------------------------------------------------------- review / ship
-
-    def _session_of(self, agent_session_id: str, owner: str) -> SessionRecord:
-        rec = self._get(agent_session_id)
-        self._check_owner(rec, owner)
-        if not rec.worktree_path or not rec.branch:
-            raise FailedPrecondition(f"session {agent_session_id} has no worktree branch")
-        return rec
-
-    async def _base_commit(self, rec: SessionRecord) -> str:
-        base = str(rec.settings.get("base_commit") or "")
-        if base:
-            return base
-        # Sessions from before the base was recorded: where the branch left the repository's HEAD.
-        return await asyncio.to_thread(review.fork_point, Path(rec.worktree_path), Path(rec.repository))
-
-    async def get_diff(
-        self, agent_session_id: str, owner: str, *, path: str = "", stat_only: bool = False, max_patch_bytes: int = 0
-    ) -> tuple[review.Diff, str]:
-        """(the session's diff against its base commit, its base_ref)."""
-        rec = self._session_of(agent_session_id, owner)
-        if path and (len(path) > 4096 or "\0" in path or path.startswith("-")):
-            raise InvalidArgument("path", "must be a path inside the worktree")
-        if not 0 <= max_patch_bytes <= review.PATCH_BYTES_LIMIT:
-            raise InvalidArgument("max_patch_bytes", f"must be 0 (1 MiB) to {review.PATCH_BYTES_LIMIT}")
-        base = await self._base_commit(rec)
-        # One diff at a time per session: each reads the worktree through the same private index.
-        async with self._lock(f"diff:{agent_session_id}"):
-            result = await asyncio.to_thread(
-                review.diff,
-                Path(rec.worktree_path),
-                base,
-                path=path or None,
-                stat_only=stat_only,
-                max_patch_bytes=max_patch_bytes or review.MAX_PATCH_BYTES,
-            )
-        return result, str(rec.settings.get("base_ref") or "")
-
-    async def commit(self, agent_session_id: str, owner: str, message: str, author: str = "") -> str:
-        rec = self._session_of(agent_session_id, owner)
-        if self.live_state(agent_session_id)[0]:
-            raise FailedPrecondition(f"session {agent_session_id} is in a turn; commit when the turn has ended")
-        async with self.worktrees.repository_lock(Path(rec.repository)):
-            return await asyncio.to_thread(review.commit_all, Path(rec.worktree_path), message, author)
-
-    async def merge(
-        self, agent_session_id: str, owner: str, *, into: str = "", strategy: str = "", message: str = ""
-    ) -> review.MergeResult:
-        rec = self._session_of(agent_session_id, owner)
-        strategy = strategy or "merge"
-        if strategy not in ("merge", "squash", "fast-forward"):
-            raise InvalidArgument("strategy", "must be merge, squash or fast-forward")
-        repo = Path(rec.repository)
-        async with self.worktrees.repository_lock(repo):
-            target = into or await asyncio.to_thread(
-                review.default_target, repo, str(rec.settings.get("base_ref") or "")
-            )
-            if target == rec.branch:
-                raise InvalidArgument("into", "is the session's own branch")
-            return await asyncio.to_thread(
-                review.merge,
-                repo,
-                rec.branch,
-                target,
-                strategy,  # type: ignore[arg-type]
-                message,
-            )
-
-    async def push(self, agent_session_id: str, owner: str, *, remote: str = "", branch: str = "") -> str:
-        rec = self._session_of(agent_session_id, owner)
-        async with self.worktrees.repository_lock(Path(rec.repository)):
-            return await asyncio.to_thread(review.push, Path(rec.worktree_path), rec.branch, remote or "origin", branch)
-
     # ---------------------------------------------------------------- approvals
 
     def approvals(self, agent_session_id: str, owner: str, status: str = "") -> list[ApprovalRecord]:
         """The session's approvals, oldest first; NotFound unless the session is `owner`'s."""
-        self._check_owner(self._get(agent_session_id), owner)
+        check_owner(self._get(agent_session_id), owner)
         if status and status not in APPROVAL_STATUSES:
             raise InvalidArgument("status", f"unknown status {status!r}; known: {', '.join(APPROVAL_STATUSES)}")
         return self.desk.of_session(agent_session_id, status)
@@ -1020,7 +763,7 @@ class Supervisor:
     ) -> ApprovalRecord:
         """Answer a pending approval; NotFound for another owner's session or an unknown approval,
         FailedPrecondition when it is no longer pending."""
-        self._check_owner(self._get(agent_session_id), owner)
+        check_owner(self._get(agent_session_id), owner)
         if not approval_id:
             raise InvalidArgument("approval_id", "is required")
         if len(decision.message) > 10_000:
@@ -1029,12 +772,6 @@ class Supervisor:
 
     def pending_approvals(self, agent_session_id: str) -> int:
         return self.store.count_pending_approvals(agent_session_id)
-
-    @staticmethod
-    def _check_owner(rec: SessionRecord, owner: str) -> None:
-        # The machine's own user ("", grpcurl on the socket) sees every session; an owner only theirs.
-        if owner and rec.owner != owner:
-            raise NotFound(f"session {rec.agent_session_id} not found")
 
     async def _deliver_decision(self, sid: str, ask: ApprovalAsk, decision: Decision) -> None:
         live = self._live.get(sid)

@@ -14,6 +14,9 @@ Only short git steps run under the repository lock shared with the manager
 Bounds: `size` worktrees per repository and `max_repositories` pooled repositories
 (least recently used ones are drained). Everything is removed by close(), by
 set_size(0), and worktrees left by an earlier process are swept on first use.
+
+Size: the pool's bookkeeping and its background task (fill, refresh, trim, sweep, retry) share one
+state per repository; the git steps themselves are daemon/git_commands.py.
 """
 
 from __future__ import annotations

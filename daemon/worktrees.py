@@ -8,6 +8,9 @@ URLs are resolved by daemon/repositories.py before they get here.
 With `pool_size > 0` a new branch is started in a ready worktree from the
 WorktreePool (moved into place, then the branch created in it), so launch time does
 not grow with the repository; see daemon/worktree_pool.py.
+
+Size: ensure() (a fast path and the full checks), the claim of a pooled worktree, undo, listing and
+removal: every git change to a repository's worktrees, under its one lock.
 """
 
 from __future__ import annotations

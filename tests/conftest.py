@@ -19,6 +19,8 @@ _VENV_BIN = os.path.dirname(sys.executable)
 if _VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = _VENV_BIN + os.pathsep + os.environ.get("PATH", "")
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,16 @@ import pytest
 from daemon.config import ProviderConfig
 from tests.support.agents import claude_provider_config, codex_provider_config
 from tests.support.model_server import ModelServer
+
+# One private temporary directory for the run, inherited by every process the tests start, so the leak
+# check can tell what a test module left behind (anything else on the machine writes elsewhere).
+_TMP_ROOT = tempfile.mkdtemp(prefix="berth-tests-")
+os.environ["TMPDIR"] = _TMP_ROOT
+tempfile.tempdir = None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_TMP_ROOT, ignore_errors=True)
 
 
 @pytest.fixture
@@ -61,13 +73,21 @@ def _no_berth_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True, scope="module")
 def _no_leaks() -> Iterator[None]:
-    """Like dask's clean(): a test module leaves no child process of its own running and no non-daemon
-    thread alive."""
+    """Like dask's clean(): a test module leaves no child process of its own running, no non-daemon
+    thread alive, no file descriptor open and nothing in the temporary directory."""
     import threading
 
-    from tests.support.leaks import child_processes, leaked_children, leaked_threads
+    from tests.support.leaks import (
+        child_processes,
+        leaked_children,
+        leaked_fds,
+        leaked_temp_entries,
+        leaked_threads,
+        open_fds,
+        temp_entries,
+    )
 
-    before, threads = child_processes(), set(threading.enumerate())
+    before, threads, fds, temps = child_processes(), set(threading.enumerate()), open_fds(), temp_entries()
     yield
     left = leaked_children(before, timeout=15)
     if left:
@@ -75,3 +95,9 @@ def _no_leaks() -> Iterator[None]:
     alive = leaked_threads(threads, timeout=10)
     if alive:
         pytest.fail(f"threads left running: {alive}")
+    still_open = leaked_fds(fds, timeout=10)
+    if still_open:
+        pytest.fail(f"file descriptors left open: {still_open}")
+    left_files = leaked_temp_entries(temps)
+    if left_files:
+        pytest.fail(f"left in the temporary directory {tempfile.gettempdir()}: {left_files}")

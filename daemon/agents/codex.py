@@ -6,6 +6,9 @@ per user message, `turn/interrupt` to cut a turn short. The server announces `tu
 notifications, and asks the client before a command or a file change runs
 (`item/commandExecution/requestApproval`, `item/fileChange/requestApproval`) or when the model asks the
 user something (`item/tool/requestUserInput`); those become approvals.
+
+Size: the app-server's JSON-RPC client and its mapping of every notification and request to
+events and approvals; both follow the same protocol schema and change together.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 
 import httpx
+from httpx_sse import aconnect_sse
 
 __all__ = ["poll", "read_sse", "wait_messages"]
 
@@ -56,39 +56,26 @@ async def read_sse(
     timeout: float = 30.0,
     on_open: Callable[[], Awaitable[None]] | None = None,
     until: Callable[[list[tuple[int, dict]]], bool] | None = None,
-) -> tuple[list[tuple[int, dict]], int]:
-    """Read SSE events from `path` until `count` arrived (or `until(events)` holds) → ([(id, data)],
-    comment lines seen). `on_open` runs once the stream is connected (to trigger live events)."""
+) -> list[tuple[int, dict]]:
+    """Read SSE events from `path` (with httpx-sse) until `count` arrived, or `until(events)` holds →
+    [(id, data)]. `on_open` runs once the stream's answer has arrived (to trigger live events)."""
     events: list[tuple[int, dict]] = []
-    comments = 0
 
     async def run() -> None:
-        nonlocal comments
-        async with client.stream("GET", path, headers=headers or {}) as resp:
+        async with aconnect_sse(client, "GET", path, headers=headers or {}) as source:
+            resp = source.response
             assert resp.status_code == 200, await resp.aread()
             assert resp.headers["content-type"].startswith("text/event-stream")
-            ev_id: int | None = None
-            data: str | None = None
-            opened = False
-            async for line in resp.aiter_lines():
-                if line.startswith(":"):
-                    comments += 1
-                    if not opened and on_open is not None:
-                        opened = True
-                        await on_open()
-                elif line.startswith("id:"):
-                    ev_id = int(line[3:].strip())
-                elif line.startswith("data:"):
-                    data = line[5:].strip()
-                elif line == "" and data is not None:
-                    assert ev_id is not None
-                    events.append((ev_id, json.loads(data)))
-                    ev_id, data = None, None
-                    if (until is not None and until(events)) or (until is None and len(events) >= count):
-                        return
+            if on_open is not None:
+                await on_open()
+            async for sse in source.aiter_sse():
+                assert sse.event == "message", sse
+                events.append((int(sse.id), sse.json()))
+                if (until is not None and until(events)) or (until is None and len(events) >= count):
+                    return
 
     try:
         await asyncio.wait_for(run(), timeout)
     except TimeoutError:
         raise AssertionError(f"SSE: got {len(events)} of {count} events within {timeout}s: {events}") from None
-    return events, comments
+    return events

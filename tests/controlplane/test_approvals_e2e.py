@@ -63,7 +63,7 @@ async def test_the_web_app_sees_the_request_over_rest_and_sse_and_its_decision_r
     await poll(lambda: _count(alice, sid, 1), what="pending_approvals = 1 in the session")
     listed = (await alice.get("/api/sessions")).json()["sessions"][0]
     assert listed["pending_approvals"] == 1
-    events, _ = await read_sse(
+    events = await read_sse(
         alice,
         f"/api/sessions/{sid}/events",
         1,

@@ -73,7 +73,7 @@ async def test_claude_launch_turns_followups_sse_pause_resume_and_delete(cp, cla
     async def third() -> None:
         assert (await alice.post(f"/api/sessions/{sid}/message", json={"content": "third question"})).status_code == 200
 
-    live, _ = await read_sse(
+    live = await read_sse(
         alice,
         f"/api/sessions/{sid}/events",
         0,
@@ -83,7 +83,7 @@ async def test_claude_launch_turns_followups_sse_pause_resume_and_delete(cp, cla
         until=lambda evs: any("ok: third question" in (e[1]["content"].get("text") or "") for e in evs),
     )
     assert [i for i, _ in live] == list(range(last + 1, last + 1 + len(live)))
-    resumed, _ = await read_sse(
+    resumed = await read_sse(
         alice, f"/api/sessions/{sid}/events", len(live) - 1, headers={"Last-Event-ID": str(last + 1)}
     )
     assert resumed == live[1:]

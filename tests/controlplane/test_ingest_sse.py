@@ -4,6 +4,7 @@ restart and a dropped daemon stream; SSE live delivery and Last-Event-ID resume.
 from __future__ import annotations
 
 import asyncio
+import json
 
 from tests.controlplane.fake_daemon import FakeDaemon, serve_fake_daemon
 from tests.controlplane.helpers import poll, read_sse, wait_messages
@@ -69,7 +70,7 @@ async def test_sse_streams_live_events_and_resumes_from_last_event_id(cp, fake_d
         r = await alice.post(f"/api/sessions/{sid}/message", json={"content": "live one"})
         assert r.status_code == 200
 
-    events, _ = await read_sse(alice, f"/api/sessions/{sid}/events", 5, on_open=send)
+    events = await read_sse(alice, f"/api/sessions/{sid}/events", 5, on_open=send)
     assert [i for i, _ in events] == [1, 2, 3, 4, 5]
     assert events[3][1]["role"] == "user" and events[3][1]["content"]["text"] == "live one"
     assert events[4][1]["content"]["text"] == "echo: live one"
@@ -79,10 +80,10 @@ async def test_sse_streams_live_events_and_resumes_from_last_event_id(cp, fake_d
         await fake.emit(sid, "assistant", "six")
         await fake.emit(sid, "assistant", "seven")
 
-    resumed, _ = await read_sse(alice, f"/api/sessions/{sid}/events", 4, headers={"Last-Event-ID": "3"}, on_open=more)
+    resumed = await read_sse(alice, f"/api/sessions/{sid}/events", 4, headers={"Last-Event-ID": "3"}, on_open=more)
     assert [i for i, _ in resumed] == [4, 5, 6, 7]
     assert resumed[-1][1]["content"]["text"] == "seven"
-    via_query, _ = await read_sse(alice, f"/api/sessions/{sid}/events?after_seq=6", 1)
+    via_query = await read_sse(alice, f"/api/sessions/{sid}/events?after_seq=6", 1)
     assert [i for i, _ in via_query] == [7]
 
 
@@ -90,19 +91,26 @@ async def test_sse_sends_keepalive_comments_while_idle(cp, fake_daemon):
     fake, address = fake_daemon
     alice, sid = await _launch(cp, address)
     await wait_messages(alice, sid, lambda ms: len(ms) == 3)
+    # The comments are the wire format itself (an SSE client library hides them), so read raw lines.
+    comments: list[str] = []
+    data: list[str] = []
 
-    async def later() -> None:
-        async def emit() -> None:
-            await asyncio.sleep(2.5)  # idle longer than the 1 s keep-alive interval
-            await fake.emit(sid, "assistant", "late")
+    async def read() -> None:
+        async with alice.stream("GET", f"/api/sessions/{sid}/events", headers={"Last-Event-ID": "3"}) as resp:
+            assert resp.status_code == 200
+            async for line in resp.aiter_lines():
+                if line.startswith(":"):
+                    comments.append(line)
+                    if line == ": keep-alive" and comments.count(line) == 1:
+                        await fake.emit(sid, "assistant", "late")  # only once idle long enough for one
+                elif line.startswith("data:"):
+                    data.append(line)
+                    return
 
-        asyncio.get_running_loop().create_task(emit())
-
-    events, comments = await read_sse(
-        alice, f"/api/sessions/{sid}/events", 1, headers={"Last-Event-ID": "3"}, on_open=later
-    )
-    assert events[0][0] == 4
-    assert comments >= 2  # ": connected" plus at least one ": keep-alive"
+    await asyncio.wait_for(read(), 30)
+    assert comments[:2] == [": connected", ": keep-alive"]
+    assert json.loads(data[0].removeprefix("data:"))["seq"] == 4
+    assert json.loads(data[0].removeprefix("data:"))["content"]["text"] == "late"
 
 
 async def test_many_sse_clients_each_get_every_event_in_order(cp, fake_daemon):
@@ -118,7 +126,7 @@ async def test_many_sse_clients_each_get_every_event_in_order(cp, fake_daemon):
     for i in range(50):
         await fake.emit(sid, "assistant", f"burst {i}")
     for task in readers:
-        events, _ = await task
+        events = await task
         assert [i for i, _ in events] == list(range(1, 54))
 
 

@@ -73,58 +73,6 @@ async def test_claude_turn_uses_write_tool_and_reports_events_in_order(make_runn
     assert runner.turn_running is False and runner.running
 
 
-async def test_claude_second_message_runs_a_second_turn_in_the_same_session(make_runner, repo, model_server):
-    runner, sink = make_runner(TurnSpec(cwd=repo, prompt="first question"))
-    await runner.start()
-    await sink.wait_turns(1)
-    first_pid = runner.pid
-
-    await runner.send("second question")
-    await sink.wait_turns(2)
-
-    texts = [e.content["text"] for e in sink.of_type("text")]
-    assert texts == ["ok: first question", "ok: second question"]
-    assert runner.pid == first_pid  # the same long-lived process
-    ids = {e.provider_session_id for e in sink.events if e.provider_session_id}
-    assert ids == {runner.provider_session_id}
-    second = model_server.turn_requests("anthropic")[-1]
-    assert "first question" in second.text_dump() and second.user_text == "second question"
-
-
-async def test_claude_messages_sent_during_a_turn_wait_for_it_and_keep_their_order(make_runner, repo, model_server):
-    model_server.script("slow one", text="slow done", delay=1.0)
-    runner, sink = make_runner(TurnSpec(cwd=repo, prompt="slow one"))
-    await runner.start()
-    await runner.send("then two")
-    await runner.send("then three")
-    assert runner.queued == 2 and runner.turn_running
-
-    await sink.wait_turns(3)
-    texts = [e.content["text"] for e in sink.of_type("text")]
-    assert texts == ["slow done", "ok: then two", "ok: then three"]
-    assert [r.user_text for r in model_server.turn_requests("anthropic")] == ["slow one", "then two", "then three"]
-    assert runner.queued == 0
-
-
-async def test_claude_resume_after_stop_shows_the_model_the_earlier_history(make_runner, repo, model_server):
-    runner, sink = make_runner(TurnSpec(cwd=repo, prompt="remember the word pelican"))
-    await runner.start()
-    await sink.wait_turns(1)
-    session_id = runner.provider_session_id
-    code = await runner.stop(grace=5)
-    assert sink.exits == [(code, None)] and not runner.running
-
-    resumed, sink2 = make_runner(TurnSpec(cwd=repo, resume_id=session_id, prompt="what was the word?"))
-    await resumed.start()
-    await sink2.wait_turns(1)
-
-    request = model_server.turn_requests("anthropic")[-1]
-    assert request.user_text == "what was the word?"
-    assert "remember the word pelican" in request.text_dump()
-    assert "ok: remember the word pelican" in request.text_dump()
-    assert resumed.provider_session_id == session_id
-
-
 async def test_claude_interrupt_ends_the_slow_turn_and_keeps_the_process(make_runner, repo, model_server):
     model_server.script("take your time", text="never seen", delay=60)
     runner, sink = make_runner(TurnSpec(cwd=repo, prompt="take your time"))

@@ -74,55 +74,6 @@ async def test_codex_turn_runs_a_command_that_writes_a_file_and_reports_events_i
     assert runner.pid == pid and runner.running and not runner.turn_running
 
 
-async def test_codex_second_message_resumes_the_same_thread(make_runner, repo, model_server):
-    runner, sink = make_runner(TurnSpec(cwd=repo, prompt="first question"))
-    await runner.start()
-    await sink.wait_turns(1)
-    thread_id = runner.provider_session_id
-
-    await runner.send("second question")
-    await sink.wait_turns(2)
-
-    assert [e.content["text"] for e in sink.of_type("text")] == ["ok: first question", "ok: second question"]
-    assert runner.provider_session_id == thread_id
-    # thread.started of the resumed turn repeats the id; it is announced once.
-    assert [e.provider_session_id for e in sink.events if e.provider_session_id] == [thread_id]
-    second = model_server.turn_requests("openai")[-1]
-    assert second.user_text == "second question" and "ok: first question" in second.text_dump()
-
-
-async def test_codex_messages_sent_during_a_turn_wait_for_it_and_keep_their_order(make_runner, repo, model_server):
-    model_server.script("slow one", text="slow done", delay=1.0)
-    runner, sink = make_runner(TurnSpec(cwd=repo, prompt="slow one"))
-    await runner.start()
-    await poll(lambda: runner.turn_running, timeout=30, what="the first turn (after the handshake)")
-    await runner.send("then two")
-    await runner.send("then three")
-    assert runner.queued == 2 and runner.turn_running
-
-    await sink.wait_turns(3)
-    assert [e.content["text"] for e in sink.of_type("text")] == ["slow done", "ok: then two", "ok: then three"]
-    assert [r.user_text for r in model_server.turn_requests("openai")] == ["slow one", "then two", "then three"]
-
-
-async def test_codex_resume_after_stop_shows_the_model_the_earlier_history(make_runner, repo, model_server):
-    runner, sink = make_runner(TurnSpec(cwd=repo, prompt="remember the word pelican"))
-    await runner.start()
-    await sink.wait_turns(1)
-    thread_id = runner.provider_session_id
-    await runner.stop(grace=5)
-    assert len(sink.exits) == 1 and sink.exits[0][1] is None
-
-    resumed, sink2 = make_runner(TurnSpec(cwd=repo, resume_id=thread_id, prompt="what was the word?"))
-    await resumed.start()
-    await sink2.wait_turns(1)
-
-    request = model_server.turn_requests("openai")[-1]
-    assert request.user_text == "what was the word?"
-    assert "remember the word pelican" in request.text_dump()
-    assert resumed.provider_session_id == thread_id
-
-
 async def test_codex_interrupt_ends_the_slow_turn_and_the_next_message_resumes(make_runner, repo, model_server):
     model_server.script("take your time", text="never seen", delay=60)
     runner, sink = make_runner(TurnSpec(cwd=repo, prompt="take your time"))

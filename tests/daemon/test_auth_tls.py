@@ -15,6 +15,7 @@ from daemon.auth import TokenCheck, is_unix_peer
 from daemon.server import DaemonServer, StartupError
 from tests.support import daemon_proc
 from tests.support.daemon_proc import DaemonProcess, inprocess_config, start_daemon
+from tests.support.leaks import leaked_fds, open_fds
 from tests.support.tls import make_self_signed
 from tests.support.waiting import wait_for
 
@@ -171,6 +172,9 @@ async def test_tcp_port_already_in_use_is_a_startup_error_naming_listen_tcp(tmp_
         config = inprocess_config(
             tmp_path, unix_socket_dir, tcp=f"127.0.0.1:{port}", tls_cert=str(cert), tls_key=str(key), token=TOKEN
         )
+        fds = open_fds()
         with pytest.raises(StartupError, match="listen.tcp"):
             await DaemonServer(config).start()
+        # The unix socket bound before the TCP port failed is closed, not only unlinked.
+        assert leaked_fds(fds, timeout=5) == {}
     assert not (unix_socket_dir / "d.sock").exists()

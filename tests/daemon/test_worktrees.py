@@ -13,6 +13,7 @@ import pytest
 from daemon.errors import FailedPrecondition, InvalidArgument, NotFound
 from daemon.worktrees import Worktrees
 from tests.support.git_repos import commit_file, git, head_commit, make_repo
+from tests.support.waiting import poll
 
 
 @pytest.fixture
@@ -236,10 +237,27 @@ async def test_closed_manager_refuses_work_and_close_is_idempotent(worktrees: Wo
         await worktrees.ensure(git_repo, "after-close")
 
 
-async def test_close_waits_for_a_running_operation(worktrees: Worktrees, git_repo: Path) -> None:
+async def test_close_waits_for_a_running_operation(
+    worktrees: Worktrees, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import daemon.worktrees as worktrees_module
+
+    started, release = threading.Event(), threading.Event()
+    real = worktrees_module._ref_commit
+
+    def held(*args):  # the operation's first git read, in its worker thread: held until released
+        started.set()
+        release.wait(30)
+        return real(*args)
+
+    monkeypatch.setattr(worktrees_module, "_ref_commit", held)
     task = asyncio.create_task(worktrees.ensure(git_repo, "in-flight"))
-    await asyncio.sleep(0)  # let the task take the repository lock and start git
-    await worktrees.close()
+    await poll(started.is_set, what="the operation to start git")
+    closing = asyncio.create_task(worktrees.close())
+    done, _ = await asyncio.wait({closing}, timeout=0.3)
+    assert not done, "close() returned while an operation was still running"
+    release.set()
+    await closing
     assert task.done()
     assert task.result().created
 

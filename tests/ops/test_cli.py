@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from berth_cli import iter_sse, main
+from berth_cli import main, sse_records
 from claude_sessions import claude_project_dir
 from tests.ops.support import child_env, free_port
 from tests.support.agents import CLAUDE_BIN, claude_env, claude_provider_config
@@ -693,9 +693,10 @@ def test_import_names_what_it_needs_and_from_claude_names_where_it_looked(berth,
     assert code == 1 and "CLAUDE_SESSION_ID" in err
 
 
-def test_iter_sse_parses_frames_comments_and_multiline_data():
-    lines = [": connected", "", "id: 1", "event: message", 'data: {"seq": 1}', "", "id: 2", "data: a", "data: b", ""]
-    assert list(iter_sse(iter(lines))) == [
+def test_sse_records_parse_frames_comments_and_multiline_data():
+    body = ': connected\n\nid: 1\nevent: message\ndata: {"seq": 1}\n\n: keep-alive\n\nid: 2\ndata: a\ndata: b\n\n'
+    resp = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body.encode())
+    assert list(sse_records(resp)) == [
         {"id": "1", "event": "message", "data": {"seq": 1}},
         {"id": "2", "event": "message", "data": "a\nb"},
     ]

@@ -1,15 +1,27 @@
 """What a test module must not leave behind: child processes still running, non-daemon threads still
-alive (they would keep the interpreter from exiting)."""
+alive (they would keep the interpreter from exiting), open file descriptors, temporary files."""
 
 from __future__ import annotations
 
+import gc
 import os
+import re
+import tempfile
 import threading
 from pathlib import Path
 
-from tests.support.waiting import SESSION_PROCESSES, wait_for
+from tests.support.waiting import SESSION_FDS, SESSION_PROCESSES, wait_for
 
-__all__ = ["child_processes", "leaked_children", "leaked_threads", "processes"]
+__all__ = [
+    "child_processes",
+    "leaked_children",
+    "leaked_fds",
+    "leaked_temp_entries",
+    "leaked_threads",
+    "open_fds",
+    "processes",
+    "temp_entries",
+]
 
 
 def processes() -> list[tuple[int, str, int, int]]:
@@ -64,3 +76,69 @@ def leaked_threads(before: set[threading.Thread], *, timeout: float) -> list[str
     except TimeoutError:
         return [t.name for t in leaked()]
     return []
+
+
+def open_fds() -> dict[int, str]:
+    """{fd: what it points at} for this process's open file descriptors."""
+    out = {}
+    for entry in os.listdir("/proc/self/fd"):
+        try:
+            out[int(entry)] = os.readlink(f"/proc/self/fd/{entry}")
+        except OSError:
+            continue  # the directory listing's own fd, closed by now
+    return out
+
+
+def leaked_fds(before: dict[int, str], *, timeout: float) -> dict[int, str]:
+    """{fd: target} of descriptors opened since `before` and still open after `timeout` seconds
+    (the session-scoped fixtures' own aside: see SESSION_FDS)."""
+
+    def leaked() -> dict[int, str]:
+        gc.collect()  # what only garbage holds open (an unreferenced event loop's self-pipe) is not a leak
+        now = open_fds()
+        return {
+            fd: target
+            for fd, target in now.items()
+            if before.get(fd) != target and fd not in SESSION_FDS and not target.startswith("anon_inode:")
+        }
+
+    try:
+        wait_for(lambda: not leaked(), timeout=timeout, what="file descriptors to close")
+    except TimeoutError:
+        return {fd: _describe(target) for fd, target in leaked().items()}
+    return {}
+
+
+def _describe(target: str) -> str:
+    """A socket's kind and addresses from /proc/net (a bare "socket:[inode]" says little)."""
+    if not target.startswith("socket:["):
+        return target
+    inode = target[len("socket:[") : -1]
+    for table in ("tcp", "tcp6", "unix", "udp"):
+        try:
+            lines = Path(f"/proc/self/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if table == "unix" and len(fields) >= 7 and fields[6] == inode:
+                return f"{target} unix {fields[7] if len(fields) > 7 else '(unnamed)'}"
+            if table != "unix" and len(fields) >= 10 and fields[9] == inode:
+                return f"{target} {table} {fields[1]} -> {fields[2]}"
+    return target
+
+
+# Kept in the temporary directory on purpose by others: pytest's tmp_path base, and the agent CLIs'
+# per-user runtime directories (claude's, and codex's bubblewrap mount targets: made on a first run,
+# reused by later ones, never removed by them).
+_NOT_OURS = re.compile(r"pytest-of-.*|claude-\d+|cc-socks|codex-bwrap-synthetic-mount-targets-\d+")
+
+
+def temp_entries() -> set[str]:
+    """What the tests' private temporary directory holds (what others keep there on purpose aside)."""
+    return {name for name in os.listdir(tempfile.gettempdir()) if not _NOT_OURS.fullmatch(name)}
+
+
+def leaked_temp_entries(before: set[str]) -> list[str]:
+    """Entries a test module left in the temporary directory."""
+    return sorted(temp_entries() - before)

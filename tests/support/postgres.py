@@ -74,32 +74,31 @@ class PostgresCluster:
             check=True,
             capture_output=True,
         )
-        log = open(self.root / "postgres.log", "wb")  # noqa: SIM115 - closed in stop()
-        self._log = log
-        self.proc = subprocess.Popen(
-            self._cmd(
-                str(self.bin_dir / "postgres"),
-                "-D",
-                str(self.data_dir),
-                "-p",
-                str(self.port),
-                "-h",
-                "127.0.0.1",
-                "-k",
-                str(self.socket_dir),
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-                "max_connections=200",
-            ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(self.root / "postgres.log", "wb") as log:  # the server keeps its own copy
+            self.proc = subprocess.Popen(
+                self._cmd(
+                    str(self.bin_dir / "postgres"),
+                    "-D",
+                    str(self.data_dir),
+                    "-p",
+                    str(self.port),
+                    "-h",
+                    "127.0.0.1",
+                    "-k",
+                    str(self.socket_dir),
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=200",
+                ),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         SESSION_PROCESSES.add(self.proc.pid)  # lives for the whole run, by design
         deadline = time.monotonic() + 30
         while True:
@@ -139,8 +138,6 @@ class PostgresCluster:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SESSION_PROCESSES", "poll", "wait_for"]
+__all__ = ["SESSION_FDS", "SESSION_PROCESSES", "poll", "wait_for"]
 
 # Child processes that session-scoped fixtures start on purpose (the leak check leaves them alone).
 SESSION_PROCESSES: set[int] = set()
+# File descriptors that session-scoped fixtures keep open on purpose (the leak check leaves them alone).
+SESSION_FDS: set[int] = set()
 
 
 def wait_for(
