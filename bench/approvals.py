@@ -39,6 +39,8 @@ async def _round(shared: SharedStack, sid: str, count: int) -> tuple[list[float]
                     raise RuntimeError(f"SSE {sid}: {source.response.status_code}")
                 opened.set()
                 async for sse in source.aiter_sse():
+                    if not sse.data:
+                        continue  # httpx-sse dispatches a keep-alive comment as an empty event
                     now = time.time()
                     data = sse.json()
                     content = data.get("content") or {}

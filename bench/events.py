@@ -30,6 +30,8 @@ async def _stream(
             raise RuntimeError(f"SSE {sid}: {source.response.status_code}")
         opened.set()
         async for sse in source.aiter_sse():
+            if not sse.data:
+                continue  # httpx-sse dispatches a keep-alive comment as an empty event
             now = time.time()
             data = sse.json()
             text = (data.get("content") or {}).get("text") or ""

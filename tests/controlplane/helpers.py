@@ -69,6 +69,8 @@ async def read_sse(
             if on_open is not None:
                 await on_open()
             async for sse in source.aiter_sse():
+                if not sse.data:
+                    continue  # httpx-sse dispatches a keep-alive comment as an empty event
                 assert sse.event == "message", sse
                 events.append((int(sse.id), sse.json()))
                 if (until is not None and until(events)) or (until is None and len(events) >= count):
