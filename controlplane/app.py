@@ -140,8 +140,9 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
 
     @app.exception_handler(DaemonCallError)
     async def _daemon_error(_request: Request, err: DaemonCallError) -> JSONResponse:
-        if err.field:
-            detail: Any = [{"loc": ["body", err.field], "msg": err.message, "type": "daemon"}]
+        # A refusal naming a field is a 422 shaped like FastAPI's own; any other keeps its mapped status.
+        if err.field and err.http_status == 422:
+            detail: Any = [{"loc": ["body", err.field], "msg": err.message, "type": "value_error"}]
         else:
             detail = err.message
         return JSONResponse({"detail": detail, "code": err.code}, status_code=err.http_status)

@@ -112,16 +112,23 @@ class MachineTarget:
 class DaemonClient:
     """Calls one daemon; every call carries a deadline and the machine's token when configured.
 
+    Two transports, one interface: a channel the client dials (below), or the daemon's own dial-out
+    tunnel passed as `channel` (the same stubs, deadlines, status codes and errors over it).
+
     A unix socket is local (its file mode guards it); every TCP address is dialed with TLS, verified
     against the machine's CA when one is set and the system's CAs otherwise, so a token never
     travels in clear text. There is no plaintext TCP.
     """
 
-    def __init__(self, target: MachineTarget, *, rpc_deadline: float, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, target: MachineTarget, *, rpc_deadline: float, metrics: Metrics | None = None, channel: Any = None
+    ) -> None:
         self.target = target
         self.rpc_deadline = rpc_deadline
         self.metrics = metrics
-        if target.address.startswith("unix:"):
+        if channel is not None:  # a daemon's dial-out tunnel (controlplane/tunnel.py: TunnelChannel)
+            self.channel = channel
+        elif target.address.startswith("unix:"):
             self.channel = grpc.aio.insecure_channel(target.address, options=_CHANNEL_OPTIONS)
         else:
             roots = target.tls_ca.encode() if target.tls_ca else None  # None: the system's CAs

@@ -76,6 +76,16 @@ class ListenConfig:
 
 
 @dataclass
+class DialOutConfig:
+    """The control plane's tunnel listener this daemon dials (for a machine the control plane cannot reach)."""
+
+    address: str  # host:port
+    credential: str  # the machine credential (from credential_file)
+    ca: Path | None = None  # PEM roots for the listener's certificate; None: the system's
+    plaintext: bool = False  # loopback only (make run)
+
+
+@dataclass
 class PoolConfig:
     """Ready worktrees kept per repository, so a launch does not wait for a checkout."""
 
@@ -90,6 +100,7 @@ class DaemonConfig:
     listen: ListenConfig = field(default_factory=ListenConfig)
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     pool: PoolConfig = field(default_factory=PoolConfig)
+    dial_out: DialOutConfig | None = None
     max_sessions: int = 16
     stop_grace_seconds: float = 10.0
     log_format: str = "text"
@@ -172,11 +183,19 @@ class _PoolTable(_Table):
     size: int | None = None
 
 
+class _DialOutTable(_Table):
+    address: str
+    credential_file: str
+    ca_file: str | None = None
+    plaintext: bool | None = None
+
+
 class _ConfigFile(_Table):
     daemon: _DaemonTable | None = None
     listen: _ListenTable | None = None
     providers: _ProvidersTable | None = None
     pool: _PoolTable | None = None
+    dial_out: _DialOutTable | None = None
 
 
 def check_shape(model: type[BaseModel], data: dict[str, Any]) -> None:
@@ -248,6 +267,7 @@ def from_dict(data: dict[str, Any]) -> DaemonConfig:
     unknown = set(data.get("providers", {})) - set(PROVIDERS)
     if unknown:
         raise ValueError(f"providers: unknown provider(s) {sorted(unknown)}; known: {list(PROVIDERS)}")
+    dial_out = _dial_out(data["dial_out"]) if "dial_out" in data else None
     max_sessions = int(d.get("max_sessions", 16))
     if max_sessions < 1:
         raise ValueError("daemon.max_sessions must be at least 1")
@@ -258,12 +278,30 @@ def from_dict(data: dict[str, Any]) -> DaemonConfig:
         listen=listen,
         providers=providers,
         pool=PoolConfig(size=_pool_size(data.get("pool", {}).get("size", 2))),
+        dial_out=dial_out,
         max_sessions=max_sessions,
         stop_grace_seconds=float(d.get("stop_grace_seconds", 10.0)),
         log_format=log_format,
         log_level=log_level,
         stop_agents_on_shutdown=bool(d.get("stop_agents_on_shutdown", False)),
     )
+
+
+def _dial_out(table: dict[str, Any]) -> DialOutConfig:
+    _check_hostport("dial_out.address", table["address"])
+    host = table["address"].rsplit(":", 1)[0].strip("[]")
+    plaintext = bool(table.get("plaintext", False))
+    if plaintext and host not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError("dial_out.plaintext: allowed only for a loopback address (the credential travels on it)")
+    path = Path(os.path.expanduser(table["credential_file"]))
+    try:
+        credential = path.read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"dial_out.credential_file: cannot read {path}: {exc.strerror}") from None
+    if not credential:
+        raise ValueError(f"dial_out.credential_file: {path} is empty")
+    ca = Path(os.path.expanduser(table["ca_file"])) if table.get("ca_file") else None
+    return DialOutConfig(address=table["address"], credential=credential, ca=ca, plaintext=plaintext)
 
 
 def _pool_size(value: Any) -> int:

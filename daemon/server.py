@@ -26,11 +26,12 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from daemon import metrics, sdnotify
 from daemon.auth import AuthInterceptor, is_unix_peer, wrap_handler
-from daemon.config import DaemonConfig
+from daemon.config import DaemonConfig, DialOutConfig
 from daemon.errors import DaemonError
 from daemon.logs import request_id_var
 from daemon.service import DaemonService
 from daemon.supervisor import Supervisor
+from daemon.tunnel import TunnelDialer, TunnelTarget
 
 __all__ = ["MAX_MESSAGE_BYTES", "SERVICE_NAME", "DaemonServer", "StartupError"]
 
@@ -225,6 +226,7 @@ class DaemonServer:
         self._observer = _CallObserver()
         self._server: grpc.aio.Server | None = None
         self._server_started = False  # the grpc server ran (so stop() releases its ports)
+        self._dialer: TunnelDialer | None = None
         self._metrics: metrics.MetricsEndpoint | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._socket_path: Path | None = None
@@ -278,6 +280,8 @@ class DaemonServer:
             metrics.set_sessions_source(sessions_by_status)
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self._dialer is not None:
+            self._dialer.start()
         listening = [f"unix:{self._socket_path}"] + ([f"tcp:{self._tcp_port}"] if self._tcp_port else [])
         sdnotify.notify("READY=1\nSTATUS=listening on " + ", ".join(listening))
         interval = sdnotify.watchdog_interval()
@@ -344,6 +348,13 @@ class DaemonServer:
             except OSError as exc:
                 raise StartupError(f"listen.metrics: cannot bind {listen.metrics}: {exc}") from exc
             self._metrics = endpoint
+        if config.dial_out is not None:
+            self._dialer = TunnelDialer(_tunnel_target(config.dial_out), path)
+
+    @property
+    def dialer(self) -> TunnelDialer | None:
+        """The dial-out tunnel's end, when `[dial_out]` is configured."""
+        return self._dialer
 
     async def _watchdog_loop(self, interval: float) -> None:
         while True:
@@ -366,6 +377,9 @@ class DaemonServer:
 
     async def _teardown(self, grace: float) -> None:
         try:
+            if self._dialer is not None:
+                await self._dialer.close()
+                self._dialer = None
             if self._server is not None:
                 # Followers of live events would hold the drain for the whole grace period;
                 # they get UNAVAILABLE now and resume from their last seq on the next daemon.
@@ -413,3 +427,11 @@ class DaemonServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _tunnel_target(dial_out: DialOutConfig) -> TunnelTarget:
+    try:
+        ca = dial_out.ca.read_bytes() if dial_out.ca is not None else None
+    except OSError as exc:
+        raise StartupError(f"dial_out.ca_file: cannot read {dial_out.ca}: {exc.strerror}") from None
+    return TunnelTarget(dial_out.address, dial_out.credential, ca=ca, plaintext=dial_out.plaintext)

@@ -3,15 +3,16 @@
 The supervisor is the only place that ties the pieces together:
 `repositories` + `worktrees` (git), `agents` + `runner` (processes), `store`
 (sessions and the event log), and the components it builds for review and ship
-(`git`), worktrees left behind (`left_worktrees`) and imports (`importer`). It
-knows nothing of gRPC; it raises `daemon.errors` exceptions that the service
-maps to codes.
+(`git`), worktrees left behind (`left_worktrees`), imports (`importer`) and event
+writes (`journal`). It knows nothing of gRPC; it raises `daemon.errors`
+exceptions that the service maps to codes.
 
 Size: what is left here is one state machine — launch, the runner's start and exit, messages,
 pause/resume/stop, budgets, approvals' delivery — under one per-session lock and one table of live
 runners. Its other jobs live apart: launch_request.py (normalizing), recovery.py (orphans after a
 restart), machine.py (facts), session_git.py (review and ship), session_worktrees.py (worktrees left
-behind), importing.py (imports), ownership.py (who owns what).
+behind), importing.py (imports), ownership.py (who owns what), session_journal.py (event and
+status writes).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import daemon
 from daemon.agents import adapter_for
 from daemon.agents.base import AgentAdapter, AgentEvent, ApprovalAsk, Decision, TurnSpec
 from daemon.approvals import ApprovalDesk
-from daemon.carriable import make_carriable
 from daemon.config import DaemonConfig
 from daemon.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from daemon.importing import TranscriptImporter
@@ -43,6 +43,7 @@ from daemon.recovery import end_orphan_group
 from daemon.repositories import Repositories
 from daemon.runner import AgentRunner
 from daemon.session_git import SessionGit
+from daemon.session_journal import SessionJournal
 from daemon.session_worktrees import SessionWorktrees
 from daemon.statuses import APPROVAL_STATUSES, ENDED_STATUSES, RUNNING_STATUSES, SESSION_STATUSES
 from daemon.store import ApprovalRecord, SessionRecord, StateStore, StoredEvent
@@ -95,6 +96,7 @@ class Supervisor:
         self._session_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._launching = 0
         self._facts = MachineFacts(self.worktrees.git_version, self._adapter)
+        self.journal = SessionJournal(lambda: self.store)
         self.git = SessionGit(self.worktrees, owned=self._owned_by, in_turn=lambda sid: self.live_state(sid)[0])
         self.left_worktrees = SessionWorktrees(
             lambda: self.store,
@@ -204,20 +206,20 @@ class Supervisor:
                 except Exception as exc:  # noqa: BLE001 - the session is failed either way; say why
                     reason += f" (the worktree's files could not be written: {exc})"
                 self.store.update_session(rec.agent_session_id, last_error=reason)
-                self._status(rec.agent_session_id, "failed", reason)
+                self.journal.status(rec.agent_session_id, "failed", reason)
                 self._fail_pending(rec.agent_session_id, reason)
                 continue
             if rec.provider_session_id or rec.provider == "codex":
                 try:
                     await self._start_runner(rec, resume_id=rec.provider_session_id or None)
-                    self._status(rec.agent_session_id, "active", "re-adopted after daemon restart")
+                    self.journal.status(rec.agent_session_id, "active", "re-adopted after daemon restart")
                     continue
                 except Exception as exc:  # noqa: BLE001 - any failure here marks the session failed
                     reason = f"could not resume after daemon restart: {exc}"
             else:
                 reason = "daemon restarted before the agent reported its session id"
             self.store.update_session(rec.agent_session_id, pid=0, last_error=reason)
-            self._status(rec.agent_session_id, "failed", reason)
+            self.journal.status(rec.agent_session_id, "failed", reason)
             self._fail_pending(rec.agent_session_id, reason)
 
     # -------------------------------------------------------------------- launch
@@ -316,9 +318,9 @@ class Supervisor:
         sid = rec.agent_session_id
         resume_id = req.resume_session_id or None
         try:
-            self._status(sid, "created", "")
+            self.journal.status(sid, "created", "")
             if req.initial_prompt:
-                self._user_event(sid, req.initial_prompt, pending=True)
+                self.journal.user_message(sid, req.initial_prompt, pending=True)
             if info.checkout_pending:
                 # Acknowledge now; the files are written and the agent started in the background.
                 live = self._prepare_runner(rec, resume_id=resume_id)
@@ -331,7 +333,7 @@ class Supervisor:
             if info.created:
                 await self.worktrees.rollback(info)
             raise
-        rec = self._status(sid, "active", "")
+        rec = self.journal.status(sid, "active", "")
         log.info(
             "session launched",
             extra={"session_id": sid, "provider": rec.provider, "worktree": rec.worktree_path, "pid": pid},
@@ -355,7 +357,7 @@ class Supervisor:
             return
         rec = self._set(sid, pid=pid or 0)
         self._claim_runner_id(rec, live)
-        self._status(sid, "active", "")
+        self.journal.status(sid, "active", "")
         log.info("session launched", extra={"session_id": sid, "worktree": str(info.path), "pid": pid})
 
     async def _fail_start(self, sid: str, live: _Live, info: WorktreeInfo, error: str) -> None:
@@ -369,8 +371,8 @@ class Supervisor:
         except Exception:
             log.exception("removing the worktree of %s failed", sid)
         self._set(sid, pid=0, last_error=error)
-        self._event(sid, "system", {"type": "error", "message": error, "is_error": True})
-        self._status(sid, "failed", error)
+        self.journal.event(sid, "system", {"type": "error", "message": error, "is_error": True})
+        self.journal.status(sid, "failed", error)
         self._fail_pending(sid, error)
 
     async def _relaunch(self, rec: SessionRecord, req: LaunchRequest) -> LaunchResult:
@@ -484,12 +486,12 @@ class Supervisor:
                 # The agent went away on its own.
                 if code in (0, None) and not error:
                     self._set(sid, pid=0)
-                    self._status(sid, "completed", "agent exited")
+                    self.journal.status(sid, "completed", "agent exited")
                 else:
                     msg = (error or f"agent exited with code {code}").strip()
                     self._set(sid, pid=0, last_error=msg)
-                    self._event(sid, "system", {"type": "error", "message": msg, "is_error": True})
-                    self._status(sid, "failed", msg)
+                    self.journal.event(sid, "system", {"type": "error", "message": msg, "is_error": True})
+                    self.journal.status(sid, "failed", msg)
                 self._fail_pending(sid, "the agent exited before it took the message")
 
         async def on_written(seq: int) -> None:
@@ -505,7 +507,7 @@ class Supervisor:
             if pending.written:
                 # Handed to the agent before it went away (daemon restart, pause): its turn never ended.
                 self.store.drop_pending(sid, pending.seq)
-                self._event(
+                self.journal.event(
                     sid,
                     "system",
                     {
@@ -529,7 +531,7 @@ class Supervisor:
 
     def _fail_one(self, sid: str, seq: int, message_id: str, reason: str) -> None:
         self.store.drop_pending(sid, seq)
-        self._event(
+        self.journal.event(
             sid,
             "system",
             {"type": "error", "is_error": True, "message": f"message {message_id} was not delivered: {reason}"},
@@ -554,7 +556,7 @@ class Supervisor:
         runner = live.runner
         state = "queued" if (not runner.started or runner.turn_running or runner.queued) else "sent"
         # Stored (as pending) before it is acknowledged: a crash from here on does not lose it.
-        ev = self._user_event(
+        ev = self.journal.user_message(
             agent_session_id, content, {"message_id": message_id}, pending=True, message_id=message_id
         )
         try:
@@ -571,7 +573,7 @@ class Supervisor:
         if live is None:
             raise FailedPrecondition(f"session {agent_session_id} is {rec.status}, not running")
         await live.runner.interrupt()
-        self._event(agent_session_id, "system", {"type": "system", "message": "interrupted"})
+        self.journal.event(agent_session_id, "system", {"type": "system", "message": "interrupted"})
         return self._get(agent_session_id)
 
     # ----------------------------------------------------------- pause / resume
@@ -584,7 +586,7 @@ class Supervisor:
             if rec.status not in RUNNING_STATUSES:
                 raise FailedPrecondition(f"session {agent_session_id} is {rec.status}; only a running session pauses")
             await self._end_process(agent_session_id, "paused", self.config.stop_grace_seconds)
-            return self._status(agent_session_id, "paused", "")
+            return self.journal.status(agent_session_id, "paused", "")
 
     async def resume(self, agent_session_id: str, prompt: str = "") -> SessionRecord:
         async with self._lock(agent_session_id):
@@ -620,7 +622,7 @@ class Supervisor:
         live = self._live.get(sid)
         if reached and live is not None:
             live.runner.hold()  # the queued messages stay pending; the stop reports them
-            self._event(
+            self.journal.event(
                 sid,
                 "system",
                 {"type": "system", "message": f"budget reached: {reached}; stopping the session"},
@@ -638,7 +640,7 @@ class Supervisor:
                     return
                 await self._end_process(sid, "completed", self.config.stop_grace_seconds)
                 self._fail_pending(sid, f"the session reached its budget: {reached}")
-                self._status(sid, "completed", f"budget reached: {reached}")
+                self.journal.status(sid, "completed", f"budget reached: {reached}")
         except Exception:
             log.exception("stopping %s at its budget failed", sid)
 
@@ -662,10 +664,10 @@ class Supervisor:
                 field="worktree_name",
             )
         if prompt:
-            self._user_event(rec.agent_session_id, prompt, pending=True)
+            self.journal.user_message(rec.agent_session_id, prompt, pending=True)
         self._set(rec.agent_session_id, last_error="")
         await self._start_runner(rec, resume_id=rec.provider_session_id or None)
-        return self._status(rec.agent_session_id, "active", "resumed")
+        return self.journal.status(rec.agent_session_id, "active", "resumed")
 
     async def stop(self, agent_session_id: str, grace: float | None = None) -> SessionRecord:
         async with self._lock(agent_session_id):
@@ -676,7 +678,7 @@ class Supervisor:
                 agent_session_id, "completed", self.config.stop_grace_seconds if grace is None else grace
             )
             self._fail_pending(agent_session_id, "the session was stopped first")
-            return self._status(agent_session_id, "completed", "stopped")
+            return self.journal.status(agent_session_id, "completed", "stopped")
 
     async def _end_process(self, agent_session_id: str, status: str, grace: float) -> None:
         live = self._live.get(agent_session_id)
@@ -788,7 +790,7 @@ class Supervisor:
             await self._deliver_decision(sid, ask, Decision(allow=False, message=message))
         except FailedPrecondition:
             return
-        self._event(
+        self.journal.event(
             sid,
             "system",
             {"type": "error", "message": message},
@@ -796,36 +798,9 @@ class Supervisor:
         )
 
     def _emit(self, sid: str, role: str, content: dict[str, Any], metadata: dict[str, Any]) -> StoredEvent:
-        return self._event(sid, role, content, metadata)
+        return self.journal.event(sid, role, content, metadata)
 
     # ------------------------------------------------------------------- events
-
-    def _event(
-        self,
-        sid: str,
-        role: str,
-        content: dict[str, Any],
-        metadata: dict[str, Any] | None = None,
-        status: str = "",
-        pending_message_id: str | None = None,
-    ) -> StoredEvent:
-        content, metadata = make_carriable(content, metadata or {})
-        return self.store.append_event(
-            sid, role=role, content=content, metadata=metadata, status=status, pending_message_id=pending_message_id
-        )
-
-    def _user_event(
-        self,
-        sid: str,
-        text: str,
-        metadata: dict[str, Any] | None = None,
-        *,
-        pending: bool = False,
-        message_id: str = "",
-    ) -> StoredEvent:
-        """Store a user message; `pending` also keeps it until the agent's turn for it has ended."""
-        pending_id = (message_id or "msg-" + secrets.token_hex(8)) if pending else None
-        return self._event(sid, "user", {"type": "text", "text": text}, metadata, pending_message_id=pending_id)
 
     def _agent_event(self, sid: str, ev: AgentEvent) -> None:
         if self._closed:
@@ -841,18 +816,9 @@ class Supervisor:
             metadata["turn_complete"] = True
         if ev.turn_error:
             metadata["turn_error"] = ev.turn_error
-        self._event(sid, ev.role, ev.content, metadata)
+        self.journal.event(sid, ev.role, ev.content, metadata)
         if ev.turn_complete:
             self.store.finish_written(sid)
-
-    def _status(self, sid: str, status: str, reason: str) -> SessionRecord:
-        rec = self.store.update_session(sid, status=status)
-        message = f"status: {status}" + (f" ({reason})" if reason else "")
-        log.info("session %s", status, extra={"session_id": sid, "reason": reason})
-        self._event(
-            sid, "system", {"type": "system", "message": message}, {"reason": reason} if reason else {}, status=status
-        )
-        return rec
 
     def _set(self, sid: str, **fields: Any) -> SessionRecord:
         return self.store.update_session(sid, **fields)

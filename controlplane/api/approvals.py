@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from google.protobuf import json_format
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.api.common import daemon_error, get_db, session_daemon
+from controlplane.api.common import get_db, session_daemon
 from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
-from controlplane.daemons import DaemonCallError, to_struct
+from controlplane.daemons import to_struct
 from controlplane.ingest import parse_time
 from controlplane.schemas import Approval, ApprovalDecision, ApprovalList, ApprovalStatus
 from controlplane.services import get_services
@@ -55,10 +55,7 @@ async def list_approvals(
     client = await session_daemon(request, db, p, session_id)
     if client is None:
         return {"approvals": []}
-    try:
-        answer = await client.list_approvals(session_id, p.owner, status or "")
-    except DaemonCallError as err:
-        raise daemon_error(err) from None
+    answer = await client.list_approvals(session_id, p.owner, status or "")
     return {"approvals": [approval_json(a) for a in answer.approvals]}
 
 
@@ -81,9 +78,6 @@ async def decide_approval(
     )
     if body.updated_input is not None:
         req.updated_input.CopyFrom(to_struct(body.updated_input))
-    try:
-        decided = await client.decide_approval(req)
-    except DaemonCallError as err:
-        raise daemon_error(err) from None
+    decided = await client.decide_approval(req)
     get_services(request).ingest.ensure(session_id)
     return approval_json(decided)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.auth import Principal
@@ -78,13 +78,6 @@ async def owned_user_session(db: AsyncSession, p: Principal, user_session_id: st
 
 def client_for(request: Request, machine: Machine) -> DaemonClient:
     return get_services(request).client_for(machine)
-
-
-def daemon_error(err: DaemonCallError) -> Exception:
-    """A daemon's refusal as the HTTP error to raise: 422 naming the field, else its mapped status."""
-    if err.field and err.http_status == 422:
-        return field_error(err.field, err.message)
-    return HTTPException(status_code=err.http_status, detail=err.message)
 
 
 async def session_daemon(request: Request, db: AsyncSession, p: Principal, session_id: str) -> DaemonClient | None:

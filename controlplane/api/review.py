@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from berth.daemon.v1 import daemon_pb2
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.api.common import daemon_error, get_db, session_daemon
+from controlplane.api.common import conflict, get_db, session_daemon
 from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
-from controlplane.daemons import DaemonCallError, DaemonClient
+from controlplane.daemons import DaemonClient
 from controlplane.schemas import (
     CommitRequest,
     CommitResult,
@@ -39,7 +39,7 @@ Caller = Annotated[Principal, Depends(current_principal)]
 async def _daemon(request: Request, db: AsyncSession, p: Principal, session_id: str) -> DaemonClient:
     client = await session_daemon(request, db, p, session_id)
     if client is None:
-        raise HTTPException(status_code=409, detail=f"session {session_id!r} was never launched: it has no worktree")
+        raise conflict(f"session {session_id!r} was never launched: it has no worktree")
     return client
 
 
@@ -57,18 +57,15 @@ async def get_diff(
     started from; `path` for one file, `stat_only` for no patch; a patch over `max_patch_bytes` (default
     1 MiB) is cut with `truncated: true`."""
     client = await _daemon(request, db, p, session_id)
-    try:
-        d = await client.get_diff(
-            daemon_pb2.GetDiffRequest(
-                agent_session_id=session_id,
-                owner=p.owner,
-                path=path or "",
-                stat_only=stat_only,
-                max_patch_bytes=max_patch_bytes,
-            )
+    d = await client.get_diff(
+        daemon_pb2.GetDiffRequest(
+            agent_session_id=session_id,
+            owner=p.owner,
+            path=path or "",
+            stat_only=stat_only,
+            max_patch_bytes=max_patch_bytes,
         )
-    except DaemonCallError as err:
-        raise daemon_error(err) from None
+    )
     return {
         "base_ref": d.base_ref or None,
         "base_commit": d.base_commit,
@@ -92,14 +89,11 @@ async def get_diff(
 async def commit(session_id: str, body: CommitRequest, request: Request, db: Db, p: Caller) -> dict:
     """Commit everything in the worktree on the session's branch; 409 while a turn runs or with nothing to commit."""
     client = await _daemon(request, db, p, session_id)
-    try:
-        done = await client.commit(
-            daemon_pb2.CommitRequest(
-                agent_session_id=session_id, owner=p.owner, message=body.message, author=body.author or ""
-            )
+    done = await client.commit(
+        daemon_pb2.CommitRequest(
+            agent_session_id=session_id, owner=p.owner, message=body.message, author=body.author or ""
         )
-    except DaemonCallError as err:
-        raise daemon_error(err) from None
+    )
     return {"commit": done.commit}
 
 
@@ -113,18 +107,15 @@ async def merge(session_id: str, body: MergeRequest, request: Request, db: Db, p
     """Merge the session's branch into `into` (default: its base branch). Computed without touching a
     working tree; the branch moves only when its checkout (if any) is clean."""
     client = await _daemon(request, db, p, session_id)
-    try:
-        done = await client.merge(
-            daemon_pb2.MergeRequest(
-                agent_session_id=session_id,
-                owner=p.owner,
-                into=body.into or "",
-                strategy=body.strategy,
-                message=body.message or "",
-            )
+    done = await client.merge(
+        daemon_pb2.MergeRequest(
+            agent_session_id=session_id,
+            owner=p.owner,
+            into=body.into or "",
+            strategy=body.strategy,
+            message=body.message or "",
         )
-    except DaemonCallError as err:
-        raise daemon_error(err) from None
+    )
     if done.conflicts:
         return JSONResponse(
             status_code=409,
@@ -141,12 +132,7 @@ async def push(session_id: str, body: PushRequest, request: Request, db: Db, p: 
     """Push the session's branch to `remote` with the machine's own git credentials (none pass through
     Berth); the remote's refusal is a 409 with its words."""
     client = await _daemon(request, db, p, session_id)
-    try:
-        done = await client.push(
-            daemon_pb2.PushRequest(
-                agent_session_id=session_id, owner=p.owner, remote=body.remote, branch=body.branch or ""
-            )
-        )
-    except DaemonCallError as err:
-        raise daemon_error(err) from None
+    done = await client.push(
+        daemon_pb2.PushRequest(agent_session_id=session_id, owner=p.owner, remote=body.remote, branch=body.branch or "")
+    )
     return {"remote": done.remote, "ref": done.ref}

@@ -31,7 +31,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from controlplane.api.common import (
     client_for,
     conflict,
-    daemon_error,
     field_error,
     forget_on_daemon,
     get_db,
@@ -208,38 +207,33 @@ async def update_session(
         if change is None:
             raise conflict(f"cannot change a session from {old!r} to {new!r}")
         answer = None  # the daemon's session after the change
-        try:
-            if change is Change.PAUSE:
-                if machine is None or not s.launched:
-                    raise conflict("the session is not running on a machine")
-                answer = await client_for(request, machine).pause_session(s.id)
-            elif change is Change.RESUME:
-                if machine is None:
-                    raise conflict("the session is not running on a machine")
-                answer = await client_for(request, machine).resume_session(s.id, body.prompt or "")
-            elif change is Change.LAUNCH:
-                if s.workspace_id is None:
-                    raise conflict("the session has no workspace to launch in; create it with workspace_id")
-                launch_req = LaunchWorkspaceSessionRequest(
-                    agent_session_id=s.id,
-                    machine_id=s.machine_id,
-                    initial_prompt=body.prompt or s.prompt,
-                    worktree_name=s.worktree_name,
-                )
-                workspace_id, agent_id = s.workspace_id, s.agent_id
-                await db.rollback()  # the launch writes these rows itself
-                result = await LaunchService(get_services(request)).launch(
-                    p, workspace_id, launch_req, agent_id=agent_id
-                )
-                if result.status != "ok":
-                    return JSONResponse(result.body(), status_code=result.http_status)
-                launched = await db.get(AgentSession, session_id, populate_existing=True)
-                assert launched is not None
-                s = launched
-            elif machine is not None and s.launched:  # Change.STOP
-                answer = await client_for(request, machine).stop_session(s.id)
-        except DaemonCallError as err:
-            raise daemon_error(err) from None
+        if change is Change.PAUSE:
+            if machine is None or not s.launched:
+                raise conflict("the session is not running on a machine")
+            answer = await client_for(request, machine).pause_session(s.id)
+        elif change is Change.RESUME:
+            if machine is None:
+                raise conflict("the session is not running on a machine")
+            answer = await client_for(request, machine).resume_session(s.id, body.prompt or "")
+        elif change is Change.LAUNCH:
+            if s.workspace_id is None:
+                raise conflict("the session has no workspace to launch in; create it with workspace_id")
+            launch_req = LaunchWorkspaceSessionRequest(
+                agent_session_id=s.id,
+                machine_id=s.machine_id,
+                initial_prompt=body.prompt or s.prompt,
+                worktree_name=s.worktree_name,
+            )
+            workspace_id, agent_id = s.workspace_id, s.agent_id
+            await db.rollback()  # the launch writes these rows itself
+            result = await LaunchService(get_services(request)).launch(p, workspace_id, launch_req, agent_id=agent_id)
+            if result.status != "ok":
+                return JSONResponse(result.body(), status_code=result.http_status)
+            launched = await db.get(AgentSession, session_id, populate_existing=True)
+            assert launched is not None
+            s = launched
+        elif machine is not None and s.launched:  # Change.STOP
+            answer = await client_for(request, machine).stop_session(s.id)
         s.status = new
         if answer is not None:  # status events up to here are older than this change
             s.status_seq = max(s.status_seq or 0, answer.last_seq)
@@ -265,21 +259,18 @@ async def delete_session(
     await db.commit()  # hold no transaction while the daemon works
     if machine is not None and s.launched:
         client = client_for(request, machine)
-        try:
-            if remove_worktree and s.worktree_path:
-                # Refused before anything is stopped: a dirty worktree (unless force), or another session's.
-                await client.remove_worktree(s.id, p.owner, force=force, check_only=True)
-            if s.status in NOT_ENDED:
-                try:
-                    await client.stop_session(s.id)
-                except DaemonCallError as err:
-                    if err.code != "NOT_FOUND":
-                        raise
-            if remove_worktree and s.worktree_path:
-                await client.remove_worktree(s.id, p.owner, force=force)
-            await forget_on_daemon(client, s.id, p.owner)
-        except DaemonCallError as err:
-            raise daemon_error(err) from None
+        if remove_worktree and s.worktree_path:
+            # Refused before anything is stopped: a dirty worktree (unless force), or another session's.
+            await client.remove_worktree(s.id, p.owner, force=force, check_only=True)
+        if s.status in NOT_ENDED:
+            try:
+                await client.stop_session(s.id)
+            except DaemonCallError as err:
+                if err.code != "NOT_FOUND":
+                    raise
+        if remove_worktree and s.worktree_path:
+            await client.remove_worktree(s.id, p.owner, force=force)
+        await forget_on_daemon(client, s.id, p.owner)
     await get_services(request).ingest.stop(s.id)
     user_id = s.user_session_id
     await db.execute(delete(Message).where(Message.agent_session_id == s.id))
@@ -307,10 +298,7 @@ async def send_message(session_id: str, body: SendMessageRequest, request: Reque
         raise conflict(f"session {s.id!r} has no machine")
     message_id = new_id("msg")
     await db.commit()  # hold no transaction while the daemon works
-    try:
-        ack = await client_for(request, machine).send_message(s.id, body.content, message_id)
-    except DaemonCallError as err:
-        raise daemon_error(err) from None
+    ack = await client_for(request, machine).send_message(s.id, body.content, message_id)
     s.last_active = utcnow()
     await db.commit()
     get_services(request).ingest.ensure(s.id)
@@ -331,10 +319,7 @@ async def interrupt_session(session_id: str, request: Request, db: Db, p: Caller
     await db.commit()
     if machine is None:
         raise conflict(f"session {s.id!r} has no machine")
-    try:
-        await client_for(request, machine).interrupt_session(s.id)
-    except DaemonCallError as err:
-        raise daemon_error(err) from None
+    await client_for(request, machine).interrupt_session(s.id)
     return session_detail(s)
 
 

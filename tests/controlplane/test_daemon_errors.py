@@ -78,7 +78,7 @@ async def test_daemon_not_found_on_pause_is_404_and_status_unchanged(cp, fake_da
     assert (await alice.get(f"/api/sessions/{sid}")).json()["status"] == "active"
 
 
-async def test_daemon_failed_precondition_on_message_is_409(cp, fake_daemon):
+async def test_daemon_failed_precondition_on_message_is_409_with_the_daemons_words_and_code(cp, fake_daemon):
     fake, address = fake_daemon
     alice, _m, ws = await _setup(cp, address)
     r = await alice.post(f"/api/v1/workspaces/{ws['id']}/sessions", json={"initial_prompt": "hi"})
@@ -86,6 +86,8 @@ async def test_daemon_failed_precondition_on_message_is_409(cp, fake_daemon):
     fake.fail["SendMessage"] = (grpc.StatusCode.FAILED_PRECONDITION, "session is busy stopping")
     r = await alice.post(f"/api/sessions/{sid}/message", json={"content": "more"})
     assert r.status_code == 409
+    # Mapped in one place, the app's handler: the daemon's words, and its status code by name.
+    assert r.json().keys() == {"detail", "code"} and r.json()["code"] == "FAILED_PRECONDITION"
     assert "stopping" in r.json()["detail"]
 
 

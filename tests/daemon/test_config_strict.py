@@ -58,3 +58,28 @@ def test_errors_of_a_config_file_name_the_file(tmp_path):
     path.write_text("[daemon\n")
     with pytest.raises(ValueError, match=f"^{path}: "):
         load_config(path)
+
+
+def test_dial_out_reads_the_credential_file_and_refuses_plaintext_off_loopback(tmp_path):
+    credential = tmp_path / "credential"
+    credential.write_text("secret-credential\n")
+    config = from_dict({"dial_out": {"address": "cp.example.com:7443", "credential_file": str(credential)}})
+    assert config.dial_out is not None
+    assert (config.dial_out.address, config.dial_out.credential, config.dial_out.plaintext) == (
+        "cp.example.com:7443",
+        "secret-credential",
+        False,
+    )
+    with pytest.raises(ValueError, match="dial_out.plaintext"):
+        from_dict(
+            {"dial_out": {"address": "cp.example.com:7443", "credential_file": str(credential), "plaintext": True}}
+        )
+    assert from_dict(
+        {"dial_out": {"address": "127.0.0.1:7443", "credential_file": str(credential), "plaintext": True}}
+    ).dial_out.plaintext  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="dial_out.credential_file"):
+        from_dict({"dial_out": {"address": "cp.example.com:7443", "credential_file": str(tmp_path / "missing")}})
+    with pytest.raises(ValueError, match="dial_out.address"):
+        from_dict({"dial_out": {"address": "no-port", "credential_file": str(credential)}})
+    with pytest.raises(ValueError, match="dial_out.credential_file"):
+        from_dict({"dial_out": {"address": "cp.example.com:7443"}})

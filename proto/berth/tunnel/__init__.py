@@ -1,0 +1,1 @@
+"""The dial-out tunnel's contract."""
