@@ -271,6 +271,7 @@ class DaemonPool:
         self.rpc_deadline = rpc_deadline
         self.metrics = metrics
         self._clients: dict[str, DaemonClient] = {}
+        self._retiring: set[asyncio.Task] = set()  # closes of replaced clients, awaited by close()
         self._closed = False
 
     def client(self, target: MachineTarget) -> DaemonClient:
@@ -280,7 +281,9 @@ class DaemonPool:
         if existing is not None and existing.target == target:
             return existing
         if existing is not None:
-            asyncio.get_running_loop().create_task(existing.close())
+            retiring = asyncio.get_running_loop().create_task(existing.close())
+            self._retiring.add(retiring)
+            retiring.add_done_callback(self._retiring.discard)
         client = DaemonClient(target, rpc_deadline=self.rpc_deadline, metrics=self.metrics)
         self._clients[target.machine_id] = client
         return client
@@ -296,3 +299,4 @@ class DaemonPool:
         clients, self._clients = list(self._clients.values()), {}
         for c in clients:
             await c.close()
+        await asyncio.gather(*self._retiring)

@@ -3,6 +3,10 @@
 `DaemonServer(config)` builds everything inside the running event loop:
 the supervisor, the DaemonService, the standard health and reflection
 services, a unix-socket listener (always) and a TLS TCP listener (optional).
+
+Size: start and shutdown run in one order that matters (store, supervisor,
+listeners, health, dial-out; then the reverse, draining in-flight calls), so
+the lifecycle stays in one module; the listeners and auth are short helpers here.
 """
 
 from __future__ import annotations

@@ -182,6 +182,15 @@ class FakeDaemon(daemon_pb2_grpc.DaemonServiceServicer):
         await self._check("RemoveWorktree", request, context)
         return daemon_pb2.RemoveWorktreeResponse(removed=True, branch="b")
 
+    async def ForgetSession(self, request, context):
+        await self._check("ForgetSession", request, context)
+        self.sessions.pop(request.agent_session_id, None)
+        return daemon_pb2.ForgetSessionResponse()
+
+    async def ListSessions(self, request, context):
+        await self._check("ListSessions", request, context)
+        return daemon_pb2.ListSessionsResponse(sessions=list(self.sessions.values()))
+
     async def ListWorktrees(self, request, context):
         await self._check("ListWorktrees", request, context)
         return daemon_pb2.ListWorktreesResponse(

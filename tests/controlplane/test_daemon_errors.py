@@ -186,3 +186,15 @@ async def test_error_ack_without_a_field_is_502_and_marks_the_session_failed(cp,
     assert r.json()["payload"]["error"] == "agent binary crashed at start"
     s = (await alice.get(f"/api/sessions/{r.json()['payload']['agent_session_id']}")).json()
     assert s["status"] == "failed" and s["last_error"] == "agent binary crashed at start"
+
+
+def test_the_daemon_double_implements_every_rpc_of_the_daemon_service():
+    # A method left to the generated base answers UNIMPLEMENTED from a sync handler whose logged
+    # traceback keeps the double's server (and grpc.aio's fds) alive past its test module.
+    from berth.daemon.v1 import daemon_pb2
+
+    from tests.controlplane.fake_daemon import FakeDaemon
+
+    methods = daemon_pb2.DESCRIPTOR.services_by_name["DaemonService"].methods_by_name
+    missing = [name for name in methods if name not in vars(FakeDaemon)]
+    assert missing == []

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -379,13 +380,24 @@ def _berth_process(stack: Stack, *args: str) -> subprocess.Popen:
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return proc.returncode, out, err
+    """Wait for `proc` and return (code, stdout, stderr) not yet read.
+
+    Read through the pipes' own text wrappers, not communicate(): after a readline() those wrappers
+    may already hold later lines, which communicate()'s raw reads of the fds would never see."""
+    assert proc.stdout is not None and proc.stderr is not None
+    with ThreadPoolExecutor(2) as pool:
+        out, err = pool.submit(proc.stdout.read), pool.submit(proc.stderr.read)
+        try:
+            proc.wait(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        try:
+            return proc.returncode, out.result(), err.result()
+        finally:
+            proc.stdout.close()
+            proc.stderr.close()
 
 
 def test_launch_follow_and_tail_end_with_the_turn_and_exit_by_its_outcome(berth, stack):

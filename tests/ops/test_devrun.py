@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,6 +71,14 @@ def _gone(pid: int) -> bool:
 
 
 @pytest.fixture
+def short_home() -> Iterator[Path]:
+    """A $BERTH_HOME short enough for its run/daemon.sock to fit a unix socket path."""
+    parent = Path(tempfile.mkdtemp(prefix="bh-", dir="/tmp"))
+    yield parent / "home"
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture
 def start_devrun(tmp_path: Path) -> Iterator:
     started: list[DevRunProc] = []
 
@@ -100,9 +110,9 @@ def _api(facts: dict[str, Any], method: str, path: str, **kw) -> httpx.Response:
     return httpx.request(method, facts["url"] + path, headers=headers, timeout=60, **kw)
 
 
-def test_devrun_starts_everything_registers_the_machine_and_stops_on_ctrl_c(tmp_path, start_devrun):
+def test_devrun_starts_everything_registers_the_machine_and_stops_on_ctrl_c(tmp_path, short_home, start_devrun):
     repo = make_repo(tmp_path / "myrepo")
-    home = tmp_path / "home"
+    home = short_home
     port = free_port()
     run = start_devrun(home, repo, port)  # PATH without claude/codex
     facts = run.wait_ready()
