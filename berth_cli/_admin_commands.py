@@ -52,16 +52,29 @@ def cmd_machine_add(client: Client, out: Output, a: argparse.Namespace) -> None:
         "tls_ca": _read_file_arg(a.tls_ca, "--tls-ca"),
         "token": (_read_file_arg(a.token_file, "--token-file") or "").strip() or None,
         "owner": a.owner,
+        "dial_out": True if a.dial_out else None,
     }
-    out.result(
-        client.request("POST", "/api/v1/machines", body={k: v for k, v in body.items() if v is not None}),
-        "Machine added",
+    if a.address is None and not a.dial_out:
+        raise CliError("machine add: give the daemon's ADDRESS, or --dial-out for a daemon that dials in")
+    data = client.request("POST", "/api/v1/machines", body={k: v for k, v in body.items() if v is not None})
+    out.result(data, "Machine added")
+    if isinstance(data, dict) and data.get("enrollment_token") and not out.as_json:
+        _enroll_hint(out, str(data["enrollment_token"]))
+
+
+def _enroll_hint(out: Output, token: str) -> None:
+    out.err.print(
+        Text(
+            "shown once; on the machine run: berth-daemon enroll --url URL --token " + token + " [--ca FILE]",
+            style="dim",
+        )
     )
 
 
 def cmd_machine_list(client: Client, out: Output, a: argparse.Namespace) -> None:
     data = client.request("GET", "/api/v1/machines")
-    out.rows(_items(data, "machines"), ["id", "name", "address", "owner", "has_tls_ca", "has_token"], "Machines", data)
+    columns = ["id", "name", "address", "owner", "has_tls_ca", "has_token", "online"]
+    out.rows(_items(data, "machines"), columns, "Machines", data)
 
 
 def cmd_machine_show(client: Client, out: Output, a: argparse.Namespace) -> None:
@@ -83,6 +96,17 @@ def cmd_machine_update(client: Client, out: Output, a: argparse.Namespace) -> No
     }
     body = {k: v for k, v in body.items() if v is not None}
     out.result(client.request("PATCH", f"/api/v1/machines/{a.machine_id}", body=body), "Machine updated")
+
+
+def cmd_machine_enrollment(client: Client, out: Output, a: argparse.Namespace) -> None:
+    data = client.request("POST", f"/api/v1/machines/{a.machine_id}/enrollment")
+    out.result(data, "Enrollment token")
+    if isinstance(data, dict) and data.get("enrollment_token") and not out.as_json:
+        _enroll_hint(out, str(data["enrollment_token"]))
+
+
+def cmd_machine_revoke(client: Client, out: Output, a: argparse.Namespace) -> None:
+    out.result(client.request("POST", f"/api/v1/machines/{a.machine_id}/revoke"), "Machine revoked")
 
 
 def cmd_machine_remove(client: Client, out: Output, a: argparse.Namespace) -> None:

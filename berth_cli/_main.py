@@ -7,9 +7,11 @@ from collections.abc import Sequence
 
 from berth_cli._admin_commands import (
     cmd_machine_add,
+    cmd_machine_enrollment,
     cmd_machine_info,
     cmd_machine_list,
     cmd_machine_remove,
+    cmd_machine_revoke,
     cmd_machine_show,
     cmd_machine_update,
     cmd_token_bootstrap,
@@ -103,9 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     mach = sub.add_parser("machine", help="register and list daemons (machines)").add_subparsers(
         dest="sub", required=True
     )
-    sp = add(mach, "add", cmd_machine_add, "register a daemon")
+    sp = add(mach, "add", cmd_machine_add, "register a daemon (one the control plane dials, or --dial-out)")
     sp.add_argument("name")
-    sp.add_argument("address", help="unix:/path/to/daemon.sock or host:port (TLS)")
+    sp.add_argument("address", nargs="?", help="unix:/path/to/daemon.sock or host:port (TLS); none with --dial-out")
+    sp.add_argument(
+        "--dial-out",
+        action="store_true",
+        help="the daemon dials the control plane (behind NAT): prints a one-time enrollment token",
+    )
     sp.add_argument("--tls-ca", help="PEM file of the CA that signed the daemon's certificate")
     sp.add_argument("--token-file", help="file holding the daemon's bearer token")
     sp.add_argument("--owner", help="owner of the machine (default: the caller)")
@@ -120,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--address")
     sp.add_argument("--tls-ca")
     sp.add_argument("--token-file")
+    sp = add(mach, "enrollment", cmd_machine_enrollment, "a new one-time enrollment token for a dial-out machine")
+    sp.add_argument("machine_id")
+    sp = add(mach, "revoke", cmd_machine_revoke, "forget a dial-out machine's credential and close its tunnel")
+    sp.add_argument("machine_id")
     sp = add(mach, "remove", cmd_machine_remove, "remove a machine")
     sp.add_argument("machine_id")
 

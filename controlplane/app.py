@@ -30,7 +30,7 @@ from controlplane.auth import require_admin
 from controlplane.config import ControlPlaneConfig
 from controlplane.daemons import DaemonCallError
 from controlplane.db.models import AgentSession
-from controlplane.errors import Conflict, InvalidField, NotFound
+from controlplane.errors import Conflict, InvalidField, NotFound, Unauthorized
 from controlplane.logs import RequestIdMiddleware
 from controlplane.metrics import CONTENT_TYPE_LATEST
 from controlplane.services import Services
@@ -130,6 +130,10 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
     async def _not_found(_request: Request, err: NotFound) -> JSONResponse:
         return JSONResponse({"detail": err.message}, status_code=404)
 
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_request: Request, err: Unauthorized) -> JSONResponse:
+        return JSONResponse({"detail": err.message}, status_code=401)
+
     @app.exception_handler(Conflict)
     async def _conflict(_request: Request, err: Conflict) -> JSONResponse:
         return JSONResponse({"detail": err.message}, status_code=409)
@@ -145,7 +149,9 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
             detail: Any = [{"loc": ["body", err.field], "msg": err.message, "type": "value_error"}]
         else:
             detail = err.message
-        return JSONResponse({"detail": detail, "code": err.code}, status_code=err.http_status)
+        # status/payload as well: the shape of the launch answers, so one reader serves both.
+        body = {"detail": detail, "code": err.code, "status": "error", "payload": {"error": err.message}}
+        return JSONResponse(body, status_code=err.http_status)
 
     @app.get("/health", tags=["ops"])
     async def health(request: Request) -> dict:

@@ -15,6 +15,13 @@ Example (every key optional)::
     secret_key_file = "<state_dir>/secret.key"   # Fernet key sealing machine tokens (or env BERTH_SECRET_KEY)
     cors_origins = []                            # browser origins allowed to call the API directly
 
+    [tunnel]                                     # daemons that dial out (machines behind NAT)
+    listen = "0.0.0.0:7443"                      # where daemons connect; plaintext only on loopback
+    tls_cert = "/etc/berth/tunnel.crt"
+    tls_key = "/etc/berth/tunnel.key"
+    public_address = "berth.example.com:7443"    # what enrolled daemons dial (default: listen)
+    enrollment_ttl_seconds = 3600                # how long an enrollment token can be used
+
 Environment overrides: BERTH_DATABASE_URL, BERTH_HOST, BERTH_PORT, BERTH_STATE_DIR,
 BERTH_LOG_FORMAT, BERTH_MAX_BODY_BYTES, BERTH_DAEMON_DEADLINE_SECONDS.
 """
@@ -30,7 +37,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ControlPlaneConfig", "from_dict", "load_config"]
+__all__ = ["ControlPlaneConfig", "TunnelConfig", "from_dict", "load_config"]
+
+
+@dataclass
+class TunnelConfig:
+    """The listener for daemons that dial out ([tunnel])."""
+
+    listen: str
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    public_address: str = ""
+    enrollment_ttl_seconds: float = 3600.0
+
+    @property
+    def address_for_daemons(self) -> str:
+        return self.public_address or self.listen
 
 
 @dataclass
@@ -52,6 +74,7 @@ class ControlPlaneConfig:
     ingest_max_backoff_seconds: float = 5.0
     secret_key_file: Path | None = None
     cors_origins: list[str] = field(default_factory=list)
+    tunnel: TunnelConfig | None = None
 
     @property
     def secret_key_path(self) -> Path:
@@ -83,10 +106,21 @@ class _ServerTable(BaseModel):
     cors_origins: list[str] | None = None
 
 
+class _TunnelTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    listen: str
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    public_address: str | None = None
+    enrollment_ttl_seconds: float | None = None
+
+
 class _ConfigFile(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     server: _ServerTable | None = None
+    tunnel: _TunnelTable | None = None
 
 
 def _check_file(data: dict[str, Any]) -> None:
@@ -158,7 +192,29 @@ def from_dict(data: dict[str, Any]) -> ControlPlaneConfig:
         raise ValueError("server.max_body_bytes must be at least 1024")
     if cfg.daemon_deadline_seconds <= 0 or cfg.rpc_deadline_seconds <= 0:
         raise ValueError("server.daemon_deadline_seconds and rpc_deadline_seconds must be positive")
+    if "tunnel" in data:
+        cfg.tunnel = _tunnel(data["tunnel"])
     return cfg
+
+
+def _tunnel(t: dict[str, Any]) -> TunnelConfig:
+    host, sep, port = t["listen"].rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"tunnel.listen: expected host:port, got {t['listen']!r}")
+    tunnel = TunnelConfig(
+        listen=t["listen"],
+        tls_cert=Path(os.path.expanduser(t["tls_cert"])) if t.get("tls_cert") else None,
+        tls_key=Path(os.path.expanduser(t["tls_key"])) if t.get("tls_key") else None,
+        public_address=t.get("public_address") or "",
+        enrollment_ttl_seconds=float(t.get("enrollment_ttl_seconds") or 3600.0),
+    )
+    if bool(tunnel.tls_cert) != bool(tunnel.tls_key):
+        raise ValueError("tunnel.tls_cert and tunnel.tls_key go together")
+    if tunnel.tls_cert is None and host.strip("[]") not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError("tunnel.listen: plaintext is allowed on loopback only; set tunnel.tls_cert and tunnel.tls_key")
+    if tunnel.enrollment_ttl_seconds <= 0:
+        raise ValueError("tunnel.enrollment_ttl_seconds must be positive")
+    return tunnel
 
 
 def load_config(path: Path | str | None) -> ControlPlaneConfig:

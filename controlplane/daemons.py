@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,7 +274,8 @@ class DaemonPool:
         self._retiring: set[asyncio.Task] = set()  # closes of replaced clients, awaited by close()
         self._closed = False
 
-    def client(self, target: MachineTarget) -> DaemonClient:
+    def client(self, target: MachineTarget, *, channel: Callable[[], Any] | None = None) -> DaemonClient:
+        """The client of `target`'s machine (`channel()`: the transport to build one on, for a tunnel)."""
         if self._closed:
             raise DaemonCallError(503, "control plane is shutting down", code="UNAVAILABLE", method="-")
         existing = self._clients.get(target.machine_id)
@@ -284,7 +285,9 @@ class DaemonPool:
             retiring = asyncio.get_running_loop().create_task(existing.close())
             self._retiring.add(retiring)
             retiring.add_done_callback(self._retiring.discard)
-        client = DaemonClient(target, rpc_deadline=self.rpc_deadline, metrics=self.metrics)
+        client = DaemonClient(
+            target, rpc_deadline=self.rpc_deadline, metrics=self.metrics, channel=channel() if channel else None
+        )
         self._clients[target.machine_id] = client
         return client
 

@@ -1,9 +1,9 @@
 """Domain errors of the control plane. Services and routers raise these; `controlplane.app` maps them to
-HTTP answers in one place (404, 409, 422 naming the field)."""
+HTTP answers in one place (401, 404, 409, 422 naming the field)."""
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "ControlPlaneError", "InvalidField", "NotFound"]
+__all__ = ["Conflict", "ControlPlaneError", "InvalidField", "NotFound", "Unauthorized"]
 
 
 class ControlPlaneError(Exception):
@@ -36,3 +36,11 @@ class InvalidField(ControlPlaneError):
         super().__init__(message)
         self.message = message
         self.loc: list[str | int] = [where, *(loc.split(".") if isinstance(loc, str) else loc)]
+
+
+class Unauthorized(ControlPlaneError):
+    """A secret that proves nothing: unknown, used or expired (HTTP 401)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -20,6 +20,7 @@ import asyncio
 import functools
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
@@ -30,10 +31,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from controlplane.daemons import DaemonCallError, DaemonPool, MachineTarget, message_to_dict
+from controlplane.daemons import DaemonCallError, DaemonClient, message_to_dict
 from controlplane.db.models import AgentSession, Machine, Message, new_id, utcnow
 from controlplane.metrics import Metrics
-from controlplane.sealing import Sealer
 from controlplane.statuses import ENDED, RUNNING
 
 __all__ = ["Broker", "IngestManager", "message_json", "parse_time"]
@@ -131,20 +131,18 @@ class IngestManager:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        pool: DaemonPool,
+        client_for: Callable[[Machine], DaemonClient],
         broker: Broker,
         metrics: Metrics | None = None,
-        sealer: Sealer | None = None,
         *,
         max_backoff: float = 5.0,
         drain_seconds: float = 2.0,
         queue_size: int = 10_000,
     ) -> None:
         self.sessionmaker = sessionmaker
-        self.pool = pool
+        self.client_for = client_for
         self.broker = broker
         self.metrics = metrics
-        self.sealer = sealer
         self.max_backoff = max_backoff
         self.drain_seconds = drain_seconds
         self._tasks: dict[str, asyncio.Task] = {}
@@ -238,9 +236,8 @@ class IngestManager:
             s, machine = loaded
             if machine is None or not s.launched:
                 return
-            token = self.sealer.open(machine.token) if self.sealer else machine.token
-            client = self.pool.client(MachineTarget(machine.id, machine.address, machine.tls_ca, token))
             try:
+                client = self.client_for(machine)  # DaemonCallError when a dial-out machine is offline
                 async with asyncio.timeout(None) as tm:
                     async for event in client.stream_events(session_id, s.last_seq):
                         await self._queue.put((session_id, event))

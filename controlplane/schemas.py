@@ -383,15 +383,25 @@ class MessageList(BaseModel):
 
 class MachineCreate(_Strict):
     name: str = Field(min_length=1, max_length=200)
-    address: str = Field(min_length=1, max_length=1000, description="unix:/path/to/daemon.sock or host:port")
+    address: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="unix:/path/to/daemon.sock or host:port (required unless dial_out)",
+    )
     tls_ca: str | None = Field(default=None, description="PEM CA that signs the daemon's TLS certificate")
     token: str | None = Field(default=None, description="The daemon's bearer token (never returned)")
     owner: str | None = Field(default=None, description="Owner the machine belongs to (default: the caller)")
+    dial_out: bool = Field(
+        default=False,
+        description="The daemon dials the control plane's tunnel listener (a machine behind NAT): no address; "
+        "the answer carries a one-time enrollment_token for `berth-daemon enroll`",
+    )
 
     @field_validator("address")
     @classmethod
-    def _address(cls, v: str) -> str:
-        if not _ADDRESS.match(v):
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None and not _ADDRESS.match(v):
             raise ValueError("must be unix:/absolute/path or host:port")
         return v
 
@@ -418,6 +428,34 @@ class MachineOut(BaseModel):
     has_tls_ca: bool
     has_token: bool
     created_at: datetime
+    dial_out: bool = False
+    enrolled: bool | None = Field(default=None, description="dial-out machines: whether a credential is issued")
+    online: bool | None = Field(default=None, description="dial-out machines: whether its tunnel is open")
+    connected_since: datetime | None = None
+    last_seen: datetime | None = None
+
+
+class MachineCreated(MachineOut):
+    enrollment_token: str | None = Field(
+        default=None, description="dial-out machines: the one-time token for `berth-daemon enroll` (shown once)"
+    )
+
+
+class EnrollmentOut(BaseModel):
+    machine_id: str
+    enrollment_token: str = Field(description="One-time token for `berth-daemon enroll` (shown once)")
+    expires_at: datetime
+
+
+class EnrollRequest(_Strict):
+    token: str = Field(min_length=1, max_length=200, description="The machine's enrollment token")
+
+
+class Enrolled(BaseModel):
+    machine_id: str
+    credential: str = Field(description="The machine credential its daemon presents on the tunnel (shown once)")
+    tunnel_address: str = Field(description="host:port of the control plane's tunnel listener")
+    tunnel_tls: bool = Field(description="Whether that listener speaks TLS (plaintext only on loopback)")
 
 
 class WorkspaceCreate(_Strict):

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from controlplane.auth import TokenCache
 from controlplane.config import ControlPlaneConfig
-from controlplane.daemons import DaemonClient, DaemonPool, MachineTarget
+from controlplane.daemons import DaemonCallError, DaemonClient, DaemonPool, MachineTarget
 from controlplane.db.engine import make_engine, make_sessionmaker, migrate
 from controlplane.db.models import Machine
+from controlplane.dial_out import DialOut
 from controlplane.ingest import Broker, IngestManager
 from controlplane.metrics import Metrics
 from controlplane.reads import SessionReads
@@ -41,6 +42,7 @@ class Services:
     broker: Broker
     ingest: IngestManager
     reads: SessionReads
+    dial_out: DialOut | None
 
     def __init__(self, config: ControlPlaneConfig) -> None:
         self.config = config
@@ -64,13 +66,15 @@ class Services:
         self.broker = Broker()
         self.ingest = IngestManager(
             self.sessionmaker,
-            self.pool,
+            self.client_for,
             self.broker,
             self.metrics,
-            self.sealer,
             max_backoff=config.ingest_max_backoff_seconds,
         )
+        self.dial_out = DialOut(config.tunnel, self.sessionmaker) if config.tunnel is not None else None
         self._state = _State.OPEN
+        if self.dial_out is not None:
+            await self.dial_out.start()
         await self.ingest.start()
         return self
 
@@ -86,12 +90,31 @@ class Services:
             return
         self._state = _State.CLOSED
         await self.ingest.close()
+        if self.dial_out is not None:
+            await self.dial_out.stop()
         await self.pool.close()
         await self.reads.close()
         await self.engine.dispose()
 
     def client_for(self, machine: Machine) -> DaemonClient:
-        """The daemon client of `machine` (its token opened from the sealed column)."""
+        """The daemon client of `machine`: over its tunnel when it dials out (DaemonCallError 503 when that
+        is not open), else over a channel to its address (its token opened from the sealed column)."""
+        if machine.dial_out:
+            dial_out = self.dial_out
+            if dial_out is None:
+                raise DaemonCallError(
+                    503,
+                    f"machine {machine.id} dials out, but this control plane has no [tunnel] listener",
+                    code="UNAVAILABLE",
+                    method="-",
+                )
+            if not dial_out.online(machine.id):
+                since = machine.last_seen.isoformat() if machine.last_seen else "it was created (never connected)"
+                raise DaemonCallError(
+                    503, f"machine {machine.id} is offline since {since}", code="UNAVAILABLE", method="-"
+                )
+            target = MachineTarget(machine.id, "tunnel")
+            return self.pool.client(target, channel=lambda: dial_out.channel(machine.id))
         token = self.sealer.open(machine.token)
         return self.pool.client(MachineTarget(machine.id, machine.address, machine.tls_ca, token))
 

@@ -55,8 +55,8 @@ class TunnelConnection:
         self._why_closed = "the tunnel is closed"
 
     def channel(self) -> TunnelChannel:
-        """A channel whose calls travel over this tunnel."""
-        return TunnelChannel(self)
+        """A channel whose calls travel over this tunnel (and fail UNAVAILABLE once it is closed)."""
+        return TunnelChannel(lambda: self, self.machine_id)
 
     def close(self, why: str) -> None:
         """End the tunnel: every call in flight ends UNAVAILABLE with `why`."""
@@ -143,12 +143,12 @@ class TunnelConnection:
 
 
 class _UnaryUnary:
-    def __init__(self, connection: TunnelConnection, method: str, serialize: Any, deserialize: Any) -> None:
-        self._connection, self._method = connection, method
+    def __init__(self, channel: TunnelChannel, method: str, serialize: Any, deserialize: Any) -> None:
+        self._channel, self._method = channel, method
         self._serialize, self._deserialize = serialize, deserialize
 
     async def __call__(self, request: Any, *, timeout: float | None = None, metadata: Any = None, **_: Any) -> Any:
-        data = await self._connection.unary(self._method, self._serialize(request), timeout)
+        data = await self._channel.current().unary(self._method, self._serialize(request), timeout)
         return self._deserialize(data)
 
 
@@ -202,27 +202,57 @@ class _StreamCall:
 
 
 class _UnaryStream:
-    def __init__(self, connection: TunnelConnection, method: str, serialize: Any, deserialize: Any) -> None:
-        self._connection, self._method = connection, method
+    def __init__(self, channel: TunnelChannel, method: str, serialize: Any, deserialize: Any) -> None:
+        self._channel, self._method = channel, method
         self._serialize, self._deserialize = serialize, deserialize
 
-    def __call__(self, request: Any, *, timeout: float | None = None, metadata: Any = None, **_: Any) -> _StreamCall:
-        call = self._connection.stream(self._method, self._serialize(request), timeout)
+    def __call__(
+        self, request: Any, *, timeout: float | None = None, metadata: Any = None, **_: Any
+    ) -> _StreamCall | _FailedCall:
+        try:
+            call = self._channel.current().stream(self._method, self._serialize(request), timeout)
+        except grpc.aio.AioRpcError as err:
+            return _FailedCall(err)  # as with grpc.aio, the error comes when the call is read
         call.deserialize = self._deserialize
         return call
 
 
-class TunnelChannel:
-    """The part of grpc.aio.Channel that generated stubs use, over a tunnel (unary and server-streaming)."""
+class _FailedCall:
+    """A server-streaming call that could not start: reading it raises why."""
 
-    def __init__(self, connection: TunnelConnection) -> None:
-        self.connection = connection
+    def __init__(self, error: grpc.aio.AioRpcError) -> None:
+        self._error = error
+
+    def __aiter__(self) -> _FailedCall:
+        return self
+
+    async def __anext__(self) -> Any:
+        raise self._error
+
+    def cancel(self) -> bool:
+        return False
+
+
+class TunnelChannel:
+    """The part of grpc.aio.Channel that generated stubs use, over a tunnel (unary and server-streaming).
+
+    `connection()` gives the tunnel to use at each call (None: the machine is offline → UNAVAILABLE)."""
+
+    def __init__(self, connection: Callable[[], TunnelConnection | None], machine_id: str) -> None:
+        self._connection = connection
+        self.machine_id = machine_id
+
+    def current(self) -> TunnelConnection:
+        found = self._connection()
+        if found is None:
+            raise _rpc_error(grpc.StatusCode.UNAVAILABLE, f"machine {self.machine_id} has no open tunnel")
+        return found
 
     def unary_unary(self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any):
-        return _UnaryUnary(self.connection, method, request_serializer or bytes, response_deserializer or bytes)
+        return _UnaryUnary(self, method, request_serializer or bytes, response_deserializer or bytes)
 
     def unary_stream(self, method: str, request_serializer: Any = None, response_deserializer: Any = None, **_: Any):
-        return _UnaryStream(self.connection, method, request_serializer or bytes, response_deserializer or bytes)
+        return _UnaryStream(self, method, request_serializer or bytes, response_deserializer or bytes)
 
     def stream_unary(self, method: str, *args: Any, **kwargs: Any):
         raise NotImplementedError("client-streaming calls do not go over the tunnel")
@@ -286,6 +316,7 @@ class TunnelServer:
         authenticate: Callable[[str], Awaitable[str | None]],
         *,
         tls: tuple[bytes, bytes] | None = None,  # (key PEM, certificate PEM); None: loopback plaintext
+        on_change: Callable[[TunnelConnection, bool], Awaitable[None]] | None = None,
     ) -> None:
         host = address.rsplit(":", 1)[0].strip("[]")
         if tls is None and host not in ("127.0.0.1", "localhost", "::1"):
@@ -297,6 +328,8 @@ class TunnelServer:
         self.port = 0
         self._connections: dict[str, TunnelConnection] = {}
         self._changed = asyncio.Condition()
+        self._on_change = on_change  # (connection, open): a tunnel opened or closed
+        self._hooks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         server = grpc.aio.server(
@@ -324,6 +357,8 @@ class TunnelServer:
         if self._server is not None:
             await self._server.stop(grace=1)
             self._server = None
+        if self._hooks:
+            await asyncio.gather(*list(self._hooks), return_exceptions=True)
 
     def connection(self, machine_id: str) -> TunnelConnection | None:
         """The machine's open tunnel, if it has one."""
@@ -353,15 +388,29 @@ class TunnelServer:
             return None
         connection = self._connections[machine_id] = TunnelConnection(machine_id)
         log.info("tunnel of machine %s open", machine_id)
-        asyncio.get_running_loop().create_task(self._notify())
+        self._spawn(self._notify(connection, True))
         return connection
 
     def _unregister(self, connection: TunnelConnection) -> None:
         if self._connections.get(connection.machine_id) is connection:
             del self._connections[connection.machine_id]
             log.info("tunnel of machine %s closed", connection.machine_id)
-        asyncio.get_running_loop().create_task(self._notify())
+            self._spawn(self._notify(connection, False))
 
-    async def _notify(self) -> None:
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._hooks.add(task)
+        task.add_done_callback(self._hooks.discard)
+
+    async def _notify(self, connection: TunnelConnection, is_open: bool) -> None:
+        if self._on_change is not None:
+            try:
+                await self._on_change(connection, is_open)
+            except Exception:
+                log.exception("recording the tunnel of machine %s failed", connection.machine_id)
         async with self._changed:
             self._changed.notify_all()
+
+    def channel(self, machine_id: str) -> TunnelChannel:
+        """A channel to `machine_id` over whichever tunnel it has open at each call (UNAVAILABLE: none)."""
+        return TunnelChannel(lambda: self.connection(machine_id), machine_id)

@@ -1,4 +1,8 @@
-"""`python -m daemon --config FILE` / `berth-daemon`: run the daemon until SIGTERM or SIGINT."""
+"""`python -m daemon --config FILE` / `berth-daemon`: run the daemon until SIGTERM or SIGINT.
+
+`berth-daemon enroll --url URL --token TOKEN [--ca FILE] [--config FILE]` joins a control plane
+as a machine that dials out (daemon/enrollment.py), then exits.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import uvloop
 
 from daemon import __version__
 from daemon.config import DaemonConfig, load_config
+from daemon.enrollment import enroll
 from daemon.logs import LOG_FORMATS, setup_logging
 from daemon.server import DaemonServer, StartupError
 
@@ -69,8 +74,28 @@ async def _serve(config: DaemonConfig) -> int:
     return 0
 
 
+def _enroll(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="berth-daemon enroll",
+        description="Trade an enrollment token for this machine's credential and write the daemon's [dial_out] config.",
+    )
+    parser.add_argument("--url", required=True, help="the control plane's URL (https://…; http only on loopback)")
+    parser.add_argument("--token", required=True, help="the enrollment token from POST /api/v1/machines")
+    parser.add_argument("--ca", help="PEM CA that signed the control plane's certificates (default: system CAs)")
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("BERTH_DAEMON_CONFIG"),
+        help="the daemon's TOML config to write (default: $BERTH_DAEMON_CONFIG, else ~/.config/berth/daemon.toml)",
+    )
+    args = parser.parse_args(argv)
+    return enroll(args.url, args.token, ca_file=args.ca, config_path=args.config)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status (0 after a clean shutdown)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["enroll"]:
+        return _enroll(argv[1:])
     args = _parse_args(argv)
     try:
         config = load_config(args.config)

@@ -7,9 +7,10 @@ owner's → 404); mutations need an admin token (403). A machine's daemon token 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,10 +25,14 @@ from controlplane.api.common import (
 )
 from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, create_token, current_principal, require_admin, token_cache
-from controlplane.daemons import DaemonCallError, message_to_dict
+from controlplane.daemons import message_to_dict
 from controlplane.db.models import AgentSession, Machine, Token, Workspace, new_id
 from controlplane.schemas import (
+    Enrolled,
+    EnrollmentOut,
+    EnrollRequest,
     MachineCreate,
+    MachineCreated,
     MachineOut,
     MachineUpdate,
     TokenCreate,
@@ -43,13 +48,15 @@ from controlplane.statuses import NOT_ENDED
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["admin"], route_class=StrictJSONRoute)
+# Called with no bearer token (the enrollment token is the proof); included through `router` below.
+public_router = APIRouter(tags=["admin"], route_class=StrictJSONRoute)
 Db = Annotated[AsyncSession, Depends(get_db)]
 Caller = Annotated[Principal, Depends(current_principal)]
 Admin = Annotated[Principal, Depends(require_admin)]
 
 
-def _machine_out(m: Machine) -> dict:
-    return {
+def _machine_out(m: Machine, request: Request) -> dict:
+    out = {
         "id": m.id,
         "owner": m.owner,
         "name": m.name,
@@ -57,7 +64,24 @@ def _machine_out(m: Machine) -> dict:
         "has_tls_ca": bool(m.tls_ca),
         "has_token": bool(m.token),
         "created_at": m.created_at,
+        "dial_out": bool(m.dial_out),
     }
+    if m.dial_out:
+        dial_out = get_services(request).dial_out
+        out |= {
+            "enrolled": m.credential_hash is not None,
+            "online": dial_out is not None and dial_out.online(m.id),
+            "connected_since": m.connected_since,
+            "last_seen": m.last_seen,
+        }
+    return out
+
+
+def _dial_out_of(request: Request):
+    dial_out = get_services(request).dial_out
+    if dial_out is None:
+        raise conflict("dial_out: this control plane has no [tunnel] listener for machines that dial out")
+    return dial_out
 
 
 def _workspace_out(w: Workspace) -> dict:
@@ -79,44 +103,81 @@ def _workspace_out(w: Workspace) -> dict:
 # --- machines ------------------------------------------------------------------------------------
 
 
-@router.post("/machines", response_model=MachineOut, status_code=201)
+@router.post("/machines", response_model=MachineCreated, status_code=201)
 async def create_machine(body: MachineCreate, request: Request, db: Db, p: Admin) -> dict:
     """Register a machine's daemon (address `unix:/path` or `host:port`, optional TLS CA and token; the
-    token is stored encrypted)."""
+    token is stored encrypted), or with `dial_out: true` one whose daemon dials the control plane: the
+    answer's `enrollment_token` (shown once) is what `berth-daemon enroll` trades for its credential."""
+    if body.dial_out:
+        if body.address is not None or body.tls_ca is not None or body.token is not None:
+            raise field_error("address", "a dial-out machine has no address, tls_ca or token: its daemon dials in")
+        dial_out = _dial_out_of(request)
+    elif body.address is None:
+        raise field_error("address", "is required (or dial_out: true)")
     m = Machine(
         id=new_id("machine"),
         owner=body.owner or p.owner,
         name=body.name,
-        address=body.address,
+        address=body.address or "tunnel",
         tls_ca=body.tls_ca,
         token=get_services(request).sealer.seal(body.token),
+        dial_out=body.dial_out,
     )
+    enrollment = dial_out.new_enrollment(m) if body.dial_out else None
     db.add(m)
     await db.commit()
-    return _machine_out(m)
+    return {**_machine_out(m, request), "enrollment_token": enrollment}
+
+
+@router.post("/machines/{machine_id}/enrollment", response_model=EnrollmentOut, status_code=201)
+async def new_enrollment(machine_id: str, request: Request, db: Db, p: Admin) -> dict:
+    """A new one-time enrollment token for a dial-out machine (enrolling with it replaces the credential)."""
+    m = await owned_machine(db, p, machine_id, admin_sees_all=True)
+    if not m.dial_out:
+        raise conflict(f"machine {m.id!r} does not dial out: it is reached at its address")
+    token = _dial_out_of(request).new_enrollment(m)
+    expires = m.enrollment_expires_at
+    await db.commit()
+    return {"machine_id": m.id, "enrollment_token": token, "expires_at": expires}
+
+
+@router.post("/machines/{machine_id}/revoke", response_model=MachineOut)
+async def revoke_machine(machine_id: str, request: Request, db: Db, p: Admin) -> dict:
+    """Forget a dial-out machine's credential and close its tunnel; it reconnects only after enrolling again."""
+    m = await owned_machine(db, p, machine_id, admin_sees_all=True)
+    if not m.dial_out:
+        raise conflict(f"machine {m.id!r} does not dial out: it has no credential to revoke")
+    _dial_out_of(request).revoke(m)
+    await db.commit()
+    return _machine_out(m, request)
+
+
+@public_router.post("/enroll", response_model=Enrolled)
+async def enroll(body: EnrollRequest, request: Request) -> dict:
+    """Trade a machine's one-time enrollment token for its credential (no bearer token: the enrollment
+    token is the proof). 401 for a wrong, used or expired token."""
+    done = await _dial_out_of(request).enroll(body.token)
+    return dataclasses.asdict(done)
 
 
 @router.get("/machines", response_model=list[MachineOut])
-async def list_machines(db: Db, p: Caller) -> list[dict]:
+async def list_machines(request: Request, db: Db, p: Caller) -> list[dict]:
     q = select(Machine).order_by(Machine.created_at, Machine.id)
     if not p.is_admin:
         q = q.where(Machine.owner == p.owner)
-    return [_machine_out(m) for m in (await db.execute(q)).scalars().all()]
+    return [_machine_out(m, request) for m in (await db.execute(q)).scalars().all()]
 
 
 @router.get("/machines/{machine_id}", response_model=MachineOut)
-async def get_machine(machine_id: str, db: Db, p: Caller) -> dict:
-    return _machine_out(await owned_machine(db, p, machine_id, admin_sees_all=True))
+async def get_machine(machine_id: str, request: Request, db: Db, p: Caller) -> dict:
+    return _machine_out(await owned_machine(db, p, machine_id, admin_sees_all=True), request)
 
 
 @router.get("/machines/{machine_id}/info")
 async def machine_info(machine_id: str, request: Request, db: Db, p: Caller) -> dict:
     """The daemon's GetMachineInfo (versions, sessions by status) — also a connectivity check."""
     m = await owned_machine(db, p, machine_id, admin_sees_all=True)
-    try:
-        return message_to_dict(await client_for(request, m).machine_info())
-    except DaemonCallError as err:
-        raise HTTPException(status_code=err.http_status, detail=err.message) from None
+    return message_to_dict(await client_for(request, m).machine_info())
 
 
 @router.patch("/machines/{machine_id}", response_model=MachineOut)
@@ -125,12 +186,14 @@ async def update_machine(machine_id: str, body: MachineUpdate, request: Request,
     for k, v in body.model_dump(exclude_unset=True).items():
         if k in ("name", "address") and v is None:
             raise field_error(k, "must not be null")
+        if m.dial_out and k in ("address", "tls_ca", "token"):
+            raise field_error(k, "a dial-out machine has no address, tls_ca or token: its daemon dials in")
         if k == "token":
             v = get_services(request).sealer.seal(v)
         setattr(m, k, (v or None) if k in ("tls_ca", "token") else v)
     await db.commit()
     await get_services(request).pool.forget(m.id)
-    return _machine_out(m)
+    return _machine_out(m, request)
 
 
 @router.delete("/machines/{machine_id}", status_code=204)
@@ -147,8 +210,11 @@ async def delete_machine(machine_id: str, request: Request, db: Db, p: Admin) ->
     ).scalar_one()
     if running:
         raise conflict(f"machine {m.id!r} has {running} running session(s); stop or delete them first")
+    dial_out = get_services(request).dial_out
     await db.delete(m)
     await db.commit()
+    if dial_out is not None:
+        dial_out.server.revoke(machine_id)  # its credential went with the row
     await get_services(request).pool.forget(machine_id)
     return Response(status_code=204)
 
@@ -266,3 +332,6 @@ async def delete_token(token_id: str, request: Request, db: Db, p: Admin) -> Res
     await db.commit()
     token_cache(request.app).drop_token(token_id)
     return Response(status_code=204)
+
+
+router.include_router(public_router)

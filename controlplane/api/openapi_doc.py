@@ -18,7 +18,7 @@ __all__ = ["ADMIN_OPERATIONS", "DAEMON_OPERATIONS", "EXAMPLES", "PUBLIC_PATHS", 
 SCHEME = "bearerAuth"
 
 # Everything else needs a bearer token (tests/controlplane/test_openapi_doc.py holds both lists to the app).
-PUBLIC_PATHS = {"/health"}
+PUBLIC_PATHS = {"/health", "/api/v1/enroll"}
 # Operations only admin tokens may call (others: 403).
 ADMIN_OPERATIONS = {
     ("post", "/api/v1/machines"),
@@ -30,6 +30,15 @@ ADMIN_OPERATIONS = {
     ("get", "/api/v1/tokens"),
     ("post", "/api/v1/tokens"),
     ("delete", "/api/v1/tokens/{token_id}"),
+    ("post", "/api/v1/machines/{machine_id}/enrollment"),
+    ("post", "/api/v1/machines/{machine_id}/revoke"),
+}
+# Other answers an operation gives beyond the ones derived above.
+EXTRA_ERRORS = {
+    # The enrollment token is the proof (wrong, used or expired: 401); 409 without a [tunnel] listener.
+    ("post", "/api/v1/enroll"): ["401", "409"],
+    ("post", "/api/v1/machines/{machine_id}/enrollment"): ["409"],
+    ("post", "/api/v1/machines/{machine_id}/revoke"): ["409"],
 }
 
 # Operations that call a daemon: they also answer the daemon's refusals and failures.
@@ -76,7 +85,10 @@ _ERRORS: dict[str, dict[str, Any]] = {
     ),
     "429": _error("The daemon is at its limit (max_sessions, or a rate)", "daemon: max_sessions (4) reached"),
     "502": _error("The daemon is unreachable or failed", "daemon unreachable: connection refused"),
-    "503": _error("The control plane is shutting down", "control plane is shutting down"),
+    "503": _error(
+        "The control plane is shutting down, or the machine dials out and its tunnel is not open",
+        "machine machine-… is offline since 2026-12-02T10:00:00+00:00",
+    ),
     "504": _error("The daemon did not answer in time", "daemon call timed out"),
 }
 
@@ -327,6 +339,7 @@ def _complete(spec: dict[str, Any]) -> dict[str, Any]:
                 wanted.append("413")
             if key in DAEMON_OPERATIONS:
                 wanted += ["409", "429", "502", "503", "504"]
+            wanted += EXTRA_ERRORS.get(key, [])
             for code in wanted:
                 _add_error(responses, code, key)
             for code in [c for c, r in responses.items() if c[0] in "45" and "content" not in r]:

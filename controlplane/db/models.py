@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -92,6 +93,17 @@ class Machine(Base):
     # The daemon's bearer token; never returned by the API.
     token: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A machine the control plane cannot dial: its daemon dials the tunnel listener (controlplane/tunnel.py).
+    dial_out: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # SHA-256 of the one-time enrollment token, until it is used or expires.
+    enrollment_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True, index=True)
+    enrollment_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # SHA-256 of the machine credential its daemon presents on the tunnel (None: not enrolled, or revoked).
+    credential_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True, index=True)
+    # Which control-plane replica holds the machine's tunnel now (None: offline), since when, last heard of.
+    tunnel_replica: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    connected_since: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_seen: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Workspace(Base):

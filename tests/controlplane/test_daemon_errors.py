@@ -87,8 +87,9 @@ async def test_daemon_failed_precondition_on_message_is_409_with_the_daemons_wor
     r = await alice.post(f"/api/sessions/{sid}/message", json={"content": "more"})
     assert r.status_code == 409
     # Mapped in one place, the app's handler: the daemon's words, and its status code by name.
-    assert r.json().keys() == {"detail", "code"} and r.json()["code"] == "FAILED_PRECONDITION"
-    assert "stopping" in r.json()["detail"]
+    body = r.json()
+    assert body.keys() == {"detail", "code", "status", "payload"} and body["code"] == "FAILED_PRECONDITION"
+    assert "stopping" in body["detail"] and body["status"] == "error" and body["payload"]["error"] == body["detail"]
 
 
 async def test_a_daemon_older_than_a_call_is_409_asking_for_an_upgrade_and_delete_still_works(cp, fake_daemon):
