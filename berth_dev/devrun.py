@@ -4,12 +4,17 @@ State lives in $BERTH_HOME (default ./.berth): configs, the daemon's store, the 
 logs, and run.json ({url, admin_token, machine_id, daemon_socket, workspace_id}, mode 0600).
 Ctrl-C (or SIGTERM) stops both children. Running it again reuses the token, machine and workspace.
 
+With BERTH_DIAL_OUT=1 the control plane is never told the daemon's socket: it listens for tunnels on
+loopback, the machine `local-dial-out` is enrolled on every start (`berth-daemon enroll`'s code), and
+the daemon dials out to it, as a laptop behind NAT would dial a hosted control plane.
+
 Size: two child processes' whole lifecycle (configs, first token, start, readiness, stop on a
 signal) in one place, so that `make run` reads top to bottom.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -30,11 +35,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from rich.console import Console
 
 from berth_cli.runfile import BootstrapError, create_admin_token, read_run_json, write_run_json
+from daemon.enrollment import enroll
 
 __all__ = ["DevRun", "find_agents", "main", "socket_path_for"]
 
 SOCKET_LIMIT = 100  # bytes; sun_path holds 107 plus NUL, keep a margin
 MACHINE_NAME = "local"
+DIAL_OUT_MACHINE_NAME = "local-dial-out"
 INSTALL_HINTS = {"claude": "npm install -g @anthropic-ai/claude-code", "codex": "npm install -g @openai/codex"}
 PROVIDER_BINARIES = {"claude_code": "claude", "codex": "codex"}
 
@@ -90,6 +97,7 @@ class DevRun:
     home: Path
     port: int = 8080
     host: str = "127.0.0.1"
+    dial_out: bool = False
     children: list[Child] = field(default_factory=list)
     socket: Path | None = None
 
@@ -127,6 +135,7 @@ class DevRun:
             f"host = {_toml_str(self.host)}\n"
             f"port = {self.port}\n"
             f"state_dir = {_toml_str(str(self.home / 'controlplane'))}\n"
+            + ('\n[tunnel]\nlisten = "127.0.0.1:0"\n' if self.dial_out else "")
         )
         return daemon_toml, cp_toml
 
@@ -216,7 +225,7 @@ class DevRun:
         raise DevRunError(f"timed out waiting for {what}; see {child.log_path}:\n{child.log_tail()}")
 
     def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM the control plane, then the daemon; SIGKILL what outlives the grace. Idempotent."""
+        """SIGTERM the children, the last started first; SIGKILL what outlives the grace. Idempotent."""
         for child in reversed(self.children):
             if child.proc.poll() is None:
                 child.proc.send_signal(signal.SIGTERM)
@@ -270,6 +279,32 @@ class DevRun:
         body = {"name": repository.name, "repository": str(repository), "default_machine_id": machine_id}
         return self.api(token, "POST", "/api/v1/workspaces", body)["id"]
 
+    def ensure_dial_out_machine(self, token: str) -> tuple[str, str]:
+        """The dial-out machine's id and a fresh enrollment token for it (created on the first run)."""
+        for machine in _items(self.api(token, "GET", "/api/v1/machines"), "machines"):
+            if machine.get("name") == DIAL_OUT_MACHINE_NAME:
+                enrollment = self.api(token, "POST", f"/api/v1/machines/{machine['id']}/enrollment")
+                return machine["id"], enrollment["enrollment_token"]
+        created = self.api(token, "POST", "/api/v1/machines", {"name": DIAL_OUT_MACHINE_NAME, "dial_out": True})
+        return created["id"], created["enrollment_token"]
+
+    def enroll_daemon(self, daemon_config: Path, enrollment_token: str) -> None:
+        """What `berth-daemon enroll` does, writing the [dial_out] table into the daemon's config."""
+        log_path = self.home / "logs" / "enroll.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            status = enroll(self.url, enrollment_token, ca_file=None, config_path=str(daemon_config))
+        if status != 0:
+            raise DevRunError(f"enrolling the daemon failed; see {log_path}:\n{log_path.read_text()[-2000:]}")
+
+    def wait_online(self, child: Child, token: str, machine_id: str) -> None:
+        """Until the control plane says the dial-out machine's tunnel is open."""
+
+        def online() -> bool:
+            return bool(self.api(token, "GET", f"/api/v1/machines/{machine_id}").get("online"))
+
+        self._wait(child, online, 60, "the daemon's tunnel to the control plane")
+
     def write_facts(self, facts: dict[str, Any]) -> Path:
         return write_run_json(self.home / "run.json", facts)
 
@@ -321,6 +356,8 @@ def print_summary(facts: dict[str, Any], agents: dict[str, str | None]) -> None:
     console.print(f"  control plane  [bold]{facts['url']}[/bold]   (API docs: {facts['url']}/docs)")
     console.print(f"  admin token    [bold yellow]{facts['admin_token']}[/bold yellow]")
     console.print(f"  daemon socket  {facts['daemon_socket']}   (machine {facts['machine_id']})")
+    if facts.get("dial_out"):
+        console.print("  dial-out       the daemon reaches the control plane through its tunnel (BERTH_DIAL_OUT=1)")
     console.print(f"  workspace      {facts['workspace_id']} → {facts['repository']}")
     console.print(f"  facts          {facts['run_json']}   logs: {facts['logs']}")
     for provider, path in agents.items():
@@ -375,7 +412,7 @@ def main() -> int:
     except ValueError:
         console.print("[red]BERTH_PORT must be a port number[/red]")
         return 2
-    run = DevRun(home=home, port=port)
+    run = DevRun(home=home, port=port, dial_out=os.environ.get("BERTH_DIAL_OUT", "") not in ("", "0"))
     stop_requested = False
 
     def on_signal(signum, frame) -> None:
@@ -388,15 +425,29 @@ def main() -> int:
     try:
         agents = find_agents()
         daemon_toml, cp_toml = run.write_configs(agents)
-        # Both are spawned before this process opens any gRPC channel (grpc's threads and fork don't mix).
-        daemon = run.spawn_daemon(daemon_toml)
-        cp = run.spawn_controlplane(cp_toml)
-        with console.status("Starting the daemon…"):
-            run.wait_daemon(daemon)
-        with console.status(f"Starting the control plane on {run.url}…"):
-            run.wait_controlplane(cp)
-        token = run.admin_token(cp_toml)
-        machine_id = run.ensure_machine(token)
+        if run.dial_out:
+            # The daemon needs its enrollment first; this process has opened no gRPC channel yet
+            # when it spawns the daemon (grpc's threads and fork don't mix).
+            cp = run.spawn_controlplane(cp_toml)
+            with console.status(f"Starting the control plane on {run.url}…"):
+                run.wait_controlplane(cp)
+            token = run.admin_token(cp_toml)
+            machine_id, enrollment_token = run.ensure_dial_out_machine(token)
+            run.enroll_daemon(daemon_toml, enrollment_token)
+            daemon = run.spawn_daemon(daemon_toml)
+            with console.status("Starting the daemon and its tunnel…"):
+                run.wait_daemon(daemon)
+                run.wait_online(daemon, token, machine_id)
+        else:
+            # Both are spawned before this process opens any gRPC channel (grpc's threads and fork don't mix).
+            daemon = run.spawn_daemon(daemon_toml)
+            cp = run.spawn_controlplane(cp_toml)
+            with console.status("Starting the daemon…"):
+                run.wait_daemon(daemon)
+            with console.status(f"Starting the control plane on {run.url}…"):
+                run.wait_controlplane(cp)
+            token = run.admin_token(cp_toml)
+            machine_id = run.ensure_machine(token)
         repository = demo_repository(home)
         workspace_id = run.ensure_workspace(token, machine_id, repository)
         facts = {
@@ -404,6 +455,7 @@ def main() -> int:
             "admin_token": token,
             "machine_id": machine_id,
             "daemon_socket": str(run.socket),
+            "dial_out": run.dial_out,
             "workspace_id": workspace_id,
             "repository": str(repository),
             "pids": {"daemon": daemon.proc.pid, "controlplane": cp.proc.pid},

@@ -80,7 +80,11 @@ def _enroll(argv: list[str]) -> int:
         description="Trade an enrollment token for this machine's credential and write the daemon's [dial_out] config.",
     )
     parser.add_argument("--url", required=True, help="the control plane's URL (https://…; http only on loopback)")
-    parser.add_argument("--token", required=True, help="the enrollment token from POST /api/v1/machines")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("BERTH_ENROLLMENT_TOKEN"),
+        help="the enrollment token from POST /api/v1/machines (default: $BERTH_ENROLLMENT_TOKEN)",
+    )
     parser.add_argument("--ca", help="PEM CA that signed the control plane's certificates (default: system CAs)")
     parser.add_argument(
         "--config",
@@ -88,6 +92,8 @@ def _enroll(argv: list[str]) -> int:
         help="the daemon's TOML config to write (default: $BERTH_DAEMON_CONFIG, else ~/.config/berth/daemon.toml)",
     )
     args = parser.parse_args(argv)
+    if not args.token:
+        parser.error("--token (or $BERTH_ENROLLMENT_TOKEN) is required")
     return enroll(args.url, args.token, ca_file=args.ca, config_path=args.config)
 
 

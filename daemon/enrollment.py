@@ -1,9 +1,11 @@
 """`berth-daemon enroll --url URL --token TOKEN [--ca FILE]`: join a control plane as a machine that dials out.
 
 It trades the one-time enrollment token (from `POST /api/v1/machines {"dial_out": true}`) for the
-machine credential at `POST URL/api/v1/enroll`, writes the credential to a 0600 file beside the config,
-and writes the config's `[dial_out]` table (the tunnel address, the credential file, the CA). The
-token and the credential travel only over HTTPS (plain HTTP is allowed for a loopback URL only).
+machine credential at `POST URL/api/v1/enroll`, writes the credential to a 0600 file beside the config
+(`<config stem>.credential`, so that several daemons' configs can share a directory), and writes the
+config's `[dial_out]` table (the tunnel address, the credential file, the CA). The token may come from
+$BERTH_ENROLLMENT_TOKEN instead of argv, where other users' `ps` could read it. The token and the
+credential travel only over HTTPS (plain HTTP is allowed for a loopback URL only).
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def enroll(url: str, token: str, *, ca_file: str | None, config_path: str | None
 
     config = Path(config_path) if config_path else _default_config()
     config.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    credential = config.parent / "machine-credential"
+    credential = config.parent / f"{config.stem}.credential"
     fd = os.open(credential, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(enrolled["credential"] + "\n")
@@ -86,7 +88,7 @@ def enroll(url: str, token: str, *, ca_file: str | None, config_path: str | None
         f"credential_file = {_toml_string(str(credential))}",
     ]
     if ca_file:
-        ca_copy = config.parent / "control-plane-ca.pem"
+        ca_copy = config.parent / f"{config.stem}.control-plane-ca.pem"
         shutil.copyfile(ca_file, ca_copy)
         lines.append(f"ca_file = {_toml_string(str(ca_copy))}")
     if not enrolled.get("tunnel_tls", True):  # the daemon's config refuses plaintext off loopback

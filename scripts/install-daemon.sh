@@ -8,9 +8,12 @@
 #   ... --root DIR                                   # write files under DIR, run no systemctl (packaging, tests)
 #   ... --bin DIR                                    # where berth-daemon / berth-controlplane live
 #   ... --force                                      # overwrite existing config files
+#   ... --enroll URL TOKEN [--ca FILE]               # dial out to a control plane (behind NAT)
 #
 # Writes a default config (kept if present), installs the unit with the real path of the
-# console scripts substituted, then `systemctl daemon-reload` and `enable --now`.
+# console scripts substituted, then `systemctl daemon-reload` and `enable --now`. With --enroll
+# the daemon first trades the enrollment token (POST /api/v1/machines {"dial_out": true}) for its
+# credential and dials out to URL's tunnel; it needs no listener but its local socket.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,8 +27,11 @@ dry_run=0
 root=""
 bin_dir=""
 force=0
+enroll_url=""
+enroll_token=""
+ca_file=""
 
-usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "install-daemon: $*" >&2; exit 2; }
 has_value() { [ $# -ge 2 ] && [[ "$2" != -* ]]; }  # has_value "$@": the option at $1 has a value
 
@@ -38,6 +44,10 @@ while [ $# -gt 0 ]; do
     --root) has_value "$@" || die "--root needs a directory"; root="$2"; shift ;;
     --bin) has_value "$@" || die "--bin needs a directory"; bin_dir="$2"; shift ;;
     --force) force=1 ;;
+    --enroll)
+      { has_value "$@" && [ $# -ge 3 ] && [[ "$3" != -* ]]; } || die "--enroll needs a URL and a TOKEN"
+      enroll_url="$2"; enroll_token="$3"; shift 2 ;;
+    --ca) has_value "$@" || die "--ca needs a PEM file"; ca_file="$2"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" ;;
   esac
@@ -47,6 +57,15 @@ done
 if [ -z "$mode" ] && [ "$controlplane" -eq 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then die "as root, say --system USER or --user or --controlplane"; fi
   mode=user
+fi
+if [ -n "$enroll_url" ]; then
+  [ -n "$mode" ] || die "--enroll: say which daemon (--user or --system USER)"
+  [[ "$enroll_url" =~ ^https?://[^[:space:]]+$ ]] || die "--enroll: not an http(s) URL: '$enroll_url'"
+fi
+if [ -n "$ca_file" ]; then
+  [ -n "$enroll_url" ] || die "--ca goes with --enroll"
+  [ -r "$ca_file" ] || die "--ca: cannot read $ca_file"
+  ca_file="$(cd "$(dirname "$ca_file")" && pwd)/$(basename "$ca_file")"
 fi
 if [ "$mode" = system ]; then
   [[ "$sys_user" =~ ^[a-z_][a-z0-9_.-]{0,31}$ ]] || die "--system: not a valid user name: '$sys_user'"
@@ -109,9 +128,35 @@ providers_toml() {  # absolute agent paths: services do not see the login shell'
   done
 }
 
+enroll_daemon() {  # enroll_daemon CONFIG [OWNER]: trade the enrollment token, write [dial_out] into CONFIG
+  local config="$1" owner="${2:-}" argv
+  argv=("$bin_dir/berth-daemon" enroll --url "$enroll_url" --config "$config")
+  if [ -n "$ca_file" ]; then argv+=(--ca "$ca_file"); fi
+  if [ "$dry_run" -eq 1 ]; then
+    printf 'would run:'; printf ' %q' "${argv[@]}"; printf '   (the token in $BERTH_ENROLLMENT_TOKEN)\n'
+    return
+  fi
+  # The token goes through the environment: argv is readable by every user's ps.
+  BERTH_ENROLLMENT_TOKEN="$enroll_token" "${argv[@]}" || die "--enroll: enrolling with $enroll_url failed (see above)"
+  if [ -n "$owner" ] && [ -z "$root" ]; then  # the daemon runs as OWNER and reads these
+    chown "$owner" "$config" "${config%.toml}.credential"
+  fi
+}
+
+enrolled_steps() {  # enrolled_steps AGENTS_ENV USER
+  cat <<EOF
+
+This machine is enrolled: its daemon dials out to $enroll_url (no inbound port is opened).
+  Check it there:  berth machine list   (online: yes)
+  API keys: the agents run as $2 and use the CLIs' own login (run claude once; codex login),
+     or the keys in $1 (ANTHROPIC_API_KEY=..., OPENAI_API_KEY=...; mode 0600).
+EOF
+}
+
 next_steps() {  # next_steps SOCKET CONFIG AGENTS_ENV USER
   local host
   host="$(hostname)"
+  if [ -n "$enroll_url" ]; then enrolled_steps "$3" "$4"; return; fi
   cat <<EOF
 
 Next steps:
@@ -145,6 +190,7 @@ max_sessions = 16
 unix_socket = "$runtime_dir/berth/daemon.sock"
 $(providers_toml)
 EOF
+  if [ -n "$enroll_url" ]; then enroll_daemon "$root$config_home/berth/daemon.toml"; fi
   write_file "$root$config_home/systemd/user/berth-daemon.service" 0644 <<EOF
 $(render_unit "$units/user/berth-daemon.service")
 EOF
@@ -167,6 +213,7 @@ unix_socket = "/run/berth/$sys_user/daemon.sock"
 unix_socket_mode = 0o660
 $(providers_toml)
 EOF
+  if [ -n "$enroll_url" ]; then enroll_daemon "$root/etc/berth/daemon-$sys_user.toml" "$sys_user"; fi
   write_file "$root/etc/systemd/system/berth-daemon@.service" 0644 <<EOF
 $(render_unit "$units/berth-daemon@.service")
 EOF

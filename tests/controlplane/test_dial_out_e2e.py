@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from controlplane.config import TunnelConfig
+from daemon.config import load_config as load_daemon_config
 from tests.controlplane.helpers import poll, read_sse, wait_messages
-from tests.ops.support import free_port
+from tests.ops.support import child_env, free_port, run_install, scripts_dir
 from tests.support.daemon_proc import daemon_env
 from tests.support.tls import make_self_signed
 
@@ -88,7 +89,7 @@ async def test_an_enrolled_machine_behind_nat_serves_the_whole_session_api_throu
     done = await asyncio.to_thread(_enroll, cp.url, m["enrollment_token"], ca, config)
     assert done.returncode == 0, done.stderr
     assert m["id"] in done.stdout
-    credential = config.parent / "machine-credential"
+    credential = config.parent / f"{config.stem}.credential"
     for private in (config, credential):
         assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
     dial_out = tomllib.loads(config.read_text())["dial_out"]
@@ -288,3 +289,76 @@ def test_enroll_refuses_plain_http_off_loopback_and_names_the_option(tmp_path):
     )
     assert done.returncode == 2 and "--url must use https" in done.stderr
     assert not os.listdir(tmp_path)  # no config, no credential
+
+
+async def test_the_install_script_enrolls_a_user_daemon_through_the_environment_not_argv(
+    controlplane_factory, tmp_path
+):
+    tunnel, ca = _tunnel(tmp_path)
+    cp = await controlplane_factory(tunnel=tunnel)
+    m = await _dial_out_machine(cp, "dave")
+    config_home = tmp_path / "home" / ".config"
+    env = child_env(XDG_CONFIG_HOME=str(config_home), XDG_RUNTIME_DIR="/run/user/4242", HOME=str(tmp_path / "home"))
+    common = ("--user", "--bin", str(scripts_dir(tmp_path)), "--enroll", cp.url, m["enrollment_token"], "--ca", str(ca))
+
+    dry = await asyncio.to_thread(run_install, *common, "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert f"enroll --url {cp.url} --config {config_home}/berth/daemon.toml --ca {ca}" in dry.stdout
+    assert m["enrollment_token"] not in dry.stdout + dry.stderr
+    assert (await _machine(cp, m["id"]))["enrolled"] is False  # a dry run spends no token
+
+    root = tmp_path / "root"
+    done = await asyncio.to_thread(run_install, *common, "--root", str(root), env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"its daemon dials out to {cp.url}" in done.stdout and "berth machine add" not in done.stdout
+    assert m["enrollment_token"] not in done.stdout + done.stderr
+    config_path = root / str(config_home).lstrip("/") / "berth" / "daemon.toml"
+    config = load_daemon_config(config_path)
+    assert config.dial_out is not None and config.dial_out.address == tunnel.listen
+    assert config.socket_path == Path("/run/user/4242/berth/daemon.sock")  # the local socket stays
+    for private in (config_path, config_path.parent / "daemon.credential"):
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
+    assert (await _machine(cp, m["id"]))["enrolled"] is True
+
+    # The token was spent: running it again fails, naming the step, and exits non-zero.
+    again = await asyncio.to_thread(run_install, *common, "--root", str(tmp_path / "root2"), env=env)
+    assert again.returncode == 2 and "--enroll: enrolling with" in again.stderr, again.stderr
+
+
+async def test_codex_runs_through_the_tunnel_with_an_approval_a_follow_up_and_the_diff(
+    controlplane_factory, daemon_factory, codex_provider, git_repo, model_server, tmp_path
+):
+    tunnel, ca = _tunnel(tmp_path)
+    cp = await controlplane_factory(tunnel=tunnel)
+    alice = await cp.owner("alice")
+    m = await _dial_out_machine(cp, "alice")
+    ws = await cp.workspace(str(git_repo), "alice", m["id"])
+    config = tmp_path / "machine" / "daemon.toml"
+    done = await asyncio.to_thread(_enroll, cp.url, m["enrollment_token"], ca, config)
+    assert done.returncode == 0, done.stderr
+    dial_out = tomllib.loads(config.read_text())["dial_out"]
+    daemon_factory(config={"dial_out": dial_out, "providers": {"codex": codex_provider}})
+    await poll(lambda: _online(cp, m["id"]), timeout=30, what="the machine's tunnel to open")
+
+    model_server.script("run the check", command=COMMAND, text="the check ran")
+    r = await alice.post(
+        f"/api/v1/workspaces/{ws['id']}/sessions",
+        json={"initial_prompt": "please run the check", "session_settings": {"code": {"default_provider": "codex"}}},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "ok", r.text
+    sid, worktree = r.json()["payload"]["agent_session_id"], Path(r.json()["payload"]["worktree_path"])
+    pending = await poll(lambda: _pending(alice, sid), timeout=90, what="codex's approval request")
+    assert "ran.txt" in pending["input"]["command"]
+    r = await alice.post(f"/api/sessions/{sid}/approvals/{pending['id']}", json={"decision": "allow"})
+    assert r.status_code == 200 and r.json()["status"] == "allowed", r.text
+    await wait_messages(
+        alice, sid, _reply("please run the check", said="the check ran"), timeout=120, what="the approved turn"
+    )
+    assert (worktree / "ran.txt").read_text() == "approved"
+
+    r = await alice.post(f"/api/sessions/{sid}/message", json={"content": "codex again"})
+    assert r.status_code == 200 and r.json()["status"] == "sent", r.text
+    msgs = await wait_messages(alice, sid, _reply("codex again"), timeout=120, what="codex's follow-up turn")
+    assert [x["seq"] for x in msgs] == list(range(1, len(msgs) + 1))
+    r = await alice.get(f"/api/sessions/{sid}/diff")
+    assert r.status_code == 200 and "ran.txt" in [f["path"] for f in r.json()["files"]], r.text

@@ -236,6 +236,42 @@ def test_the_printed_curl_line_launches_a_session_with_the_real_claude(
     assert run.interrupt() == 0, run.output()
 
 
+def test_devrun_with_berth_dial_out_drives_the_daemon_through_its_tunnel_only(
+    tmp_path, short_home, start_devrun, model_server: ModelServer
+):
+    repo = make_repo(tmp_path / "myrepo")
+    env = claude_env(model_server.url, tmp_path / "claude-home")
+    run = start_devrun(
+        short_home, repo, free_port(), path_prefix=f"{NODE_BIN}:", extra_env={**env, "BERTH_DIAL_OUT": "1"}
+    )
+    facts = run.wait_ready()
+    assert facts["dial_out"] is True
+    assert "dial-out" in run.output()
+    # The control plane knows no address for the machine: only the tunnel the daemon opened reaches it.
+    [machine] = _api(facts, "GET", "/api/v1/machines").json()
+    assert machine["id"] == facts["machine_id"] and machine["name"] == "local-dial-out"
+    assert machine["address"] == "tunnel" and machine["dial_out"] is True and machine["online"] is True
+    assert "[dial_out]" in (short_home / "daemon.toml").read_text()
+    assert stat.S_IMODE((short_home / "daemon.credential").stat().st_mode) == 0o600
+    workspace = _api(facts, "GET", f"/api/v1/workspaces/{facts['workspace_id']}").json()
+    assert workspace["default_machine_id"] == machine["id"]
+
+    ack = _api(
+        facts, "POST", f"/api/v1/workspaces/{facts['workspace_id']}/sessions", json={"initial_prompt": "Say hello"}
+    ).json()
+    assert ack["status"] == "ok", ack
+    session_id = ack["payload"]["agent_session_id"]
+
+    def replied() -> bool:
+        msgs = _api(facts, "GET", f"/api/sessions/{session_id}/messages").json()["messages"]
+        return any(m["role"] == "assistant" and "Say hello" in (m["content"].get("text") or "") for m in msgs)
+
+    wait_for(replied, timeout=90, interval=0.1, what="the agent's answer, through the tunnel")
+    pids = facts["pids"]
+    assert run.interrupt() == 0, run.output()
+    assert _gone(pids["daemon"]) and _gone(pids["controlplane"])
+
+
 def test_devrun_on_a_taken_port_says_to_set_berth_port_and_leaves_no_process(tmp_path, start_devrun):
     import socket
 

@@ -116,8 +116,23 @@ def test_an_existing_config_is_kept_unless_forced(tmp_path, env):
         (["--system"], "--system needs a user name"),
         (["--bogus"], "unknown argument: --bogus"),
         (["--user", "--bin", "/nonexistent/bin"], "--bin: no such directory"),
+        (["--user", "--enroll", "https://cp.example.com"], "--enroll needs a URL and a TOKEN"),
+        (["--controlplane", "--enroll", "https://cp.example.com", "t"], "--enroll: say which daemon"),
+        (["--user", "--enroll", "ftp://cp.example.com", "t"], "--enroll: not an http(s) URL"),
+        (["--user", "--ca", "/etc/hostname"], "--ca goes with --enroll"),
+        (["--user", "--enroll", "https://cp.example.com", "t", "--ca", "/nonexistent.pem"], "--ca: cannot read"),
     ],
-    ids=["bad-user-name", "missing-user", "unknown-flag", "missing-bin"],
+    ids=[
+        "bad-user-name",
+        "missing-user",
+        "unknown-flag",
+        "missing-bin",
+        "enroll-without-token",
+        "enroll-without-daemon",
+        "enroll-bad-url",
+        "ca-without-enroll",
+        "ca-unreadable",
+    ],
 )
 def test_bad_arguments_fail_with_a_message_naming_the_option_and_write_nothing(tmp_path, env, args, message):
     root = tmp_path / "root"
