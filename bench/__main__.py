@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--parts launch,import,events,approvals,review,reads,footprint]`
+"""`python -m bench [--quick] [--parts launch,import,events,approvals,review,reads,footprint,tunnel]`
 
 Writes docs/BENCHMARKS.md and docs/bench-launch.png."""
 
@@ -16,7 +16,7 @@ from bench.stack import Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORK = Path(__file__).resolve().parent / ".work"
-PARTS = ("launch", "import", "events", "approvals", "review", "reads", "footprint")
+PARTS = ("launch", "import", "events", "approvals", "review", "reads", "footprint", "tunnel")
 POOL = 2
 SESSIONS = 50
 
@@ -200,9 +200,14 @@ def main(argv: list[str] | None = None) -> int:
             print("launch", flush=True)
             series = run_launch(report, args.quick, repos, run_dir)
             plot_launch(series, args.plot)
-        shared_parts = [p for p in parts if p not in ("launch", "reads")]
+        shared_parts = [p for p in parts if p not in ("launch", "reads", "tunnel")]
         if shared_parts:
             run_shared(report, args.quick, run_dir, repos[1000], shared_parts, repos.get(max(repos)))
+        if "tunnel" in parts:
+            from bench.tunnel import run_tunnel
+
+            print("tunnel", flush=True)
+            run_tunnel(report, args.quick, run_dir, repos[1000])
         if "reads" in parts:
             from bench.reads import run_reads
 

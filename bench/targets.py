@@ -47,6 +47,18 @@ def check_targets(report: Report) -> None:
                 "met" if ratio < 1.0 else "not met",
             )
         )
+    tunnel_section = "Tunnel (unary call: dial-out tunnel vs direct channel)"
+    direct = _median(report, tunnel_section, "GetSession, direct TLS channel")
+    tunneled = _median(report, tunnel_section, "GetSession, over the dial-out tunnel")
+    if direct and tunneled:
+        ratio = tunneled / direct
+        report.targets.append(
+            (
+                "GetSession over the dial-out tunnel: p50 ≤ 1.5× a direct loopback channel",
+                f"{tunneled:.2f} ms vs {direct:.2f} ms = {ratio:.2f}×",
+                "met" if ratio <= 1.5 else "not met",
+            )
+        )
     imp = "Import (10,000 messages)"
     berth = _median(report, imp, "import-claude-session (REST)")
     raw = _median(report, imp, "sqlite3 executemany, one transaction")
