@@ -204,10 +204,11 @@ def main(argv: list[str] | None = None) -> int:
         if shared_parts:
             run_shared(report, args.quick, run_dir, repos[1000], shared_parts, repos.get(max(repos)))
         if "tunnel" in parts:
-            from bench.tunnel import run_tunnel
+            from bench.tunnel import run_tunnel, run_tunnel_events
 
             print("tunnel", flush=True)
             run_tunnel(report, args.quick, run_dir, repos[1000])
+            run_tunnel_events(report, args.quick, run_dir, repos[1000], SESSIONS)
         if "reads" in parts:
             from bench.reads import run_reads
 

@@ -16,7 +16,7 @@ from bench.report import Report, Row
 from bench.shared import SharedStack
 from bench.stack import proc_rss_kib
 
-__all__ = ["run_events"]
+__all__ = ["run_events", "run_listeners", "stream_round"]
 
 SECTION = "Events (agent stdout line → SSE client)"
 
@@ -46,7 +46,8 @@ async def _stream(
                 return
 
 
-async def _round(shared: SharedStack, sids: list[str], count: int, every_ms: int) -> list[float]:
+async def stream_round(shared: SharedStack, sids: list[str], count: int, every_ms: int) -> list[float]:
+    """Each of `sids` emits `count` stamped lines, one every `every_ms`; the latency of each as read over SSE."""
     latencies: list[float] = []
     since = time.time()
     async with httpx.AsyncClient(
@@ -77,9 +78,9 @@ async def _round(shared: SharedStack, sids: list[str], count: int, every_ms: int
 
 def run_events(report: Report, quick: bool, shared: SharedStack, sessions: int = 50) -> None:
     """Needs `sessions` running stub sessions in `shared`."""
-    single = asyncio.run(_round(shared, shared.sessions[:1], 100 if quick else 300, 20))
+    single = asyncio.run(stream_round(shared, shared.sessions[:1], 100 if quick else 300, 20))
     print(f"    1 session: {len(single)} events", flush=True)
-    many = asyncio.run(_round(shared, shared.sessions[:sessions], 10 if quick else 20, 100))
+    many = asyncio.run(stream_round(shared, shared.sessions[:sessions], 10 if quick else 20, 100))
     print(f"    {sessions} sessions: {len(many)} events", flush=True)
     report.add(SECTION, Row("1 session streaming", single, "ms"))
     report.add(SECTION, Row(f"{sessions} sessions streaming", many, "ms"))

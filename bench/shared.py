@@ -13,14 +13,21 @@ __all__ = ["SharedStack"]
 
 
 class SharedStack:
-    """A daemon running the stub agent (pool of 2), a control plane, a workspace on the 1k repository."""
+    """A daemon running the stub agent (pool of 2), a control plane, a workspace on the 1k repository;
+    with `dial_out`, the daemon is enrolled and reached through its tunnel only."""
 
-    def __init__(self, run_dir: Path, repo: Path) -> None:
-        self.stack = Stack(run_dir / "shared")
+    def __init__(self, run_dir: Path, repo: Path, *, dial_out: bool = False) -> None:
+        self.stack = Stack(run_dir / ("shared-dial-out" if dial_out else "shared"))
         self.repo = repo
         try:
-            self.daemon = self.stack.start_daemon("stub", pool=2, provider=Stack.stub_provider(), max_sessions=80)
-            self.stack.start_controlplane()
+            if dial_out:  # the daemon reaches the control plane through its tunnel
+                self.stack.start_controlplane(tunnel=True)
+                self.daemon = self.stack.start_dial_out_daemon(
+                    "stub", pool=2, provider=Stack.stub_provider(), max_sessions=80
+                )
+            else:
+                self.daemon = self.stack.start_daemon("stub", pool=2, provider=Stack.stub_provider(), max_sessions=80)
+                self.stack.start_controlplane()
             self.ws = self.stack.workspace(repo, "stub")
         except BaseException:
             self.stack.close()

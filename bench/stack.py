@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from tests.support.agents import CLAUDE_BIN, claude_env
 from tests.support.controlplane_proc import ControlPlaneProcess, cp_env, start_controlplane_process
 from tests.support.daemon_proc import DaemonProcess, daemon_env, default_config, to_toml
 from tests.support.model_server import ModelServer
+from tests.support.tls import make_self_signed
 
 __all__ = ["STUB_AGENT", "Stack", "free_port", "proc_fds", "proc_rss_kib"]
 
@@ -54,6 +56,7 @@ class Stack:
     controlplane: ControlPlaneProcess | None = None
     admin: httpx.Client | None = None
     machines: dict[str, str] = field(default_factory=dict)  # daemon name -> machine id
+    tunnel_ca: Path | None = None
 
     def start_model(self) -> ModelServer:
         self.model = ModelServer()
@@ -86,10 +89,47 @@ class Stack:
         proc = self.daemons.pop(name)
         proc.stop()
 
-    def start_controlplane(self) -> str:
+    def start_dial_out_daemon(
+        self, name: str, *, pool: int, provider: dict[str, Any], max_sessions: int = 64
+    ) -> DaemonProcess:
+        """A daemon the control plane never dials: enrolled as a dial-out machine, it opens the tunnel."""
+        assert self.tunnel_ca is not None, "start_controlplane(tunnel=True) first"
+        created = self.api("POST", "/api/v1/machines", {"name": f"bench-{name}", "dial_out": True}).json()
+        enrolled = self.api("POST", "/api/v1/enroll", {"token": created["enrollment_token"]}).json()
+        base = self.work / name
+        base.mkdir(parents=True, exist_ok=True)
+        credential = base / "machine.credential"
+        credential.write_text(enrolled["credential"] + "\n")
+        credential.chmod(0o600)
+        config = {
+            "daemon": {"log_level": "WARNING", "max_sessions": max_sessions, "stop_grace_seconds": 3},
+            "providers": {"claude_code": provider},
+            "pool": {"size": pool},
+            "dial_out": {
+                "address": enrolled["tunnel_address"],
+                "credential_file": str(credential),
+                "ca_file": str(self.tunnel_ca),
+            },
+        }
+        proc = _spawn_daemon(base, config)
+        self.daemons[name] = proc
+        self.machines[name] = created["id"]
+        deadline = time.monotonic() + 60
+        while not self.api("GET", f"/api/v1/machines/{created['id']}").json()["online"]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the dial-out daemon {name} did not connect; see {proc.log_path}")
+            time.sleep(0.05)
+        return proc
+
+    def start_controlplane(self, *, tunnel: bool = False) -> str:
         port = free_port()
         state = self.work / "cp"
         state.mkdir(parents=True, exist_ok=True)
+        tunnel_table = ""
+        if tunnel:  # a TLS tunnel listener, as a hosted control plane has
+            cert, key = make_self_signed(self.work / "tunnel-tls")
+            self.tunnel_ca = cert
+            tunnel_table = f'\n[tunnel]\nlisten = "127.0.0.1:{free_port()}"\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
         config = self.work / "controlplane.toml"
         config.write_text(
             "[server]\n"
@@ -102,7 +142,7 @@ class Stack:
             "max_body_bytes = 67108864\n"
             # Removing a 50k-file worktree on a busy disk can take longer than the default deadline.
             "rpc_deadline_seconds = 300\n"
-            "daemon_deadline_seconds = 300\n"
+            "daemon_deadline_seconds = 300\n" + tunnel_table
         )
         done = subprocess.run(
             [

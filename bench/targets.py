@@ -59,6 +59,18 @@ def check_targets(report: Report) -> None:
                 "met" if ratio <= 1.5 else "not met",
             )
         )
+    row = report.find(
+        "Events over the dial-out tunnel (agent stdout line → SSE client)", "50 sessions streaming, over the tunnel"
+    )
+    if row and row.values:
+        p99 = row.summary.p99
+        report.targets.append(
+            (
+                "Event latency over the dial-out tunnel, 50 sessions: p99 < 50 ms",
+                f"p99 {p99:.1f} ms (median {row.summary.median:.1f} ms, n={row.summary.n})",
+                "met" if p99 < 50 else "not met",
+            )
+        )
     imp = "Import (10,000 messages)"
     berth = _median(report, imp, "import-claude-session (REST)")
     raw = _median(report, imp, "sqlite3 executemany, one transaction")

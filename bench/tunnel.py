@@ -112,3 +112,27 @@ def run_tunnel(report: Report, quick: bool, run_dir: Path, repo: Path) -> None:
         "TunnelServer (the call framed as a CallStart, relayed by the daemon to its own unix socket, the "
         "answer framed back). Each call is one sample.",
     )
+
+
+EVENTS = "Events over the dial-out tunnel (agent stdout line → SSE client)"
+
+
+def run_tunnel_events(report: Report, quick: bool, run_dir: Path, repo: Path, sessions: int = 50) -> None:
+    """Event latency with `sessions` stub sessions streaming at once, their daemon reached only by its tunnel."""
+    from bench.events import stream_round
+    from bench.shared import SharedStack
+
+    shared = SharedStack(run_dir, repo, dial_out=True)
+    try:
+        for _ in range(sessions):
+            shared.launch()
+        many = asyncio.run(stream_round(shared, shared.sessions, 10 if quick else 20, 100))
+    finally:
+        shared.close()
+    print(f"    {sessions} sessions over the tunnel: {len(many)} events", flush=True)
+    report.add(EVENTS, Row(f"{sessions} sessions streaming, over the tunnel", many, "ms"))
+    report.note(
+        EVENTS,
+        "As the events section's 50-session row, with the daemon enrolled as a dial-out machine: the control "
+        "plane follows each session's StreamEvents through the daemon's TLS tunnel instead of a dialed channel.",
+    )
