@@ -109,8 +109,8 @@ def run_tunnel(report: Report, quick: bool, run_dir: Path, repo: Path) -> None:
         SECTION,
         "One daemon, two paths to it from one client process, calls interleaved: a TLS channel dialed to the "
         "daemon's TCP listener (with its token), and the TLS tunnel the daemon dialed out to the harness's "
-        "TunnelServer (the call framed as a CallStart, relayed by the daemon to its own unix socket, the "
-        "answer framed back). Each call is one sample.",
+        "TunnelServer (the call framed as a CallStart, served by the daemon's own handlers in its process, the "
+        "answer and its status framed back as one frame). Each call is one sample.",
     )
 
 

@@ -431,8 +431,12 @@ class MachineOut(BaseModel):
     dial_out: bool = False
     enrolled: bool | None = Field(default=None, description="dial-out machines: whether a credential is issued")
     online: bool | None = Field(default=None, description="dial-out machines: whether its tunnel is open")
-    connected_since: datetime | None = None
-    last_seen: datetime | None = None
+    connected_since: datetime | None = Field(default=None, description="dial-out machines: when its tunnel opened")
+    last_seen: datetime | None = Field(
+        default=None,
+        description="dial-out machines: now while its tunnel is open (keepalives end a dead one within 20 s), "
+        "else when it closed",
+    )
 
 
 class MachineCreated(MachineOut):

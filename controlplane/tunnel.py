@@ -77,7 +77,7 @@ class TunnelConnection:
             yield frame
 
     def receive(self, frame: tunnel_pb2.DaemonFrame) -> None:
-        """A frame from the daemon: a message or the status of a call."""
+        """A frame from the daemon: a message, the status of a call, or a unary call's answer (both)."""
         self.last_seen = time.time()
         pending = self._pending.get(frame.call_id)
         if pending is None:
@@ -85,6 +85,10 @@ class TunnelConnection:
         kind = frame.WhichOneof("kind")
         if kind == "message":
             pending.inbox.put_nowait(frame.message)
+        elif kind == "answer":
+            self._pending.pop(frame.call_id, None)
+            pending.inbox.put_nowait(frame.answer)
+            pending.inbox.put_nowait((grpc.StatusCode.OK, ""))
         elif kind == "status":
             self._pending.pop(frame.call_id, None)
             pending.inbox.put_nowait((_CODES.get(frame.status.code, grpc.StatusCode.UNKNOWN), frame.status.details))

@@ -2,7 +2,8 @@
 
 `DaemonServer(config)` builds everything inside the running event loop:
 the supervisor, the DaemonService, the standard health and reflection
-services, a unix-socket listener (always) and a TLS TCP listener (optional).
+services, a unix-socket listener (always), a TLS TCP listener (optional) and
+the dial-out tunnel (optional), whose calls reach the same handlers in-process.
 
 Size: start and shutdown run in one order that matters (store, supervisor,
 listeners, health, dial-out; then the reverse, draining in-flight calls), so
@@ -32,6 +33,7 @@ from daemon import metrics, sdnotify
 from daemon.auth import AuthInterceptor, is_unix_peer, wrap_handler
 from daemon.config import DaemonConfig, DialOutConfig
 from daemon.errors import DaemonError
+from daemon.local_calls import LocalCalls
 from daemon.logs import request_id_var
 from daemon.service import DaemonService
 from daemon.supervisor import Supervisor
@@ -118,7 +120,7 @@ class _ObservedCall:
         rid = next((v for k, v in metadata if k == "x-request-id" and isinstance(v, str) and v), None)
         self._rid = rid[:128] if rid else uuid.uuid4().hex
         self._rid_token = request_id_var.set(self._rid)
-        self._peer = "unix" if is_unix_peer(self._context.peer()) else "tcp"
+        self._peer = _peer_kind(self._context.peer())
         if self._streaming and not self._method.startswith(_HEALTH_PREFIX):
             self._task = asyncio.current_task()
             if self._task is not None:
@@ -187,6 +189,12 @@ class _ObservedCall:
             log.debug("rpc", extra=extra)
         else:
             log.info("rpc", extra=extra)
+
+
+def _peer_kind(peer: str) -> str:
+    if is_unix_peer(peer):
+        return "unix"
+    return "tunnel" if peer.startswith("tunnel:") else "tcp"
 
 
 def _prepare_unix_socket(path: Path) -> None:
@@ -311,8 +319,12 @@ class DaemonServer:
         )
         self._server = server
         servicer = self._servicer or DaemonService(self.supervisor)  # type: ignore[arg-type]
-        daemon_pb2_grpc.add_DaemonServiceServicer_to_server(servicer, server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        registrations = [
+            lambda target: daemon_pb2_grpc.add_DaemonServiceServicer_to_server(servicer, target),
+            lambda target: health_pb2_grpc.add_HealthServicer_to_server(self.health, target),
+        ]
+        for register in registrations:
+            register(server)
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
             _ReflectionServicer((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)), server
         )
@@ -353,7 +365,9 @@ class DaemonServer:
                 raise StartupError(f"listen.metrics: cannot bind {listen.metrics}: {exc}") from exc
             self._metrics = endpoint
         if config.dial_out is not None:
-            self._dialer = TunnelDialer(_tunnel_target(config.dial_out), path)
+            # Tunneled calls are authenticated when the tunnel opens, so only the observer wraps them.
+            calls = LocalCalls(registrations, interceptors=[self._observer])
+            self._dialer = TunnelDialer(_tunnel_target(config.dial_out), calls)
 
     @property
     def dialer(self) -> TunnelDialer | None:

@@ -2,10 +2,14 @@
 
 For a machine behind NAT the daemon opens the connection: one TLS gRPC stream (`TunnelService.Connect`,
 proto/berth/tunnel/v1/tunnel.proto) authenticated by the machine credential. Each call the control plane
-starts on it is relayed, as bytes, to the daemon's own unix socket, so the same server (its interceptors,
-auth and metrics included) answers it, and the answer goes back with its status. The stream is held
-open; when it breaks the daemon dials again with jittered exponential back-off (at most 30 s), and
-keepalives notice a dead path within 30 s.
+starts on it is served in this process by the same handlers and interceptors as the daemon's listeners
+(`LocalCalls`), and the answer goes back with its status. The stream is held open; when it breaks the
+daemon dials again with jittered exponential back-off (at most 30 s), and keepalives notice a dead path
+within 30 s.
+
+Calls over the tunnel need no bearer token: the daemon verified the control plane's certificate before
+it showed its credential, and only the control plane it enrolled with can start calls on the stream.
+Their peer reads `tunnel:<address>`.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import grpc
 from berth.tunnel.v1 import tunnel_pb2, tunnel_pb2_grpc
+
+from daemon.local_calls import LocalCalls, LocalContext
 
 __all__ = ["TunnelDialer", "TunnelTarget"]
 
@@ -72,23 +78,22 @@ class _Call:
 
 
 class TunnelDialer:
-    """Keeps one tunnel to the control plane open and relays its calls to `local_socket`."""
+    """Keeps one tunnel to the control plane open and serves its calls with `calls`."""
 
-    def __init__(self, target: TunnelTarget, local_socket: Path) -> None:
+    def __init__(self, target: TunnelTarget, calls: LocalCalls) -> None:
         self.target = target
-        self.local_socket = local_socket
+        self.calls = calls
+        self.peer = f"tunnel:{target.address}"
         self.connected = asyncio.Event()
         self.connections = 0  # tunnels opened so far (each reconnect counts)
         self.failures = 0  # attempts that ended in an error (refused, unreachable, broken)
         self.last_error = ""
         self._task: asyncio.Task[None] | None = None
-        self._local: grpc.aio.Channel | None = None
         self._closed = False
 
     def start(self) -> None:
         """Start dialing in the background (idempotent)."""
         if self._task is None and not self._closed:
-            self._local = grpc.aio.insecure_channel(f"unix:{self.local_socket}")
             self._task = asyncio.get_running_loop().create_task(self._run(), name="berth-tunnel")
 
     async def close(self) -> None:
@@ -99,9 +104,6 @@ class TunnelDialer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._local is not None:
-            await self._local.close(grace=None)
-            self._local = None
 
     async def _run(self) -> None:
         backoff = _FIRST_BACKOFF
@@ -179,7 +181,7 @@ class TunnelDialer:
                 return  # a repeated id is the control plane's mistake: the first call keeps it
             call = calls[frame.call_id] = _Call(frame.start.window or 1)
             call.task = asyncio.get_running_loop().create_task(
-                self._relay(frame.call_id, frame.start, call, calls, outgoing)
+                self._serve(frame.call_id, frame.start, call, calls, outgoing)
             )
         elif kind == "credit":
             found = calls.get(frame.call_id)
@@ -190,7 +192,7 @@ class TunnelDialer:
             if found is not None and found.task is not None:
                 found.task.cancel()
 
-    async def _relay(
+    async def _serve(
         self,
         call_id: int,
         start: tunnel_pb2.CallStart,
@@ -198,30 +200,52 @@ class TunnelDialer:
         calls: dict[int, _Call],
         outgoing: asyncio.Queue[tunnel_pb2.DaemonFrame | None],
     ) -> None:
-        """Make the call on the local socket and send back its messages, then its status."""
-        assert self._local is not None
+        """Serve the call here and send back its messages, then its status (a unary answer: both at once)."""
         timeout = start.timeout_seconds or None
+        context = LocalContext(self.peer, timeout)
         code, details = grpc.StatusCode.OK, ""
         try:
-            if start.server_streaming:
-                local_stream = self._local.unary_stream(start.method, None, None)(start.request, timeout=timeout)
-                try:
-                    async for message in local_stream:
-                        await call.spend()
-                        outgoing.put_nowait(tunnel_pb2.DaemonFrame(call_id=call_id, message=message))
-                finally:
-                    local_stream.cancel()
+            # Any: grpc's stubs type the behaviors for grpc's own context, not for LocalContext.
+            handler: Any = await self.calls.handler(start.method)
+            if handler is None:
+                code, details = grpc.StatusCode.UNIMPLEMENTED, f"Method not found: {start.method}"
+            elif handler.request_streaming or handler.response_streaming != start.server_streaming:
+                code, details = grpc.StatusCode.UNIMPLEMENTED, f"{start.method}: not a call of this shape"
             else:
-                answer = await self._local.unary_unary(start.method, None, None)(start.request, timeout=timeout)
-                outgoing.put_nowait(tunnel_pb2.DaemonFrame(call_id=call_id, message=answer))
-        except grpc.aio.AioRpcError as err:
-            code, details = err.code(), err.details() or ""
+                try:
+                    request = handler.request_deserializer(start.request)
+                except Exception:  # noqa: BLE001 - whatever the parser raises, the request is unreadable
+                    code, details = grpc.StatusCode.INTERNAL, "the request could not be parsed"
+                else:
+                    async with asyncio.timeout(timeout):
+                        if start.server_streaming:
+                            async with contextlib.aclosing(handler.unary_stream(request, context)) as messages:
+                                async for message in messages:
+                                    await call.spend()
+                                    data = handler.response_serializer(message)
+                                    outgoing.put_nowait(tunnel_pb2.DaemonFrame(call_id=call_id, message=data))
+                        else:
+                            answer = handler.response_serializer(await handler.unary_unary(request, context))
+                            if context.code() in (None, grpc.StatusCode.OK):
+                                calls.pop(call_id, None)
+                                outgoing.put_nowait(tunnel_pb2.DaemonFrame(call_id=call_id, answer=answer))
+                                return
+                    code, details = context.code() or grpc.StatusCode.OK, context.details()
+        except grpc.aio.AbortError:
+            code, details = context.code() or grpc.StatusCode.UNKNOWN, context.details()
+        except TimeoutError:
+            code, details = grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"
         except asyncio.CancelledError:
             code, details = grpc.StatusCode.CANCELLED, "cancelled by the control plane"
-        finally:
-            calls.pop(call_id, None)
-            status = tunnel_pb2.CallStatus(code=code.value[0], details=details)
-            outgoing.put_nowait(tunnel_pb2.DaemonFrame(call_id=call_id, status=status))
+        except Exception as exc:
+            if context.code() not in (None, grpc.StatusCode.OK):
+                code, details = context.code() or grpc.StatusCode.UNKNOWN, context.details()  # as grpc does
+            else:
+                log.error("tunneled call %s failed", start.method, exc_info=exc)
+                code, details = grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc).__name__} in the daemon"
+        calls.pop(call_id, None)
+        status = tunnel_pb2.CallStatus(code=code.value[0], details=details)
+        outgoing.put_nowait(tunnel_pb2.DaemonFrame(call_id=call_id, status=status))
 
 
 def _reason(exc: BaseException) -> str:

@@ -26,7 +26,7 @@ from controlplane.api.common import (
 from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, create_token, current_principal, require_admin, token_cache
 from controlplane.daemons import message_to_dict
-from controlplane.db.models import AgentSession, Machine, Token, Workspace, new_id
+from controlplane.db.models import AgentSession, Machine, Token, Workspace, new_id, utcnow
 from controlplane.schemas import (
     Enrolled,
     EnrollmentOut,
@@ -68,11 +68,13 @@ def _machine_out(m: Machine, request: Request) -> dict:
     }
     if m.dial_out:
         dial_out = get_services(request).dial_out
+        online = dial_out is not None and dial_out.online(m.id)
         out |= {
             "enrolled": m.credential_hash is not None,
-            "online": dial_out is not None and dial_out.online(m.id),
+            "online": online,
             "connected_since": m.connected_since,
-            "last_seen": m.last_seen,
+            # Open tunnel: seen now (its keepalives close a dead one within 20 s); else: when it closed.
+            "last_seen": utcnow() if online else m.last_seen,
         }
     return out
 

@@ -104,6 +104,8 @@ async def test_an_enrolled_machine_behind_nat_serves_the_whole_session_api_throu
     d = daemon_factory(config={"dial_out": dial_out, "providers": {"claude_code": claude_provider}})
     online = await poll(lambda: _online(cp, m["id"]), timeout=30, what="the machine's tunnel to open")
     assert online["connected_since"] and online["last_seen"]
+    # While the tunnel is open the machine is seen now, not only when it connected.
+    await poll(lambda: _seen_after_connecting(cp, m["id"]), timeout=30, what="last_seen to move past connected_since")
     info = await alice.get(f"/api/v1/machines/{m['id']}/info")
     assert info.status_code == 200 and info.json()["daemon_version"], info.text
 
@@ -181,6 +183,11 @@ async def test_an_enrolled_machine_behind_nat_serves_the_whole_session_api_throu
 async def _online(cp, machine_id: str) -> dict | None:
     m = await _machine(cp, machine_id)
     return m if m["online"] else None
+
+
+async def _seen_after_connecting(cp, machine_id: str) -> bool:
+    m = await _machine(cp, machine_id)
+    return datetime.fromisoformat(m["last_seen"]) > datetime.fromisoformat(m["connected_since"])
 
 
 async def _offline(cp, machine_id: str) -> dict | None:

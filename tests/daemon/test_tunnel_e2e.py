@@ -14,6 +14,7 @@ from berth.daemon.v1 import daemon_pb2 as pb
 
 from controlplane.daemons import DaemonCallError, DaemonClient, MachineTarget
 from controlplane.tunnel import TunnelConnection, TunnelServer
+from daemon.local_calls import LocalCalls
 from daemon.tunnel import TunnelDialer, TunnelTarget
 from tests.daemon.harness import provider_table, settings_for, turns
 from tests.support.daemon_proc import DaemonProcess, start_daemon
@@ -138,6 +139,12 @@ async def test_a_daemon_that_dials_out_is_driven_over_its_tunnel(
     session = await client.get_session("as-tunnel")
     assert session.status == "active" and session.provider_session_id
 
+    # Served in the daemon's own process, not relayed to its unix socket: each call is one log line,
+    # and its peer is the tunnel.
+    served = [r for r in dialing_daemon.log_records() if r.get("method", "").endswith("/GetSession")]
+    assert [r["peer"] for r in served] == ["tunnel", "tunnel"], served
+    assert [r["code"] for r in served] == ["NOT_FOUND", "OK"]
+
 
 async def test_a_cut_tunnel_is_dialed_again_and_the_stream_resumes_from_the_last_seq(
     dialing_daemon: DaemonProcess, listener: _Listener, tmp_path: Path, model_server
@@ -166,7 +173,9 @@ async def test_a_cut_tunnel_is_dialed_again_and_the_stream_resumes_from_the_last
 
 
 async def test_an_unknown_credential_is_refused_and_nothing_is_connected(listener: _Listener, tmp_path: Path) -> None:
-    dialer = TunnelDialer(TunnelTarget(listener.address, "not-a-credential", ca=listener.cert.read_bytes()), tmp_path)
+    dialer = TunnelDialer(
+        TunnelTarget(listener.address, "not-a-credential", ca=listener.cert.read_bytes()), LocalCalls([])
+    )
     dialer.start()
     try:
         await poll(lambda: dialer.failures >= 1, timeout=30, what="the refused attempt")
@@ -181,7 +190,7 @@ async def test_a_listener_certificate_from_another_ca_is_refused_before_any_cred
     listener: _Listener, tmp_path: Path
 ) -> None:
     other_ca, _ = make_self_signed(tmp_path / "other-ca")
-    dialer = TunnelDialer(TunnelTarget(listener.address, CREDENTIAL, ca=other_ca.read_bytes()), tmp_path)
+    dialer = TunnelDialer(TunnelTarget(listener.address, CREDENTIAL, ca=other_ca.read_bytes()), LocalCalls([]))
     dialer.start()
     try:
         await poll(lambda: dialer.failures >= 1, timeout=30, what="the failed handshake")
@@ -195,7 +204,7 @@ async def test_a_second_daemon_with_the_same_credential_is_refused_while_the_fir
     dialing_daemon: DaemonProcess, listener: _Listener, tmp_path: Path
 ) -> None:
     first = await listener.server.wait_connected("m-1", timeout=30)
-    twin = TunnelDialer(TunnelTarget(listener.address, CREDENTIAL, ca=listener.cert.read_bytes()), tmp_path)
+    twin = TunnelDialer(TunnelTarget(listener.address, CREDENTIAL, ca=listener.cert.read_bytes()), LocalCalls([]))
     twin.start()
     try:
         await poll(lambda: twin.failures >= 1, timeout=30, what="the twin's refused attempt")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x62\x65rth/tunnel/v1/tunnel.proto\x12\x0f\x62\x65rth.tunnel.v1\"x\n\x0c\x43ontrolFrame\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12+\n\x05start\x18\x02 \x01(\x0b\x32\x1a.berth.tunnel.v1.CallStartH\x00\x12\x10\n\x06\x63redit\x18\x03 \x01(\rH\x00\x12\x10\n\x06\x63\x61ncel\x18\x04 \x01(\x08H\x00\x42\x06\n\x04kind\"o\n\tCallStart\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x18\n\x10server_streaming\x18\x02 \x01(\x08\x12\x0f\n\x07request\x18\x03 \x01(\x0c\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12\x0e\n\x06window\x18\x05 \x01(\r\"h\n\x0b\x44\x61\x65monFrame\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12\x11\n\x07message\x18\x02 \x01(\x0cH\x00\x12-\n\x06status\x18\x03 \x01(\x0b\x32\x1b.berth.tunnel.v1.CallStatusH\x00\x42\x06\n\x04kind\"+\n\nCallStatus\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07\x64\x65tails\x18\x02 \x01(\t2[\n\rTunnelService\x12J\n\x07\x43onnect\x12\x1c.berth.tunnel.v1.DaemonFrame\x1a\x1d.berth.tunnel.v1.ControlFrame(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x62\x65rth/tunnel/v1/tunnel.proto\x12\x0f\x62\x65rth.tunnel.v1\"x\n\x0c\x43ontrolFrame\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12+\n\x05start\x18\x02 \x01(\x0b\x32\x1a.berth.tunnel.v1.CallStartH\x00\x12\x10\n\x06\x63redit\x18\x03 \x01(\rH\x00\x12\x10\n\x06\x63\x61ncel\x18\x04 \x01(\x08H\x00\x42\x06\n\x04kind\"o\n\tCallStart\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x18\n\x10server_streaming\x18\x02 \x01(\x08\x12\x0f\n\x07request\x18\x03 \x01(\x0c\x12\x17\n\x0ftimeout_seconds\x18\x04 \x01(\x01\x12\x0e\n\x06window\x18\x05 \x01(\r\"z\n\x0b\x44\x61\x65monFrame\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12\x11\n\x07message\x18\x02 \x01(\x0cH\x00\x12-\n\x06status\x18\x03 \x01(\x0b\x32\x1b.berth.tunnel.v1.CallStatusH\x00\x12\x10\n\x06\x61nswer\x18\x04 \x01(\x0cH\x00\x42\x06\n\x04kind\"+\n\nCallStatus\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07\x64\x65tails\x18\x02 \x01(\t2[\n\rTunnelService\x12J\n\x07\x43onnect\x12\x1c.berth.tunnel.v1.DaemonFrame\x1a\x1d.berth.tunnel.v1.ControlFrame(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,9 +36,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CALLSTART']._serialized_start=171
   _globals['_CALLSTART']._serialized_end=282
   _globals['_DAEMONFRAME']._serialized_start=284
-  _globals['_DAEMONFRAME']._serialized_end=388
-  _globals['_CALLSTATUS']._serialized_start=390
-  _globals['_CALLSTATUS']._serialized_end=433
-  _globals['_TUNNELSERVICE']._serialized_start=435
-  _globals['_TUNNELSERVICE']._serialized_end=526
+  _globals['_DAEMONFRAME']._serialized_end=406
+  _globals['_CALLSTATUS']._serialized_start=408
+  _globals['_CALLSTATUS']._serialized_end=451
+  _globals['_TUNNELSERVICE']._serialized_start=453
+  _globals['_TUNNELSERVICE']._serialized_end=544
 # @@protoc_insertion_point(module_scope)

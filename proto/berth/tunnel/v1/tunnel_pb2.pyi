@@ -32,14 +32,16 @@ class CallStart(_message.Message):
     def __init__(self, method: _Optional[str] = ..., server_streaming: _Optional[bool] = ..., request: _Optional[bytes] = ..., timeout_seconds: _Optional[float] = ..., window: _Optional[int] = ...) -> None: ...
 
 class DaemonFrame(_message.Message):
-    __slots__ = ("call_id", "message", "status")
+    __slots__ = ("call_id", "message", "status", "answer")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
     call_id: int
     message: bytes
     status: CallStatus
-    def __init__(self, call_id: _Optional[int] = ..., message: _Optional[bytes] = ..., status: _Optional[_Union[CallStatus, _Mapping]] = ...) -> None: ...
+    answer: bytes
+    def __init__(self, call_id: _Optional[int] = ..., message: _Optional[bytes] = ..., status: _Optional[_Union[CallStatus, _Mapping]] = ..., answer: _Optional[bytes] = ...) -> None: ...
 
 class CallStatus(_message.Message):
     __slots__ = ("code", "details")
