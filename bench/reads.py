@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -341,6 +342,7 @@ def run_reads(report: Report, quick: bool, run_dir: Path) -> None:
                 started = time.monotonic()
                 stack.seed(past, [(s["id"], s["message_count"], s["created_at"]) for s in past])
                 print(f"    seeded in {time.monotonic() - started:.0f} s", flush=True)
+                os.sync()  # the seed's dirty pages go to disk now, not during the measurement
                 full = _rates(stack, sid, run_dir, f"{backend}-history", seconds, rounds)
                 pages = _pages(stack, past[0]["id"], 5 if quick else 15)
             finally:

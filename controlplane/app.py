@@ -183,7 +183,8 @@ def create_app(config: ControlPlaneConfig) -> FastAPI:
             dependencies=[Depends(require_admin)],
         )
 
-    for module in (launch, imports, exports, sessions, approvals, review, worktrees, usage, events, admin):
+    # sessions first: its reads are the routes web apps poll, and routes are matched in order.
+    for module in (sessions, launch, imports, exports, approvals, review, worktrees, usage, events, admin):
         app.include_router(module.router)
     install_openapi(app)
     app.add_middleware(BodyLimitMiddleware, limit=config.max_body_bytes)

@@ -12,10 +12,16 @@ because profiling the running server (py-spy; docs/BENCHMARKS.md) showed where a
   writer. If the file is ever busy anyway (a WAL recovery), the read falls back to the async engine. On
   PostgreSQL it is an asyncpg pool of its own, with prepared statements: one round trip.
 - Building ORM objects, and validating again what the database just returned. Here rows go to dicts,
-  and pydantic-core serializes them. These are the same bytes the response models give, with the same
-  datetimes and floats (tests/controlplane/test_reads.py compares them).
+  and orjson serializes them (a third of pydantic-core's time for a list of 50; pydantic-core would take
+  anything orjson refused, such as an integer beyond 64 bits, though the API stores such numbers as
+  floats). These are the same bytes the response models give, with the same datetimes and floats
+  (tests/controlplane/test_reads.py compares them).
 - Counting each session's messages per request. The count is a column now, kept by ingest, import and
-  delete (migration 0003).
+  delete (migration 0003). A keyset page's total (what is left after `after_seq`) is arithmetic on that
+  count when the session's seqs are provably contiguous, and counted only when they are not.
+- Round trips. A list page carries its total in the same statement, and a message page is read with its
+  session's row in one transaction.
+- Sorting. The list's index is in the list's order (owner, created_at DESC, id; migration 0006).
 
 Ownership is part of every query (`owner = :owner`): another owner's session is not found, as before.
 """
@@ -28,6 +34,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import pydantic_core
 from sqlalchemy import BigInteger, Select, Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,6 +72,14 @@ _SUMMARY_NAMES = (
 _DETAIL_NAMES = (*_SUMMARY_NAMES, "data", "prompt", "worktree_name", "last_error", "launched")
 _SUMMARY = tuple(_S.c[n] for n in _SUMMARY_NAMES)
 _DETAIL = tuple(_S.c[n] for n in _DETAIL_NAMES)
+
+
+def _to_json(value: Any) -> bytes:
+    """`value` as the response models would write it (aware datetimes in UTC end in Z)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_UTC_Z)
+    except (TypeError, orjson.JSONEncodeError):
+        return pydantic_core.to_json(value)
 
 
 def _summary(v: Sequence[Any]) -> dict[str, Any]:
@@ -127,10 +142,15 @@ def _message(v: Sequence[Any]) -> dict[str, Any]:
 _MESSAGE = (_M.c.id, _M.c.seq, _M.c.role, _M.c.content, _M.c.created_at, _M.c["metadata"], _M.c.status)
 _LIMIT, _OFFSET = bindparam("limit", type_=BigInteger()), bindparam("offset", type_=BigInteger())
 _DETAIL_Q = select(*_DETAIL).where(_S.c.id == bindparam("id"), _S.c.owner == bindparam("owner"))
-_SESSION_Q = select(_S.c.message_count, _S.c.imported).where(
-    _S.c.id == bindparam("id"), _S.c.owner == bindparam("owner")
-)
 _MINE = _M.c.agent_session_id == bindparam("id")
+# With its first and last seq (two probes of the (session, seq) index), read in the same statement so they
+# agree with the count.
+_SESSION_Q = select(
+    _S.c.message_count,
+    _S.c.imported,
+    select(func.min(_M.c.seq)).where(_MINE).scalar_subquery(),
+    select(func.max(_M.c.seq)).where(_MINE).scalar_subquery(),
+).where(_S.c.id == bindparam("id"), _S.c.owner == bindparam("owner"))
 # Imported messages (seq NULL) come first, then the agent's by seq. A session that was never imported holds
 # only seqs, so its page is found in the (session, seq) index alone, and only the page's rows are read.
 _IMPORTED_PAGE_Q = (
@@ -150,10 +170,37 @@ _FILTERS = ("task_id", "agent_id", "status")
 @functools.cache
 def _page_queries(filters: tuple[str, ...]) -> tuple[Select, Select]:
     """The list query and its count, for a set of filtered columns. The page is read in the
-    (owner, created_at, id) index's order and stops at its limit; the count reads that index alone."""
+    (owner, created_at, id) index's order and stops at its limit; the count reads that index alone.
+
+    The list query carries the count as its last column (an uncorrelated subquery, evaluated once), so a
+    page and its total are one statement: one snapshot, and on PostgreSQL one round trip. The count alone
+    is for a page with no rows."""
     where = [_S.c.owner == bindparam("owner"), *(_S.c[f] == bindparam(f) for f in filters)]
-    rows = select(*_SUMMARY).where(*where).order_by(_S.c.created_at.desc(), _S.c.id).limit(_LIMIT).offset(_OFFSET)
-    return rows, select(func.count()).where(*where)
+    count = select(func.count()).where(*where)
+    rows = (
+        select(*_SUMMARY, count.scalar_subquery())
+        .where(*where)
+        .order_by(_S.c.created_at.desc(), _S.c.id)
+        .limit(_LIMIT)
+        .offset(_OFFSET)
+    )
+    return rows, count
+
+
+def _left_after(after_seq: int, count: int, imported: bool, first: int | None, last: int | None) -> int | None:
+    """How many messages have a seq above `after_seq`, from the stored count alone, or None when only
+    counting them can tell.
+
+    A session never imported holds only seqs, each once (a unique index); when there are as many as the
+    span from the first to the last, every seq in between is there, so what is left is arithmetic.
+    """
+    if imported:
+        return None
+    if first is None or last is None:
+        return 0 if count == 0 else None
+    if count != last - first + 1:
+        return None
+    return max(0, last - max(after_seq, first - 1))
 
 
 def _sqlite_reader(engine: AsyncEngine) -> SqliteReader | None:
@@ -201,7 +248,7 @@ class SessionReads:
     async def detail(self, owner: str, session_id: str) -> bytes | None:
         """GET /api/sessions/{id}'s body, or None when the owner has no such session."""
         [rows] = await self._read((_DETAIL_Q, {"id": session_id, "owner": owner}))
-        return pydantic_core.to_json(_detail(rows[0])) if rows else None
+        return _to_json(_detail(rows[0])) if rows else None
 
     async def page(
         self, owner: str, *, task_id: str | None, agent_id: str | None, status: str | None, limit: int, offset: int
@@ -211,11 +258,15 @@ class SessionReads:
         filters = tuple(f for f in _FILTERS if values[f] is not None)
         rows_q, count_q = _page_queries(filters)
         params: dict[str, Any] = {"owner": owner, "limit": limit, "offset": offset, **{f: values[f] for f in filters}}
-        rows, counted = await self._read((rows_q, params), (count_q, params))
-        total = counted[0][0]
-        return pydantic_core.to_json(
-            {"sessions": [_summary(r) for r in rows], "total": total, "limit": limit, "offset": offset}
-        )
+        [rows] = await self._read((rows_q, params))
+        if rows:
+            total = rows[0][-1]
+        elif offset == 0:
+            total = 0
+        else:
+            [counted] = await self._read((count_q, params))
+            total = counted[0][0]
+        return _to_json({"sessions": [_summary(r) for r in rows], "total": total, "limit": limit, "offset": offset})
 
     async def messages(
         self, owner: str, session_id: str, *, limit: int, offset: int, after_seq: int | None
@@ -225,17 +276,21 @@ class SessionReads:
         With `after_seq` the page starts in the (session, seq) index (keyset paging: the same cost at any
         depth); without it, at `offset`."""
         params: dict[str, Any] = {"id": session_id, "owner": owner, "limit": limit, "offset": offset}
-        [found] = await self._read((_SESSION_Q, params))
+        if after_seq is not None:
+            params["after_seq"] = after_seq
+        # The page is read with the session's row, in one transaction; it is dropped when the owner has no
+        # such session. Without after_seq the page query assumes a session never imported (the usual kind).
+        found, rows = await self._read((_SESSION_Q, params), (_EVENT_PAGE_Q if after_seq is None else _AFTER_Q, params))
         if not found:
             return None
-        count, imported = found[0]
+        count, imported, first, last = found[0]
         if after_seq is None:
             total = count
-            [rows] = await self._read((_IMPORTED_PAGE_Q if imported else _EVENT_PAGE_Q, params))
+            if imported:
+                [rows] = await self._read((_IMPORTED_PAGE_Q, params))
         else:
-            params["after_seq"] = after_seq
-            counted, rows = await self._read((_AFTER_COUNT_Q, params), (_AFTER_Q, params))
-            total = counted[0][0]
-        return pydantic_core.to_json(
-            {"messages": [_message(r) for r in rows], "total": total, "limit": limit, "offset": offset}
-        )
+            total = _left_after(after_seq, count, imported, first, last)
+            if total is None:
+                [counted] = await self._read((_AFTER_COUNT_Q, params))
+                total = counted[0][0]
+        return _to_json({"messages": [_message(r) for r in rows], "total": total, "limit": limit, "offset": offset})

@@ -142,7 +142,6 @@ class AgentSession(Base):
     """One agent run; its id is the daemon's agent_session_id."""
 
     __tablename__ = "agent_sessions"
-    __table_args__ = (Index("ix_agent_sessions_owner_created", "owner", "created_at", "id"),)
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     owner: Mapped[str] = mapped_column(String(200), index=True)
     user_session_id: Mapped[str | None] = mapped_column(
@@ -180,6 +179,10 @@ class AgentSession(Base):
     usage_duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     # How many messages the session has, kept exact by ingest, import and delete (reads never count).
     message_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# The session list's order (newest first, ties by id), so a page is read straight from the index.
+Index("ix_agent_sessions_owner_newest", AgentSession.owner, AgentSession.created_at.desc(), AgentSession.id)
 
 
 class Message(Base):

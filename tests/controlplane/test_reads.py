@@ -179,7 +179,7 @@ async def test_a_busy_sqlite_file_sends_the_read_through_the_async_engine(cp, fa
     assert r.status_code == 200 and r.json()["id"] == sid and r.json()["message_count"] == 6
     listed = await alice.get("/api/sessions")
     assert listed.status_code == 200 and listed.json()["total"] == 2
-    assert tried == [1, 2]  # detail: one query; list: the page and its count
+    assert tried == [1, 1]  # detail: one query; list: the page with its count
 
 
 def test_the_inline_reader_gives_up_quickly_on_a_file_an_exclusive_writer_holds(tmp_path):
@@ -220,3 +220,28 @@ def test_the_inline_reader_refuses_a_column_type_it_cannot_convert(tmp_path):
     reader.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         reader.read([(select(table.c.b), {})])
+
+
+async def test_keyset_totals_stay_exact_when_the_stored_seqs_have_a_gap(cp, fake_daemon):
+    fake, address = fake_daemon
+    alice, sid, imported = await _session_with_history(cp, address, fake)
+    # Contiguous seqs 1..6: the total after a seq is arithmetic on the stored count.
+    for after, left in ((0, 6), (4, 2), (6, 0), (99, 0)):
+        page = (await alice.get(f"/api/sessions/{sid}/messages", params={"after_seq": after})).json()
+        assert page["total"] == left == len(page["messages"]), (after, page)
+    # A gap (seq 3 gone, and counted away): five messages over a span of six, so the rows are counted.
+    engine = make_engine(cp.config.database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM messages WHERE agent_session_id = :i AND seq = 3"), {"i": sid})
+            await conn.execute(
+                text("UPDATE agent_sessions SET message_count = message_count - 1 WHERE id = :i"), {"i": sid}
+            )
+    finally:
+        await engine.dispose()
+    for after, left in ((0, 5), (2, 3), (3, 3), (5, 1)):
+        page = (await alice.get(f"/api/sessions/{sid}/messages", params={"after_seq": after})).json()
+        assert page["total"] == left == len(page["messages"]), (after, page)
+    # An imported session's messages have no seq: none is after any seq.
+    page = (await alice.get(f"/api/sessions/{imported}/messages", params={"after_seq": 0})).json()
+    assert page["total"] == 0 and page["messages"] == []
