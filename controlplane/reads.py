@@ -285,9 +285,12 @@ class SessionReads:
             return None
         count, imported, first, last = found[0]
         if after_seq is None:
+            if imported:  # read again in the imported order, the count with it (one snapshot)
+                found, rows = await self._read((_SESSION_Q, params), (_IMPORTED_PAGE_Q, params))
+                if not found:
+                    return None
+                count = found[0][0]
             total = count
-            if imported:
-                [rows] = await self._read((_IMPORTED_PAGE_Q, params))
         else:
             total = _left_after(after_seq, count, imported, first, last)
             if total is None:

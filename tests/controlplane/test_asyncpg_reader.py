@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from controlplane.db.raw_readers import AsyncpgReader
 from tests.support.postgres import PostgresCluster
+from tests.support.waiting import poll
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,6 +43,18 @@ async def _sessions(url: str) -> int:
         await conn.close()
 
 
+async def _sleeping(url: str) -> int:
+    """Reads of _SLOW running on the server now."""
+    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        return await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active'"
+            " AND query LIKE '%pg_sleep(0.3)%' AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+
+
 async def test_reads_beyond_max_size_wait_for_a_connection_and_all_complete(url: str) -> None:
     reader = AsyncpgReader(make_url(url), max_size=2)
     await reader.open()
@@ -49,8 +62,12 @@ async def test_reads_beyond_max_size_wait_for_a_connection_and_all_complete(url:
         pids = await asyncio.gather(*(reader.read([(_BACKEND, {})]) for _ in range(10)))
         assert len({p[0][0][0] for p in pids}) <= 2
         slow = [asyncio.create_task(reader.read([(_SLOW, {})])) for _ in range(5)]
-        await asyncio.sleep(0.1)
-        assert await _sessions(url) == 2
+
+        async def two_running() -> bool:
+            return await _sleeping(url) == 2
+
+        await poll(two_running, timeout=10, what="two reads running")
+        assert await _sessions(url) == 2  # the other three wait: no third connection
         assert [r[0][0][0] for r in await asyncio.gather(*slow)] == [1] * 5
     finally:
         await reader.close()
@@ -80,7 +97,7 @@ async def test_a_caller_that_gives_up_waiting_takes_no_connection_with_it(url: s
     await reader.open()
     try:
         busy = asyncio.create_task(reader.read([(_SLOW, {})]))
-        await asyncio.sleep(0.05)
+        await poll(lambda: _sleeping(url), timeout=10, what="the slow read to hold the connection")
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(reader.read([(_BACKEND, {})]), 0.05)
         await busy
