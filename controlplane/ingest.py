@@ -7,6 +7,7 @@ control-plane restart never stores a gap or a duplicate), updates each session's
 last_active once per batch, commits, and only then publishes the newly stored messages to SSE
 subscribers (an SSE id is a stored seq, so a client resuming from the database sees no gap).
 One writer means one SQLite write transaction at a time (no lock contention) and few commits under load.
+The transaction itself runs straight on the database driver (controlplane/db/event_writers.py).
 Followers stop once the session is paused, completed or failed (after a short drain for trailing events)
 and are restarted by launch/resume/message and at start-up.
 
@@ -19,19 +20,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from berth.daemon.v1 import daemon_pb2
-from sqlalchemy import BigInteger, Float, Integer, Table, and_, bindparam, case, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from controlplane.daemons import DaemonCallError, DaemonClient, message_to_dict
+from controlplane.db.event_writers import EngineEventWriter, EventWriter, SessionGone
 from controlplane.db.models import AgentSession, Machine, Message, new_id, utcnow
 from controlplane.metrics import Metrics
 from controlplane.statuses import ENDED, RUNNING
@@ -106,12 +104,6 @@ class Broker:
                 q.put_nowait(self.RESYNC)
 
 
-def _insert_for(dialect: str):
-    return pg_insert if dialect == "postgresql" else sqlite_insert
-
-
-# Rows per INSERT statement (8 bound parameters each; SQLite allows 32766 per statement).
-_CHUNK = 500
 # Events taken from the queue per transaction.
 _MAX_BATCH = 2000
 
@@ -138,8 +130,10 @@ class IngestManager:
         max_backoff: float = 5.0,
         drain_seconds: float = 2.0,
         queue_size: int = 10_000,
+        events: EventWriter | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.events = events if events is not None else EngineEventWriter(sessionmaker)
         self.client_for = client_for
         self.broker = broker
         self.metrics = metrics
@@ -209,7 +203,8 @@ class IngestManager:
             await self.flush()
 
     async def close(self) -> None:
-        """Cancel every follower and the writer (idempotent); unstored events are re-read at the next start."""
+        """Cancel every follower and the writer, then close the event writer (idempotent); unstored events
+        are re-read at the next start."""
         self._closed = True
         tasks, self._tasks = list(self._tasks.values()), {}
         if self._writer is not None:
@@ -218,6 +213,7 @@ class IngestManager:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.events.close()
 
     async def _load(self, session_id: str) -> tuple[AgentSession, Machine | None] | None:
         async with self.sessionmaker() as db:
@@ -293,15 +289,15 @@ class IngestManager:
         rows = [_row(sid, ev) for sid, ev in events]
         for attempt in range(3):
             try:
-                stored = await self._store(rows)
-            except IntegrityError:
+                stored = await self.events.store(rows)
+            except SessionGone:
                 # A session was deleted meanwhile: store each session's events on their own.
                 stored = []
                 for sid in dict.fromkeys(r["agent_session_id"] for r in rows):
                     mine = [r for r in rows if r["agent_session_id"] == sid]
                     try:
-                        stored += await self._store(mine)
-                    except IntegrityError:
+                        stored += await self.events.store(mine)
+                    except SessionGone:
                         self._forget(sid)
                 break
             except Exception:
@@ -329,27 +325,6 @@ class IngestManager:
         if not self._closed:
             self.ensure(session_id)
 
-    async def _store(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Insert `rows` (skipping stored seqs) and update their sessions in one transaction; the new rows."""
-        async with self.sessionmaker() as db, db.begin():
-            ins = _insert_for(db.get_bind().dialect.name)
-            new: set[tuple[str, int]] = set()
-            for i in range(0, len(rows), _CHUNK):
-                stmt = (
-                    ins(Message.__table__)
-                    .values(rows[i : i + _CHUNK])
-                    .on_conflict_do_nothing(index_elements=["agent_session_id", "seq"])
-                    .returning(Message.__table__.c.agent_session_id, Message.__table__.c.seq)
-                )
-                new.update((sid, seq) for sid, seq in (await db.execute(stmt)).all())
-            stored = [r for r in rows if (r["agent_session_id"], r["seq"]) in new]
-            updates = _session_updates(stored)
-            if updates:
-                await db.execute(_UPDATE_SESSION, list(updates.values()))
-                counts = Counter(r["agent_session_id"] for r in stored)
-                await db.execute(_COUNT_MESSAGES, [{"b_id": sid, "b_count": n} for sid, n in counts.items()])
-        return stored
-
 
 def _row(session_id: str, event: daemon_pb2.Event) -> dict[str, Any]:
     return {
@@ -362,112 +337,3 @@ def _row(session_id: str, event: daemon_pb2.Event) -> dict[str, Any]:
         "status": event.status or None,
         "created_at": parse_time(event.created_at),
     }
-
-
-_SESSIONS = cast(Table, AgentSession.__table__)
-_NEWER_STATUS = and_(
-    bindparam("b_status", type_=_SESSIONS.c.status.type).is_not(None),
-    bindparam("b_status_seq", type_=BigInteger()) > _SESSIONS.c.status_seq,
-)
-# One executemany for every session of a batch; a NULL status or error keeps the stored one.
-_UPDATE_SESSION = (
-    update(_SESSIONS)
-    .where(_SESSIONS.c.id == bindparam("b_id"), _SESSIONS.c.last_seq < bindparam("b_seq"))
-    .values(
-        last_seq=bindparam("b_seq"),
-        last_active=bindparam("b_active", type_=_SESSIONS.c.last_active.type),
-        # A status older than the stored one's (a late event after a PATCH the daemon already answered) is not applied.
-        status=case((_NEWER_STATUS, bindparam("b_status", type_=_SESSIONS.c.status.type)), else_=_SESSIONS.c.status),
-        status_seq=case((_NEWER_STATUS, bindparam("b_status_seq", type_=BigInteger())), else_=_SESSIONS.c.status_seq),
-        last_error=func.coalesce(bindparam("b_error", type_=_SESSIONS.c.last_error.type), _SESSIONS.c.last_error),
-        provider_session_id=func.coalesce(
-            bindparam("b_provider", type_=_SESSIONS.c.provider_session_id.type), _SESSIONS.c.provider_session_id
-        ),
-        pending_approvals=func.coalesce(
-            bindparam("b_pending", type_=_SESSIONS.c.pending_approvals.type), _SESSIONS.c.pending_approvals
-        ),
-        usage_input_tokens=_SESSIONS.c.usage_input_tokens + bindparam("b_in", type_=BigInteger()),
-        usage_output_tokens=_SESSIONS.c.usage_output_tokens + bindparam("b_out", type_=BigInteger()),
-        usage_cache_read_tokens=_SESSIONS.c.usage_cache_read_tokens + bindparam("b_cache_read", type_=BigInteger()),
-        usage_cache_creation_tokens=_SESSIONS.c.usage_cache_creation_tokens
-        + bindparam("b_cache_creation", type_=BigInteger()),
-        usage_turns=_SESSIONS.c.usage_turns + bindparam("b_turns", type_=Integer()),
-        usage_duration_ms=_SESSIONS.c.usage_duration_ms + bindparam("b_duration", type_=BigInteger()),
-        # NULL until a turn says what it cost.
-        usage_cost_usd=case(
-            (bindparam("b_cost", type_=Float()).is_(None), _SESSIONS.c.usage_cost_usd),
-            else_=func.coalesce(_SESSIONS.c.usage_cost_usd, 0.0) + bindparam("b_cost", type_=Float()),
-        ),
-    )
-)
-
-# Every stored row counts, whatever its seq (the update above skips seqs at or below the stored last_seq).
-_COUNT_MESSAGES = (
-    update(_SESSIONS)
-    .where(_SESSIONS.c.id == bindparam("b_id"))
-    .values(message_count=_SESSIONS.c.message_count + bindparam("b_count", type_=BigInteger()))
-)
-
-
-def _count(value: Any) -> int:
-    return max(int(value), 0) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
-
-
-def _session_updates(stored: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per session (parameters of _UPDATE_SESSION): last_seq and last_active of its newest stored event,
-    the latest status it reported and, when one of them failed, that failure's message, the provider
-    session id its agent announced, the daemon's latest count of pending approvals, and the usage of the
-    turns that ended (added to the session's totals)."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in stored:
-        sid = r["agent_session_id"]
-        values = out.setdefault(
-            sid,
-            {
-                "b_id": sid,
-                "b_seq": -1,
-                "b_active": None,
-                "b_status": None,
-                "b_status_seq": -1,
-                "b_error": None,
-                "b_provider": None,
-                "b_pending": None,
-                "b_in": 0,
-                "b_out": 0,
-                "b_cache_read": 0,
-                "b_cache_creation": 0,
-                "b_turns": 0,
-                "b_duration": 0,
-                "b_cost": None,
-            },
-        )
-        usage = r["metadata"].get("turn_usage") if r["metadata"].get("turn_complete") else None
-        if isinstance(usage, dict):
-            values["b_turns"] += 1
-            for key, param in (
-                ("input_tokens", "b_in"),
-                ("output_tokens", "b_out"),
-                ("cache_read_tokens", "b_cache_read"),
-                ("cache_creation_tokens", "b_cache_creation"),
-                ("duration_ms", "b_duration"),
-            ):
-                values[param] += _count(usage.get(key))
-            cost = usage.get("cost_usd")
-            if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-                values["b_cost"] = (values["b_cost"] or 0.0) + float(cost)
-        provider_id = r["metadata"].get("provider_session_id")
-        if isinstance(provider_id, str) and provider_id:
-            values["b_provider"] = provider_id  # the agent announced (or changed) its own session id
-        pending = r["metadata"].get("pending_approvals")
-        if isinstance(pending, (int, float)) and not isinstance(pending, bool) and r["seq"] > values["b_seq"]:
-            values["b_pending"] = int(pending)  # the daemon's count as of this approval event
-        if r["seq"] > values["b_seq"]:
-            values["b_seq"] = r["seq"]
-            values["b_active"] = r["created_at"]
-        if r["status"] and r["seq"] > values["b_status_seq"]:
-            values["b_status"] = r["status"]
-            values["b_status_seq"] = r["seq"]
-            if r["status"] == "failed":
-                c = r["content"]
-                values["b_error"] = c.get("message") or c.get("text") or "agent failed"
-    return out

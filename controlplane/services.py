@@ -16,6 +16,7 @@ from controlplane.auth import TokenCache
 from controlplane.config import ControlPlaneConfig
 from controlplane.daemons import DaemonCallError, DaemonClient, DaemonPool, MachineTarget
 from controlplane.db.engine import make_engine, make_sessionmaker, migrate
+from controlplane.db.event_writers import event_writer_for
 from controlplane.db.models import Machine
 from controlplane.dial_out import DialOut
 from controlplane.ingest import Broker, IngestManager
@@ -64,12 +65,15 @@ class Services:
         await self.reads.open()
         self.pool = DaemonPool(rpc_deadline=config.rpc_deadline_seconds, metrics=self.metrics)
         self.broker = Broker()
+        events = event_writer_for(self.engine, self.sessionmaker)
+        await events.open()
         self.ingest = IngestManager(
             self.sessionmaker,
             self.client_for,
             self.broker,
             self.metrics,
             max_backoff=config.ingest_max_backoff_seconds,
+            events=events,
         )
         self.dial_out = DialOut(config.tunnel, self.sessionmaker) if config.tunnel is not None else None
         self._state = _State.OPEN
