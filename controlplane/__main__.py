@@ -25,7 +25,7 @@ def serve(config: ControlPlaneConfig) -> None:
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: object) -> None:
-            app.state.services.stopping.set()
+            app.state.services.stop_streams()
             super().handle_exit(sig, frame)  # type: ignore[arg-type]
 
         # uvicorn re-raises the signal after shutting down (exit -15); we want a plain, clean exit.

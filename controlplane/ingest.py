@@ -22,19 +22,20 @@ import functools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from berth.daemon.v1 import daemon_pb2
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from controlplane.broker import Broker
 from controlplane.daemons import DaemonCallError, DaemonClient, message_to_dict
 from controlplane.db.event_writers import EngineEventWriter, EventWriter, SessionGone
 from controlplane.db.models import AgentSession, Machine, Message, new_id, utcnow
 from controlplane.metrics import Metrics
 from controlplane.statuses import ENDED, RUNNING
 
-__all__ = ["Broker", "IngestManager", "message_json", "parse_time"]
+__all__ = ["IngestManager", "message_json", "parse_time"]
 
 log = logging.getLogger("controlplane.ingest")
 
@@ -70,38 +71,6 @@ def message_json(m: Message) -> dict[str, Any]:
         "metadata": m.meta or {},
         "status": m.status,
     }
-
-
-class Broker:
-    """In-process fan-out of newly stored messages to SSE subscribers, per session."""
-
-    RESYNC: ClassVar[dict[str, Any]] = {"resync": True}
-
-    def __init__(self, queue_size: int = 1000) -> None:
-        self.queue_size = queue_size
-        self._subs: dict[str, set[asyncio.Queue]] = {}
-
-    def subscribe(self, session_id: str) -> asyncio.Queue:
-        q: asyncio.Queue = asyncio.Queue(self.queue_size)
-        self._subs.setdefault(session_id, set()).add(q)
-        return q
-
-    def unsubscribe(self, session_id: str, q: asyncio.Queue) -> None:
-        subs = self._subs.get(session_id)
-        if subs is not None:
-            subs.discard(q)
-            if not subs:
-                del self._subs[session_id]
-
-    def publish(self, session_id: str, item: dict[str, Any]) -> None:
-        for q in list(self._subs.get(session_id, ())):
-            try:
-                q.put_nowait(item)
-            except asyncio.QueueFull:
-                # A slow reader: drop what it has queued; it reloads from the database.
-                while not q.empty():
-                    q.get_nowait()
-                q.put_nowait(self.RESYNC)
 
 
 # Events taken from the queue per transaction.

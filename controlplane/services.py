@@ -4,7 +4,6 @@ refusing use before it is opened or after it is closed."""
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from types import TracebackType
 from typing import Self
@@ -13,13 +12,14 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from controlplane.auth import TokenCache
+from controlplane.broker import Broker
 from controlplane.config import ControlPlaneConfig
 from controlplane.daemons import DaemonCallError, DaemonClient, DaemonPool, MachineTarget
 from controlplane.db.engine import make_engine, make_sessionmaker, migrate
 from controlplane.db.event_writers import event_writer_for
 from controlplane.db.models import Machine
 from controlplane.dial_out import DialOut
-from controlplane.ingest import Broker, IngestManager
+from controlplane.ingest import IngestManager
 from controlplane.metrics import Metrics
 from controlplane.reads import SessionReads
 from controlplane.sealing import Sealer, load_sealer
@@ -49,8 +49,7 @@ class Services:
         self.config = config
         self.metrics = Metrics()
         self.token_cache = TokenCache()
-        # Set when the server begins to stop; open SSE streams end on it.
-        self.stopping = asyncio.Event()
+        self.broker = Broker()
         self._state = _State.UNOPENED
 
     async def __aenter__(self) -> Self:
@@ -64,7 +63,6 @@ class Services:
         self.reads = SessionReads(self.engine)
         await self.reads.open()
         self.pool = DaemonPool(rpc_deadline=config.rpc_deadline_seconds, metrics=self.metrics)
-        self.broker = Broker()
         events = event_writer_for(self.engine, self.sessionmaker)
         await events.open()
         self.ingest = IngestManager(
@@ -99,6 +97,10 @@ class Services:
         await self.pool.close()
         await self.reads.close()
         await self.engine.dispose()
+
+    def stop_streams(self) -> None:
+        """End every open SSE stream, and any opened from now on: the server is stopping."""
+        self.broker.close()
 
     def client_for(self, machine: Machine) -> DaemonClient:
         """The daemon client of `machine`: over its tunnel when it dials out (DaemonCallError 503 when that

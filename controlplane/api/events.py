@@ -19,6 +19,7 @@ from sqlalchemy import select
 from controlplane.api.common import field_error, owned_agent_session
 from controlplane.api.strict_json import StrictJSONRoute
 from controlplane.auth import Principal, current_principal
+from controlplane.broker import RESYNC, STOP, Delivery, Published
 from controlplane.db.models import Message
 from controlplane.ingest import message_json
 from controlplane.services import get_services
@@ -80,24 +81,17 @@ async def stream_events(
                 return
             after = rows[-1].seq or after
 
-    async def next_item(queue: asyncio.Queue) -> dict | None:
-        """The next published item; None after a keep-alive interval; raises StopAsyncIteration when
-        the server is stopping."""
-        get = asyncio.ensure_future(queue.get())
-        stop = asyncio.ensure_future(state.stopping.wait())
+    keepalive = state.config.sse_keepalive_seconds
+
+    async def next_delivery(queue: asyncio.Queue[Delivery]) -> Delivery | None:
+        """The next delivery; None after a keep-alive interval with none."""
+        if not queue.empty():
+            return queue.get_nowait()
         try:
-            done, _ = await asyncio.wait(
-                {get, stop}, timeout=state.config.sse_keepalive_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            stop.cancel()
-            if not get.done():
-                get.cancel()
-        if get in done:
-            return get.result()
-        if stop in done:
-            raise StopAsyncIteration
-        return None
+            async with asyncio.timeout(keepalive):
+                return await queue.get()
+        except TimeoutError:
+            return None
 
     async def gen() -> AsyncIterator[str]:
         last = start
@@ -111,23 +105,31 @@ async def stream_events(
                 last = item["seq"]
                 yield _frame(item)
             while True:
-                try:
-                    published = await next_item(queue)
-                except StopAsyncIteration:
-                    return  # the server is shutting down: end the stream so it can exit promptly
-                if published is None:
+                delivery = await next_delivery(queue)
+                if delivery is None:
                     yield ": keep-alive\n\n"
                     continue
-                if published.get("resync") or published["seq"] > last + 1:
-                    # Fell behind or raced the backlog: read what is missing from the database.
-                    async for row in backlog(last):
-                        last = row["seq"]
-                        yield _frame(row)
-                    continue
-                if published["seq"] <= last:
-                    continue
-                last = published["seq"]
-                yield _frame(published)
+                # What else is queued goes out in the same chunk (one write for a burst).
+                chunks: list[str] = []
+                while delivery is not None:
+                    if delivery is STOP:
+                        if chunks:
+                            yield "".join(chunks)
+                        return  # the server is shutting down: end the stream so it can exit promptly
+                    if isinstance(delivery, Published) and delivery.seq == last + 1:
+                        last = delivery.seq
+                        chunks.append(delivery.encoded(_frame))
+                    elif delivery is RESYNC or (isinstance(delivery, Published) and delivery.seq > last + 1):
+                        # Fell behind or raced the backlog: read what is missing from the database.
+                        if chunks:
+                            yield "".join(chunks)
+                            chunks = []
+                        async for row in backlog(last):
+                            last = row["seq"]
+                            yield _frame(row)
+                    delivery = queue.get_nowait() if not queue.empty() else None
+                if chunks:
+                    yield "".join(chunks)
         finally:
             state.broker.unsubscribe(session_id, queue)
             state.metrics.sse_clients.dec()

@@ -53,7 +53,7 @@ async def running_controlplane(config: ControlPlaneConfig) -> AsyncIterator[str]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        app.state.services.stopping.set()
+        app.state.services.stop_streams()
         server.should_exit = True
         await task
 
