@@ -223,6 +223,25 @@ async def test_the_sqlite_writer_waits_for_a_busy_file_without_holding_the_event
         await db.engine.dispose()
 
 
+async def test_a_file_busy_past_the_timeout_raises_the_lock_error_and_the_next_batch_is_stored(tmp_path) -> None:
+    path = tmp_path / "cp.sqlite3"
+    db = await _database(f"sqlite+aiosqlite:///{path}")
+    writer = SqliteEventWriter(str(path), busy_timeout_ms=100)
+    await writer.open()
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await writer.store(_BATCHES[0])
+        holder.execute("COMMIT")
+        stored = await writer.store(_BATCHES[0])  # the writer's connection is still usable
+        assert len(stored) == 3
+    finally:
+        holder.close()
+        await writer.close()
+        await db.engine.dispose()
+
+
 async def test_the_asyncpg_writer_opens_a_new_connection_after_the_server_killed_its_own(
     pg_urls: tuple[str, str],
 ) -> None:
